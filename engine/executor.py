@@ -1,0 +1,393 @@
+"""Safe execution of model-generated SQL on a SQLite database.
+
+``run_readonly(db, sql)`` runs ONE read-only statement and returns a :class:`QueryResult`;
+it never raises for bad SQL. Layers, each of which stops most attacks on its own:
+
+1. Text: exactly one statement (quotes and comments respected), whose first keyword is
+   SELECT, WITH, VALUES, PRAGMA or EXPLAIN. Only that statement's text reaches SQLite.
+2. Connection: URI ``mode=ro&immutable=1`` (SQLite never writes or locks the file and never
+   creates -journal/-wal/-shm files), ``PRAGMA query_only``, ``trusted_schema=OFF``, extension
+   loading off, ``SQLITE_LIMIT_ATTACHED=0`` (this also stops VACUUM and VACUUM INTO, which
+   the authorizer is never asked about).
+3. Authorizer: allows SELECT, READ, RECURSIVE, functions outside a denylist and a few
+   introspection PRAGMAs; denies writes, DDL (temp objects too), ATTACH/DETACH,
+   transactions and savepoints, every other PRAGMA, REINDEX, ANALYZE, virtual-table DDL.
+4. Resources: wall-clock timeout (progress handler), row cap, a cap on each string/blob
+   (randomblob, zeroblob, replace, printf, group_concat), on the fetched result and on the
+   SQL text.
+
+What it does NOT protect against:
+
+- CPU use up to the timeout; one slow opcode (say a big sort) can overrun it a little.
+- Memory below the limits: SQLite's own sorts and hash tables, or one row of up to 2000
+  columns of ``MAX_VALUE_BYTES`` each before the result cap applies.
+- Reading: every table of the given database is readable (also sqlite_master and dbstat).
+  Only hand it databases the user may see in full.
+- Timing and other side channels, and bugs in SQLite or Python's sqlite3 module.
+- A database that another process changes while it is read: ``immutable=1`` assumes it
+  does not, so results may be wrong or report corruption. A WAL database whose -wal file
+  still holds changes is refused rather than read stale.
+- Existing values larger than ``MAX_VALUE_BYTES`` cannot be selected at all.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import sqlite3
+import stat
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+MAX_VALUE_BYTES = 1_000_000  # one string or blob
+MAX_RESULT_BYTES = 32_000_000  # all fetched strings and blobs together
+MAX_SQL_CHARS = 100_000
+_PROGRESS_OPCODES = 1_000  # how often (in VM steps) the timeout is checked
+
+_HEADER = b"SQLite format 3\x00"
+_JOURNAL_MAGIC = bytes.fromhex("d9d505f920a163d7")
+_FIRST_WORDS = frozenset({"SELECT", "WITH", "VALUES", "PRAGMA", "EXPLAIN"})
+_TRANSACTION_WORDS = frozenset({"BEGIN", "COMMIT", "END", "ROLLBACK", "SAVEPOINT", "RELEASE"})
+# fmt: off
+READONLY_PRAGMAS = frozenset({
+    "table_info", "table_xinfo", "table_list", "index_list", "index_info", "index_xinfo",
+    "foreign_key_list",
+})
+# fmt: on
+_DENIED_FUNCTIONS = frozenset({"load_extension", "fts3_tokenizer", "readfile", "writefile", "edit"})
+_SCHEMA_TABLES = frozenset({"sqlite_master", "sqlite_temp_master"})
+# Authorizer action codes by name; built from names because several result codes share
+# these numbers.
+# fmt: off
+_ACTION_NAMES = (
+    "INSERT", "UPDATE", "DELETE", "CREATE_INDEX", "CREATE_TABLE", "CREATE_TEMP_INDEX",
+    "CREATE_TEMP_TABLE", "CREATE_TEMP_TRIGGER", "CREATE_TEMP_VIEW", "CREATE_TRIGGER",
+    "CREATE_VIEW", "CREATE_VTABLE", "DROP_INDEX", "DROP_TABLE", "DROP_TEMP_INDEX",
+    "DROP_TEMP_TABLE", "DROP_TEMP_TRIGGER", "DROP_TEMP_VIEW", "DROP_TRIGGER", "DROP_VIEW",
+    "DROP_VTABLE", "ALTER_TABLE", "REINDEX", "ANALYZE", "ATTACH", "DETACH",
+)
+# fmt: on
+_ACTIONS = {
+    getattr(sqlite3, f"SQLITE_{n}"): n.replace("_", " ")
+    for n in _ACTION_NAMES
+    if hasattr(sqlite3, f"SQLITE_{n}")
+}
+_WORD = re.compile(r"[A-Za-z_]+")
+_BLANK = " \t\n\f\r"
+
+
+class DatabaseError(Exception):
+    """The database file is missing, not a regular file, not SQLite, or unreadable."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(_one_line(message))
+
+
+@dataclass
+class QueryResult:
+    columns: list[str]
+    rows: list[tuple]
+    error: str | None = None
+    truncated: bool = False
+    elapsed_s: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"columns", "rows"}`` (JSON-safe values) or ``{"error"}``."""
+        if self.error is not None:
+            return {"error": self.error}
+        return {
+            "columns": list(self.columns),
+            "rows": [[_jsonable(v) for v in r] for r in self.rows],
+        }
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, bytes | bytearray | memoryview):
+        return f"<blob {len(value)} bytes>"
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    return value
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _refusal(what: str) -> str:
+    if what in ("ATTACH", "DETACH"):
+        return f"Refused: {what} is not allowed"
+    if what in _TRANSACTION_WORDS:
+        return f"Refused: transaction control is not allowed ({what})"
+    return f"Refused: only read-only queries are allowed ({what})"
+
+
+# --- statement text ------------------------------------------------------------------------
+# A few lines mirroring SQLite's tokenizer: enough to find top-level semicolons and the first
+# keyword. SQLite itself stays the judge: Python's sqlite3 refuses any leftover statement.
+
+
+def _skip_token(sql: str, i: int) -> int | None:
+    """Index just past the quoted string/identifier or comment starting at ``i``, or None."""
+    ch = sql[i]
+    if ch in "'\"`[":  # a doubled quote reads as two adjacent strings: same boundaries
+        j = sql.find("]" if ch == "[" else ch, i + 1)
+    elif sql.startswith("--", i):
+        j = sql.find("\n", i)
+    elif sql.startswith("/*", i):
+        j = sql.find("*/", i + 2)
+        j = j + 1 if j >= 0 else j
+    else:
+        return None
+    return len(sql) if j < 0 else j + 1
+
+
+def _skip_blanks(sql: str, i: int = 0, *, semicolons: bool = False) -> int:
+    while i < len(sql):
+        if sql[i] in _BLANK or (semicolons and sql[i] == ";"):
+            i += 1
+        elif sql.startswith(("--", "/*"), i):
+            i = _skip_token(sql, i) or len(sql)
+        else:
+            break
+    return i
+
+
+def _first_statement(sql: str) -> tuple[str, bool]:
+    """(text of the first statement, whether another statement follows it)."""
+    i = 0
+    while i < len(sql):
+        end = _skip_token(sql, i)
+        if end is not None:
+            i = end
+        elif sql[i] == ";":
+            return sql[: i + 1], _skip_blanks(sql, i + 1, semicolons=True) < len(sql)
+        else:
+            i += 1
+    return sql, False
+
+
+def _precheck(sql: str) -> tuple[str, str | None]:
+    """(statement to run, refusal or None)."""
+    if len(sql) > MAX_SQL_CHARS:
+        return sql, f"Refused: the query is longer than {MAX_SQL_CHARS} characters"
+    statement, more = _first_statement(sql)
+    if more:
+        return statement, "Refused: only one SQL statement is allowed"
+    start = _skip_blanks(statement, semicolons=True)
+    if start >= len(statement):
+        return statement, "Refused: the query is empty"
+    match = _WORD.match(statement, start)
+    word = match.group().upper() if match else statement[start]
+    if word not in _FIRST_WORDS:
+        return statement, _refusal(word)
+    return statement, None
+
+
+# --- connection ----------------------------------------------------------------------------
+
+
+class _Authorizer:
+    """Allow-list authorizer; remembers why it first said no, for a one-line message."""
+
+    def __init__(self) -> None:
+        self.refusal: str | None = None
+
+    def __call__(self, action: int, arg1: str | None, arg2: str | None, *_: str | None) -> int:
+        if action in (sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ, sqlite3.SQLITE_RECURSIVE):
+            return sqlite3.SQLITE_OK
+        if action == sqlite3.SQLITE_FUNCTION and (arg2 or "").lower() not in _DENIED_FUNCTIONS:
+            return sqlite3.SQLITE_OK
+        if action == sqlite3.SQLITE_PRAGMA and (arg1 or "").lower() in READONLY_PRAGMAS:
+            return sqlite3.SQLITE_OK
+        if action == sqlite3.SQLITE_UPDATE and arg1 in _SCHEMA_TABLES:
+            # SQLite asks this while setting up eponymous virtual tables (json_each,
+            # pragma_table_info). IGNORE makes such a column write a no-op; a real
+            # UPDATE of the schema is still refused by SQLite and by the read-only file.
+            return sqlite3.SQLITE_IGNORE
+        if self.refusal is None:
+            self.refusal = self._describe(action, arg1, arg2)
+        return sqlite3.SQLITE_DENY
+
+    @staticmethod
+    def _describe(action: int, arg1: str | None, arg2: str | None) -> str:
+        if action == sqlite3.SQLITE_FUNCTION:
+            return f"Refused: function {arg2}() is not allowed"
+        if action == sqlite3.SQLITE_PRAGMA:
+            allowed = ", ".join(sorted(READONLY_PRAGMAS))
+            return f"Refused: PRAGMA {arg1} is not allowed (read-only PRAGMAs: {allowed})"
+        if action == sqlite3.SQLITE_TRANSACTION:
+            return _refusal(arg1 or "BEGIN")
+        if action == sqlite3.SQLITE_SAVEPOINT:
+            return _refusal("SAVEPOINT")
+        return _refusal(_ACTIONS.get(action, f"action {action}"))
+
+
+def _head(path: Path, size: int) -> bytes:
+    with path.open("rb") as f:
+        return f.read(size)
+
+
+def _validate_file(db_path: str | os.PathLike[str]) -> Path:
+    path = Path(db_path)
+    wal, journal = Path(f"{path}-wal"), Path(f"{path}-journal")
+    try:
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):
+            raise DatabaseError(f"Not a regular file: {path}")
+        header = _head(path, 100)
+        wal_size = wal.stat().st_size if wal.is_file() else 0
+        hot_journal = journal.is_file() and _head(journal, 8) == _JOURNAL_MAGIC
+    except FileNotFoundError:
+        raise DatabaseError(f"Database not found: {path}") from None
+    except OSError as exc:
+        raise DatabaseError(f"Cannot read database {path}: {exc.strerror}") from None
+    if not header.startswith(_HEADER):
+        raise DatabaseError(f"Not a SQLite database: {path} (no 'SQLite format 3' header)")
+    page_size = int.from_bytes(header[16:18], "big")
+    page_size = 65536 if page_size == 1 else page_size
+    pages = int.from_bytes(header[28:32], "big")
+    valid = len(header) == 100 and header[24:28] == header[92:96] and pages > 0
+    expected = pages * page_size if valid else page_size
+    if info.st_size < expected:
+        raise DatabaseError(
+            f"Truncated SQLite database: {path} ({info.st_size} of {expected} bytes)"
+        )
+    # immutable=1 would silently skip these instead of applying or rolling them back.
+    if wal_size:
+        raise DatabaseError(
+            f"Database {path} has changes not yet checkpointed in {wal.name}: close the program "
+            "writing it, or run PRAGMA wal_checkpoint(TRUNCATE) on it"
+        )
+    if hot_journal:
+        raise DatabaseError(
+            f"Database {path} has an unfinished transaction in {journal.name}: "
+            "open it once with a normal SQLite client to recover it"
+        )
+    return path
+
+
+def _decode(raw: bytes) -> str:
+    return raw.decode("utf-8", "replace")
+
+
+def _connect(
+    db_path: str | os.PathLike[str], timeout_s: float | None
+) -> tuple[sqlite3.Connection, _Authorizer]:
+    path = _validate_file(db_path)
+    uri = path.resolve().as_uri() + "?mode=ro&immutable=1"
+    try:
+        conn = sqlite3.connect(
+            uri, uri=True, isolation_level=None, timeout=5.0 if timeout_s is None else timeout_s
+        )
+    except sqlite3.Error as exc:
+        raise DatabaseError(f"Cannot open database {path}: {exc}") from None
+    try:
+        if hasattr(conn, "enable_load_extension"):
+            conn.enable_load_extension(False)
+        conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, MAX_VALUE_BYTES)
+        conn.setlimit(sqlite3.SQLITE_LIMIT_SQL_LENGTH, MAX_SQL_CHARS)
+        conn.setlimit(sqlite3.SQLITE_LIMIT_ATTACHED, 0)
+        conn.setlimit(sqlite3.SQLITE_LIMIT_WORKER_THREADS, 0)
+        conn.execute("PRAGMA query_only = ON")
+        conn.execute("PRAGMA trusted_schema = OFF")
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()  # parses the schema
+    except sqlite3.Error as exc:
+        conn.close()
+        raise DatabaseError(f"Unreadable SQLite database {path}: {exc}") from None
+    conn.text_factory = _decode
+    authorizer = _Authorizer()
+    conn.set_authorizer(authorizer)
+    return conn, authorizer
+
+
+def open_readonly(
+    db_path: str | os.PathLike[str], *, timeout_s: float | None = None
+) -> sqlite3.Connection:
+    """A hardened read-only connection (layers 2 and 3 above); raises :class:`DatabaseError`."""
+    return _connect(db_path, timeout_s)[0]
+
+
+def check_database(db_path: str | os.PathLike[str]) -> None:
+    """Raise :class:`DatabaseError` (one line) unless ``db_path`` is a readable SQLite file."""
+    _connect(db_path, None)[0].close()
+
+
+# --- running -------------------------------------------------------------------------------
+
+
+class _ResultTooLarge(Exception):
+    pass
+
+
+def _fetch(cursor: sqlite3.Cursor, max_rows: int) -> tuple[list[tuple], bool]:
+    rows: list[tuple] = []
+    size = 0
+    for row in cursor:  # one step at a time, so the timeout covers fetching too
+        if len(rows) >= max_rows:
+            return rows, True
+        size += sum(len(v) if isinstance(v, str | bytes) else 8 for v in row)
+        if size > MAX_RESULT_BYTES:
+            raise _ResultTooLarge
+        rows.append(row)
+    return rows, False
+
+
+def _explain(exc: Exception, refusal: str | None, timed_out: bool, timeout_s: float) -> str:
+    message = str(exc)
+    if refusal:
+        return refusal
+    if timed_out and "interrupted" in message:
+        return f"Query timed out after {timeout_s:g} s"
+    if "one statement at a time" in message:
+        return "Refused: only one SQL statement is allowed"
+    if "too many attached databases" in message:
+        return _refusal("ATTACH")
+    if "string or blob too big" in message:
+        return f"Refused: a string or blob value exceeded {MAX_VALUE_BYTES:,} bytes"
+    return _one_line(f"Query failed: {message}")
+
+
+def run_readonly(
+    db_path: str | os.PathLike[str], sql: str, *, timeout_s: float = 5.0, max_rows: int = 1000
+) -> QueryResult:
+    """Run one read-only statement; refusals and failures come back as ``error``."""
+    if timeout_s <= 0 or max_rows < 0:
+        raise ValueError("timeout_s must be > 0 and max_rows >= 0")
+    start = time.monotonic()
+    result = _run(db_path, sql, timeout_s, max_rows)
+    result.elapsed_s = time.monotonic() - start
+    return result
+
+
+def _run(db_path: str | os.PathLike[str], sql: str, timeout_s: float, max_rows: int) -> QueryResult:
+    statement, refusal = _precheck(sql)
+    if refusal:
+        return QueryResult([], [], refusal)
+    try:
+        conn, authorizer = _connect(db_path, timeout_s)
+    except DatabaseError as exc:
+        return QueryResult([], [], str(exc))
+    deadline = time.monotonic() + timeout_s
+    conn.set_progress_handler(lambda: int(time.monotonic() > deadline), _PROGRESS_OPCODES)
+    try:
+        cursor = conn.execute(statement)
+        columns = [d[0] for d in cursor.description or ()]
+        rows, truncated = _fetch(cursor, max_rows)
+        return QueryResult(columns, rows, truncated=truncated)
+    except _ResultTooLarge:
+        mb = MAX_RESULT_BYTES // 1_000_000
+        return QueryResult(
+            [], [], f"Refused: the result is larger than {mb} MB; select fewer rows or columns"
+        )
+    except (sqlite3.Error, ValueError) as exc:
+        timed_out = time.monotonic() > deadline
+        return QueryResult([], [], _explain(exc, authorizer.refusal, timed_out, timeout_s))
+    finally:
+        conn.close()

@@ -1,0 +1,34 @@
+"""Where things live: the repository, the bundled sample databases and the user cache."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SAMPLE_DBS_DIR = REPO_ROOT / "sample_dbs"
+DATA_BASE_DIR = REPO_ROOT / "data_base"
+
+
+def cache_dir() -> Path:
+    """Folder for converted model weights and other derived files.
+
+    ``TEXT2SQL_CACHE`` wins; otherwise ``$XDG_CACHE_HOME/text2sql`` or ``~/.cache/text2sql``.
+    """
+    env = os.environ.get("TEXT2SQL_CACHE")
+    if env:
+        path = Path(env).expanduser()
+    else:
+        base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+        path = Path(base) / "text2sql"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def sample_databases() -> dict[str, Path]:
+    """The bundled sample databases, by name (``shop`` -> ``sample_dbs/shop.sqlite``)."""
+    return {p.stem: p for p in sorted(SAMPLE_DBS_DIR.glob("*.sqlite"))}
+
+
+def sample_pairs_file(db_name: str) -> Path:
+    return SAMPLE_DBS_DIR / "pairs" / f"{db_name}.json"

@@ -1,0 +1,139 @@
+"""The one prompt format shared by chat, training and evaluation.
+
+Rows become chat messages here (pure functions, no tokenizer); :func:`render_prompt` turns
+messages into text with the tokenizer's own chat template (ChatML for Qwen, ``[INST] <<SYS>>``
+for Llama-2, ...). A tokenizer without a template gets the Llama-2 one, so a base Llama
+checkpoint is trained and prompted the way the seed project did.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+SYSTEM_PROMPT = (
+    "You are a helpful programmer assistant that excels at SQL. When prompted with a task and "
+    "a definition of an SQL table, you respond with a SQL query to retrieve information from "
+    "the table. Don't explain your reasoning, only provide the SQL query."
+)
+USER_TEMPLATE = "Task: {instruction}\nSQL table: {input}\nSQL query: "
+CONTEXT_TEMPLATE = "Context:\n{context}\n\n"
+REPAIR_TEMPLATE = (
+    "The SQL query you wrote failed.\nSQL: {sql}\nError: {error}\n"
+    "Write a corrected SQL query that answers the task. Only provide the SQL query."
+)
+
+# Llama-2 chat format, used when a tokenizer ships no chat template of its own.
+LLAMA2_CHAT_TEMPLATE = (
+    "{% if messages[0]['role'] == 'system' %}"
+    "{% set system = messages[0]['content'] %}{% set messages = messages[1:] %}"
+    "{% else %}{% set system = '' %}{% endif %}"
+    "{% for message in messages %}"
+    "{% if message['role'] == 'user' %}"
+    "{% if loop.first and system %}"
+    "{{ bos_token + '[INST] <<SYS>>\\n' + system + '\\n<</SYS>>\\n\\n' + message['content'] + ' [/INST]' }}"
+    "{% else %}{{ bos_token + '[INST] ' + message['content'] + ' [/INST]' }}{% endif %}"
+    "{% elif message['role'] == 'assistant' %}"
+    "{{ ' ' + message['content'] + ' ' + eos_token }}"
+    "{% endif %}{% endfor %}"
+)
+
+Message = dict[str, str]
+
+
+@dataclass(frozen=True)
+class PromptFormat:
+    """Everything that decides the prompt text; saved beside every trained adapter."""
+
+    system: str = SYSTEM_PROMPT
+    user_template: str = USER_TEMPLATE
+    context_template: str = CONTEXT_TEMPLATE
+    repair_template: str = REPAIR_TEMPLATE
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PromptFormat:
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+
+DEFAULT_FORMAT = PromptFormat()
+
+
+def user_message(
+    instruction: str, schema: str, context: str | None = None, fmt: PromptFormat = DEFAULT_FORMAT
+) -> str:
+    """The user turn: optional retrieved context, then the seed's task/table template."""
+    return build_messages(instruction, schema, context, fmt=fmt)[-1]["content"]
+
+
+def build_messages(
+    instruction: str,
+    schema: str,
+    context: str | None = None,
+    history: list[tuple[str, str]] | None = None,
+    fmt: PromptFormat = DEFAULT_FORMAT,
+) -> list[Message]:
+    """System + (earlier question/SQL turns) + the new question, ready for a chat template.
+
+    ``history`` holds earlier ``(question, sql)`` pairs so a follow-up can refer to them; the
+    schema is given once, with the first turn.
+    """
+    messages: list[Message] = [{"role": "system", "content": fmt.system}]
+    turns: list[tuple[str, str | None]] = [*(history or []), (instruction, None)]
+    for i, (question, sql) in enumerate(turns):
+        if i == 0:
+            content = fmt.user_template.format(instruction=question.strip(), input=schema.strip())
+        else:
+            content = f"Task: {question.strip()}\nSQL query: "
+        if sql is None and context and context.strip():
+            content = fmt.context_template.format(context=context.strip()) + content
+        messages.append({"role": "user", "content": content})
+        if sql is not None:
+            messages.append({"role": "assistant", "content": sql})
+    return messages
+
+
+def build_repair_messages(
+    messages: list[Message], failed_sql: str, error: str, fmt: PromptFormat = DEFAULT_FORMAT
+) -> list[Message]:
+    """The conversation so far, the failed answer, and a request to fix it."""
+    return [
+        *messages,
+        {"role": "assistant", "content": failed_sql},
+        {"role": "user", "content": fmt.repair_template.format(sql=failed_sql, error=error)},
+    ]
+
+
+def build_training_example(
+    instruction: str,
+    schema: str,
+    sql: str,
+    context: str | None = None,
+    fmt: PromptFormat = DEFAULT_FORMAT,
+) -> dict[str, list[Message]]:
+    """A conversational prompt/completion row as TRL's SFTTrainer expects it.
+
+    TRL renders both with the tokenizer's chat template, computes the loss on the completion
+    only, and the template's end-of-turn token teaches the model to stop.
+    """
+    return {
+        "prompt": build_messages(instruction, schema, context, fmt=fmt),
+        "completion": [{"role": "assistant", "content": sql.strip()}],
+    }
+
+
+def ensure_chat_template(tokenizer: Any) -> Any:
+    """Give a tokenizer without a chat template the Llama-2 one (in place); returns it."""
+    if not getattr(tokenizer, "chat_template", None):
+        tokenizer.chat_template = LLAMA2_CHAT_TEMPLATE
+    return tokenizer
+
+
+def render_prompt(tokenizer: Any, messages: list[Message]) -> str:
+    """Messages -> prompt text ending where the assistant's answer starts."""
+    ensure_chat_template(tokenizer)
+    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)

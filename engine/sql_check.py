@@ -1,0 +1,159 @@
+"""Getting SQL out of model text, and checking it against the real schema with sqlglot."""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from dataclasses import dataclass, field
+from typing import Any
+
+from engine.schema import Schema
+
+_FENCE = re.compile(r"```[ \t]*(?:sql|sqlite)?[ \t]*\n?(.*?)(?:```|$)", re.IGNORECASE | re.DOTALL)
+_START = re.compile(r"\b(SELECT|WITH)\b", re.IGNORECASE)
+# Statements we refuse, found only at a line start so prose ("update the table") is not SQL.
+_OTHER = re.compile(
+    r"^\s*(INSERT|UPDATE|DELETE|REPLACE|CREATE|DROP|ALTER|PRAGMA|ATTACH|DETACH|VACUUM)\b",
+    re.IGNORECASE | re.MULTILINE,
+)
+
+
+def first_statement(text: str) -> str | None:
+    """The first complete statement in ``text`` (up to its top-level ``;``), else None.
+
+    ``sqlite3.complete_statement`` knows SQLite's quoting and comments, so a ``;`` inside a
+    string literal or a comment does not end the statement.
+    """
+    for i, ch in enumerate(text):
+        if ch == ";" and sqlite3.complete_statement(text[: i + 1]):
+            return text[: i + 1]
+    return None
+
+
+def extract_sql(text: str) -> str | None:
+    """The SQL query in a model's answer, without the trailing semicolon; None if there is none.
+
+    Handles code fences, prose before or after the query, and several statements (only the
+    first query is kept).
+    """
+    if not text or not text.strip():
+        return None
+    fenced = _FENCE.search(text)
+    body = fenced.group(1) if fenced else text
+    start = _START.search(body) or _OTHER.search(body)
+    if start is None:
+        return None
+    body = body[start.start(1) :]
+    stmt = first_statement(body)
+    if stmt is None:
+        # No semicolon: the query runs to the end or to the first blank line of prose after it.
+        stmt = re.split(r"\n\s*\n", body, maxsplit=1)[0]
+    sql = stmt.strip().rstrip(";").strip()
+    return sql or None
+
+
+def is_statement_complete(generated: str) -> bool:
+    """True once generated text holds a whole query, so generation can stop early."""
+    fenced = _FENCE.search(generated)
+    if fenced and generated.count("```") >= 2:
+        return True
+    start = _START.search(generated)
+    return start is not None and first_statement(generated[start.start() :]) is not None
+
+
+@dataclass
+class Validation:
+    ok: bool
+    errors: list[str] = field(default_factory=list)
+    unknown_tables: list[str] = field(default_factory=list)
+    unknown_columns: list[str] = field(default_factory=list)
+
+    @property
+    def message(self) -> str:
+        return "; ".join(self.errors)
+
+
+def validate_sql(sql: str, schema: Schema) -> Validation:
+    """Parse ``sql`` as SQLite and check it reads only tables and columns that exist.
+
+    Unknown names are reported by name. Columns are resolved with sqlglot's qualifier, which
+    understands aliases, CTEs and subqueries.
+    """
+    import sqlglot
+    from sqlglot import exp
+    from sqlglot.errors import OptimizeError, ParseError
+    from sqlglot.optimizer.qualify import qualify
+
+    try:
+        statements = [s for s in sqlglot.parse(sql, read="sqlite") if s is not None]
+    except ParseError as err:
+        first = str(err).splitlines()[0]
+        return Validation(False, [f"SQL does not parse: {first}"])
+    if len(statements) != 1:
+        return Validation(False, [f"Expected one SQL statement, found {len(statements)}"])
+    tree = statements[0]
+    if not isinstance(tree, exp.Query):
+        return Validation(False, [f"Only SELECT queries are allowed, got {tree.key.upper()}"])
+
+    ctes = {c.alias_or_name.lower() for c in tree.find_all(exp.CTE)}
+    unknown_tables = sorted(
+        {
+            t.name
+            for t in tree.find_all(exp.Table)
+            if t.name and t.name.lower() not in ctes and schema.table(t.name) is None
+        }
+    )
+    if unknown_tables:
+        return Validation(
+            False, [f"Unknown table: {', '.join(unknown_tables)}"], unknown_tables=unknown_tables
+        )
+
+    _dequote_string_literals(tree, schema)
+    mapping = {
+        t.name: {c.name: (c.type or "TEXT") for c in t.columns} for t in schema.tables.values()
+    }
+    try:
+        qualify(
+            tree.copy(),
+            schema=mapping,
+            dialect="sqlite",
+            validate_qualify_columns=True,
+            identify=False,
+            quote_identifiers=False,
+        )
+    except OptimizeError as err:
+        name = _column_from_error(str(err))
+        if name:
+            return Validation(False, [f"Unknown column: {name}"], unknown_columns=[name])
+        return Validation(False, [f"SQL does not check against the schema: {err}"])
+    except Exception as err:  # sqlglot can trip on exotic SQL; SQLite itself decides then
+        return Validation(True, [f"(not fully checked: {type(err).__name__})"])
+    return Validation(True)
+
+
+def _dequote_string_literals(tree: Any, schema: Schema) -> None:
+    """SQLite reads ``"France"`` as a string when no column has that name; so do we.
+
+    Spider's gold SQL and many models write string literals in double quotes.
+    """
+    from sqlglot import exp
+
+    known = {c.name.lower() for t in schema.tables.values() for c in t.columns}
+    known |= {a.alias.lower() for a in tree.find_all(exp.Alias)}
+    for col in list(tree.find_all(exp.Column)):
+        ident = col.this
+        if (
+            isinstance(ident, exp.Identifier)
+            and ident.quoted
+            and not col.table
+            and ident.name.lower() not in known
+        ):
+            col.replace(exp.Literal.string(ident.name))
+
+
+def _column_from_error(message: str) -> str | None:
+    match = re.search(r"Column '?\"?([^'\"]+)\"?'? could not be resolved", message)
+    if match:
+        return match.group(1)
+    match = re.search(r"Unknown column:? '?\"?([^'\"\s]+)", message)
+    return match.group(1) if match else None

@@ -1,0 +1,87 @@
+"""Shared fixtures: a tiny random Llama (no download), sample databases, shared data paths."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+# Every test runs offline, and model conversions go to a per-run cache unless CI keeps one.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("WANDB_MODE", "offline")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+_CORPUS = [
+    "SELECT count(*) FROM customers;",
+    "SELECT name, city FROM customers WHERE country = 'France' ORDER BY name;",
+    "SELECT c.name, sum(o.total) FROM customers AS c JOIN orders AS o ON o.customer_id = c.id GROUP BY c.name;",
+    "CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT, city TEXT, country TEXT);",
+    "Task: How many customers are there?\nSQL table: CREATE TABLE t (a INT)\nSQL query: ",
+    "You are a helpful programmer assistant that excels at SQL. Don't explain your reasoning.",
+    "[INST] <<SYS>> <</SYS>> [/INST] ``` sql ; , ( ) * = < > 0 1 2 3 4 5 6 7 8 9",
+]
+
+
+def build_tiny_llama(folder: Path) -> Path:
+    """A 2-layer random Llama with a small BPE tokenizer trained here, saved to ``folder``."""
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    from engine.prompt import LLAMA2_CHAT_TEMPLATE
+
+    bpe = Tokenizer(models.BPE(unk_token=None))
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=400,
+        special_tokens=["<pad>", "<s>", "</s>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
+    bpe.train_from_iterator(_CORPUS * 20, trainer)
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=bpe, bos_token="<s>", eos_token="</s>", pad_token="<pad>"
+    )
+    tok.chat_template = LLAMA2_CHAT_TEMPLATE
+    torch.manual_seed(0)
+    cfg = LlamaConfig(
+        vocab_size=len(tok),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=2048,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+    )
+    LlamaForCausalLM(cfg).save_pretrained(folder)
+    tok.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_llama(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_tiny_llama(tmp_path_factory.mktemp("tiny-llama"))
+
+
+@pytest.fixture(scope="session")
+def shop_db() -> Path:
+    path = REPO / "sample_dbs" / "shop.sqlite"
+    if not path.is_file():
+        pytest.skip("sample_dbs/shop.sqlite missing: run python sample_dbs/build.py")
+    return path
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"shared data folder {SHARED_DATA} is absent (see README: Data)")
+    return SHARED_DATA

@@ -1,0 +1,85 @@
+from engine.prompt import (
+    LLAMA2_CHAT_TEMPLATE,
+    SYSTEM_PROMPT,
+    PromptFormat,
+    build_messages,
+    build_repair_messages,
+    build_training_example,
+    render_prompt,
+    user_message,
+)
+
+SCHEMA = "CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT);"
+
+
+def test_user_message_is_the_seed_template():
+    assert user_message("How many customers?", SCHEMA) == (
+        "Task: How many customers?\nSQL table: " + SCHEMA + "\nSQL query: "
+    )
+
+
+def test_context_goes_before_the_task():
+    msg = user_message("Q?", SCHEMA, context="revenue means sum(total)")
+    assert (
+        msg
+        == "Context:\nrevenue means sum(total)\n\nTask: Q?\nSQL table: " + SCHEMA + "\nSQL query: "
+    )
+
+
+def test_messages_start_with_the_seed_system_prompt():
+    msgs = build_messages("Q?", SCHEMA)
+    assert msgs[0] == {"role": "system", "content": SYSTEM_PROMPT}
+    assert [m["role"] for m in msgs] == ["system", "user"]
+
+
+def test_history_gives_schema_once_and_earlier_sql_as_assistant_turns():
+    msgs = build_messages(
+        "And in France?",
+        SCHEMA,
+        history=[("How many customers?", "SELECT count(*) FROM customers")],
+    )
+    assert [m["role"] for m in msgs] == ["system", "user", "assistant", "user"]
+    assert SCHEMA in msgs[1]["content"]
+    assert msgs[2]["content"] == "SELECT count(*) FROM customers"
+    assert msgs[3]["content"] == "Task: And in France?\nSQL query: "
+
+
+def test_repair_messages_carry_the_failed_sql_and_error():
+    msgs = build_repair_messages(
+        build_messages("Q?", SCHEMA), "SELECT nme FROM customers", "Unknown column: nme"
+    )
+    assert msgs[-2] == {"role": "assistant", "content": "SELECT nme FROM customers"}
+    assert "Unknown column: nme" in msgs[-1]["content"]
+    assert "SELECT nme FROM customers" in msgs[-1]["content"]
+
+
+def test_training_example_is_prompt_completion():
+    ex = build_training_example("Q?", SCHEMA, " SELECT 1 ")
+    assert ex["prompt"] == build_messages("Q?", SCHEMA)
+    assert ex["completion"] == [{"role": "assistant", "content": "SELECT 1"}]
+
+
+def test_prompt_format_roundtrip():
+    fmt = PromptFormat(system="x")
+    assert PromptFormat.from_dict(fmt.to_dict()) == fmt
+    assert PromptFormat.from_dict({**fmt.to_dict(), "unknown": 1}) == fmt
+
+
+def test_llama2_rendering_exact(tiny_llama):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_llama)
+    assert tok.chat_template == LLAMA2_CHAT_TEMPLATE
+    text = render_prompt(tok, build_messages("Q?", SCHEMA))
+    assert text == (
+        "<s>[INST] <<SYS>>\n" + SYSTEM_PROMPT + "\n<</SYS>>\n\n"
+        "Task: Q?\nSQL table: " + SCHEMA + "\nSQL query:  [/INST]"
+    )
+
+
+def test_tokenizer_without_template_gets_llama2(tiny_llama):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_llama)
+    tok.chat_template = None
+    assert render_prompt(tok, build_messages("Q?", SCHEMA)).startswith("<s>[INST] <<SYS>>")

@@ -1,0 +1,79 @@
+import pytest
+
+from engine.schema import Column, ForeignKey, Schema, Table
+from engine.sql_check import extract_sql, is_statement_complete, validate_sql
+
+SCHEMA = Schema(
+    tables={
+        "customers": Table(
+            "customers",
+            [Column("id", "INTEGER", True), Column("name", "TEXT"), Column("country", "TEXT")],
+        ),
+        "orders": Table(
+            "orders",
+            [
+                Column("id", "INTEGER", True),
+                Column("customer_id", "INTEGER"),
+                Column("total", "REAL"),
+            ],
+            [ForeignKey("customer_id", "customers", "id")],
+        ),
+    }
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "sql"),
+    [
+        ("SELECT count(*) FROM customers;", "SELECT count(*) FROM customers"),
+        ("```sql\nSELECT name FROM customers;\n```", "SELECT name FROM customers"),
+        ("```\nSELECT 1\n```\nThis returns one.", "SELECT 1"),
+        ("Sure! Here it is: SELECT a FROM b; SELECT 2;", "SELECT a FROM b"),
+        ("SELECT ';' AS s FROM t; DROP TABLE t", "SELECT ';' AS s FROM t"),
+        ("select x from y\n\nThis query selects x.", "select x from y"),
+        ("WITH c AS (SELECT 1) SELECT * FROM c;", "WITH c AS (SELECT 1) SELECT * FROM c"),
+        ("SELECT 1 /* ; */ ;", "SELECT 1 /* ; */"),
+        ("I don't know.", None),
+        ("", None),
+    ],
+)
+def test_extract_sql(text, sql):
+    assert extract_sql(text) == sql
+
+
+def test_statement_complete_only_after_semicolon_or_fence():
+    assert not is_statement_complete("SELECT name FROM customers WHERE x = ';")
+    assert is_statement_complete("SELECT name FROM customers;")
+    assert is_statement_complete("```sql\nSELECT 1\n```")
+    assert not is_statement_complete("```sql\nSELECT 1")
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT count(*) FROM customers",
+        "SELECT c.name, sum(o.total) AS t FROM customers AS c JOIN orders AS o ON o.customer_id = c.id GROUP BY c.name ORDER BY t DESC",
+        "WITH big AS (SELECT customer_id FROM orders WHERE total > 10) SELECT count(*) FROM big",
+        "SELECT name FROM customers WHERE id IN (SELECT customer_id FROM orders)",
+        'SELECT name FROM customers WHERE country = "France"',  # SQLite reads it as a string
+        "SELECT Name FROM Customers",  # SQLite names are case-insensitive
+    ],
+)
+def test_valid_sql(sql):
+    assert validate_sql(sql, SCHEMA).ok
+
+
+def test_unknown_table_is_named():
+    v = validate_sql("SELECT * FROM clients", SCHEMA)
+    assert not v.ok and v.unknown_tables == ["clients"] and "clients" in v.message
+
+
+def test_unknown_column_is_named():
+    v = validate_sql("SELECT c.email FROM customers AS c", SCHEMA)
+    assert not v.ok and v.unknown_columns == ["email"] and "email" in v.message
+
+
+def test_writes_and_garbage_are_rejected():
+    assert "Only SELECT" in validate_sql("DELETE FROM customers", SCHEMA).message
+    assert "does not parse" in validate_sql("SELEC name FRM", SCHEMA).message
+    assert not validate_sql("SELECT 1; SELECT 2", SCHEMA).ok
