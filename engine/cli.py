@@ -1,0 +1,138 @@
+"""``python -m engine ask|run-sql``: JSON on stdout, logs on stderr, non-zero exit on error."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from typing import Any
+
+from engine.config import ConfigError, EngineConfig, load_config, parse_overrides
+
+
+def _table(columns: list[str], rows: list[list[Any]], limit: int = 50) -> str:
+    cells = [[str(c) for c in columns]] + [
+        ["NULL" if v is None else str(v) for v in r] for r in rows[:limit]
+    ]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(columns))]
+    lines = [" | ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)) for row in cells]
+    lines.insert(1, "-+-".join("-" * w for w in widths))
+    if len(rows) > limit:
+        lines.append(f"... {len(rows) - limit} more rows")
+    return "\n".join(lines)
+
+
+def _print_json(obj: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(obj, ensure_ascii=False, default=str) + "\n")
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    from engine.executor import DatabaseError, check_database
+    from engine.pipeline import engine_from_config
+
+    overrides = parse_overrides(args.set)
+    for key in ("model", "adapter", "max_attempts"):
+        if getattr(args, key) is not None:
+            overrides[key] = getattr(args, key)
+    if args.load_in_4bit:
+        overrides["load_in_4bit"] = True
+    cfg = load_config(EngineConfig, args.config, overrides)
+    if args.adapter and args.model is None:
+        cfg.model = None  # type: ignore[assignment]  # the adapter's recorded base model wins
+    question = (args.question or "").strip()
+    error = None
+    if not question:
+        error = "Please give a question."
+    else:
+        try:
+            check_database(args.db)
+        except DatabaseError as err:
+            error = str(err)
+    if error:
+        return _fail(args, question, error)
+    engine = engine_from_config(cfg, progress=lambda m: logging.getLogger("engine").info(m))
+    answer = engine.ask(question, args.db)
+    if args.json:
+        _print_json(answer.to_dict())
+    else:
+        print(answer.sql or "(no SQL)")
+        if answer.ok:
+            print(_table(answer.columns, answer.rows))
+        else:
+            print(f"Error: {answer.error}", file=sys.stderr)
+        print(
+            f"({answer.attempts} attempt(s), {answer.seconds:.1f} s, {answer.backend})",
+            file=sys.stderr,
+        )
+    return 0 if answer.ok else 1
+
+
+def _fail(args: argparse.Namespace, question: str, error: str) -> int:
+    if args.json:
+        _print_json({"question": question, "sql": None, "columns": [], "rows": [], "error": error})
+    print(f"Error: {error}", file=sys.stderr)
+    return 1
+
+
+def cmd_run_sql(args: argparse.Namespace) -> int:
+    from engine.executor import run_readonly
+
+    result = run_readonly(args.db, args.sql, timeout_s=args.timeout, max_rows=args.max_rows)
+    if args.json:
+        _print_json(result.to_dict())
+    elif result.ok:
+        print(_table(result.columns, [list(r) for r in result.to_dict()["rows"]]))
+    if not result.ok:
+        print(f"Error: {result.error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m engine", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    ask = sub.add_parser("ask", help="answer a question about a SQLite database")
+    ask.add_argument("question", nargs="?", default="")
+    ask.add_argument("--db", required=True, help="SQLite database file")
+    ask.add_argument("--model", help="preset name, local model folder or hub id")
+    ask.add_argument("--adapter", help="LoRA adapter folder (from training)")
+    ask.add_argument("--load-in-4bit", action="store_true", help="4-bit NF4 via bitsandbytes")
+    ask.add_argument("--max-attempts", type=int, help="self-correction: total tries")
+    ask.add_argument("--config", help="engine YAML config")
+    ask.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key")
+    ask.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    ask.set_defaults(func=cmd_ask)
+
+    run = sub.add_parser("run-sql", help="run SQL read-only with the engine's safety rules")
+    run.add_argument("sql")
+    run.add_argument("--db", required=True)
+    run.add_argument("--timeout", type=float, default=10.0, help="seconds")
+    run.add_argument("--max-rows", type=int, default=1000)
+    run.add_argument("--json", action="store_true")
+    run.set_defaults(func=cmd_run_sql)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        return args.func(args)
+    except ConfigError as err:
+        print(f"Error: {err}", file=sys.stderr)
+        return 2
+    except Exception as err:  # last resort: one line, not a traceback, for a CLI user
+        from engine.models import ModelLoadError
+
+        if isinstance(err, ModelLoadError):
+            print(f"Error: {err}", file=sys.stderr)
+            return 1
+        raise

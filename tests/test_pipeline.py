@@ -1,0 +1,190 @@
+"""The engine's ask loop: prompt, extraction, validation, execution, self-correction."""
+
+import json
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from engine.generate import GenerationConfig, TransformersBackend, _StopAtStatementEnd
+from engine.pipeline import TextToSQL
+from engine.prompt import DEFAULT_FORMAT, render_prompt
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+class ScriptedBackend:
+    """Returns canned outputs in order; records the prompts it saw."""
+
+    name = "scripted"
+    prompt_format = DEFAULT_FORMAT
+    context_length = 4096
+
+    def __init__(self, outputs):
+        self.outputs = list(outputs)
+        self.prompts = []
+
+    def render(self, messages):
+        return json.dumps(messages)
+
+    def count_tokens(self, text):
+        return len(text.split())
+
+    def generate(self, prompts, cfg):
+        self.prompts.extend(prompts)
+        return [self.outputs.pop(0) for _ in prompts]
+
+
+@pytest.fixture
+def db(tmp_path):
+    path = tmp_path / "t.sqlite"
+    con = sqlite3.connect(path)
+    con.executescript(
+        "CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT, country TEXT);"
+        "INSERT INTO customers VALUES (1,'Ann','France'),(2,'Bo','Spain'),(3,'Cy','France');"
+    )
+    con.commit()
+    con.close()
+    return path
+
+
+def test_answer_with_rows(db):
+    engine = TextToSQL(ScriptedBackend(["```sql\nSELECT count(*) FROM customers;\n```"]))
+    answer = engine.ask("How many customers are there?", db)
+    assert answer.ok and answer.sql == "SELECT count(*) FROM customers"
+    assert answer.rows == [[3]] and answer.attempts == 1
+    assert set(answer.to_dict()) >= {
+        "question",
+        "sql",
+        "columns",
+        "rows",
+        "error",
+        "sources",
+        "attempts",
+    }
+
+
+def test_self_correction_fixes_an_unknown_column(db):
+    backend = ScriptedBackend(
+        ["SELECT nme FROM customers", "SELECT name FROM customers WHERE country = 'Spain'"]
+    )
+    answer = TextToSQL(backend, max_attempts=2).ask("Who lives in Spain?", db)
+    assert answer.ok and answer.rows == [["Bo"]] and answer.attempts == 2
+    repair = json.loads(backend.prompts[1])
+    assert "Unknown column: nme" in repair[-1]["content"]
+
+
+def test_gives_up_after_max_attempts_with_the_last_error(db):
+    answer = TextToSQL(ScriptedBackend(["no idea", "DELETE FROM customers"]), max_attempts=2).ask(
+        "Q?", db
+    )
+    assert not answer.ok and answer.attempts == 2
+    assert answer.error == "Only SELECT queries are allowed, got DELETE"
+
+
+@pytest.mark.parametrize(
+    ("question", "path", "message"),
+    [
+        ("  ", None, "Please type a question."),
+        ("Q?", "missing.sqlite", "missing.sqlite"),
+    ],
+)
+def test_bad_input_is_one_line(db, question, path, message):
+    answer = TextToSQL(ScriptedBackend([])).ask(question, db.parent / path if path else db)
+    assert not answer.ok and message in answer.error and "\n" not in answer.error
+
+
+def test_stop_criterion_stops_each_sequence_separately(tiny_llama):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_llama)
+    rows = [tok("P SELECT 1;")["input_ids"], tok("P SELECT 1")["input_ids"]]
+    width = max(map(len, rows))
+    import torch
+
+    ids = torch.tensor([[tok.pad_token_id] * (width - len(r)) + r for r in rows])
+    done = _StopAtStatementEnd(tok, prompt_len=1)(ids, None)
+    assert done.tolist() == [True, False]
+
+
+def test_tiny_llama_end_to_end_does_not_crash(tiny_llama, db):
+    from engine.models import load_model
+
+    backend = TransformersBackend(load_model(str(tiny_llama), device="cpu"))
+    engine = TextToSQL(backend, generation=GenerationConfig(max_new_tokens=8))
+    answer = engine.ask("How many customers are there?", db)
+    assert answer.attempts == 2 and answer.backend.startswith("transformers")
+    batch = backend.generate(
+        [render_prompt(backend.loaded.tokenizer, [{"role": "user", "content": "a"}])] * 3,
+        GenerationConfig(max_new_tokens=4),
+    )
+    assert len(batch) == 3
+
+
+def _cli(*args):
+    return subprocess.run(
+        [sys.executable, "-m", "engine", *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=600,
+    )
+
+
+def test_cli_run_sql_json(db):
+    out = _cli(
+        "run-sql", "--db", str(db), "--json", "SELECT name FROM customers ORDER BY id LIMIT 2"
+    )
+    assert out.returncode == 0
+    assert json.loads(out.stdout) == {"columns": ["name"], "rows": [["Ann"], ["Bo"]]}
+
+
+def test_cli_run_sql_refuses_writes_and_leaves_file(db):
+    before = db.read_bytes()
+    out = _cli("run-sql", "--db", str(db), "--json", "DELETE FROM customers")
+    assert out.returncode != 0 and "error" in json.loads(out.stdout)
+    assert db.read_bytes() == before
+
+
+@pytest.mark.parametrize("args", [["--db", "nope.sqlite", "Q?"], ["--db", "DB", ""]])
+def test_cli_ask_bad_input(db, args):
+    args = [str(db) if a == "DB" else a for a in args]
+    out = _cli("ask", "--json", *args)
+    assert out.returncode == 1
+    assert json.loads(out.stdout)["error"]
+
+
+def _count_customers(db):
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        return con.execute("SELECT count(*) FROM customers").fetchone()[0]
+    finally:
+        con.close()
+
+
+@pytest.mark.slow
+def test_real_smollm2_answers_on_the_shop_db(shop_db):
+    """The smallest bundled model, real weights, through the CLI: checked SQL that ran."""
+    out = _cli(
+        "ask",
+        "--db",
+        str(shop_db),
+        "--model",
+        "smollm2-135m-instruct",
+        "--json",
+        "How many customers are there?",
+    )
+    answer = json.loads(out.stdout)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert answer["error"] is None and "customers" in answer["sql"].lower()
+    assert answer["columns"] and answer["rows"]
+
+
+@pytest.mark.slow
+def test_default_model_counts_customers(shop_db):
+    """The default preset (Qwen2.5-Coder 0.5B) gets the count right, as the README promises."""
+    out = _cli("ask", "--db", str(shop_db), "--json", "How many customers are there?")
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert json.loads(out.stdout)["rows"] == [[_count_customers(shop_db)]]
