@@ -1,0 +1,1 @@
+"""Gradio Blocks UI: one module per tab, thin; the work happens in engine/ and training/."""

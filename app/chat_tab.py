@@ -1,0 +1,170 @@
+"""Chat tab: pick a database and a model, ask in plain language, see SQL and rows."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from app.engines import EnginePool
+from engine.models import PRESETS
+from engine.paths import sample_databases
+
+DIALECTS = ["sqlite", "postgres", "mysql", "duckdb", "bigquery", "snowflake", "tsql", "oracle"]
+
+
+def database_choices() -> dict[str, Path]:
+    """Databases the chat can use, by the label shown in the dropdown."""
+    return {f"{name} (sample)": path for name, path in sample_databases().items()}
+
+
+def model_choices() -> list[str]:
+    return list(PRESETS)
+
+
+def _frame(columns: list[str], rows: list[list[Any]]) -> Any:
+    import pandas as pd
+
+    return pd.DataFrame([[_cell(v) for v in r] for r in rows], columns=_unique(columns))
+
+
+def _cell(value: Any) -> Any:
+    return f"<blob {len(value)} bytes>" if isinstance(value, bytes) else value
+
+
+def _unique(columns: list[str]) -> list[str]:
+    seen: dict[str, int] = {}
+    out = []
+    for c in columns:
+        seen[c] = seen.get(c, 0) + 1
+        out.append(c if seen[c] == 1 else f"{c} ({seen[c]})")
+    return out
+
+
+def _status(answer: Any) -> str:
+    if answer.error:
+        return f"**Could not answer:** {answer.error}"
+    more = " (row cap reached; showing the first rows)" if answer.truncated else ""
+    return (
+        f"{len(answer.rows)} row(s){more} · {answer.attempts} attempt(s) · "
+        f"{answer.seconds:.1f} s · {answer.backend}"
+    )
+
+
+def ask(
+    question: str,
+    db_label: str,
+    model: str,
+    chat: list[dict[str, str]],
+    history: list[tuple[str, str]],
+    pool: EnginePool,
+) -> tuple[list[dict[str, str]], list[tuple[str, str]], str, Any, str]:
+    """One chat turn -> (chat messages, follow-up history, SQL, result table, status line)."""
+    question = (question or "").strip()
+    chat = list(chat or [])
+    history = list(history or [])
+    dbs = database_choices()
+    if not question:
+        return chat, history, "", None, "Please type a question."
+    if db_label not in dbs:
+        return chat, history, "", None, "Please choose a database."
+    engine = pool.get(model)
+    with pool.generate_lock:
+        answer = engine.ask(question, dbs[db_label], history=history[-3:])
+    chat.append({"role": "user", "content": question})
+    if answer.ok:
+        reply = f"```sql\n{answer.sql}\n```\n{_status(answer)}"
+        history.append((question, answer.sql or ""))
+    else:
+        reply = (f"```sql\n{answer.sql}\n```\n" if answer.sql else "") + _status(answer)
+    chat.append({"role": "assistant", "content": reply})
+    table = _frame(answer.columns, answer.rows) if answer.ok else None
+    return chat, history, answer.sql or "", table, _status(answer)
+
+
+def run_edited_sql(sql: str, db_label: str, pool: EnginePool) -> tuple[Any, str]:
+    """Run the (possibly hand-edited) SQL with the same read-only rules."""
+    from engine.executor import run_readonly
+
+    dbs = database_choices()
+    if db_label not in dbs:
+        return None, "Please choose a database."
+    if not (sql or "").strip():
+        return None, "There is no SQL to run."
+    result = run_readonly(
+        dbs[db_label], sql, timeout_s=pool.base.timeout_s, max_rows=pool.base.max_rows
+    )
+    if not result.ok:
+        return None, f"**Could not run:** {result.error}"
+    return _frame(result.columns, [list(r) for r in result.rows]), f"{len(result.rows)} row(s)"
+
+
+def transpile(sql: str, dialect: str) -> str:
+    """The SQL rewritten for another database's dialect (sqlglot)."""
+    import sqlglot
+    from sqlglot.errors import ParseError
+
+    if not (sql or "").strip():
+        return ""
+    try:
+        return ";\n".join(sqlglot.transpile(sql, read="sqlite", write=dialect, pretty=True))
+    except ParseError as err:
+        return f"-- cannot transpile: {str(err).splitlines()[0]}"
+
+
+def build(pool: EnginePool) -> None:
+    """Lay out the tab inside the current ``gr.Blocks`` context."""
+    import gradio as gr
+
+    dbs = list(database_choices())
+    history = gr.State([])
+    with gr.Row():
+        default_db = "shop (sample)" if "shop (sample)" in dbs else (dbs[0] if dbs else None)
+        db = gr.Dropdown(dbs, value=default_db, label="Database", elem_id="chat-db")
+        model = gr.Dropdown(
+            model_choices(),
+            value=pool.base.model,
+            label="Model",
+            allow_custom_value=True,
+            elem_id="chat-model",
+        )
+    chatbot = gr.Chatbot(label="Conversation", height=320, elem_id="chat-log")
+    with gr.Row():
+        question = gr.Textbox(
+            placeholder="e.g. How many customers are there?",
+            show_label=False,
+            scale=5,
+            elem_id="chat-question",
+        )
+        send = gr.Button("Ask", variant="primary", scale=1, elem_id="chat-ask")
+        clear = gr.Button("Clear", scale=1, elem_id="chat-clear")
+    status = gr.Markdown(elem_id="chat-status")
+    sql = gr.Code(
+        language="sql", label="SQL (edit and re-run)", interactive=True, elem_id="chat-sql"
+    )
+    with gr.Row():
+        rerun = gr.Button("Run edited SQL", elem_id="chat-rerun")
+        dialect = gr.Dropdown(DIALECTS, value="postgres", label="Show in dialect", scale=1)
+        show_dialect = gr.Button("Transpile", scale=1)
+    transpiled = gr.Code(language="sql", label="Transpiled SQL", interactive=False)
+    table = gr.Dataframe(label="Result", interactive=False, elem_id="chat-result", wrap=True)
+
+    def on_ask(q, d, m, c, h):
+        yield (
+            c,
+            h,
+            gr.skip(),
+            gr.skip(),
+            "Working…" if pool.is_loaded(m) else "Loading the model (first use can take a minute)…",
+            "",
+        )
+        c, h, s, t, st = ask(q, d, m, c, h, pool)
+        yield c, h, s, t, st, ""
+
+    outputs = [chatbot, history, sql, table, status, question]
+    send.click(on_ask, [question, db, model, chatbot, history], outputs)
+    question.submit(on_ask, [question, db, model, chatbot, history], outputs)
+    clear.click(
+        lambda: ([], [], "", None, "", ""), None, [chatbot, history, sql, table, status, transpiled]
+    )
+    rerun.click(lambda s, d: run_edited_sql(s, d, pool), [sql, db], [table, status])
+    show_dialect.click(transpile, [sql, dialect], transpiled)

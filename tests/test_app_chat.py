@@ -1,0 +1,68 @@
+"""Chat tab handlers, driven without a browser (the browser tests are in test_app_browser)."""
+
+import json
+
+import pytest
+
+from app import chat_tab
+from app.engines import EnginePool
+from engine.config import EngineConfig
+from engine.pipeline import TextToSQL
+from tests.test_pipeline import ScriptedBackend
+
+SHOP = "shop (sample)"
+
+
+@pytest.fixture
+def pool():
+    return EnginePool(EngineConfig(model="scripted"))
+
+
+def _with(pool, outputs):
+    backend = ScriptedBackend(outputs)
+    pool.put("scripted", None, TextToSQL(backend))
+    return backend
+
+
+def test_sample_databases_are_offered():
+    assert {"shop (sample)", "hr (sample)", "music (sample)"} <= set(chat_tab.database_choices())
+
+
+def test_ask_shows_sql_rows_and_status(pool, shop_db):
+    _with(pool, ["SELECT count(*) AS n FROM customers;"])
+    chat, history, sql, table, status = chat_tab.ask("How many customers?", SHOP, "scripted", [], [], pool)
+    assert sql == "SELECT count(*) AS n FROM customers"
+    assert list(table.columns) == ["n"] and table.iloc[0, 0] > 0
+    assert chat[0] == {"role": "user", "content": "How many customers?"}
+    assert "1 row(s)" in status and "1 attempt(s)" in status
+    assert history == [("How many customers?", sql)]
+
+
+def test_follow_up_sends_earlier_turns(pool, shop_db):
+    backend = _with(pool, ["SELECT count(*) FROM customers", "SELECT count(*) FROM orders"])
+    chat, history, *_ = chat_tab.ask("How many customers?", SHOP, "scripted", [], [], pool)
+    chat_tab.ask("And orders?", SHOP, "scripted", chat, history, pool)
+    last_prompt = json.loads(backend.prompts[-1])
+    assert [m["role"] for m in last_prompt] == ["system", "user", "assistant", "user"]
+
+
+def test_errors_are_plain_and_the_app_keeps_going(pool, shop_db):
+    _with(pool, ["I cannot help with that.", "Still no SQL."])
+    chat, history, sql, table, status = chat_tab.ask("Delete everything", SHOP, "scripted", [], [], pool)
+    assert table is None and status.startswith("**Could not answer:**") and history == []
+    assert chat_tab.ask("", SHOP, "scripted", [], [], pool)[-1] == "Please type a question."
+
+
+def test_edited_sql_runs_read_only(pool, shop_db):
+    before = shop_db.read_bytes()
+    table, status = chat_tab.run_edited_sql("SELECT name FROM products LIMIT 3", SHOP, pool)
+    assert len(table) == 3 and status == "3 row(s)"
+    table, status = chat_tab.run_edited_sql("DROP TABLE products", SHOP, pool)
+    assert table is None and "Could not run" in status
+    assert shop_db.read_bytes() == before
+
+
+def test_transpile_to_other_dialects():
+    assert "LIMIT" not in chat_tab.transpile("SELECT name FROM t LIMIT 5", "tsql")
+    assert chat_tab.transpile("SELECT name FROM t LIMIT 5", "postgres").startswith("SELECT")
+    assert chat_tab.transpile("SELECT FROM WHERE (", "postgres").startswith("-- cannot transpile")
