@@ -1,4 +1,4 @@
-"""``python -m engine ask|run-sql``: JSON on stdout, logs on stderr, non-zero exit on error."""
+"""``python -m engine ask|index|run-sql``: JSON on stdout, logs on stderr, non-zero exit on error."""
 
 from __future__ import annotations
 
@@ -27,6 +27,13 @@ def _print_json(obj: dict[str, Any]) -> None:
     sys.stdout.write(json.dumps(obj, ensure_ascii=False, default=str) + "\n")
 
 
+def _rag_overrides(args: argparse.Namespace, overrides: dict[str, Any]) -> None:
+    if getattr(args, "store", None):
+        overrides["rag.store_dir"] = args.store
+    if getattr(args, "no_rag", False):
+        overrides["rag.enabled"] = False
+
+
 def cmd_ask(args: argparse.Namespace) -> int:
     from engine.executor import DatabaseError, check_database
     from engine.pipeline import engine_from_config
@@ -37,6 +44,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
             overrides[key] = getattr(args, key)
     if args.load_in_4bit:
         overrides["load_in_4bit"] = True
+    _rag_overrides(args, overrides)
     cfg = load_config(EngineConfig, args.config, overrides)
     if args.adapter and args.model is None:
         cfg.model = None  # type: ignore[assignment]  # the adapter's recorded base model wins
@@ -51,7 +59,13 @@ def cmd_ask(args: argparse.Namespace) -> int:
             error = str(err)
     if error:
         return _fail(args, question, error)
-    engine = engine_from_config(cfg, progress=lambda m: logging.getLogger("engine").info(m))
+    say = logging.getLogger("engine").info
+    retriever = None
+    if cfg.rag.enabled:
+        error, retriever = _prepare_retriever(cfg, args.db, say)
+        if error:
+            return _fail(args, question, error)
+    engine = engine_from_config(cfg, retriever=retriever, progress=say)
     answer = engine.ask(question, args.db)
     if args.json:
         _print_json(answer.to_dict())
@@ -62,17 +76,75 @@ def cmd_ask(args: argparse.Namespace) -> int:
         else:
             print(f"Error: {answer.error}", file=sys.stderr)
         print(
-            f"({answer.attempts} attempt(s), {answer.seconds:.1f} s, {answer.backend})",
+            f"({answer.attempts} attempt(s), {answer.seconds:.1f} s, {answer.backend}, "
+            f"{len(answer.sources)} retrieved source(s))",
             file=sys.stderr,
         )
     return 0 if answer.ok else 1
 
 
+def _prepare_retriever(cfg: EngineConfig, db: str, say: Any) -> tuple[str | None, Any]:
+    """Open the store and index the database if it has no index yet: (error, retriever)."""
+    from engine.executor import DatabaseError
+    from engine.rag.documents import RagInputError
+    from engine.rag.embeddings import EmbedderError
+    from engine.rag.retriever import RagRetriever
+    from engine.rag.store import StoreError
+
+    retriever = RagRetriever(cfg.rag, progress=say, show_bar=True)
+    try:
+        retriever.prepare(db)
+    except (StoreError, EmbedderError, RagInputError, DatabaseError) as err:
+        return f"{err} (or ask with --no-rag)", None
+    return None, retriever
+
+
 def _fail(args: argparse.Namespace, question: str, error: str) -> int:
     if args.json:
-        _print_json({"question": question, "sql": None, "columns": [], "rows": [], "error": error})
+        _print_json(
+            {
+                "question": question,
+                "sql": None,
+                "columns": [],
+                "rows": [],
+                "error": error,
+                "sources": [],
+                "attempts": 0,
+            }
+        )
     print(f"Error: {error}", file=sys.stderr)
     return 1
+
+
+def cmd_index(args: argparse.Namespace) -> int:
+    from engine.executor import DatabaseError
+    from engine.rag.documents import RagInputError
+    from engine.rag.embeddings import EmbedderError
+    from engine.rag.index import index_database
+    from engine.rag.store import StoreError
+
+    overrides = parse_overrides(args.set)
+    _rag_overrides(args, overrides)
+    cfg = load_config(EngineConfig, args.config, overrides)
+    try:
+        report = index_database(
+            cfg.rag,
+            args.db,
+            args.docs,
+            args.examples,
+            rebuild=args.rebuild,
+            show_bar=not args.quiet,
+        )
+    except (DatabaseError, RagInputError, StoreError, EmbedderError) as err:
+        if args.json:
+            _print_json({"db": args.db, "error": str(err)})
+        print(f"Error: {err}", file=sys.stderr)
+        return 1
+    if args.json:
+        _print_json(report.to_dict())
+    else:
+        print(report.summary())
+    return 0
 
 
 def cmd_run_sql(args: argparse.Namespace) -> int:
@@ -104,7 +176,27 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("--config", help="engine YAML config")
     ask.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key")
     ask.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    ask.add_argument("--store", metavar="DIR", help="vector store folder (RAG)")
+    ask.add_argument("--no-rag", action="store_true", help="whole schema, no retrieval")
     ask.set_defaults(func=cmd_ask)
+
+    index = sub.add_parser("index", help="build the RAG index of a database")
+    index.add_argument("--db", required=True, help="SQLite database file")
+    index.add_argument("--docs", metavar="DIR", help="folder of .md/.txt/.pdf documentation")
+    index.add_argument(
+        "--examples", metavar="FILE", help="question/SQL pairs (.json list, .jsonl or .csv)"
+    )
+    index.add_argument("--store", metavar="DIR", help="vector store folder")
+    index.add_argument(
+        "--rebuild",
+        action="store_true",
+        help="move an unreadable or old-format store aside and start a new one",
+    )
+    index.add_argument("--config", help="engine YAML config (its rag: section)")
+    index.add_argument("--set", action="append", metavar="KEY=VALUE", help="e.g. rag.k_docs=5")
+    index.add_argument("--json", action="store_true", help="the report as one JSON object")
+    index.add_argument("--quiet", action="store_true", help="no progress bar")
+    index.set_defaults(func=cmd_index)
 
     run = sub.add_parser("run-sql", help="run SQL read-only with the engine's safety rules")
     run.add_argument("sql")

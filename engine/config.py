@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from engine.generate import GenerationConfig
+from engine.rag.config import RagConfig, RagConfigError
 
 T = TypeVar("T")
 
@@ -27,19 +28,22 @@ class EngineConfig:
     model: str = "qwen2.5-coder-0.5b-instruct"
     adapter: str | None = None
     load_in_4bit: bool = False
-    backend: str = "auto"  # auto | transformers
+    backend: str = "auto"  # auto (llama.cpp on CPU when it can) | llamacpp | transformers
     max_attempts: int = 2  # self-correction: total tries per question
     timeout_s: float = 10.0
     max_rows: int = 1000
     generation: GenerationConfig = field(default_factory=GenerationConfig)
+    rag: RagConfig = field(default_factory=RagConfig)  # retrieval (engine.rag)
 
     def __post_init__(self) -> None:
         if self.max_attempts < 1:
             raise ConfigError("max_attempts must be at least 1")
         if self.timeout_s <= 0 or self.max_rows < 1:
             raise ConfigError("timeout_s must be > 0 and max_rows >= 1")
-        if self.backend not in {"auto", "transformers"}:
-            raise ConfigError(f"backend must be auto or transformers, not {self.backend!r}")
+        if self.backend not in {"auto", "llamacpp", "transformers"}:
+            raise ConfigError(
+                f"backend must be auto, llamacpp or transformers, not {self.backend!r}"
+            )
 
 
 def parse_value(text: str) -> Any:
@@ -94,7 +98,10 @@ def from_dict(cls: type[T], data: dict[str, Any], prefix: str = "") -> T:
         if hint is not None and isinstance(value, dict):
             value = from_dict(hint, value, prefix=f"{prefix}{key}.")
         kwargs[key] = value
-    return cls(**kwargs)
+    try:
+        return cls(**kwargs)
+    except RagConfigError as err:
+        raise ConfigError(str(err)) from err
 
 
 def to_dict(cfg: Any) -> dict[str, Any]:

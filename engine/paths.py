@@ -25,6 +25,12 @@ def cache_dir() -> Path:
     return path
 
 
+def data_dir() -> Path:
+    """Runtime data (uploads, vector DB, runs): ``TEXT2SQL_DATA`` or ``data_base/``."""
+    env = os.environ.get("TEXT2SQL_DATA")
+    return Path(env).expanduser() if env else DATA_BASE_DIR
+
+
 def sample_databases() -> dict[str, Path]:
     """The bundled sample databases, by name (``shop`` -> ``sample_dbs/shop.sqlite``)."""
     return {p.stem: p for p in sorted(SAMPLE_DBS_DIR.glob("*.sqlite"))}

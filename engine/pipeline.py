@@ -180,8 +180,18 @@ class TextToSQL:
 def engine_from_config(
     cfg: Any, retriever: Retriever | None = None, progress: Any = None
 ) -> TextToSQL:
-    """A ready :class:`TextToSQL` from an :class:`engine.config.EngineConfig`."""
+    """A ready :class:`TextToSQL` from an :class:`engine.config.EngineConfig`.
+
+    Without an explicit ``retriever``, ``cfg.rag.enabled`` (the default) gives the
+    Chroma-backed :class:`engine.rag.retriever.RagRetriever`.
+    """
     from engine.generate import load_backend
+
+    rag = getattr(cfg, "rag", None)
+    if retriever is None and rag is not None and rag.enabled:
+        from engine.rag.retriever import RagRetriever
+
+        retriever = RagRetriever(rag, progress=progress)
 
     backend = load_backend(
         cfg.model, cfg.adapter, load_in_4bit=cfg.load_in_4bit, kind=cfg.backend, progress=progress

@@ -47,9 +47,28 @@ def extract_sql(text: str) -> str | None:
     stmt = first_statement(body)
     if stmt is None:
         # No semicolon: the query runs to the end or to the first blank line of prose after it.
-        stmt = re.split(r"\n\s*\n", body, maxsplit=1)[0]
+        stmt = _longest_parsable_prefix(re.split(r"\n\s*\n", body, maxsplit=1)[0])
     sql = stmt.strip().rstrip(";").strip()
     return sql or None
+
+
+def _longest_parsable_prefix(text: str) -> str:
+    """Drop trailing lines (prose the model added) until what is left parses as SQL.
+
+    Returns ``text`` unchanged when no shorter prefix parses, so validation can name the error.
+    """
+    import sqlglot
+    from sqlglot.errors import ParseError
+
+    lines = text.splitlines()
+    for end in range(len(lines), 0, -1):
+        candidate = "\n".join(lines[:end]).strip()
+        try:
+            if sqlglot.parse_one(candidate, read="sqlite") is not None:
+                return candidate
+        except ParseError:
+            continue
+    return text
 
 
 def is_statement_complete(generated: str) -> bool:
@@ -58,7 +77,11 @@ def is_statement_complete(generated: str) -> bool:
     if fenced and generated.count("```") >= 2:
         return True
     start = _START.search(generated)
-    return start is not None and first_statement(generated[start.start() :]) is not None
+    if start is None:
+        return False
+    rest = generated[start.start() :]
+    # A blank line after the query is where extract_sql ends it too (models that skip the ';').
+    return first_statement(rest) is not None or re.search(r"\S\s*\n\s*\n", rest) is not None
 
 
 @dataclass

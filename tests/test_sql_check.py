@@ -33,6 +33,7 @@ SCHEMA = Schema(
         ("select x from y\n\nThis query selects x.", "select x from y"),
         ("WITH c AS (SELECT 1) SELECT * FROM c;", "WITH c AS (SELECT 1) SELECT * FROM c"),
         ("SELECT 1 /* ; */ ;", "SELECT 1 /* ; */"),
+        ("SELECT name\nFROM customers\nThis lists every name.", "SELECT name\nFROM customers"),
         ("I don't know.", None),
         ("", None),
     ],
@@ -46,6 +47,8 @@ def test_statement_complete_only_after_semicolon_or_fence():
     assert is_statement_complete("SELECT name FROM customers;")
     assert is_statement_complete("```sql\nSELECT 1\n```")
     assert not is_statement_complete("```sql\nSELECT 1")
+    assert is_statement_complete("SELECT 1\n\nCREATE TABLE")
+    assert not is_statement_complete("SELECT a,\n  b")
 
 
 @pytest.mark.parametrize(

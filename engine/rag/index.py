@@ -1,0 +1,167 @@
+"""``python -m engine index``: build (or rebuild) the index of one database.
+
+Everything is read and checked first (schema, docs, examples); only then is the store
+touched, so a bad docs folder or examples file never costs the existing index.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from engine.rag.config import RagConfig
+
+log = logging.getLogger(__name__)
+Progress = Callable[[str], None]
+
+
+@dataclass
+class IndexReport:
+    db: str
+    collection: str
+    store: str
+    tables: int = 0
+    doc_files: int = 0
+    doc_chunks: int = 0
+    examples: int = 0
+    skipped: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def summary(self) -> str:
+        text = (
+            f"Indexed {Path(self.db).name}: {self.tables} tables, {self.doc_chunks} doc chunks "
+            f"from {self.doc_files} files, {self.examples} examples in {self.seconds:.1f} s "
+            f"(collection {self.collection} in {self.store})"
+        )
+        if self.skipped:
+            text += "; skipped " + ", ".join(f"{n} {why}" for why, n in self.skipped.items())
+        return text
+
+
+def schema_fingerprint(schema: Any) -> str:
+    return hashlib.sha1(schema.ddl().encode()).hexdigest()[:16]
+
+
+def default_examples(db_path: Path) -> Path | None:
+    """The bundled question/SQL pairs of a sample database, if ``db_path`` is one."""
+    from engine.paths import SAMPLE_DBS_DIR, sample_pairs_file
+
+    path = Path(db_path).resolve()
+    if path.parent != SAMPLE_DBS_DIR.resolve():
+        return None
+    pairs = sample_pairs_file(path.stem)
+    return pairs if pairs.is_file() else None
+
+
+def index_database(
+    cfg: RagConfig,
+    db_path: str | Path,
+    docs_dir: str | Path | None = None,
+    examples: str | Path | None = None,
+    *,
+    rebuild: bool = False,
+    store: Any = None,
+    progress: Progress | None = None,
+    show_bar: bool = False,
+) -> IndexReport:
+    """Index ``db_path``'s tables, the docs under ``docs_dir`` and the ``examples`` pairs.
+
+    Without ``examples``, a bundled sample database gets its own pairs. Raises
+    ``DatabaseError``, ``RagInputError``, ``StoreError`` or ``EmbedderError`` with a one-line
+    message; a store is changed only once everything else has been read.
+    """
+    from engine.executor import DatabaseError
+    from engine.rag.documents import (
+        RagInputError,
+        Skipped,
+        doc_documents,
+        example_documents,
+        read_example_rows,
+        table_documents,
+    )
+    from engine.rag.embeddings import embedder_tokenizer, get_embeddings
+    from engine.rag.store import VectorStore, collection_name
+    from engine.schema import read_schema
+
+    started = time.perf_counter()
+    db_path = Path(db_path)
+    schema = read_schema(db_path)
+    if not schema.tables:
+        raise DatabaseError(f"{db_path.name} has no tables to index")
+    report = IndexReport(str(db_path), collection_name(db_path), cfg.location())
+    skipped = Skipped()
+    # Inputs first: a bad file must fail before anything is loaded or replaced.
+    example_file = Path(examples) if examples else default_examples(db_path)
+    rows = read_example_rows(example_file) if example_file else []
+    if docs_dir is not None and not Path(docs_dir).is_dir():
+        raise RagInputError(f"Docs folder {docs_dir} does not exist or is not a folder")
+
+    _say(progress, f"Reading {db_path.name}: {len(schema.tables)} tables")
+    docs = table_documents(db_path, schema, cfg.sample_values)
+    report.tables = len(docs)
+    embeddings = get_embeddings(cfg.embedder)
+    if docs_dir is not None:
+        chunks, report.doc_files, doc_skips = doc_documents(
+            Path(docs_dir), embedder_tokenizer(embeddings), cfg.chunk_tokens, cfg.chunk_overlap
+        )
+        skipped.reasons.update(doc_skips.reasons)
+        report.doc_chunks = len(chunks)
+        docs += chunks
+    if rows:
+        ex_docs, ex_skips = example_documents(rows, schema, db_path.stem, example_file.name)
+        skipped.reasons.update(ex_skips.reasons)
+        report.examples = len(ex_docs)
+        docs += ex_docs
+    report.skipped = dict(skipped.reasons)
+
+    store = store or VectorStore(cfg, rebuild=rebuild)
+    meta = {
+        "embedder": cfg.embedder,
+        "schema_sha": schema_fingerprint(schema),
+        "indexed_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "tables": report.tables,
+        "doc_chunks": report.doc_chunks,
+        "examples": report.examples,
+    }
+    _say(progress, f"Embedding {len(docs)} documents for {db_path.name}")
+    bar = _bar(len(docs), db_path.name) if show_bar else None
+    try:
+        store.replace(db_path, docs, embeddings, meta, _progress_fn(bar))
+    finally:
+        if bar is not None:
+            bar.close()
+    report.seconds = round(time.perf_counter() - started, 2)
+    _say(progress, report.summary())
+    return report
+
+
+def _bar(total: int, name: str) -> Any:
+    import sys
+
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=f"Indexing {name}", unit="doc", file=sys.stderr)
+
+
+def _progress_fn(bar: Any) -> Callable[[int, int], None] | None:
+    if bar is None:
+        return None
+
+    def update(done: int, total: int) -> None:
+        bar.update(done - bar.n)
+
+    return update
+
+
+def _say(progress: Progress | None, message: str) -> None:
+    log.info(message)
+    if progress is not None:
+        progress(message)

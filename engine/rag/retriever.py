@@ -1,0 +1,248 @@
+"""The engine's RAG retriever: what of a database goes into the prompt.
+
+:class:`RagRetriever` implements ``engine.pipeline.Retriever``. Per question it fetches the
+top tables, documentation chunks and solved examples of that database's collection (each
+kind with its own ``k``, hits under the score threshold dropped), then
+:func:`build_context` fits them to the prompt budget:
+
+- the whole schema when it fits; otherwise only the retrieved tables plus the tables they
+  join to by foreign keys (schema linking), best-scored first, as many as fit;
+- then, in the room left: similar solved questions, sample values of the retrieved tables,
+  documentation chunks (in that order of priority).
+
+It never fails a question: when the store cannot be used it logs why and falls back to the
+whole schema.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from engine.pipeline import Context, Source
+from engine.rag.config import RagConfig
+from engine.rag.documents import example_text
+from engine.schema import Schema, read_schema
+
+log = logging.getLogger(__name__)
+Progress = Callable[[str], None]
+
+
+@dataclass
+class Retrieval:
+    """The prompt context and the documents it was built from (``metadata['score']`` set)."""
+
+    context: Context
+    documents: list[Any] = field(default_factory=list)
+
+
+class RagRetriever:
+    """Chroma-backed :class:`engine.pipeline.Retriever`; indexes unseen databases first."""
+
+    def __init__(
+        self,
+        cfg: RagConfig | None = None,
+        progress: Progress | None = None,
+        *,
+        show_bar: bool = False,
+        store: Any = None,
+    ) -> None:
+        self.cfg = cfg or RagConfig()
+        self.progress = progress
+        self.show_bar = show_bar
+        self._store = store
+
+    @property
+    def store(self) -> Any:
+        if self._store is None:
+            from engine.rag.store import VectorStore
+
+            self._store = VectorStore(self.cfg)
+        return self._store
+
+    def prepare(self, db_path: str | Path, schema: Schema | None = None) -> Any:
+        """The database's LangChain vector store, indexing or refreshing it when needed.
+
+        Raises ``StoreError`` (or ``EmbedderError``) with a message for the user.
+        """
+        from engine.rag.embeddings import get_embeddings
+        from engine.rag.index import index_database, schema_fingerprint
+        from engine.rag.store import StoreError
+
+        db_path = Path(db_path)
+        meta = self.store.info(db_path)
+        if meta is None:
+            if not self.cfg.auto_index:
+                raise StoreError(
+                    f"{db_path.name} has no index yet: run python -m engine index --db {db_path}"
+                )
+            self._say(f"No index for {db_path.name} in {self.cfg.location()} yet: indexing it now")
+            index_database(
+                self.cfg, db_path, store=self.store, progress=self.progress, show_bar=self.show_bar
+            )
+            meta = self.store.info(db_path) or {}
+        elif meta.get("embedder") != self.cfg.embedder:
+            raise StoreError(
+                f"{db_path.name} was indexed with embedder {meta.get('embedder')!r}, not "
+                f"{self.cfg.embedder!r}: run python -m engine index --db {db_path} again"
+            )
+        embeddings = get_embeddings(self.cfg.embedder)
+        schema = schema or read_schema(db_path)
+        fingerprint = schema_fingerprint(schema)
+        if meta.get("schema_sha") != fingerprint:
+            from engine.rag.documents import table_documents
+
+            self._say(f"The schema of {db_path.name} changed since indexing: refreshing its tables")
+            docs = table_documents(db_path, schema, self.cfg.sample_values)
+            self.store.replace_kind(
+                db_path, "table", docs, embeddings, schema_sha=fingerprint, tables=len(docs)
+            )
+        return self.store.open(db_path, embeddings)
+
+    def search(self, question: str, db_path: str | Path, schema: Schema | None = None) -> list:
+        """Top-k of every kind with scores, threshold not applied."""
+        from engine.rag.chain import KindRetriever
+
+        vs = self.prepare(db_path, schema)
+        kinds = KindRetriever(
+            vectorstore=vs,
+            k_by_kind=self.cfg.k_by_kind,
+            score_threshold=self.cfg.score_threshold,
+            kind_thresholds={"table": self.cfg.table_score_threshold},
+        )
+        return kinds.search(question)
+
+    def retrieve(
+        self,
+        question: str,
+        db_path: str | Path,
+        schema: Schema,
+        budget_tokens: int,
+        count_tokens: Callable[[str], int],
+    ) -> Retrieval:
+        hits = self.search(question, db_path, schema)
+        return build_context(schema, hits, self.cfg, budget_tokens, count_tokens)
+
+    def context(
+        self,
+        question: str,
+        db_path: Path,
+        schema: Schema,
+        budget_tokens: int,
+        count_tokens: Callable[[str], int],
+    ) -> Context:
+        try:
+            return self.retrieve(question, db_path, schema, budget_tokens, count_tokens).context
+        except Exception as err:  # a question is never lost to the index: answer without it
+            log.warning("Retrieval unavailable, using the whole schema: %s", err)
+            log.debug("retrieval failure", exc_info=True)
+            return Context(schema_text=schema.ddl())
+
+    def _say(self, message: str) -> None:
+        log.info(message)
+        if self.progress is not None:
+            self.progress(message)
+
+
+def build_context(
+    schema: Schema,
+    hits: list[Any],
+    cfg: RagConfig,
+    budget_tokens: int,
+    count_tokens: Callable[[str], int],
+) -> Retrieval:
+    """Fit the schema (linked if needed) and the best notes into ``budget_tokens``."""
+    by_kind: dict[str, list[Any]] = {"table": [], "doc": [], "example": []}
+    for doc in sorted(hits, key=lambda d: -d.metadata.get("score", 0.0)):
+        by_kind.setdefault(doc.metadata.get("kind", "doc"), []).append(doc)
+    passing = {
+        kind: [d for d in docs if d.metadata.get("score", 0.0) >= cfg.threshold_for(kind)]
+        for kind, docs in by_kind.items()
+    }
+    used = list(passing["table"])
+
+    full = schema.ddl()
+    if count_tokens(full) <= budget_tokens:
+        schema_text = full
+        linked = list(schema.tables)
+    else:
+        seeds = passing["table"] or by_kind["table"]  # nothing passed: best tables anyway
+        if not passing["table"] and seeds:
+            log.info("No table reached %.2f; linking the top ones", cfg.table_score_threshold)
+        linked = link_tables(schema, [d.metadata["table"] for d in seeds])
+        while len(linked) > 1 and count_tokens(schema.ddl(linked)) > budget_tokens:
+            linked.pop()  # neighbours go first, then the lowest-scored tables
+        schema_text = schema.ddl(linked)
+        used = [d for d in seeds if d.metadata.get("table") in linked]
+        log.info("Schema linking: %d of %d tables in the prompt", len(linked), len(schema.tables))
+
+    room = budget_tokens - count_tokens(schema_text)
+    in_prompt = {n.lower() for n in linked}
+    sections: dict[str, list[str]] = {"example": [], "values": [], "doc": []}
+    candidates: list[tuple[str, str, Any]] = [
+        *(("example", example_text(d), d) for d in passing["example"]),
+        *(
+            ("values", d.metadata["values"], None)
+            for d in passing["table"]
+            if d.metadata.get("values") and d.metadata.get("table", "").lower() in in_prompt
+        ),
+        *(("doc", d.page_content, d) for d in passing["doc"]),
+    ]
+    for section, text, doc in candidates:
+        cost = count_tokens(text) + 4
+        if cost > room:
+            continue
+        room -= cost
+        sections[section].append(text)
+        if doc is not None:
+            used.append(doc)
+    if not any(passing.values()):
+        best = max((d.metadata.get("score", 0.0) for d in hits), default=None)
+        log.info(
+            "Nothing in the index reached the score threshold (best %s); is the question "
+            "in English (the embedder is)? The prompt carries the schema only.",
+            f"{best:.2f}" if best is not None else "none",
+        )
+    notes = _notes(sections)
+    sources = [
+        Source(
+            kind=d.metadata.get("kind", "doc"), text=_source_text(d), score=d.metadata.get("score")
+        )
+        for d in used
+    ]
+    return Retrieval(Context(schema_text=schema_text, notes=notes, sources=sources), used)
+
+
+def link_tables(schema: Schema, seeds: list[str]) -> list[str]:
+    """Retrieved tables (in order) then the tables they join to by a foreign key."""
+    out: list[str] = []
+    for name in seeds:
+        table = schema.table(name)
+        if table is not None and table.name not in out:
+            out.append(table.name)
+    for name in list(out):
+        for other in sorted(schema.neighbours(name)):
+            table = schema.table(other)
+            if table is not None and table.name not in out:
+                out.append(table.name)
+    return out
+
+
+def _notes(sections: dict[str, list[str]]) -> str | None:
+    parts = []
+    if sections["doc"]:
+        parts.append("Notes about the data:\n" + "\n---\n".join(sections["doc"]))
+    if sections["values"]:
+        parts.append("Values found in the columns:\n" + "\n".join(sections["values"]))
+    if sections["example"]:
+        parts.append("Similar questions:\n" + "\n".join(sections["example"]))
+    return "\n\n".join(parts) or None
+
+
+def _source_text(doc: Any) -> str:
+    if doc.metadata.get("kind") == "example":
+        return example_text(doc)
+    return doc.page_content
