@@ -10,7 +10,10 @@ from typing import Any
 from engine.schema import Schema
 
 _FENCE = re.compile(r"```[ \t]*(?:sql|sqlite)?[ \t]*\n?(.*?)(?:```|$)", re.IGNORECASE | re.DOTALL)
-_START = re.compile(r"\b(SELECT|WITH)\b", re.IGNORECASE)
+# A query starts at SELECT/WITH at a line start, else at SELECT anywhere ("Here: SELECT ...").
+# WITH in mid-line is prose far more often than SQL ("departments with budgets").
+_START_LINE = re.compile(r"^[ \t]*(SELECT|WITH)\b", re.IGNORECASE | re.MULTILINE)
+_START_ANY = re.compile(r"\b(SELECT)\b", re.IGNORECASE)
 # Statements we refuse, found only at a line start so prose ("update the table") is not SQL.
 _OTHER = re.compile(
     r"^\s*(INSERT|UPDATE|DELETE|REPLACE|CREATE|DROP|ALTER|PRAGMA|ATTACH|DETACH|VACUUM)\b",
@@ -40,10 +43,10 @@ def extract_sql(text: str) -> str | None:
         return None
     fenced = _FENCE.search(text)
     body = fenced.group(1) if fenced else text
-    start = _START.search(body) or _OTHER.search(body)
+    start = _sql_start(body)
     if start is None:
         return None
-    body = body[start.start(1) :]
+    body = body[start:]
     stmt = first_statement(body)
     if stmt is None:
         # No semicolon: the query runs to the end or to the first blank line of prose after it.
@@ -71,17 +74,29 @@ def _longest_parsable_prefix(text: str) -> str:
     return text
 
 
+def _sql_start(text: str) -> int | None:
+    for pattern in (_START_LINE, _START_ANY, _OTHER):
+        match = pattern.search(text)
+        if match:
+            return match.start(1)
+    return None
+
+
 def is_statement_complete(generated: str) -> bool:
     """True once generated text holds a whole query, so generation can stop early."""
-    fenced = _FENCE.search(generated)
-    if fenced and generated.count("```") >= 2:
+    fences = generated.count("```")
+    if fences >= 2:
         return True
-    start = _START.search(generated)
+    body = generated.split("```", 1)[1] if fences == 1 else generated
+    start = _sql_start(body)
     if start is None:
         return False
-    rest = generated[start.start() :]
-    # A blank line after the query is where extract_sql ends it too (models that skip the ';').
-    return first_statement(rest) is not None or re.search(r"\S\s*\n\s*\n", rest) is not None
+    rest = body[start:]
+    if first_statement(rest) is not None:
+        return True
+    # A blank line after the query is where extract_sql ends it too (models that skip the ';');
+    # not inside an open code fence, where the closing fence will come.
+    return fences == 0 and re.search(r"\S\s*\n\s*\n", rest) is not None
 
 
 @dataclass

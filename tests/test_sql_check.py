@@ -49,6 +49,11 @@ def test_statement_complete_only_after_semicolon_or_fence():
     assert not is_statement_complete("```sql\nSELECT 1")
     assert is_statement_complete("SELECT 1\n\nCREATE TABLE")
     assert not is_statement_complete("SELECT a,\n  b")
+    # "with" in prose is not SQL: no early stop before the fenced query is written
+    prose = "To list departments with budgets, you can use the following SQL query:\n\n```"
+    assert not is_statement_complete(prose)
+    assert not is_statement_complete(prose + "sql\nSELECT name\n\nFROM t")
+    assert extract_sql(prose + "sql\nSELECT name FROM departments\n```") == "SELECT name FROM departments"
 
 
 @pytest.mark.parametrize(
