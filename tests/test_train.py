@@ -1,0 +1,352 @@
+"""Fine-tuning on the tiny random Llama: masking, LoRA/QLoRA steps, resume, saved folder, CLI."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from engine.config import ConfigError
+from engine.models import ADAPTER_META_FILE, read_adapter_meta
+from engine.prompt import DEFAULT_FORMAT
+from training.config import LoraSettings, TrainConfig, load_train_config
+
+REPO = Path(__file__).resolve().parent.parent
+TABLES = {
+    "customers": "CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT, city TEXT)",
+    "orders": "CREATE TABLE orders (id INTEGER PRIMARY KEY, customer_id INT, total REAL)",
+    "products": "CREATE TABLE products (id INTEGER PRIMARY KEY, name TEXT, price REAL)",
+    "staff": "CREATE TABLE staff (id INTEGER PRIMARY KEY, name TEXT, country TEXT)",
+}
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Seed-format rows over four one-table schemas (so the split has groups to hold out)."""
+    rows = []
+    for table, ddl in TABLES.items():
+        for i in range(8):
+            rows.append(
+                {
+                    "instruction": f"How many {table} have id above {i}?",
+                    "input": ddl,
+                    "response": f"SELECT count(*) FROM {table} WHERE id > {i}",
+                }
+            )
+    path = tmp_path_factory.mktemp("data") / "rows.json"
+    path.write_text(json.dumps(rows))
+    return path
+
+
+def tiny_config(model: Path, data: Path, out: Path, **changes: object) -> TrainConfig:
+    values: dict = dict(
+        model=str(model),
+        data=str(data),
+        output_dir=str(out),
+        device="cpu",
+        max_steps=3,
+        batch_size=2,
+        max_length=512,
+        lora=LoraSettings(r=4, alpha=8, dropout=0.0),
+        learning_rate=1e-3,
+        save_steps=2,
+        eval_limit=4,
+        val_fraction=0.25,
+        num_threads=1,
+    )
+    values.update(changes)
+    return TrainConfig(**values)
+
+
+def _state(out: Path, step: int) -> dict:
+    return json.loads((out / f"checkpoint-{step}" / "trainer_state.json").read_text())
+
+
+def _losses(state: dict) -> dict[int, float]:
+    return {h["step"]: h["loss"] for h in state["log_history"] if "loss" in h}
+
+
+# --- configs ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "path", sorted((REPO / "configs").glob("train*.yaml")), ids=lambda p: p.name
+)
+def test_every_shipped_train_config_loads(path: Path) -> None:
+    cfg = load_train_config(path)
+    assert cfg.method in ("lora", "qlora")
+    if cfg.deepspeed:
+        assert cfg.deepspeed_stage() in (2, 3)
+
+
+def test_shipped_configs_keep_the_seed_defaults() -> None:
+    gpu = load_train_config(REPO / "configs" / "train_gpu_qlora.yaml")
+    assert (gpu.method, gpu.quant.quant_type, gpu.quant.double_quant) == ("qlora", "nf4", True)
+    assert gpu.quant.compute_dtype == "float16"
+    assert (gpu.lora.r, gpu.lora.alpha, gpu.lora.dropout) == (64, 16, 0.1)
+    assert gpu.lora.target_modules == "all-linear"
+    cpu = load_train_config(REPO / "configs" / "train_cpu.yaml")
+    assert cpu.for_hardware(cuda_available=False).precision == "fp32"
+    with pytest.raises(ConfigError, match="no CUDA GPU"):
+        gpu.for_hardware(cuda_available=False)
+
+
+def test_shipped_deepspeed_configs() -> None:
+    z2 = TrainConfig(deepspeed="zero2")
+    ds = z2.deepspeed_config()
+    zero = ds["zero_optimization"]
+    assert zero["stage"] == 2 and zero["offload_optimizer"]["device"] == "cpu"
+    assert zero["overlap_comm"] and zero["contiguous_gradients"]
+    assert zero["reduce_bucket_size"] == zero["allgather_bucket_size"] == 5e8
+    assert TrainConfig(deepspeed="zero3").deepspeed_stage() == 3
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"device": "cpu", "precision": "fp16"}, "fp16 needs a CUDA GPU"),
+        ({"method": "qlora", "deepspeed": "zero3"}, "QLoRA .* ZeRO-3"),
+        ({"method": "dora"}, "method must be one of"),
+        ({"report_to": "mlflow"}, "report_to must be one of"),
+        ({"device": "cpu", "optim": "paged_adamw_32bit"}, "adamw_torch on CPU"),
+    ],
+)
+def test_conflicting_settings_are_rejected(changes: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        TrainConfig(**changes)
+
+
+def test_fp16_on_a_cpu_machine_is_rejected_after_auto_device() -> None:
+    with pytest.raises(ConfigError, match="fp16 needs a CUDA GPU"):
+        TrainConfig(precision="fp16").for_hardware(cuda_available=False)
+
+
+def test_overrides_and_unknown_keys() -> None:
+    cfg = load_train_config(REPO / "configs" / "train_cpu.yaml", ["lora.r=2", "max_steps=7"])
+    assert cfg.lora.r == 2 and cfg.max_steps == 7
+    with pytest.raises(ConfigError, match="Unknown config key: lora.rank"):
+        load_train_config(None, {"lora.rank": 2})
+
+
+def test_cli_reports_config_errors(capsys: pytest.CaptureFixture[str]) -> None:
+    from training.train import main
+
+    assert main(["--set", "method=bogus"]) == 2
+    assert "method must be one of" in capsys.readouterr().err
+
+
+def test_model_card_credits_spider() -> None:
+    from training.artifacts import model_card
+
+    card = model_card(TrainConfig(), {"kind": "spider", "source": "spider_train"})
+    assert "EMNLP 2018" in card and "CC BY-SA 4.0" in card and "Tao Yu" in card
+    assert "CC BY-SA" not in model_card(TrainConfig(), {"kind": "seed"})
+
+
+# --- data -> tokens ---------------------------------------------------------------------------
+
+
+def test_labels_mask_the_prompt_and_keep_the_answer_and_eos(
+    tiny_llama: Path, tiny_data: Path, tmp_path: Path
+) -> None:
+    from transformers import AutoTokenizer
+
+    from training.data import load_examples, split_by_database, to_prompt_completion
+    from training.lora import load_base_model
+    from training.train import build_trainer
+
+    cfg = tiny_config(tiny_llama, tiny_data, tmp_path, packing=False).for_hardware(False)
+    tok = AutoTokenizer.from_pretrained(tiny_llama)
+    train, val = split_by_database(load_examples(tiny_data).examples, 0.25)
+    trainer = build_trainer(
+        cfg, load_base_model(cfg, str(tiny_llama)), tok, train, val, DEFAULT_FORMAT
+    )
+    row = trainer.train_dataset[0]
+    prompt = tok.apply_chat_template(to_prompt_completion(train[0])["prompt"], tokenize=False,
+                                     add_generation_prompt=True)  # fmt: skip
+    n_prompt = len(tok(prompt, add_special_tokens=False)["input_ids"])
+    labels, ids = row["labels"], row["input_ids"]
+    assert all(label == -100 for label in labels[:n_prompt])
+    assert labels[n_prompt:] == ids[n_prompt:]
+    answer = tok.decode([t for t in labels if t != -100])
+    assert answer.strip() == train[0].sql + " </s>"
+    assert labels[-1] == tok.eos_token_id
+
+    packed = build_trainer(
+        tiny_config(tiny_llama, tiny_data, tmp_path).for_hardware(False),
+        load_base_model(cfg, str(tiny_llama)), tok, train, val, DEFAULT_FORMAT,
+    )  # fmt: skip
+    batch = next(iter(packed.get_train_dataloader()))
+    assert "attention_mask" not in batch and "position_ids" in batch  # padding-free rows
+    assert (batch["labels"] == -100).float().mean() > 0.5  # prompts are most of each row
+
+
+# --- runs -------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def lora_run(tiny_llama: Path, tiny_data: Path, tmp_path_factory: pytest.TempPathFactory):
+    from training.train import run
+
+    out = tmp_path_factory.mktemp("lora-run")
+    events: list = []
+    cfg = tiny_config(tiny_llama, tiny_data, out, report_to="tensorboard", merge=True)
+    adapter = run(cfg, events.append, progress_bar=False)
+    return out, adapter, events
+
+
+def test_three_step_lora_run_leaves_a_complete_adapter_folder(lora_run, tiny_llama: Path) -> None:
+    out, adapter, events = lora_run
+    state = _state(out, 3)
+    assert state["global_step"] == 3
+    losses = _losses(state)
+    assert sorted(losses) == [1, 2, 3] and all(math.isfinite(v) and v > 0 for v in losses.values())
+    assert any("eval_loss" in h for h in state["log_history"])
+    steps = [e for e in events if e.kind == "step"]
+    assert [e.step for e in steps] == [1, 2, 3] and steps[-1].total == 3
+    assert steps[-1].eta_s == 0
+    for name in ("adapter_config.json", "adapter_model.safetensors", "tokenizer_config.json",
+                 ADAPTER_META_FILE, "train_config.yaml", "loss_curve.png", "README.md"):  # fmt: skip
+        assert (adapter / name).is_file(), name
+    assert (out / "loss_curve.png").stat().st_size > 1000
+    meta = read_adapter_meta(adapter)
+    assert meta["base_model"] == str(tiny_llama)
+    assert meta["prompt_format"] == DEFAULT_FORMAT.to_dict()
+    assert meta["train_config"]["precision"] == "fp32" and meta["data"]["kind"] == "seed"
+    again = load_train_config(adapter / "train_config.yaml")
+    assert again.lora.r == 4 and again.max_steps == 3
+    assert list((out / "tensorboard").rglob("events.out.tfevents.*"))
+
+
+def test_merge_writes_a_full_model(lora_run) -> None:
+    from transformers import AutoModelForCausalLM
+
+    out, _, _ = lora_run
+    merged = AutoModelForCausalLM.from_pretrained(out / "merged")
+    assert not hasattr(merged, "peft_config") and (out / "merged" / "tokenizer.json").is_file()
+
+
+def test_saved_adapter_loads_in_the_engine_and_answers(lora_run, shop_db: Path) -> None:
+    from engine.generate import GenerationConfig, TransformersBackend
+    from engine.models import load_model
+    from engine.pipeline import TextToSQL
+
+    _, adapter, _ = lora_run
+    loaded = load_model(adapter=adapter, device="cpu")  # base model read from the adapter folder
+    assert loaded.adapter == str(adapter) and loaded.prompt_format == DEFAULT_FORMAT
+    engine = TextToSQL(TransformersBackend(loaded), generation=GenerationConfig(max_new_tokens=8))
+    answer = engine.ask("How many customers are there?", shop_db)
+    assert answer.attempts >= 1 and answer.raw_output is not None  # random weights: any text
+
+
+def test_resume_after_a_crash_continues_the_same_run(
+    tiny_llama: Path, tiny_data: Path, tmp_path: Path
+) -> None:
+    from transformers import TrainerCallback
+
+    from training.train import run
+
+    class Killed(Exception):
+        pass
+
+    class Crash(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):  # noqa: ANN001
+            if state.global_step == 3:
+                raise Killed("simulated kill at step 3")
+
+    straight = tmp_path / "straight"
+    run(tiny_config(tiny_llama, tiny_data, straight, max_steps=4), progress_bar=False)
+    crashed = tmp_path / "crashed"
+    cfg = tiny_config(tiny_llama, tiny_data, crashed, max_steps=4)
+    with pytest.raises(Killed):
+        run(cfg, callbacks=[Crash()], progress_bar=False)
+    assert (crashed / "checkpoint-2").is_dir() and not (crashed / "adapter").exists()
+    adapter = run(cfg, resume=True, progress_bar=False)
+    assert adapter.is_dir()
+    resumed, reference = _state(crashed, 4), _state(straight, 4)
+    assert resumed["global_step"] == 4
+    assert sorted(_losses(resumed)) == [1, 2, 3, 4]  # the curve goes on from the checkpoint
+    for step, loss in _losses(reference).items():
+        assert _losses(resumed)[step] == pytest.approx(loss, rel=1e-4), step  # same data order
+
+
+def test_qlora_step_on_cpu(tiny_llama: Path, tiny_data: Path, tmp_path: Path) -> None:
+    pytest.importorskip("bitsandbytes")
+    from training.train import run
+
+    cfg = tiny_config(tiny_llama, tiny_data, tmp_path, method="qlora", max_steps=1, val_fraction=0)
+    adapter = run(cfg, progress_bar=False)
+    assert math.isfinite(_losses(_state(tmp_path, 1))[1])
+    assert read_adapter_meta(adapter)["train_config"]["method"] == "qlora"
+
+
+def test_wandb_checkpoint_upload_is_off_under_deepspeed(tmp_path: Path, monkeypatch) -> None:
+    from training.train import _setup_environment
+
+    for key in ("WANDB_MODE", "WANDB_PROJECT", "WANDB_DIR", "WORLD_SIZE"):
+        monkeypatch.setenv(key, "1" if key == "WORLD_SIZE" else "x")  # restored afterwards
+    monkeypatch.setenv("WANDB_LOG_MODEL", "checkpoint")
+    said: list[str] = []
+    _setup_environment(TrainConfig(report_to="wandb", deepspeed="zero2"), tmp_path, said.append)
+    assert os.environ["WANDB_LOG_MODEL"] == "false" and "ignored" in said[0]
+
+
+@pytest.mark.slow
+def test_wandb_offline_run(tiny_llama: Path, tiny_data: Path, tmp_path: Path, monkeypatch) -> None:
+    pytest.importorskip("wandb")
+    from training.train import run
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_LOG_MODEL", "checkpoint")  # ignored: would upload checkpoints
+    cfg = tiny_config(tiny_llama, tiny_data, tmp_path, report_to="wandb", max_steps=1,
+                      val_fraction=0)  # fmt: skip
+    run(cfg, progress_bar=False)
+    assert list((tmp_path / "wandb").glob("offline-run-*"))
+    assert os.environ["WANDB_LOG_MODEL"] == "checkpoint"  # no DeepSpeed: left as the user set it
+
+
+@pytest.mark.slow
+def test_deepspeed_zero2_offload_step_on_cpu(tiny_llama: Path, tiny_data: Path, tmp_path: Path):
+    """ZeRO-2 with the optimizer offloaded to CPU, one process, through the CLI.
+
+    The first run JIT-builds DeepSpeedCPUAdam (about 3 minutes on 2 cores); the build is kept
+    in TORCH_EXTENSIONS_DIR (default ~/.cache/text2sql/torch_extensions) so later runs take
+    seconds. Keep that folder cached in CI.
+    """
+    pytest.importorskip("deepspeed")
+    from engine.paths import cache_dir
+
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    env.setdefault("TORCH_EXTENSIONS_DIR", str(cache_dir() / "torch_extensions"))
+    for key in ("RANK", "LOCAL_RANK", "WORLD_SIZE"):
+        env.pop(key, None)
+    cmd = [sys.executable, "-m", "training.train", "--model", str(tiny_llama), "--data",
+           str(tiny_data), "--max-steps", "1", "--output", str(tmp_path), "--set", "device=cpu",
+           "--set", "deepspeed=zero2", "--set", "lora.r=4", "--set", "max_length=512",
+           "--set", "val_fraction=0", "--set", "batch_size=2"]  # fmt: skip
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900, cwd=REPO)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert math.isfinite(_losses(_state(tmp_path, 1))[1])
+    assert (tmp_path / "adapter" / "adapter_model.safetensors").is_file()
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(
+    not __import__("torch").cuda.is_available(), reason="needs a CUDA GPU"
+)  # fmt: skip
+def test_qlora_gpu_config_runs_on_cuda(tiny_llama: Path, tiny_data: Path, tmp_path: Path) -> None:
+    from training.train import run
+
+    cfg = load_train_config(
+        REPO / "configs" / "train_gpu_qlora.yaml",
+        {"model": str(tiny_llama), "data": str(tiny_data), "output_dir": str(tmp_path),
+         "max_steps": 2, "lora.r": 8, "max_length": 512, "report_to": "none"},
+    )  # fmt: skip
+    adapter = run(cfg, progress_bar=False)
+    assert all(math.isfinite(v) for v in _losses(_state(tmp_path, 2)).values())
+    assert read_adapter_meta(adapter)["train_config"]["device"] == "cuda"

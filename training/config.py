@@ -1,0 +1,182 @@
+"""The one typed config for a fine-tuning run, loaded from YAML and overridden from the CLI.
+
+Every conflicting combination is rejected here, in ``__post_init__``, with a message that
+says what to change. Settings that depend on the machine (``device: auto``, ``precision:
+auto``) are fixed by :meth:`TrainConfig.for_hardware`, which runs the same checks again on
+the concrete values, so "fp16 on a CPU" fails the same way whether it came from a YAML file,
+a flag or the app.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from engine.config import ConfigError, load_config, parse_overrides
+from engine.paths import REPO_ROOT
+
+METHODS = ("lora", "qlora")
+PRECISIONS = ("auto", "fp32", "fp16", "bf16")
+DEVICES = ("auto", "cpu", "cuda")
+REPORTERS = ("none", "tensorboard", "wandb")
+COMPUTE_DTYPES = ("auto", "float32", "float16", "bfloat16")
+# Shortcuts for the DeepSpeed configs shipped in configs/.
+DEEPSPEED_PRESETS = {
+    "zero2": REPO_ROOT / "configs" / "deepspeed_zero2.json",
+    "zero3": REPO_ROOT / "configs" / "deepspeed_zero3.json",
+}
+
+
+@dataclass
+class LoraSettings:
+    r: int = 64
+    alpha: int = 16
+    dropout: float = 0.1
+    # "all-linear" (every linear layer but the output head), "attention" (the architecture's
+    # attention projections, see training/lora.py) or an explicit list of module names.
+    target_modules: str | list[str] = "all-linear"
+    bias: str = "none"
+
+
+@dataclass
+class QuantSettings:
+    """bitsandbytes 4-bit settings, used when ``method: qlora``."""
+
+    quant_type: str = "nf4"
+    double_quant: bool = True
+    compute_dtype: str = "auto"  # auto: the training precision (fp32 on CPU)
+
+
+@dataclass
+class TrainConfig:
+    model: str = "smollm2-135m-instruct"  # preset name, local folder or hub id
+    data: str = "samples"  # see training.data.load_examples
+    split: str | None = None
+    limit: int | None = None  # a seeded random sample of this many examples
+    val_fraction: float = 0.05  # held out by database, never by question
+    output_dir: str | None = None  # default: runs/<model>-<method>
+    method: str = "lora"
+    lora: LoraSettings = field(default_factory=LoraSettings)
+    quant: QuantSettings = field(default_factory=QuantSettings)
+    max_length: int = 1024
+    packing: bool = True  # bin-pack examples into max_length rows, padding-free
+    epochs: float = 1.0
+    max_steps: int = -1  # > 0 overrides epochs
+    batch_size: int = 4
+    grad_accum: int = 1
+    learning_rate: float = 2e-4
+    lr_scheduler: str = "cosine"
+    warmup: float = 0.03  # a ratio in [0, 1) or a number of steps
+    weight_decay: float = 0.0
+    max_grad_norm: float = 0.3
+    optim: str = "adamw_torch"
+    gradient_checkpointing: bool = False
+    device: str = "auto"
+    precision: str = "auto"
+    deepspeed: str | None = None  # zero2 | zero3 | path to a DeepSpeed JSON
+    report_to: str = "none"
+    wandb_project: str = "text2sql"
+    wandb_mode: str = "offline"  # offline | online | disabled
+    logging_steps: int = 1
+    eval_steps: int | None = None  # default: at save_steps
+    eval_limit: int = 64  # validation examples scored (forward passes are slow on CPU)
+    save_steps: int = 50
+    save_total_limit: int = 2
+    merge: bool = False  # also write a merged full model
+    seed: int = 42
+    num_threads: int | None = None  # torch CPU threads; None: torch's default
+
+    def __post_init__(self) -> None:
+        _one_of("method", self.method, METHODS)
+        _one_of("precision", self.precision, PRECISIONS)
+        _one_of("device", self.device, DEVICES)
+        _one_of("report_to", self.report_to, REPORTERS)
+        _one_of("quant.compute_dtype", self.quant.compute_dtype, COMPUTE_DTYPES)
+        _one_of("wandb_mode", self.wandb_mode, ("offline", "online", "disabled"))
+        if self.lora.r < 1 or self.lora.alpha < 1 or not 0 <= self.lora.dropout < 1:
+            raise ConfigError("lora.r and lora.alpha must be >= 1 and lora.dropout in [0, 1)")
+        if self.max_length < 16 or self.batch_size < 1 or self.grad_accum < 1:
+            raise ConfigError("max_length must be >= 16, batch_size and grad_accum >= 1")
+        if self.max_steps <= 0 and self.epochs <= 0:
+            raise ConfigError("Set max_steps > 0 or epochs > 0")
+        if self.save_steps < 1 or self.save_total_limit < 1:
+            raise ConfigError("save_steps and save_total_limit must be >= 1")
+        if not 0 <= self.val_fraction < 1:
+            raise ConfigError("val_fraction must be in [0, 1)")
+        if self.device == "cpu":
+            self._check_cpu()
+        if self.deepspeed is not None:
+            stage = self.deepspeed_stage()
+            if stage == 3 and self.method == "qlora":
+                raise ConfigError(
+                    "QLoRA (4-bit bitsandbytes) does not work with DeepSpeed ZeRO-3: ZeRO-3 shards "
+                    "parameters and cannot partition 4-bit weights. Use method: lora with ZeRO-3, "
+                    "or QLoRA with ZeRO-2 (deepspeed: zero2) or without DeepSpeed."
+                )
+
+    def _check_cpu(self) -> None:
+        if self.precision == "fp16":
+            raise ConfigError(
+                "precision fp16 needs a CUDA GPU and none is available here: use precision: fp32 "
+                "(or auto) on CPU"
+            )
+        if self.method == "qlora" and self.quant.compute_dtype == "float16":
+            raise ConfigError(
+                "quant.compute_dtype float16 needs a CUDA GPU: use quant.compute_dtype: float32 "
+                "(or auto) for QLoRA on CPU"
+            )
+        if self.optim.startswith("paged_"):
+            raise ConfigError(f"optim {self.optim} pages memory to a GPU: use adamw_torch on CPU")
+
+    @property
+    def resolved_output_dir(self) -> Path:
+        if self.output_dir:
+            return Path(self.output_dir).expanduser()
+        slug = Path(self.model.rstrip("/")).name.replace("/", "-")
+        return Path("runs") / f"{slug}-{self.method}"
+
+    def deepspeed_config(self) -> dict[str, Any] | None:
+        """The DeepSpeed JSON as a dict (presets by name, else a file path)."""
+        if self.deepspeed is None:
+            return None
+        path = DEEPSPEED_PRESETS.get(self.deepspeed, Path(self.deepspeed).expanduser())
+        try:
+            return json.loads(Path(path).read_text())
+        except (OSError, json.JSONDecodeError) as err:
+            raise ConfigError(f"Cannot read DeepSpeed config {self.deepspeed}: {err}") from err
+
+    def deepspeed_stage(self) -> int:
+        ds = self.deepspeed_config() or {}
+        return int(ds.get("zero_optimization", {}).get("stage", 0))
+
+    def for_hardware(self, cuda_available: bool, bf16_supported: bool = False) -> TrainConfig:
+        """A copy with ``auto`` device/precision made concrete, checked again."""
+        device = self.device if self.device != "auto" else ("cuda" if cuda_available else "cpu")
+        if device == "cuda" and not cuda_available:
+            raise ConfigError("device cuda was requested but no CUDA GPU is available here")
+        precision = self.precision
+        if precision == "auto":
+            precision = "fp32" if device == "cpu" else ("bf16" if bf16_supported else "fp16")
+        if device == "cuda" and precision == "bf16" and not bf16_supported:
+            raise ConfigError("This GPU does not support bf16: use precision: fp16 (or auto)")
+        return dataclasses.replace(self, device=device, precision=precision)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _one_of(key: str, value: Any, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ConfigError(f"{key} must be one of {', '.join(choices)}; got {value!r}")
+
+
+def load_train_config(
+    path: str | Path | None = None, overrides: dict[str, Any] | list[str] | None = None
+) -> TrainConfig:
+    """YAML file (optional) + ``key=value`` overrides (a dict, or ``--set`` strings)."""
+    if isinstance(overrides, list):
+        overrides = parse_overrides(overrides)
+    return load_config(TrainConfig, path, overrides)
