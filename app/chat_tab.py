@@ -2,52 +2,35 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
+from app.databases import database_choices, default_database, frame
 from app.engines import EnginePool
-from engine.models import PRESETS
-from engine.paths import sample_databases
+from app.model_choices import model_choices, resolve
 
 DIALECTS = ["sqlite", "postgres", "mysql", "duckdb", "bigquery", "snowflake", "tsql", "oracle"]
 
 
-def database_choices() -> dict[str, Path]:
-    """Databases the chat can use, by the label shown in the dropdown."""
-    return {f"{name} (sample)": path for name, path in sample_databases().items()}
-
-
-def model_choices() -> list[str]:
-    return list(PRESETS)
-
-
-def _frame(columns: list[str], rows: list[list[Any]]) -> Any:
-    import pandas as pd
-
-    return pd.DataFrame([[_cell(v) for v in r] for r in rows], columns=_unique(columns))
-
-
-def _cell(value: Any) -> Any:
-    return f"<blob {len(value)} bytes>" if isinstance(value, bytes) else value
-
-
-def _unique(columns: list[str]) -> list[str]:
-    seen: dict[str, int] = {}
-    out = []
-    for c in columns:
-        seen[c] = seen.get(c, 0) + 1
-        out.append(c if seen[c] == 1 else f"{c} ({seen[c]})")
-    return out
-
-
 def _status(answer: Any) -> str:
     if answer.error:
-        return f"**Could not answer:** {answer.error}"
+        return f"**Could not answer:** {answer.error} · {answer.attempts} attempt(s)"
     more = " (row cap reached; showing the first rows)" if answer.truncated else ""
     return (
         f"{len(answer.rows)} row(s){more} · {answer.attempts} attempt(s) · "
         f"{answer.seconds:.1f} s · {answer.backend}"
     )
+
+
+def sources_markdown(sources: list[Any]) -> str:
+    """Retrieved sources as a compact list: kind, score, first line."""
+    if not sources:
+        return "No sources retrieved (whole schema in the prompt, or retrieval off)."
+    lines = []
+    for s in sources:
+        score = f" · {s.score:.2f}" if s.score is not None else ""
+        text = s.text.strip().replace("\n", " ")
+        lines.append(f"- **{s.kind}**{score}: {text[:240]}{'…' if len(text) > 240 else ''}")
+    return "\n".join(lines)
 
 
 def ask(
@@ -57,17 +40,20 @@ def ask(
     chat: list[dict[str, str]],
     history: list[tuple[str, str]],
     pool: EnginePool,
-) -> tuple[list[dict[str, str]], list[tuple[str, str]], str, Any, str]:
-    """One chat turn -> (chat messages, follow-up history, SQL, result table, status line)."""
+) -> tuple[list[dict[str, str]], list[tuple[str, str]], str, Any, str, str]:
+    """One chat turn -> (chat messages, follow-up history, SQL, result table, status, sources)."""
     question = (question or "").strip()
     chat = list(chat or [])
     history = list(history or [])
     dbs = database_choices()
     if not question:
-        return chat, history, "", None, "Please type a question."
+        return chat, history, "", None, "Please type a question.", ""
     if db_label not in dbs:
-        return chat, history, "", None, "Please choose a database."
-    engine = pool.get(model)
+        return chat, history, "", None, "Please choose a database.", ""
+    try:
+        engine = pool.get(*resolve(model))
+    except Exception as err:  # a bad path or hub id: say so, keep serving
+        return chat, history, "", None, f"**Cannot load the model:** {str(err).splitlines()[0]}", ""
     with pool.generate_lock:
         answer = engine.ask(question, dbs[db_label], history=history[-3:])
     chat.append({"role": "user", "content": question})
@@ -77,8 +63,8 @@ def ask(
     else:
         reply = (f"```sql\n{answer.sql}\n```\n" if answer.sql else "") + _status(answer)
     chat.append({"role": "assistant", "content": reply})
-    table = _frame(answer.columns, answer.rows) if answer.ok else None
-    return chat, history, answer.sql or "", table, _status(answer)
+    table = frame(answer.columns, answer.rows) if answer.ok else None
+    return chat, history, answer.sql or "", table, _status(answer), sources_markdown(answer.sources)
 
 
 def run_edited_sql(sql: str, db_label: str, pool: EnginePool) -> tuple[Any, str]:
@@ -95,7 +81,7 @@ def run_edited_sql(sql: str, db_label: str, pool: EnginePool) -> tuple[Any, str]
     )
     if not result.ok:
         return None, f"**Could not run:** {result.error}"
-    return _frame(result.columns, [list(r) for r in result.rows]), f"{len(result.rows)} row(s)"
+    return frame(result.columns, [list(r) for r in result.rows]), f"{len(result.rows)} row(s)"
 
 
 def transpile(sql: str, dialect: str) -> str:
@@ -111,15 +97,21 @@ def transpile(sql: str, dialect: str) -> str:
         return f"-- cannot transpile: {str(err).splitlines()[0]}"
 
 
-def build(pool: EnginePool) -> None:
-    """Lay out the tab inside the current ``gr.Blocks`` context."""
+def _safe_resolve(choice: str) -> tuple[str | None, str | None]:
+    try:
+        return resolve(choice)
+    except ValueError:
+        return choice, None
+
+
+def build(pool: EnginePool) -> tuple[Any, Any]:
+    """Lay out the tab in the current ``gr.Blocks``; returns its database and model dropdowns."""
     import gradio as gr
 
     dbs = list(database_choices())
     history = gr.State([])
     with gr.Row():
-        default_db = "shop (sample)" if "shop (sample)" in dbs else (dbs[0] if dbs else None)
-        db = gr.Dropdown(dbs, value=default_db, label="Database", elem_id="chat-db")
+        db = gr.Dropdown(dbs, value=default_database(dbs), label="Database", elem_id="chat-db")
         model = gr.Dropdown(
             model_choices(),
             value=pool.base.model,
@@ -147,24 +139,25 @@ def build(pool: EnginePool) -> None:
         show_dialect = gr.Button("Transpile", scale=1)
     transpiled = gr.Code(language="sql", label="Transpiled SQL", interactive=False)
     table = gr.Dataframe(label="Result", interactive=False, elem_id="chat-result", wrap=True)
+    with gr.Accordion("Retrieved sources", open=False, elem_id="chat-sources-box"):
+        sources = gr.Markdown(elem_id="chat-sources")
 
     def on_ask(q, d, m, c, h):
-        yield (
-            c,
-            h,
-            gr.skip(),
-            gr.skip(),
-            "Working…" if pool.is_loaded(m) else "Loading the model (first use can take a minute)…",
-            "",
+        busy = (
+            "Working…" if pool.is_loaded(m) else "Loading the model (first use can take a minute)…"
         )
-        c, h, s, t, st = ask(q, d, m, c, h, pool)
-        yield c, h, s, t, st, ""
+        yield c, h, gr.skip(), gr.skip(), busy, gr.skip(), ""
+        c, h, s, t, st, src = ask(q, d, m, c, h, pool)
+        yield c, h, s, t, st, src, ""
 
-    outputs = [chatbot, history, sql, table, status, question]
+    outputs = [chatbot, history, sql, table, status, sources, question]
     send.click(on_ask, [question, db, model, chatbot, history], outputs)
     question.submit(on_ask, [question, db, model, chatbot, history], outputs)
     clear.click(
-        lambda: ([], [], "", None, "", ""), None, [chatbot, history, sql, table, status, transpiled]
+        lambda: ([], [], "", None, "", "", ""),
+        None,
+        [chatbot, history, sql, table, status, sources, transpiled],
     )
     rerun.click(lambda s, d: run_edited_sql(s, d, pool), [sql, db], [table, status])
     show_dialect.click(transpile, [sql, dialect], transpiled)
+    return db, model

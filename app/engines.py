@@ -26,6 +26,10 @@ class EnginePool:
         self._engines: dict[tuple[str, str | None], TextToSQL] = {}
         self._load_lock = threading.Lock()
         self.generate_lock = threading.Lock()  # 2 CPU cores: one generation at a time
+        self.status = "Model not loaded yet; it loads with the first question."
+
+    def _say(self, message: str) -> None:
+        self.status = message
 
     def get(
         self,
@@ -39,8 +43,34 @@ class EnginePool:
                 cfg = replace(self.base, model=key[0], adapter=key[1])
                 if len(self._engines) >= self.max_loaded:
                     self._engines.pop(next(iter(self._engines)))
-                self._engines[key] = engine_from_config(cfg, progress=progress)
+
+                def say(message: str) -> None:
+                    self._say(message)
+                    if progress is not None:
+                        progress(message)
+
+                try:
+                    self._engines[key] = engine_from_config(cfg, progress=say)
+                except Exception as err:
+                    self._say(
+                        f"Loading {key[0]} failed: {str(err).splitlines()[0] if str(err) else err!r}"
+                    )
+                    raise
+                self._say(f"Model ready: {self._engines[key].backend.name}")
             return self._engines[key]
+
+    def warm_up(self) -> threading.Thread:
+        """Load (and on first use, convert) the default model in the background."""
+
+        def work() -> None:
+            try:
+                self.get(None)
+            except Exception:  # reported through self.status; the first question retries
+                log.exception("warm-up failed")
+
+        thread = threading.Thread(target=work, name="model-warm-up", daemon=True)
+        thread.start()
+        return thread
 
     def put(self, model: str, adapter: str | None, engine: TextToSQL) -> None:
         """Register a ready engine (tests, or a model the app loaded another way)."""

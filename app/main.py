@@ -10,19 +10,46 @@ from engine.config import EngineConfig, load_config, parse_overrides
 TITLE = "Text-to-SQL Workbench"
 
 
-def build_app(cfg: EngineConfig | None = None):  # -> gr.Blocks
+def build_app(cfg: EngineConfig | None = None, warm_up: bool = False):  # -> gr.Blocks
     import gradio as gr
 
-    from app import chat_tab
+    from app import chat_tab, eval_tab, schema_tab, train_tab
+    from app.databases import database_choices
     from app.engines import EnginePool
+    from training.jobs import JobManager
 
     pool = EnginePool(cfg or EngineConfig())
+    jobs = JobManager()  # one training job per app process
+    if warm_up:
+        pool.warm_up()
     with gr.Blocks(title=TITLE) as demo:
         gr.Markdown(f"# {TITLE}\nAsk questions about a SQLite database in plain language.")
+        model_status = gr.Markdown(pool.status, elem_id="model-status")
+        gr.Timer(2.0).tick(lambda: pool.status, None, model_status, show_progress="hidden")
         with gr.Tab("Chat", id="chat"):
-            chat_tab.build(pool)
+            chat_db, chat_model = chat_tab.build(pool)
+        with gr.Tab("Schema", id="schema"):
+            schema_tab.build(pool, [chat_db], demo)
+        with gr.Tab("Training", id="training"):
+            runs_finished = train_tab.build(jobs)
+        with gr.Tab("Evaluation", id="evaluation"):
+            eval_models = eval_tab.build()
+        # A finished training run's adapter shows up in the chat and evaluation model lists.
+        for event in runs_finished:
+            event.then(_refresh_models, None, [chat_model, eval_models])
+        # Each new page sees databases uploaded since the app started.
+        demo.load(lambda: gr.update(choices=list(database_choices())), None, chat_db)
     demo.pool = pool  # type: ignore[attr-defined]
     return demo
+
+
+def _refresh_models():
+    import gradio as gr
+
+    from app.model_choices import model_choices
+
+    choices = model_choices()
+    return gr.update(choices=choices), gr.update(choices=choices)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -33,6 +60,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--model", help="default model (preset, folder or hub id)")
     p.add_argument("--config", help="engine YAML config")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key")
+    p.add_argument(
+        "--no-warm-up",
+        action="store_true",
+        help="load the model at the first question, not at start",
+    )
     return p.parse_args(argv)
 
 
@@ -49,7 +81,7 @@ def main(argv: list[str] | None = None) -> None:
         if not sep:
             raise SystemExit("--auth expects user:password")
         auth = (user, password)
-    demo = build_app(cfg)
+    demo = build_app(cfg, warm_up=not args.no_warm_up)
     demo.queue(default_concurrency_limit=4).launch(
         server_name=args.host, server_port=args.port, auth=auth, show_error=True
     )

@@ -34,9 +34,16 @@ def free_port() -> int:
 
 
 @contextmanager
-def running_app(*args: str, env: dict[str, str] | None = None, ready_timeout: float = 120):
-    """``python launch.py`` in a subprocess; yields its URL once the page answers."""
+def running_app(
+    *args: str, data_dir: Path, env: dict[str, str] | None = None, ready_timeout: float = 120
+):
+    """``python launch.py`` in a subprocess with its own data folder; yields its URL once up."""
     port = free_port()
+    env = {
+        "TEXT2SQL_DATA": str(data_dir),
+        "TEXT2SQL_VECTOR_DB": str(data_dir / "chroma"),
+        **(env or {}),
+    }
     log = ARTIFACTS / f"app-{port}.log"
     ARTIFACTS.mkdir(exist_ok=True)
     with open(log, "w") as out:
@@ -45,7 +52,7 @@ def running_app(*args: str, env: dict[str, str] | None = None, ready_timeout: fl
             cwd=REPO,
             stdout=out,
             stderr=subprocess.STDOUT,
-            env={**os.environ, **(env or {})},
+            env={**os.environ, **env},
         )
         url = f"http://127.0.0.1:{port}/"
         try:

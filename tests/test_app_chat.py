@@ -5,6 +5,7 @@ import json
 import pytest
 
 from app import chat_tab
+from app.databases import database_choices
 from app.engines import EnginePool
 from engine.config import EngineConfig
 from engine.pipeline import TextToSQL
@@ -25,12 +26,14 @@ def _with(pool, outputs):
 
 
 def test_sample_databases_are_offered():
-    assert {"shop (sample)", "hr (sample)", "music (sample)"} <= set(chat_tab.database_choices())
+    assert {"shop (sample)", "hr (sample)", "music (sample)"} <= set(database_choices())
 
 
 def test_ask_shows_sql_rows_and_status(pool, shop_db):
     _with(pool, ["SELECT count(*) AS n FROM customers;"])
-    chat, history, sql, table, status = chat_tab.ask("How many customers?", SHOP, "scripted", [], [], pool)
+    chat, history, sql, table, status, _ = chat_tab.ask(
+        "How many customers?", SHOP, "scripted", [], [], pool
+    )
     assert sql == "SELECT count(*) AS n FROM customers"
     assert list(table.columns) == ["n"] and table.iloc[0, 0] > 0
     assert chat[0] == {"role": "user", "content": "How many customers?"}
@@ -48,9 +51,11 @@ def test_follow_up_sends_earlier_turns(pool, shop_db):
 
 def test_errors_are_plain_and_the_app_keeps_going(pool, shop_db):
     _with(pool, ["I cannot help with that.", "Still no SQL."])
-    chat, history, sql, table, status = chat_tab.ask("Delete everything", SHOP, "scripted", [], [], pool)
+    chat, history, sql, table, status, _ = chat_tab.ask(
+        "Delete everything", SHOP, "scripted", [], [], pool
+    )
     assert table is None and status.startswith("**Could not answer:**") and history == []
-    assert chat_tab.ask("", SHOP, "scripted", [], [], pool)[-1] == "Please type a question."
+    assert chat_tab.ask("", SHOP, "scripted", [], [], pool)[4] == "Please type a question."
 
 
 def test_edited_sql_runs_read_only(pool, shop_db):

@@ -53,7 +53,10 @@ def test_statement_complete_only_after_semicolon_or_fence():
     prose = "To list departments with budgets, you can use the following SQL query:\n\n```"
     assert not is_statement_complete(prose)
     assert not is_statement_complete(prose + "sql\nSELECT name\n\nFROM t")
-    assert extract_sql(prose + "sql\nSELECT name FROM departments\n```") == "SELECT name FROM departments"
+    assert (
+        extract_sql(prose + "sql\nSELECT name FROM departments\n```")
+        == "SELECT name FROM departments"
+    )
 
 
 @pytest.mark.parametrize(

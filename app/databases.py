@@ -1,0 +1,40 @@
+"""The databases the app offers: bundled samples plus uploads, by dropdown label."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from engine.paths import sample_databases
+
+DEFAULT_DB = "shop (sample)"
+
+
+def database_choices() -> dict[str, Path]:
+    from app.uploads import uploaded_databases
+
+    dbs = {f"{name} (sample)": path for name, path in sample_databases().items()}
+    dbs.update({f"{name} (uploaded)": path for name, path in uploaded_databases().items()})
+    return dbs
+
+
+def default_database(choices: dict[str, Path] | list[str]) -> str | None:
+    labels = list(choices)
+    return DEFAULT_DB if DEFAULT_DB in labels else (labels[0] if labels else None)
+
+
+def label_for(path: Path) -> str | None:
+    return next((label for label, p in database_choices().items() if p == path), None)
+
+
+def frame(columns: list[str], rows: list[Any]) -> Any:
+    """Rows as a DataFrame for gr.Dataframe (blobs summarised, duplicate names made unique)."""
+    import pandas as pd
+
+    seen: dict[str, int] = {}
+    names = []
+    for c in columns:
+        seen[c] = seen.get(c, 0) + 1
+        names.append(c if seen[c] == 1 else f"{c} ({seen[c]})")
+    cells = [[f"<blob {len(v)} bytes>" if isinstance(v, bytes) else v for v in r] for r in rows]
+    return pd.DataFrame(cells, columns=names)

@@ -1,0 +1,175 @@
+"""Evaluation tab: run models on an evaluation set, see metrics, examples and comparisons."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+from app.model_choices import model_choices, resolve
+from engine.paths import REPO_ROOT, data_dir
+
+SHARED = REPO_ROOT.parent / "shared" / "data"
+METRIC_COLUMNS = (
+    "execution_accuracy", "exact_match", "bleu", "rouge1", "rouge2", "rougeL",
+    "valid_sql_rate", "avg_attempts", "n", "seconds",
+)  # fmt: skip
+
+
+def evals_dir() -> Path:
+    return data_dir() / "evals"
+
+
+def dataset_choices() -> list[str]:
+    choices = ["samples"]
+    for sub in ("spider_train", "text_to_sql_v1/text-to-sql-v1-easy"):
+        if (SHARED / sub).is_dir():
+            choices.append(str(SHARED / sub))
+    return choices
+
+
+def make_config(model_choice: str, data: str, split: str, limit: float, rag: bool, attempts: float,
+                temperature: float, top_k: float, top_p: float, max_new_tokens: float):  # fmt: skip
+    from engine.generate import GenerationConfig
+    from training.evaluate import EvalConfig, EvalRagConfig
+
+    model, adapter = resolve(model_choice)
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", model_choice)[:60]
+    out = evals_dir() / f"{time.strftime('%Y%m%d-%H%M%S')}-{slug}"
+    return EvalConfig(
+        data=(data or "samples").strip(),
+        split=(split or "").strip() or None,
+        limit=int(limit) if limit else None,
+        out=str(out),
+        model=model,
+        adapter=adapter,
+        max_attempts=int(attempts),
+        rag=EvalRagConfig(enabled=bool(rag)),
+        generation=GenerationConfig(
+            temperature=float(temperature), top_k=int(top_k), top_p=float(top_p),
+            max_new_tokens=int(max_new_tokens),
+        ),
+    )  # fmt: skip
+
+
+def metrics_row(run_dir: Path) -> dict[str, Any]:
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    settings = metrics.get("settings", {})
+    label = settings.get("adapter") or settings.get("model") or run_dir.name
+    row: dict[str, Any] = {
+        "run": run_dir.name,
+        "model": Path(str(label)).name if settings.get("adapter") else label,
+    }
+    for key in METRIC_COLUMNS:
+        value = metrics.get(key)
+        row[key] = round(value, 4) if isinstance(value, float) else value
+    return row
+
+
+def comparison(run_dirs: list[str]) -> Any:
+    import pandas as pd
+
+    rows = [metrics_row(Path(d)) for d in run_dirs if (Path(d) / "metrics.json").is_file()]
+    return pd.DataFrame(rows) if rows else None
+
+
+def examples(run_dir: str | None, wrong_only: bool) -> Any:
+    import pandas as pd
+
+    if not run_dir or not (Path(run_dir) / "predictions.jsonl").is_file():
+        return None
+    records = [
+        json.loads(line)
+        for line in (Path(run_dir) / "predictions.jsonl").read_text().splitlines()
+        if line
+    ]
+    if wrong_only:
+        records = [r for r in records if r.get("correct") is False or r.get("error")]
+    cols = ["db_id", "question", "gold", "prediction", "correct", "error"]
+    return pd.DataFrame([{c: r.get(c) for c in cols} for r in records], columns=cols)
+
+
+def run_all(models: list[str], *settings: Any):
+    """Evaluate each chosen model in turn; yields (status, comparison, run dirs, last run)."""
+    from training.evaluate import EvalJob
+
+    if not models:
+        yield "Choose at least one model.", None, [], None
+        return
+    dirs: list[str] = []
+    for i, choice in enumerate(models, 1):
+        try:
+            cfg = make_config(choice, *settings)
+        except Exception as err:  # ConfigError, bad adapter: one line, next model
+            yield f"**{choice}:** {str(err).splitlines()[0]}", comparison(dirs), dirs, None
+            continue
+        job = EvalJob(cfg).start()
+        while job.running:
+            snap = job.snapshot()
+            eta = f", ETA {snap['eta_s']:.0f} s" if snap.get("eta_s") else ""
+            acc = (
+                f", execution accuracy so far {snap['correct'] / snap['scored']:.0%}"
+                if snap.get("scored")
+                else ""
+            )
+            text = f"Model {i}/{len(models)} ({choice}): {snap['done']}/{snap['total']} questions{eta}{acc}. {snap.get('message') or ''}"
+            yield text, gr_skip(), dirs, gr_skip()
+            time.sleep(1.0)
+        if job.error:
+            yield f"**{choice} failed:** {job.error}", comparison(dirs), dirs, None
+            continue
+        dirs.append(cfg.out)
+        yield f"Finished {i}/{len(models)}: {choice}", comparison(dirs), dirs, cfg.out
+    yield f"Done: {len(dirs)} run(s).", comparison(dirs), dirs, dirs[-1] if dirs else None
+
+
+def gr_skip() -> Any:
+    import gradio as gr
+
+    return gr.skip()
+
+
+def build() -> Any:
+    """Lay out the tab; returns its model selector (refreshed when training finishes)."""
+    import gradio as gr
+
+    models = gr.Dropdown(model_choices(), value=["smollm2-135m-instruct"], multiselect=True,
+                         label="Models / adapters to compare", elem_id="eval-models")  # fmt: skip
+    with gr.Row():
+        data = gr.Dropdown(dataset_choices(), value="samples", allow_custom_value=True,
+                           label="Evaluation set (or a path)", elem_id="eval-data")  # fmt: skip
+        split = gr.Textbox(label="Split (e.g. test, train)", placeholder="default")
+        limit = gr.Number(
+            value=10,
+            precision=0,
+            minimum=1,
+            label="Questions (seeded sample)",
+            elem_id="eval-limit",
+        )
+    with gr.Row():
+        rag = gr.Checkbox(value=False, label="Retrieval (RAG)")
+        attempts = gr.Number(
+            value=1, precision=0, minimum=1, maximum=5, label="Attempts (self-correction)"
+        )
+        temperature = gr.Slider(0, 1.5, value=0.0, step=0.05, label="Temperature (0 = greedy)")
+        top_k = gr.Slider(0, 200, value=50, step=1, label="Top-k")
+        top_p = gr.Slider(0.05, 1.0, value=1.0, step=0.05, label="Top-p")
+        max_new = gr.Number(value=256, precision=0, minimum=8, label="Max new tokens")
+    run_btn = gr.Button("Run evaluation", variant="primary", elem_id="eval-run")
+    status = gr.Markdown(elem_id="eval-status")
+    table = gr.Dataframe(label="Metrics (one row per run: compare base vs fine-tuned)", interactive=False,
+                         elem_id="eval-metrics")  # fmt: skip
+    run_dirs = gr.State([])
+    last_run = gr.State(None)
+    wrong_only = gr.Checkbox(value=False, label="Wrong answers only")
+    per_example = gr.Dataframe(label="Per-example results (last run)", interactive=False, wrap=True,
+                               elem_id="eval-examples")  # fmt: skip
+
+    settings = [data, split, limit, rag, attempts, temperature, top_k, top_p, max_new]
+    run_btn.click(run_all, [models, *settings], [status, table, run_dirs, last_run]).then(
+        examples, [last_run, wrong_only], per_example
+    )
+    wrong_only.change(examples, [last_run, wrong_only], per_example)
+    return models

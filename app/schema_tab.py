@@ -1,0 +1,168 @@
+"""Schema tab: upload a database (file, SQL script or CSVs), inspect it, index it for RAG."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from app.databases import database_choices, default_database, frame
+from app.engines import EnginePool
+from app.uploads import LIMITS, UploadError, import_upload
+from engine.executor import DatabaseError, run_readonly
+from engine.schema import read_schema
+
+PREVIEW_ROWS = 20
+MAX_OVERVIEW_TABLES = 200
+
+
+def import_files(files: list[Any] | None, name: str | None) -> tuple[str, str | None]:
+    """Upload -> (status line, label of the new database or None)."""
+    paths = [Path(getattr(f, "name", f)) for f in files or []]
+    try:
+        db = import_upload(paths, name=(name or "").strip() or None)
+    except UploadError as err:
+        return f"**Upload refused:** {err}", None
+    label = next(label for label, p in database_choices().items() if p == db)
+    return f"Imported **{label}**.", label
+
+
+def describe(db_label: str | None) -> tuple[str, list[str]]:
+    """Markdown overview of tables, columns and keys, plus the table names."""
+    dbs = database_choices()
+    if db_label not in dbs:
+        return "Choose a database.", []
+    try:
+        schema = read_schema(dbs[db_label], count_rows=True)
+    except DatabaseError as err:
+        return f"**Cannot read it:** {err}", []
+    lines = [
+        f"**{len(schema.tables)} table(s)**",
+        "",
+        "| table | rows | columns | keys |",
+        "|---|---|---|---|",
+    ]
+    for table in list(schema.tables.values())[:MAX_OVERVIEW_TABLES]:
+        cols = ", ".join(f"{c.name} {c.type}".strip() for c in table.columns)
+        keys = [f"PK {c.name}" for c in table.columns if c.primary_key]
+        keys += [
+            f"{fk.column} → {fk.ref_table}.{fk.ref_column or '?'}" for fk in table.foreign_keys
+        ]
+        lines.append(f"| {table.name} | {table.row_count} | {cols} | {'; '.join(keys)} |")
+    if len(schema.tables) > MAX_OVERVIEW_TABLES:
+        lines.append(f"\n… and {len(schema.tables) - MAX_OVERVIEW_TABLES} more tables.")
+    return "\n".join(lines), list(schema.tables)
+
+
+def preview(db_label: str | None, table: str | None) -> Any:
+    dbs = database_choices()
+    if db_label not in dbs or not table:
+        return None
+    quoted = '"' + table.replace('"', '""') + '"'
+    result = run_readonly(dbs[db_label], f"SELECT * FROM {quoted} LIMIT {PREVIEW_ROWS}")
+    return frame(result.columns, [list(r) for r in result.rows]) if result.ok else None
+
+
+def index(
+    db_label: str | None,
+    doc_files: list[Any] | None,
+    examples_file: Any | None,
+    pool: EnginePool,
+    progress: Any = None,
+) -> str:
+    """Index tables, docs and example pairs of one database into the vector store."""
+    from engine.rag.index import index_database
+
+    dbs = database_choices()
+    if db_label not in dbs:
+        return "Choose a database first."
+    docs_dir = None
+    tmp = None
+    try:
+        if doc_files:
+            tmp = Path(tempfile.mkdtemp(prefix="docs-"))
+            for f in doc_files:
+                src = Path(getattr(f, "name", f))
+                shutil.copyfile(src, tmp / src.name)
+            docs_dir = tmp
+        examples = Path(getattr(examples_file, "name", examples_file)) if examples_file else None
+
+        def say(message: str) -> None:
+            if progress is not None:
+                progress(None, desc=message)
+
+        report = index_database(pool.base.rag, dbs[db_label], docs_dir, examples, progress=say)
+    except Exception as err:  # every index failure is a one-line message, the app keeps serving
+        return (
+            f"**Indexing failed:** {str(err).splitlines()[0] if str(err) else type(err).__name__}"
+        )
+    finally:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return f"Indexed: {report.summary()}"
+
+
+def build(pool: EnginePool, database_dropdowns: list[Any], demo: Any) -> None:
+    """Lay out the tab; uploads also refresh ``database_dropdowns`` of other tabs."""
+    import gradio as gr
+
+    dbs = list(database_choices())
+    gr.Markdown(
+        "Upload a SQLite file (`.sqlite`/`.db`), a `.sql` script of DDL and INSERTs, or CSV "
+        f"files (each becomes a table). Uploads are copied into the app's data folder and "
+        f"opened read-only; your file is never changed. {LIMITS.describe()}"
+    )
+    with gr.Row():
+        files = gr.File(
+            label="Database, SQL script or CSV files",
+            file_count="multiple",
+            file_types=[".sqlite", ".sqlite3", ".db", ".sql", ".csv"],
+            elem_id="schema-upload",
+        )
+        with gr.Column():
+            name = gr.Textbox(label="Name for CSV uploads (optional)", elem_id="schema-name")
+            upload = gr.Button("Import", variant="primary", elem_id="schema-import")
+    upload_status = gr.Markdown(elem_id="schema-upload-status")
+    db = gr.Dropdown(dbs, value=default_database(dbs), label="Database", elem_id="schema-db")
+    overview = gr.Markdown(elem_id="schema-overview")
+    with gr.Row():
+        table = gr.Dropdown([], label="Preview table", elem_id="schema-table")
+    rows = gr.Dataframe(
+        label=f"First {PREVIEW_ROWS} rows", interactive=False, elem_id="schema-preview"
+    )
+    with gr.Accordion("Documentation and example questions (for retrieval)", open=False):
+        docs = gr.File(
+            label="Docs (.md, .txt, .pdf)",
+            file_count="multiple",
+            file_types=[".md", ".txt", ".pdf"],
+        )
+        examples = gr.File(
+            label="Question/SQL pairs (.json, .jsonl, .csv)", file_types=[".json", ".jsonl", ".csv"]
+        )
+        index_btn = gr.Button("Index into the vector store", elem_id="schema-index")
+        index_status = gr.Markdown(elem_id="schema-index-status")
+
+    def on_describe(label):
+        text, tables = describe(label)
+        first = tables[0] if tables else None
+        return text, gr.update(choices=tables, value=first), preview(label, first)
+
+    def on_upload(fs, n):
+        status, label = import_files(fs, n)
+        choices = list(database_choices())
+        # The new database is selected here and in the chat, ready for a question. One update
+        # object per output: Gradio consumes them.
+        n = 1 + len(database_dropdowns)
+        if label:
+            return [status, *(gr.update(choices=choices, value=label) for _ in range(n))]
+        return [status, *(gr.update(choices=choices) for _ in range(n))]
+
+    def on_index(label, d, e, progress=gr.Progress()):  # noqa: B008 (Gradio injects it)
+        return index(label, d, e, pool, progress)
+
+    upload.click(on_upload, [files, name], [upload_status, db, *database_dropdowns])
+    db.change(on_describe, db, [overview, table, rows])
+    table.change(preview, [db, table], rows)
+    index_btn.click(on_index, [db, docs, examples], index_status)
+    demo.load(on_describe, db, [overview, table, rows])

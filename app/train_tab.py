@@ -1,0 +1,192 @@
+"""Training tab: one-click LoRA/QLoRA fine-tuning in a child process, with live progress."""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+from app.model_choices import runs_dir
+from engine.config import ConfigError
+from engine.models import PRESETS
+from engine.paths import REPO_ROOT
+from training.jobs import JobBusy, JobManager, JobStatus
+
+SPIDER_DIR = REPO_ROOT.parent / "shared" / "data" / "spider_train"
+
+
+def hardware() -> tuple[bool, str]:
+    """(CUDA available, a one-line description shown in the tab)."""
+    import torch
+
+    if torch.cuda.is_available():
+        return True, f"GPU: {torch.cuda.get_device_name(0)} — LoRA, QLoRA, bf16/fp16 available."
+    return False, (
+        "CPU only: training runs in fp32 (fp16/bf16 need a GPU). QLoRA works on CPU through "
+        "bitsandbytes but is slower than LoRA; DeepSpeed offload is for multi-GPU machines."
+    )
+
+
+def dataset_choices() -> list[str]:
+    choices = ["samples"]
+    if SPIDER_DIR.is_dir():
+        choices.append(str(SPIDER_DIR))
+    return choices
+
+
+def build_config(
+    model: str,
+    data: str,
+    upload: Any,
+    method: str,
+    max_steps: float,
+    learning_rate: float,
+    batch_size: float,
+    lora_r: float,
+    max_length: float,
+    run_name: str,
+):
+    """The form -> a checked TrainConfig (raises ConfigError with a readable message)."""
+    from training.config import LoraSettings, TrainConfig
+
+    source = str(Path(getattr(upload, "name", upload))) if upload else (data or "").strip()
+    if not source:
+        raise ConfigError("Choose a dataset or upload a JSON/JSONL/CSV file.")
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "-", (run_name or "").strip()) or time.strftime(
+        "run-%Y%m%d-%H%M%S"
+    )
+    lora = LoraSettings(r=int(lora_r), alpha=max(1, int(lora_r) // 4) if int(lora_r) >= 4 else 1)
+    return TrainConfig(
+        model=model,
+        data=source,
+        method=method.lower(),
+        max_steps=int(max_steps),
+        learning_rate=float(learning_rate),
+        batch_size=int(batch_size),
+        lora=lora,
+        max_length=int(max_length),
+        output_dir=str(runs_dir() / name),
+        save_steps=max(1, int(max_steps) // 4),
+        eval_limit=16,
+    )
+
+
+def progress_html(status: JobStatus) -> str:
+    pct = 100.0 * status.step / status.total if status.total else 0.0
+    return (
+        '<div style="border:1px solid #ccc;border-radius:4px;height:18px;width:100%">'
+        f'<div id="train-bar" style="background:#f97316;height:100%;width:{pct:.1f}%"></div></div>'
+        f"<p>{status.describe()}</p>"
+    )
+
+
+def start(manager: JobManager, resume: bool, *form: Any) -> tuple[str, str, bool]:
+    """Start (or resume) a run; returns (progress html, message, started)."""
+    try:
+        cfg = build_config(*form)
+        job = manager.resume(cfg) if resume else manager.start(cfg)
+    except (ConfigError, JobBusy, ValueError) as err:
+        return "", f"**Cannot start:** {err}", False
+    return progress_html(job.status()), f"Started: output in `{job.output_dir}`", True
+
+
+def follow(manager: JobManager):
+    """Yield (progress html, loss points, log tail, message) until the current job ends."""
+    import pandas as pd
+
+    job = manager.current
+    if job is None:
+        yield "", None, "", "No training job yet."
+        return
+    points: dict[int, float] = {}
+    for status in job.follow(interval=1.0):
+        if status.loss is not None and status.step:
+            points[status.step] = status.loss
+        plot = pd.DataFrame({"step": list(points), "loss": list(points.values())})
+        logs = "\n".join(status.logs[-25:])
+        if status.state == "done":
+            message = f"Done. Adapter: `{status.adapter_dir}` — now in the Chat and Evaluation model lists."
+        elif status.state == "failed":
+            message = f"**Training failed:** {status.error}"
+        elif status.state == "cancelled":
+            message = "Cancelled. Resume continues from the last checkpoint."
+        else:
+            message = "Training…"
+        yield progress_html(status), plot, logs, message
+
+
+def build(manager: JobManager) -> list[Any]:
+    """Lay out the tab; returns the events that end with a run, so the app can refresh the
+    other tabs' model lists after them."""
+    import gradio as gr
+
+    cuda, hw = hardware()
+    gr.Markdown(f"**Hardware.** {hw}")
+    with gr.Row():
+        model = gr.Dropdown(
+            list(PRESETS),
+            value="smollm2-135m-instruct",
+            label="Base model",
+            allow_custom_value=True,
+            elem_id="train-model",
+        )
+        data = gr.Dropdown(
+            dataset_choices(),
+            value="samples",
+            label="Dataset (or a path)",
+            allow_custom_value=True,
+            elem_id="train-data",
+        )
+        upload = gr.File(
+            label="…or upload JSON/JSONL/CSV pairs", file_types=[".json", ".jsonl", ".csv"]
+        )
+    with gr.Row():
+        method = gr.Radio(
+            ["LoRA", "QLoRA"],
+            value="LoRA",
+            label="Method",
+            info=None if cuda else "QLoRA on CPU is slow (bitsandbytes CPU backend)",
+        )
+        max_steps = gr.Number(
+            value=30, precision=0, minimum=1, label="Max steps", elem_id="train-steps"
+        )
+        lr = gr.Number(value=2e-4, label="Learning rate")
+        batch = gr.Number(value=4, precision=0, minimum=1, label="Batch size")
+        lora_r = gr.Number(
+            value=16 if not cuda else 64, precision=0, minimum=1, label="LoRA rank r"
+        )
+        max_len = gr.Number(
+            value=1024, precision=0, minimum=64, label="Max length (tokens)", elem_id="train-maxlen"
+        )
+    run_name = gr.Textbox(
+        label="Run name (folder under runs/)", placeholder="auto", elem_id="train-name"
+    )
+    with gr.Row():
+        start_btn = gr.Button("Start training", variant="primary", elem_id="train-start")
+        cancel_btn = gr.Button("Cancel", elem_id="train-cancel")
+        resume_btn = gr.Button("Resume", elem_id="train-resume")
+    message = gr.Markdown(elem_id="train-message")
+    bar = gr.HTML(elem_id="train-progress")
+    plot = gr.LinePlot(x="step", y="loss", title="Training loss", elem_id="train-loss")
+    logs = gr.Textbox(label="Log", lines=10, max_lines=10, autoscroll=True, elem_id="train-log")
+
+    form = [model, data, upload, method, max_steps, lr, batch, lora_r, max_len, run_name]
+
+    started = gr.State(False)
+
+    def on_follow(was_started):
+        if was_started:
+            yield from follow(manager)
+
+    finished = []
+    for btn, resume in ((start_btn, False), (resume_btn, True)):
+        event = btn.click(lambda *f, r=resume: start(manager, r, *f), form, [bar, message, started])
+        finished.append(event.then(on_follow, started, [bar, plot, logs, message]))
+    cancel_btn.click(lambda: _cancel(manager), None, message)
+    return finished
+
+
+def _cancel(manager: JobManager) -> str:
+    status = manager.cancel(grace_s=30)
+    return "No job is running." if status is None else f"Stopping: {status.describe()}"

@@ -1,0 +1,58 @@
+"""Training and evaluation tab handlers with the tiny random Llama (no browser)."""
+
+import pytest
+
+from app import eval_tab, train_tab
+from app.model_choices import ADAPTER_PREFIX, model_choices, resolve
+from engine.config import ConfigError
+from training.jobs import JobManager
+
+
+@pytest.fixture
+def data_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("TEXT2SQL_DATA", str(tmp_path))
+    return tmp_path
+
+
+FORM = dict(data="samples", upload=None, method="LoRA", max_steps=2, learning_rate=1e-3,
+            batch_size=2, lora_r=4, max_length=2048, run_name="tiny")  # fmt: skip
+
+
+def test_bad_form_values_are_refused_plainly(data_dir):
+    with pytest.raises(ConfigError):
+        train_tab.build_config("smollm2-135m-instruct", **{**FORM, "batch_size": 0})
+    html, message, started = train_tab.start(
+        JobManager(), False, "m", *{**FORM, "data": ""}.values()
+    )
+    assert not started and message.startswith("**Cannot start:**")
+
+
+def test_one_click_training_then_the_adapter_is_offered(tiny_llama, data_dir):
+    manager = JobManager()
+    html, message, started = train_tab.start(manager, False, str(tiny_llama), *FORM.values())
+    assert started, message
+    second = train_tab.start(manager, False, str(tiny_llama), *FORM.values())
+    assert not second[2] and "already running" in second[1]
+    updates = list(train_tab.follow(manager))
+    html, plot, logs, final = updates[-1]
+    assert final.startswith("Done."), logs
+    assert "step 2/2" in html and len(plot) >= 1
+    label = f"{ADAPTER_PREFIX}tiny"
+    assert label in model_choices()
+    model, adapter = resolve(label)
+    assert model == str(tiny_llama) and adapter.endswith("tiny/adapter")
+
+
+def test_evaluation_runs_and_compares(tiny_llama, data_dir):
+    settings = ("samples", "", 2, False, 1, 0.0, 50, 1.0, 8)
+    updates = list(eval_tab.run_all([str(tiny_llama), str(tiny_llama)], *settings))
+    status, table, dirs, last = updates[-1]
+    assert status == "Done: 2 run(s)." and len(dirs) == 2 and last == dirs[-1]
+    assert list(table["n"]) == [2, 2]
+    assert {"execution_accuracy", "exact_match", "bleu", "rougeL", "valid_sql_rate"} <= set(
+        table.columns
+    )
+    every = eval_tab.examples(last, wrong_only=False)
+    wrong = eval_tab.examples(last, wrong_only=True)
+    assert len(every) == 2 and len(wrong) <= 2
+    assert eval_tab.run_all([], *settings).__next__()[0] == "Choose at least one model."
