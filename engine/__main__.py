@@ -1,3 +1,7 @@
-from engine.cli import main
+import os
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see launch.py
+
+from engine.cli import main  # noqa: E402
 
 raise SystemExit(main())

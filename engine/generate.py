@@ -144,6 +144,7 @@ def load_backend(
         from engine.backends import llamacpp
 
         why = None
+        llamacpp.openmp_sleeps_when_idle()  # before pick_device() imports torch's libgomp
         if not llamacpp.is_installed():
             why = "llama-cpp-python is not installed"
         elif load_in_4bit:

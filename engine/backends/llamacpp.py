@@ -47,7 +47,7 @@ def default_threads() -> int:
     return int(env) if env else len(os.sched_getaffinity(0))
 
 
-def _openmp_sleeps_when_idle() -> bool:
+def openmp_sleeps_when_idle() -> bool:
     """Make llama.cpp's OpenMP threads wait passively, if it is not too late; say if they do.
 
     With the default (spinning) wait, llama.cpp's threads on a busy 2-core machine wait for
@@ -98,7 +98,7 @@ class LlamaCppBackend:
         n_threads: int | None = None,
         batch_size: int = 4,
     ) -> None:
-        self.adaptive_threads = n_threads is None and not _openmp_sleeps_when_idle()
+        self.adaptive_threads = n_threads is None and not openmp_sleeps_when_idle()
         from llama_cpp import Llama
 
         self.tokenizer = tokenizer  # only for the chat template
