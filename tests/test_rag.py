@@ -14,34 +14,12 @@ import pytest
 
 from engine.config import ConfigError, EngineConfig, load_config
 from engine.pipeline import TextToSQL
-from engine.prompt import DEFAULT_FORMAT
 from engine.rag.config import RagConfig, RagConfigError
 from engine.schema import read_schema
+from tests.test_pipeline import ScriptedBackend
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLES = REPO / "sample_dbs"
-
-
-class ScriptedBackend:
-    """Canned outputs in order; records the prompts it saw."""
-
-    name = "scripted"
-    prompt_format = DEFAULT_FORMAT
-    context_length = 4096
-
-    def __init__(self, outputs: list[str]) -> None:
-        self.outputs = list(outputs)
-        self.prompts: list[str] = []
-
-    def render(self, messages):
-        return json.dumps(messages)
-
-    def count_tokens(self, text):
-        return len(text.split())
-
-    def generate(self, prompts, cfg):
-        self.prompts.extend(prompts)
-        return [self.outputs.pop(0) for _ in prompts]
 
 
 def _tables(hits) -> list[str]:
