@@ -56,7 +56,7 @@ def build_config(
     name = re.sub(r"[^A-Za-z0-9_.-]+", "-", (run_name or "").strip()) or time.strftime(
         "run-%Y%m%d-%H%M%S"
     )
-    lora = LoraSettings(r=int(lora_r), alpha=max(1, int(lora_r) // 4) if int(lora_r) >= 4 else 1)
+    lora = LoraSettings(r=int(lora_r), alpha=max(1, int(lora_r) // 4))  # the seed: r=64, alpha=16
     return TrainConfig(
         model=model,
         data=source,
@@ -86,7 +86,7 @@ def start(manager: JobManager, resume: bool, *form: Any) -> tuple[str, str, bool
     try:
         cfg = build_config(*form)
         job = manager.resume(cfg) if resume else manager.start(cfg)
-    except (ConfigError, JobBusy, ValueError) as err:
+    except (ConfigError, JobBusy, ValueError, TypeError) as err:  # TypeError: an empty field
         return "", f"**Cannot start:** {err}", False
     return progress_html(job.status()), f"Started: output in `{job.output_dir}`", True
 
