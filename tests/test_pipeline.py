@@ -129,7 +129,7 @@ def _cli(*args):
         capture_output=True,
         text=True,
         cwd=REPO,
-        timeout=600,
+        timeout=900,  # a first call may also index the database for RAG
     )
 
 

@@ -16,7 +16,7 @@ from engine.config import ConfigError, EngineConfig, load_config
 from engine.pipeline import TextToSQL
 from engine.rag.config import RagConfig, RagConfigError
 from engine.schema import read_schema
-from tests.test_pipeline import ScriptedBackend
+from tests.test_pipeline import ScriptedBackend, _cli
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLES = REPO / "sample_dbs"
@@ -379,16 +379,6 @@ def test_engine_llm_and_retrieval_chain_return_sources(rag):
 
 
 # --- command line --------------------------------------------------------------------------
-
-
-def _cli(*args):
-    return subprocess.run(
-        [sys.executable, "-m", "engine", *args],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        timeout=900,
-    )
 
 
 def test_cli_index_then_ask_on_an_unseen_database(tmp_path, small_db, tiny_llama):
