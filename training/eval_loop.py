@@ -242,21 +242,7 @@ def score(item: Item, cfg: Any) -> dict[str, Any]:
     from training.metrics import METRICS, STRING_METRICS, GoldSQLError, execution_match, hardness
 
     ex = item.example
-    rec: dict[str, Any] = {
-        "index": item.index,
-        "db_id": ex.db_id,
-        "question": ex.question,
-        "gold": ex.sql,
-        "prediction": item.sql,
-        "correct": None,
-        "error": item.error,
-        "gold_error": None,
-        "db_error": item.db_error,
-        "db_kind": item.db_kind,
-        "attempts": item.attempts,
-        "hardness": hardness(ex.sql),
-        "raw_output": item.raw_output,
-    }
+    rec = _record(item, error=item.error, hardness=hardness(ex.sql))
     rec.update({name: round(METRICS[name](item.sql or "", ex.sql), 4) for name in STRING_METRICS})
     rec["valid_sql"] = _valid(item)
     if item.db_path is not None and item.gold_result is not None:
@@ -305,9 +291,8 @@ def evaluate_batch(
     return records
 
 
-def _failed_record(item: Item, err: BaseException) -> dict[str, Any]:
-    from training.metrics import STRING_METRICS
-
+def _record(item: Item, *, error: str | None, hardness: str) -> dict[str, Any]:
+    """The fields every prediction record has, scored or not."""
     ex = item.example
     return {
         "index": item.index,
@@ -316,13 +301,21 @@ def _failed_record(item: Item, err: BaseException) -> dict[str, Any]:
         "gold": ex.sql,
         "prediction": item.sql,
         "correct": None,
-        "error": f"scoring failed: {_one_line(err)}",
+        "error": error,
         "gold_error": None,
         "db_error": item.db_error,
         "db_kind": item.db_kind,
         "attempts": item.attempts,
-        "hardness": "unknown",
+        "hardness": hardness,
         "raw_output": item.raw_output,
+    }
+
+
+def _failed_record(item: Item, err: BaseException) -> dict[str, Any]:
+    from training.metrics import STRING_METRICS
+
+    return {
+        **_record(item, error=f"scoring failed: {_one_line(err)}", hardness="unknown"),
         "valid_sql": 0.0,
         **dict.fromkeys(STRING_METRICS, 0.0),
     }
