@@ -4,6 +4,12 @@ Rows become chat messages here (pure functions, no tokenizer); :func:`render_pro
 messages into text with the tokenizer's own chat template (ChatML for Qwen, ``[INST] <<SYS>>``
 for Llama-2, ...). A tokenizer without a template gets the Llama-2 one, so a base Llama
 checkpoint is trained and prompted the way the seed project did.
+
+The user turn keeps the seed's labels (``Task:``, ``SQL table:``, ``SQL query:``) but puts the
+schema first: what stays the same across questions on one database (system prompt, schema)
+comes before what changes (retrieved notes, the question), so a backend with a prompt cache
+(llama.cpp) evaluates only the changing tail of each prompt. The seed's question-first order
+is :data:`SEED_FORMAT`; adapters trained with it keep it (their saved format says so).
 """
 
 from __future__ import annotations
@@ -16,7 +22,10 @@ SYSTEM_PROMPT = (
     "a definition of an SQL table, you respond with a SQL query to retrieve information from "
     "the table. Don't explain your reasoning, only provide the SQL query."
 )
-USER_TEMPLATE = "Task: {instruction}\nSQL table: {input}\nSQL query: "
+USER_TEMPLATE = "SQL table: {input}\n\n{context}Task: {instruction}\nSQL query: "
+SEED_USER_TEMPLATE = "Task: {instruction}\nSQL table: {input}\nSQL query: "
+# Fills the user template's {context} slot; a template without that slot (the seed's, and
+# formats saved with older adapters) gets the context in front of the whole turn instead.
 CONTEXT_TEMPLATE = "Context:\n{context}\n\n"
 REPAIR_TEMPLATE = (
     "The SQL query you wrote failed.\nSQL: {sql}\nError: {error}\n"
@@ -61,12 +70,13 @@ class PromptFormat:
 
 
 DEFAULT_FORMAT = PromptFormat()
+SEED_FORMAT = PromptFormat(user_template=SEED_USER_TEMPLATE)
 
 
 def user_message(
     instruction: str, schema: str, context: str | None = None, fmt: PromptFormat = DEFAULT_FORMAT
 ) -> str:
-    """The user turn: optional retrieved context, then the seed's task/table template."""
+    """The user turn: schema, optional retrieved context, then the question."""
     return build_messages(instruction, schema, context, fmt=fmt)[-1]["content"]
 
 
@@ -85,12 +95,17 @@ def build_messages(
     messages: list[Message] = [{"role": "system", "content": fmt.system}]
     turns: list[tuple[str, str | None]] = [*(history or []), (instruction, None)]
     for i, (question, sql) in enumerate(turns):
-        if i == 0:
-            content = fmt.user_template.format(instruction=question.strip(), input=schema.strip())
-        else:
-            content = f"Task: {question.strip()}\nSQL query: "
+        notes = ""
         if sql is None and context and context.strip():
-            content = fmt.context_template.format(context=context.strip()) + content
+            notes = fmt.context_template.format(context=context.strip())
+        if i == 0:
+            content = fmt.user_template.format(
+                instruction=question.strip(), input=schema.strip(), context=notes
+            )
+            if "{context}" not in fmt.user_template:
+                content = notes + content
+        else:
+            content = f"{notes}Task: {question.strip()}\nSQL query: "
         messages.append({"role": "user", "content": content})
         if sql is not None:
             messages.append({"role": "assistant", "content": sql})

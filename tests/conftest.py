@@ -22,7 +22,7 @@ _CORPUS = [
     "SELECT name, city FROM customers WHERE country = 'France' ORDER BY name;",
     "SELECT c.name, sum(o.total) FROM customers AS c JOIN orders AS o ON o.customer_id = c.id GROUP BY c.name;",
     "CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT, city TEXT, country TEXT);",
-    "Task: How many customers are there?\nSQL table: CREATE TABLE t (a INT)\nSQL query: ",
+    "SQL table: CREATE TABLE t (a INT)\n\nTask: How many customers are there?\nSQL query: ",
     "You are a helpful programmer assistant that excels at SQL. Don't explain your reasoning.",
     "[INST] <<SYS>> <</SYS>> [/INST] ``` sql ; , ( ) * = < > 0 1 2 3 4 5 6 7 8 9",
 ]

@@ -1,5 +1,8 @@
+import os
+
 from engine.prompt import (
     LLAMA2_CHAT_TEMPLATE,
+    SEED_FORMAT,
     SYSTEM_PROMPT,
     PromptFormat,
     build_messages,
@@ -12,17 +15,39 @@ from engine.prompt import (
 SCHEMA = "CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT);"
 
 
-def test_user_message_is_the_seed_template():
+def test_user_message_is_the_seed_labels_schema_first():
     assert user_message("How many customers?", SCHEMA) == (
-        "Task: How many customers?\nSQL table: " + SCHEMA + "\nSQL query: "
+        "SQL table: " + SCHEMA + "\n\nTask: How many customers?\nSQL query: "
     )
 
 
-def test_context_goes_before_the_task():
+def test_context_goes_between_schema_and_task():
     msg = user_message("Q?", SCHEMA, context="revenue means sum(total)")
-    assert (
-        msg
-        == "Context:\nrevenue means sum(total)\n\nTask: Q?\nSQL table: " + SCHEMA + "\nSQL query: "
+    assert msg == (
+        "SQL table: " + SCHEMA + "\n\nContext:\nrevenue means sum(total)\n\nTask: Q?\nSQL query: "
+    )
+
+
+def test_questions_on_one_schema_share_everything_before_the_notes():
+    # The prompt cache of the llama.cpp backend relies on this prefix being identical.
+    a = user_message("How many customers?", SCHEMA, context="note a")
+    b = user_message("Which city has most orders?", SCHEMA, context="note b")
+    assert os.path.commonprefix([a, b]) == "SQL table: " + SCHEMA + "\n\nContext:\nnote "
+
+
+def test_seed_format_keeps_the_seed_order_with_context_in_front():
+    assert user_message("Q?", SCHEMA, fmt=SEED_FORMAT) == (
+        "Task: Q?\nSQL table: " + SCHEMA + "\nSQL query: "
+    )
+    assert user_message("Q?", SCHEMA, context="c", fmt=SEED_FORMAT) == (
+        "Context:\nc\n\nTask: Q?\nSQL table: " + SCHEMA + "\nSQL query: "
+    )
+
+
+def test_a_saved_older_format_without_context_slot_still_renders():
+    old = PromptFormat.from_dict({"user_template": "Task: {instruction}\nSQL table: {input}\n"})
+    assert user_message("Q?", SCHEMA, context="c", fmt=old) == (
+        "Context:\nc\n\nTask: Q?\nSQL table: " + SCHEMA + "\n"
     )
 
 
@@ -73,7 +98,7 @@ def test_llama2_rendering_exact(tiny_llama):
     text = render_prompt(tok, build_messages("Q?", SCHEMA))
     assert text == (
         "<s>[INST] <<SYS>>\n" + SYSTEM_PROMPT + "\n<</SYS>>\n\n"
-        "Task: Q?\nSQL table: " + SCHEMA + "\nSQL query:  [/INST]"
+        "SQL table: " + SCHEMA + "\n\nTask: Q?\nSQL query:  [/INST]"
     )
 
 

@@ -304,6 +304,23 @@ def test_whole_schema_when_it_fits_linked_tables_when_not(rag):
     assert words(tight.context.schema_text) <= words(schema.ddl(["salary_history", "employees"]))
 
 
+def test_whole_schema_notes_start_with_every_tables_values_the_same_each_time(rag):
+    # The llama.cpp prompt cache covers whatever two questions' prompts share at the start.
+    shop = SAMPLES / "shop.sqlite"
+    schema = read_schema(shop)
+    words = lambda text: len(text.split())  # noqa: E731
+    a = rag.retrieve("How many orders were paid by paypal?", shop, schema, 10_000, words)
+    b = rag.retrieve("Which gold tier customers live in France?", shop, schema, 10_000, words)
+    values_a = a.context.notes.split("\n\n")[0]
+    assert values_a == b.context.notes.split("\n\n")[0]
+    assert values_a.startswith("Values found in the columns:\n")
+    lines = values_a.splitlines()[1:]
+    tables = [line.split(".")[0] for line in lines]
+    assert tables == sorted(tables, key=list(schema.tables).index)  # schema order, not score
+    assert {"customers", "orders"} <= set(tables)
+    assert a.context.notes.index("Values found") < a.context.notes.index("Similar questions")
+
+
 def test_linking_adds_foreign_key_neighbours():
     from engine.rag.retriever import link_tables
 

@@ -24,6 +24,7 @@ import logging
 import os
 import time
 import weakref
+from collections.abc import Generator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -76,7 +77,7 @@ class GenerationStats:
     prompt_tokens: int = 0  # tokens in the prompts asked for
     prompt_tokens_reused: int = 0  # of those, served from the KV cache
     prompt_seconds: float = 0.0  # time to the first generated token
-    generated_tokens: int = 0
+    generated_tokens: int = 0  # tokens the model produced, a final end-of-turn token included
     generate_seconds: float = 0.0  # time after the first token
 
     def to_dict(self) -> dict[str, Any]:
@@ -112,6 +113,7 @@ class LlamaCppBackend:
             n_batch=512,
             n_threads=threads,
             n_threads_batch=threads,
+            flash_attn=True,  # measured ~10% faster per answer here, same SQL (bench/inference.py)
             lora_path=str(lora) if lora else None,
             verbose=False,
         )
@@ -181,16 +183,23 @@ class LlamaCppBackend:
                 f"Prompt of {len(tokens)} tokens + {cfg.max_new_tokens} new tokens does not "
                 f"fit the {self.context_length}-token context"
             )
+        reused = self._cached_prefix(tokens)
         self.stats.prompt_tokens += len(tokens)
-        self.stats.prompt_tokens_reused += self._cached_prefix(tokens)
-        self.llm.set_seed(cfg.seed)
+        self.stats.prompt_tokens_reused += reused
         vocab = self.llm._model.vocab
         out: list[int] = []
         started = time.perf_counter()
         first = started
-        for token in self.llm.generate(tokens, reset=True, **_sampling(cfg)):
-            if not out:
+        if cfg.temperature <= 0:
+            stream = self._greedy(tokens, reused)
+        else:
+            self.llm.set_seed(cfg.seed)
+            stream = self.llm.generate(tokens, reset=True, **_sampling(cfg))
+        produced = 0
+        for token in stream:
+            if not produced:
                 first = time.perf_counter()
+            produced += 1
             if llama_cpp.llama_vocab_is_eog(vocab, token):
                 break
             out.append(token)
@@ -198,11 +207,34 @@ class LlamaCppBackend:
                 break
             if cfg.stop_at_statement_end and self._ends_statement(token, out):
                 break
+        stream.close()
         ended = time.perf_counter()
         self.stats.prompt_seconds += first - started
-        self.stats.generated_tokens += len(out)
+        self.stats.generated_tokens += produced
         self.stats.generate_seconds += ended - first
         return self.llm.detokenize(out).decode("utf-8", errors="replace")
+
+    def _greedy(self, tokens: list[int], reused: int) -> Generator[int, None, None]:
+        """Argmax decoding straight from llama.cpp's logits, the KV cache kept across calls.
+
+        Same tokens as llama-cpp-python's greedy sampler, without building its candidate list
+        over the whole vocabulary (150k entries for Qwen) at every step. The bookkeeping
+        (``n_tokens``, ``input_ids``) stays llama-cpp-python's, so its own prefix matching
+        works on the next sampled call too.
+        """
+        import llama_cpp
+        import numpy as np
+
+        llm = self.llm
+        n_vocab = llm.n_vocab()
+        llm.n_tokens = reused  # eval() drops the KV cache from here on
+        pending = tokens[reused:]
+        while True:
+            llm.eval(pending)
+            logits = llama_cpp.llama_get_logits_ith(llm.ctx, -1)
+            token = int(np.ctypeslib.as_array(logits, shape=(n_vocab,)).argmax())
+            yield token
+            pending = [token]
 
     def _ends_statement(self, token: int, out: list[int]) -> bool:
         piece = self.llm._model.token_to_piece(token)

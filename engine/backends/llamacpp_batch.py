@@ -27,7 +27,14 @@ class BatchDecoder:
         self.n_seq = n_seq
         llm = backend.llm
         params = llama_cpp.llama_context_default_params()
-        for name in ("n_ctx", "n_batch", "n_ubatch", "n_threads", "n_threads_batch"):
+        for name in (
+            "n_ctx",
+            "n_batch",
+            "n_ubatch",
+            "n_threads",
+            "n_threads_batch",
+            "flash_attn_type",
+        ):
             setattr(params, name, getattr(llm.context_params, name))
         params.n_seq_max = n_seq
         params.kv_unified = True  # sequences share one cache: the common prefix is copied

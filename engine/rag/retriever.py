@@ -7,8 +7,14 @@ kind with its own ``k``, hits under the score threshold dropped), then
 
 - the whole schema when it fits; otherwise only the retrieved tables plus the tables they
   join to by foreign keys (schema linking), best-scored first, as many as fit;
-- then, in the room left: similar solved questions, sample values of the retrieved tables,
-  documentation chunks (in that order of priority).
+- then, in the room left: similar solved questions, sample values, documentation chunks (in
+  that order of priority). With the whole schema, the sample values are those of every table
+  in schema order, so they read the same for every question on the database and the prompt
+  cache of the llama.cpp backend covers them; with a linked schema, those of the retrieved
+  tables.
+
+The notes are written values first, then documentation, then examples: the steadier a part,
+the earlier it comes (see engine.prompt).
 
 It never fails a question: when the store cannot be used it logs why and falls back to the
 whole schema.
@@ -54,6 +60,7 @@ class RagRetriever:
         self.progress = progress
         self.show_bar = show_bar
         self._store = store
+        self._values: dict[str, Any] = {}  # the last database's table values, see table_values
 
     @property
     def store(self) -> Any:
@@ -124,7 +131,20 @@ class RagRetriever:
         count_tokens: Callable[[str], int],
     ) -> Retrieval:
         hits = self.search(question, db_path, schema)
-        return build_context(schema, hits, self.cfg, budget_tokens, count_tokens)
+        values = self.table_values(db_path)
+        return build_context(schema, hits, self.cfg, budget_tokens, count_tokens, values)
+
+    def table_values(self, db_path: str | Path) -> dict[str, str]:
+        """Table name -> its sample-values note, for every indexed table of the database."""
+        meta = self.store.info(db_path) or {}
+        key = (str(Path(db_path).resolve()), tuple(sorted(meta.items())))
+        if self._values.get("key") != key:
+            found = self.store.table_metadata(db_path)
+            self._values = {
+                "key": key,
+                "values": {m["table"]: m.get("values", "") for m in found if m.get("table")},
+            }
+        return self._values["values"]
 
     def context(
         self,
@@ -153,8 +173,13 @@ def build_context(
     cfg: RagConfig,
     budget_tokens: int,
     count_tokens: Callable[[str], int],
+    table_values: dict[str, str] | None = None,
 ) -> Retrieval:
-    """Fit the schema (linked if needed) and the best notes into ``budget_tokens``."""
+    """Fit the schema (linked if needed) and the best notes into ``budget_tokens``.
+
+    ``table_values`` (table -> sample-values note, all tables) gives the whole-schema prompt
+    the values of every table; without it, those of the retrieved tables are used.
+    """
     by_kind: dict[str, list[Any]] = {"table": [], "doc": [], "example": []}
     for doc in sorted(hits, key=lambda d: -d.metadata.get("score", 0.0)):
         by_kind.setdefault(doc.metadata.get("kind", "doc"), []).append(doc)
@@ -180,15 +205,19 @@ def build_context(
         log.info("Schema linking: %d of %d tables in the prompt", len(linked), len(schema.tables))
 
     room = budget_tokens - count_tokens(schema_text)
-    in_prompt = {n.lower() for n in linked}
+    if table_values is not None and schema_text == full:
+        values = [table_values.get(name, "") for name in schema.tables]
+    else:
+        in_prompt = {n.lower() for n in linked}
+        values = [
+            d.metadata.get("values", "")
+            for d in passing["table"]
+            if d.metadata.get("table", "").lower() in in_prompt
+        ]
     sections: dict[str, list[str]] = {"example": [], "values": [], "doc": []}
     candidates: list[tuple[str, str, Any]] = [
         *(("example", example_text(d), d) for d in passing["example"]),
-        *(
-            ("values", d.metadata["values"], None)
-            for d in passing["table"]
-            if d.metadata.get("values") and d.metadata.get("table", "").lower() in in_prompt
-        ),
+        *(("values", text, None) for text in values if text),
         *(("doc", d.page_content, d) for d in passing["doc"]),
     ]
     for section, text, doc in candidates:
@@ -233,10 +262,10 @@ def link_tables(schema: Schema, seeds: list[str]) -> list[str]:
 
 def _notes(sections: dict[str, list[str]]) -> str | None:
     parts = []
-    if sections["doc"]:
-        parts.append("Notes about the data:\n" + "\n---\n".join(sections["doc"]))
     if sections["values"]:
         parts.append("Values found in the columns:\n" + "\n".join(sections["values"]))
+    if sections["doc"]:
+        parts.append("Notes about the data:\n" + "\n---\n".join(sections["doc"]))
     if sections["example"]:
         parts.append("Similar questions:\n" + "\n".join(sections["example"]))
     return "\n\n".join(parts) or None
