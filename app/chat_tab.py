@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from app.databases import database_choices, default_database, frame
@@ -65,6 +66,12 @@ def ask(
     chat.append({"role": "assistant", "content": reply})
     table = frame(answer.columns, answer.rows) if answer.ok else None
     return chat, history, answer.sql or "", table, _status(answer), sources_markdown(answer.sources)
+
+
+def prime(db_label: str, model: str, pool: EnginePool) -> threading.Thread | None:
+    """A database was chosen: get it ready in the background (see EnginePool.prime)."""
+    path = database_choices().get(db_label)
+    return pool.prime(*_safe_resolve(model), path) if path is not None else None
 
 
 def run_edited_sql(sql: str, db_label: str, pool: EnginePool) -> tuple[Any, str]:
@@ -159,5 +166,10 @@ def build(pool: EnginePool) -> tuple[Any, Any]:
         [chatbot, history, sql, table, status, sources, transpiled],
     )
     rerun.click(lambda s, d: run_edited_sql(s, d, pool), [sql, db], [table, status])
+
+    def on_db_change(d, m):
+        prime(d, m, pool)
+
+    db.change(on_db_change, [db, model], None)
     show_dialect.click(transpile, [sql, dialect], transpiled)
     return db, model

@@ -10,6 +10,7 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import replace
+from pathlib import Path
 
 from engine.config import EngineConfig
 from engine.pipeline import TextToSQL, engine_from_config
@@ -59,18 +60,48 @@ class EnginePool:
                 self._say(f"Model ready: {self._engines[key].backend.name}")
             return self._engines[key]
 
-    def warm_up(self) -> threading.Thread:
-        """Load (and on first use, convert) the default model in the background."""
+    def warm_up(self, db_path: Path | None = None) -> threading.Thread:
+        """Load (and on first use, convert) the default model in the background, then get
+        ``db_path`` ready for its first question (see :meth:`prime`)."""
 
         def work() -> None:
             try:
-                self.get(None)
+                engine = self.get(None)
             except Exception:  # reported through self.status; the first question retries
                 log.exception("warm-up failed")
+                return
+            if db_path is not None:
+                self._prime(engine, db_path)
 
         thread = threading.Thread(target=work, name="model-warm-up", daemon=True)
         thread.start()
         return thread
+
+    def prime(
+        self, model: str | None, adapter: str | None, db_path: Path
+    ) -> threading.Thread | None:
+        """In the background, index ``db_path`` if needed and put the prompt part that every
+        question on it shares into the model's prompt cache, so the first answer comes as
+        fast as the next ones. Only for a model already loaded (a choice in a dropdown does
+        not start a download); None when nothing was started."""
+        if not self.is_loaded(model, adapter):
+            return None
+        engine = self.get(model, adapter)
+        thread = threading.Thread(
+            target=self._prime, args=(engine, db_path), name="prime-database", daemon=True
+        )
+        thread.start()
+        return thread
+
+    def _prime(self, engine: TextToSQL, db_path: Path) -> None:
+        with self.generate_lock:
+            try:
+                cached = engine.prime(db_path)
+            except Exception as err:  # the question itself will report a real problem
+                log.warning("Could not prepare %s: %s", Path(db_path).name, err)
+                return
+        log.info("Primed %s: %d prompt tokens cached", Path(db_path).name, cached)
+        self._say(f"Model ready: {engine.backend.name} · {Path(db_path).name} ready")
 
     def put(self, model: str, adapter: str | None, engine: TextToSQL) -> None:
         """Register a ready engine (tests, or a model the app loaded another way)."""

@@ -14,14 +14,14 @@ def build_app(cfg: EngineConfig | None = None, warm_up: bool = False):  # -> gr.
     import gradio as gr
 
     from app import chat_tab, eval_tab, schema_tab, train_tab
-    from app.databases import database_choices
+    from app.databases import database_choices, default_database
     from app.engines import EnginePool
     from training.jobs import JobManager
 
     pool = EnginePool(cfg or EngineConfig())
     jobs = JobManager()  # one training job per app process
     if warm_up:
-        pool.warm_up()
+        pool.warm_up(database_choices().get(default_database(database_choices()) or ""))
     with gr.Blocks(title=TITLE) as demo:
         gr.Markdown(f"# {TITLE}\nAsk questions about a SQLite database in plain language.")
         model_status = gr.Markdown(pool.status, elem_id="model-status")

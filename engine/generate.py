@@ -43,6 +43,9 @@ class Backend(Protocol):
 
     def generate(self, prompts: list[str], cfg: GenerationConfig) -> list[str]: ...
 
+    # Optional: ``prefill(prompt) -> int`` evaluates a prompt into a prompt cache ahead of
+    # time (llama.cpp has one); TextToSQL.prime uses it where a backend has it.
+
 
 class _StopAtStatementEnd:
     """Per-sequence stop once the generated text holds a complete SQL statement."""

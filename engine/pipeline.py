@@ -20,6 +20,8 @@ from engine.schema import Schema, read_schema
 from engine.sql_check import extract_sql, validate_sql
 
 log = logging.getLogger(__name__)
+# Any question will do: priming keeps only what every prompt on the database starts with.
+PRIMING_QUESTION = "How many rows does each table have?"
 
 
 @dataclass
@@ -158,6 +160,22 @@ class TextToSQL:
                 self.backend.prompt_format,
             )
         return answer
+
+    def prime(self, db_path: str | Path) -> int:
+        """Get a database ready for quick first answers; returns the prompt tokens now cached.
+
+        Indexes it when the retriever does that on first use, and lets a backend with a prompt
+        cache (llama.cpp's ``prefill``) evaluate a prompt for it: every later question on the
+        database reuses what they share (system prompt, schema, sample values). Raises
+        ``DatabaseError`` for an unreadable database.
+        """
+        db_path = Path(db_path)
+        schema = read_schema(db_path)
+        if not schema.tables:
+            return 0
+        messages, _ = self.build_messages(PRIMING_QUESTION, db_path, schema)
+        prefill = getattr(self.backend, "prefill", None)
+        return prefill(self.backend.render(messages)) if prefill is not None else 0
 
     def check_and_run(
         self, raw_output: str, db_path: Path, schema: Schema

@@ -9,7 +9,7 @@ from app.databases import database_choices
 from app.engines import EnginePool
 from engine.config import EngineConfig
 from engine.pipeline import TextToSQL
-from tests.test_pipeline import ScriptedBackend
+from tests.test_pipeline import PrefillingBackend, ScriptedBackend
 
 SHOP = "shop (sample)"
 
@@ -71,3 +71,21 @@ def test_transpile_to_other_dialects():
     assert "LIMIT" not in chat_tab.transpile("SELECT name FROM t LIMIT 5", "tsql")
     assert chat_tab.transpile("SELECT name FROM t LIMIT 5", "postgres").startswith("SELECT")
     assert chat_tab.transpile("SELECT FROM WHERE (", "postgres").startswith("-- cannot transpile")
+
+
+def test_choosing_a_database_primes_it_for_the_loaded_model(pool, shop_db):
+    backend = PrefillingBackend([])
+    pool.put("scripted", None, TextToSQL(backend))
+    chat_tab.prime(SHOP, "scripted", pool).join(timeout=60)
+    assert len(backend.prefilled) == 1 and "CREATE TABLE customers" in backend.prefilled[0]
+    assert pool.status == "Model ready: scripted · shop.sqlite ready"
+    # a model that is not loaded is not loaded just because a database was picked
+    assert chat_tab.prime(SHOP, "not-loaded-model", pool) is None
+    assert chat_tab.prime("no such database", "scripted", pool) is None
+
+
+def test_warm_up_primes_the_default_database(pool, shop_db):
+    backend = PrefillingBackend([])
+    pool.put("scripted", None, TextToSQL(backend))
+    pool.warm_up(shop_db).join(timeout=60)
+    assert "CREATE TABLE orders" in backend.prefilled[0]

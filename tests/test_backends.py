@@ -206,6 +206,21 @@ def test_llamacpp_reuses_the_cached_prompt_prefix(smol_pair):
 
 
 @needs_llamacpp
+def test_priming_a_database_puts_its_prompt_prefix_in_the_cache(smol_pair, shop_db):
+    from engine.pipeline import TextToSQL
+
+    fast, _ = smol_pair
+    engine = TextToSQL(fast, generation=GenerationConfig(max_new_tokens=8), max_attempts=1)
+    fast.clear_cache()
+    assert engine.prime(shop_db) > 300  # system prompt + the shop schema
+    fast.reset_timings()
+    engine.ask("How many customers are there?", shop_db)
+    stats = fast.stats
+    assert stats.prompt_tokens_reused / stats.prompt_tokens > 0.9  # all but the question
+    assert fast.runtime_timings()["prompt_tokens"] < 40
+
+
+@needs_llamacpp
 def test_llamacpp_stops_at_the_end_of_the_statement(smol_pair):
     fast, _ = smol_pair
     prompt = fast.render(SQL_MESSAGES)  # SmolLM2 explains, then writes a fenced query

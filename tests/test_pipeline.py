@@ -37,6 +37,18 @@ class ScriptedBackend:
         return [self.outputs.pop(0) for _ in prompts]
 
 
+class PrefillingBackend(ScriptedBackend):
+    """A scripted backend with a prompt cache to fill (like llama.cpp's)."""
+
+    def __init__(self, outputs):
+        super().__init__(outputs)
+        self.prefilled = []
+
+    def prefill(self, prompt):
+        self.prefilled.append(prompt)
+        return self.count_tokens(prompt)
+
+
 @pytest.fixture
 def db(tmp_path):
     path = tmp_path / "t.sqlite"

@@ -16,7 +16,7 @@ from engine.config import ConfigError, EngineConfig, load_config
 from engine.pipeline import TextToSQL
 from engine.rag.config import RagConfig, RagConfigError
 from engine.schema import read_schema
-from tests.test_pipeline import ScriptedBackend, _cli
+from tests.test_pipeline import PrefillingBackend, ScriptedBackend, _cli
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLES = REPO / "sample_dbs"
@@ -358,6 +358,19 @@ def test_ask_indexes_an_unseen_database_and_self_corrects(tmp_path, small_db, ca
     repair = json.loads(backend.prompts[1])
     assert "Unknown column: colour" in repair[-1]["content"] and "'Zebra'" in repair[1]["content"]
     assert set(answer.to_dict()["sources"][0]) == {"kind", "text", "score"}
+
+
+def test_prime_indexes_an_unseen_database_and_prefills_its_shared_prompt(tmp_path, small_db):
+    from engine.rag.retriever import RagRetriever
+
+    backend = PrefillingBackend([])
+    retriever = RagRetriever(RagConfig(store_dir=str(tmp_path / "s")))
+    engine = TextToSQL(backend, retriever=retriever)
+    assert engine.prime(small_db) > 0
+    assert retriever.store.info(small_db) is not None  # indexed
+    assert "CREATE TABLE animals" in backend.prefilled[0]
+    assert "Values found in the columns:" in backend.prefilled[0]
+    assert TextToSQL(ScriptedBackend([])).prime(small_db) == 0  # no prompt cache: nothing
 
 
 def test_schema_change_refreshes_table_documents(tmp_path, small_db):

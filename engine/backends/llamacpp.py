@@ -227,14 +227,30 @@ class LlamaCppBackend:
 
         llm = self.llm
         n_vocab = llm.n_vocab()
-        llm.n_tokens = reused  # eval() drops the KV cache from here on
-        pending = tokens[reused:]
+        self._eval_after(tokens, reused)
         while True:
-            llm.eval(pending)
             logits = llama_cpp.llama_get_logits_ith(llm.ctx, -1)
             token = int(np.ctypeslib.as_array(logits, shape=(n_vocab,)).argmax())
             yield token
-            pending = [token]
+            llm.eval([token])
+
+    def _eval_after(self, tokens: list[int], reused: int) -> None:
+        """Evaluate ``tokens`` into the KV cache, keeping its first ``reused`` entries."""
+        self.llm.n_tokens = reused  # eval() drops the KV cache from here on
+        self.llm.eval(tokens[reused:])
+
+    def prefill(self, prompt: str) -> int:
+        """Evaluate a prompt into the KV cache without generating; later prompts that start
+        the same way reuse it. Returns how many of its tokens are cached (0: too long)."""
+        import llama_cpp
+
+        tokens = self.tokenize(prompt)
+        if not tokens or len(tokens) >= self.context_length:
+            return 0
+        self._eval_after(tokens, self._cached_prefix(tokens))
+        # llama.cpp finishes (and books) a decode when its results are next read: do it now.
+        llama_cpp.llama_synchronize(self.llm.ctx)
+        return len(tokens)
 
     def _ends_statement(self, token: int, out: list[int]) -> bool:
         piece = self.llm._model.token_to_piece(token)
