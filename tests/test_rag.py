@@ -210,6 +210,49 @@ def test_docs_are_chunked_in_embedder_tokens_and_bad_files_skipped(tmp_path):
         doc_documents(tmp_path / "missing", tok)
 
 
+def _pdf(text: str | None) -> bytes:
+    """A one-page PDF written by hand: ``text`` in Helvetica, or a page with no text layer."""
+    stream = f"BT /F1 12 Tf 72 720 Td ({text}) Tj ET".encode() if text else b""
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R"
+        b" /Resources << /Font << /F1 5 0 R >> >> >>",
+        b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+    ]
+    out, offsets = bytearray(b"%PDF-1.4\n"), []
+    for number, body in enumerate(objects, 1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % o for o in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
+        len(objects) + 1,
+        xref,
+    )
+    return bytes(out)
+
+
+def test_pdf_docs_are_read_and_bad_ones_skipped(tmp_path):
+    from engine.rag.documents import doc_documents
+    from engine.rag.embeddings import embedder_tokenizer, get_embeddings
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "glossary.pdf").write_bytes(_pdf("Churned customers have no order in the last year."))
+    (docs / "scan.pdf").write_bytes(_pdf(None))
+    (docs / "broken.pdf").write_bytes(b"%PDF-1.4 this is not really a PDF")
+    tok = embedder_tokenizer(get_embeddings())
+    chunks, used, skipped = doc_documents(docs, tok)
+    assert used == 1
+    assert [c.metadata["source"] for c in chunks] == ["glossary.pdf"]
+    assert "Churned customers have no order" in chunks[0].page_content
+    assert skipped.reasons.pop("PDF has no text layer") == 1
+    assert [reason.split(" (")[0] for reason in skipped.reasons] == ["unreadable PDF"]
+
+
 def test_bad_example_rows_are_skipped_and_counted(tmp_path, small_db):
     from engine.rag.documents import RagInputError, example_documents, read_example_rows
 

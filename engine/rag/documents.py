@@ -5,7 +5,7 @@ Three kinds, told apart by ``metadata["kind"]``:
 - ``table``: one per table: columns with types and keys, foreign keys both ways, a few
   sample values per column (so the model writes ``country = 'France'`` instead of guessing
   the casing), and the compact DDL.
-- ``doc``: chunks of the user's ``.md``/``.txt`` (and ``.pdf`` with pypdf installed) files,
+- ``doc``: chunks of the user's ``.md``/``.txt``/``.pdf`` files (PDFs need a text layer),
   split by LangChain's recursive splitter in the embedder's own tokens.
 - ``example``: question/SQL pairs, checked against the schema first; the question is what
   gets embedded (questions are matched to questions), the SQL rides in the metadata.
