@@ -162,9 +162,11 @@ def run_backend(
     from engine.config import EngineConfig, load_config
     from engine.generate import load_backend
     from engine.paths import REPO_ROOT
-    from engine.pipeline import TextToSQL
+    from engine.pipeline import engine_from_config
 
-    cfg = load_config(EngineConfig, REPO_ROOT / "configs" / "engine.yaml", {"model": model})
+    # rag.enabled off: the benchmark's own retriever (or none, with --no-rag) is passed in
+    overrides = {"model": model, "rag.enabled": False}
+    cfg = load_config(EngineConfig, REPO_ROOT / "configs" / "engine.yaml", overrides)
     started = time.perf_counter()
     backend = load_backend(model, kind=kind.removesuffix("-int8"))
     if kind == "transformers-int8":  # candidate runtime: PyTorch int8 dynamic quantisation
@@ -176,14 +178,7 @@ def run_backend(
         )
         backend.name = f"transformers-int8:{loaded.name}"
     load_s = time.perf_counter() - started
-    engine = TextToSQL(
-        backend,
-        retriever=retriever,
-        generation=cfg.generation,
-        max_attempts=cfg.max_attempts,
-        timeout_s=cfg.timeout_s,
-        max_rows=cfg.max_rows,
-    )
+    engine = engine_from_config(cfg, retriever, backend=backend)
     from engine.schema import read_schema
 
     prompts = []

@@ -196,12 +196,16 @@ class TextToSQL:
 
 
 def engine_from_config(
-    cfg: Any, retriever: Retriever | None = None, progress: Any = None
+    cfg: Any,
+    retriever: Retriever | None = None,
+    progress: Any = None,
+    backend: Backend | None = None,
 ) -> TextToSQL:
     """A ready :class:`TextToSQL` from an :class:`engine.config.EngineConfig`.
 
     Without an explicit ``retriever``, ``cfg.rag.enabled`` (the default) gives the
-    Chroma-backed :class:`engine.rag.retriever.RagRetriever`.
+    Chroma-backed :class:`engine.rag.retriever.RagRetriever`. Without an explicit
+    ``backend`` (a benchmark passes its own), the config's model is loaded.
     """
     from engine.generate import load_backend
 
@@ -211,9 +215,14 @@ def engine_from_config(
 
         retriever = RagRetriever(rag, progress=progress)
 
-    backend = load_backend(
-        cfg.model, cfg.adapter, load_in_4bit=cfg.load_in_4bit, kind=cfg.backend, progress=progress
-    )
+    if backend is None:
+        backend = load_backend(
+            cfg.model,
+            cfg.adapter,
+            load_in_4bit=cfg.load_in_4bit,
+            kind=cfg.backend,
+            progress=progress,
+        )
     return TextToSQL(
         backend,
         retriever=retriever,

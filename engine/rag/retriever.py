@@ -111,9 +111,11 @@ class RagRetriever:
 
     def search(self, question: str, db_path: str | Path, schema: Schema | None = None) -> list:
         """Top-k of every kind with scores, threshold not applied."""
+        return self._search(question, self.prepare(db_path, schema))
+
+    def _search(self, question: str, vs: Any) -> list:
         from engine.rag.chain import KindRetriever
 
-        vs = self.prepare(db_path, schema)
         kinds = KindRetriever(
             vectorstore=vs,
             k_by_kind=self.cfg.k_by_kind,
@@ -130,19 +132,28 @@ class RagRetriever:
         budget_tokens: int,
         count_tokens: Callable[[str], int],
     ) -> Retrieval:
-        hits = self.search(question, db_path, schema)
-        values = self.table_values(db_path)
+        vs = self.prepare(db_path, schema)
+        hits = self._search(question, vs)
+        values = self.table_values(vs)
         return build_context(schema, hits, self.cfg, budget_tokens, count_tokens, values)
 
-    def table_values(self, db_path: str | Path) -> dict[str, str]:
-        """Table name -> its sample-values note, for every indexed table of the database."""
-        meta = self.store.info(db_path) or {}
-        key = (str(Path(db_path).resolve()), tuple(sorted(meta.items())))
+    def table_values(self, vs: Any) -> dict[str, str]:
+        """Table name -> its sample-values note, for every indexed table of the database.
+
+        ``vs`` is the database's opened store (:meth:`prepare`); its table documents are read
+        again only when the collection's metadata (schema hash, index time) changed.
+        """
+        collection = vs._collection  # langchain_chroma's handle on the Chroma collection
+        key = (collection.name, tuple(sorted((collection.metadata or {}).items())))
         if self._values.get("key") != key:
-            found = self.store.table_metadata(db_path)
+            found = collection.get(where={"kind": "table"}, include=["metadatas"])
             self._values = {
                 "key": key,
-                "values": {m["table"]: m.get("values", "") for m in found if m.get("table")},
+                "values": {
+                    m["table"]: m.get("values", "")
+                    for m in found.get("metadatas") or []
+                    if m and m.get("table")
+                },
             }
         return self._values["values"]
 

@@ -201,16 +201,6 @@ class VectorStore:
         collection = vs._collection
         collection.modify(metadata={**(collection.metadata or {}), **meta})
 
-    def table_metadata(self, db_path: str | Path) -> list[dict[str, Any]]:
-        """The metadata of every table document of the database (no vectors, no search)."""
-        name = collection_name(db_path)
-        try:
-            collection = self.client.get_collection(name, embedding_function=None)
-            found = collection.get(where={"kind": "table"}, include=["metadatas"])
-        except Exception as err:
-            raise StoreError(f"Cannot read index {name} in {self.location}: {err}") from err
-        return [dict(m) for m in found.get("metadatas") or [] if m]
-
     def delete(self, db_path: str | Path) -> None:
         self._drop(collection_name(db_path))
 
