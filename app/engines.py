@@ -13,7 +13,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from engine.config import EngineConfig
-from engine.pipeline import TextToSQL, engine_from_config
+from engine.factory import engine_from_config
+from engine.pipeline import TextToSQL
 
 log = logging.getLogger(__name__)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import time
@@ -9,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from app.model_choices import model_choices, resolve
+from engine.config import EngineConfig
 from engine.paths import REPO_ROOT, data_dir
 
 SHARED = REPO_ROOT.parent / "shared" / "data"
@@ -30,33 +32,37 @@ def dataset_choices() -> list[str]:
     return choices
 
 
-def make_config(model_choice: str, data: str, split: str, limit: float, rag: bool, attempts: float,
-                temperature: float, top_k: float, top_p: float, max_new_tokens: float):  # fmt: skip
-    from engine.generate import GenerationConfig
-    from training.evaluate import EvalConfig, EvalRagConfig
+def make_config(base: EngineConfig, model_choice: str, data: str, split: str, limit: float,
+                rag: bool, attempts: float, temperature: float, top_k: float, top_p: float,
+                max_new_tokens: float):  # fmt: skip
+    """The form -> an EvalConfig of the chat's engine settings (``base``) with the form's
+    changes, through the same loader as ``python -m training.evaluate``."""
+    from training.evaluate import make_config as eval_config
 
     model, adapter = resolve(model_choice)
     slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", model_choice)[:60]
     out = evals_dir() / f"{time.strftime('%Y%m%d-%H%M%S')}-{slug}"
-    return EvalConfig(
-        data=(data or "samples").strip(),
-        split=(split or "").strip() or None,
-        limit=int(limit) if limit else None,
-        out=str(out),
-        model=model,
-        adapter=adapter,
-        max_attempts=int(attempts),
-        rag=EvalRagConfig(enabled=bool(rag)),
-        generation=GenerationConfig(
-            temperature=float(temperature), top_k=int(top_k), top_p=float(top_p),
-            max_new_tokens=int(max_new_tokens),
-        ),
-    )  # fmt: skip
+    return eval_config(base, overrides={
+        "data": (data or "samples").strip(),
+        "split": (split or "").strip() or None,
+        "limit": int(limit) if limit else None,
+        "out": str(out),
+        "engine.model": model,
+        "engine.adapter": adapter,
+        "engine.max_attempts": int(attempts),
+        "engine.rag.enabled": bool(rag),
+        "engine.generation.temperature": float(temperature),
+        "engine.generation.top_k": int(top_k),
+        "engine.generation.top_p": float(top_p),
+        "engine.generation.max_new_tokens": int(max_new_tokens),
+    })  # fmt: skip
 
 
 def metrics_row(run_dir: Path) -> dict[str, Any]:
+    from training.eval_report import engine_settings
+
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    settings = metrics.get("settings", {})
+    settings = engine_settings(metrics.get("settings", {}))
     label = settings.get("adapter") or settings.get("model") or run_dir.name
     row: dict[str, Any] = {
         "run": run_dir.name,
@@ -91,7 +97,7 @@ def examples(run_dir: str | None, wrong_only: bool) -> Any:
     return pd.DataFrame([{c: r.get(c) for c in cols} for r in records], columns=cols)
 
 
-def run_all(models: list[str], *settings: Any):
+def run_all(base: EngineConfig, models: list[str], *settings: Any):
     """Evaluate each chosen model in turn; yields (status, comparison, run dirs, last run)."""
     from training.evaluate import EvalJob
 
@@ -101,7 +107,7 @@ def run_all(models: list[str], *settings: Any):
     dirs: list[str] = []
     for i, choice in enumerate(models, 1):
         try:
-            cfg = make_config(choice, *settings)
+            cfg = make_config(base, choice, *settings)
         except Exception as err:  # ConfigError, bad adapter: one line, next model
             yield f"**{choice}:** {str(err).splitlines()[0]}", comparison(dirs), dirs, None
             continue
@@ -131,11 +137,13 @@ def gr_skip() -> Any:
     return gr.skip()
 
 
-def build() -> Any:
-    """Lay out the tab; returns its model selector (refreshed when training finishes)."""
+def build(base: EngineConfig) -> Any:
+    """Lay out the tab, its defaults the chat's settings (``base``); returns its model
+    selector (refreshed when training finishes, following the chat's model choice)."""
     import gradio as gr
 
-    models = gr.Dropdown(model_choices(), value=["smollm2-135m-instruct"], multiselect=True,
+    gen = base.generation
+    models = gr.Dropdown(model_choices(), value=[base.model], multiselect=True,
                          label="Models / adapters to compare", elem_id="eval-models")  # fmt: skip
     with gr.Row():
         data = gr.Dropdown(dataset_choices(), value="samples", allow_custom_value=True,
@@ -149,14 +157,15 @@ def build() -> Any:
             elem_id="eval-limit",
         )
     with gr.Row():
-        rag = gr.Checkbox(value=False, label="Retrieval (RAG)")
-        attempts = gr.Number(
-            value=1, precision=0, minimum=1, maximum=5, label="Attempts (self-correction)"
-        )
-        temperature = gr.Slider(0, 1.5, value=0.0, step=0.05, label="Temperature (0 = greedy)")
-        top_k = gr.Slider(0, 200, value=50, step=1, label="Top-k")
-        top_p = gr.Slider(0.05, 1.0, value=1.0, step=0.05, label="Top-p")
-        max_new = gr.Number(value=256, precision=0, minimum=8, label="Max new tokens")
+        rag = gr.Checkbox(value=base.rag.enabled, label="Retrieval (RAG)", elem_id="eval-rag")
+        attempts = gr.Number(value=base.max_attempts, precision=0, minimum=1, maximum=5,
+                             label="Attempts (self-correction)")  # fmt: skip
+        temperature = gr.Slider(0, 1.5, value=gen.temperature, step=0.05,
+                                label="Temperature (0 = greedy)")  # fmt: skip
+        top_k = gr.Slider(0, 200, value=gen.top_k, step=1, label="Top-k")
+        top_p = gr.Slider(0.05, 1.0, value=gen.top_p, step=0.05, label="Top-p")
+        max_new = gr.Number(value=gen.max_new_tokens, precision=0, minimum=8,
+                            label="Max new tokens")  # fmt: skip
     run_btn = gr.Button("Run evaluation", variant="primary", elem_id="eval-run")
     status = gr.Markdown(elem_id="eval-status")
     table = gr.Dataframe(label="Metrics (one row per run: compare base vs fine-tuned)", interactive=False,
@@ -168,8 +177,10 @@ def build() -> Any:
                                elem_id="eval-examples")  # fmt: skip
 
     settings = [data, split, limit, rag, attempts, temperature, top_k, top_p, max_new]
-    run_btn.click(run_all, [models, *settings], [status, table, run_dirs, last_run]).then(
-        examples, [last_run, wrong_only], per_example
-    )
+    run_btn.click(
+        functools.partial(run_all, base),
+        [models, *settings],
+        [status, table, run_dirs, last_run],
+    ).then(examples, [last_run, wrong_only], per_example)
     wrong_only.change(examples, [last_run, wrong_only], per_example)
     return models

@@ -33,10 +33,12 @@ def build_app(cfg: EngineConfig | None = None, warm_up: bool = False):  # -> gr.
         with gr.Tab("Training", id="training"):
             runs_finished = train_tab.build(jobs)
         with gr.Tab("Evaluation", id="evaluation"):
-            eval_models = eval_tab.build()
+            eval_models = eval_tab.build(pool.base)
         # A finished training run's adapter shows up in the chat and evaluation model lists.
         for event in runs_finished:
             event.then(_refresh_models, None, [chat_model, eval_models])
+        # Evaluation measures the model the chat serves unless told otherwise.
+        chat_model.change(lambda m: gr.update(value=[m] if m else []), chat_model, eval_models)
         # Each new page sees databases uploaded since the app started.
         demo.load(lambda: gr.update(choices=list(database_choices())), None, chat_db)
     demo.pool = pool  # type: ignore[attr-defined]

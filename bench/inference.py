@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 # Before torch loads OpenMP: idle threads sleep (see engine/backends/llamacpp.py for why).
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from engine.generate import GenerationConfig  # noqa: E402
+from engine.backends.base import GenerationConfig  # noqa: E402
 from engine.paths import sample_databases, sample_pairs_file  # noqa: E402
 
 log = logging.getLogger("bench.inference")
@@ -159,10 +159,10 @@ def run_backend(
     questions: list[dict[str, Any]],
     retriever: Any,
 ) -> dict[str, Any]:
+    from engine.backends.loader import load_backend
     from engine.config import EngineConfig, load_config
-    from engine.generate import load_backend
+    from engine.factory import engine_from_config
     from engine.paths import REPO_ROOT
-    from engine.pipeline import engine_from_config
 
     # rag.enabled off: the benchmark's own retriever (or none, with --no-rag) is passed in
     overrides = {"model": model, "rag.enabled": False}

@@ -84,9 +84,9 @@ def main() -> None:
 
     import torch
 
-    from engine.rag.chain import KindRetriever
     from engine.rag.config import RagConfig
     from engine.rag.embeddings import get_embeddings
+    from engine.rag.search import KindRetriever
     from engine.rag.store import VectorStore
 
     rng = random.Random(0)

@@ -36,7 +36,7 @@ def _rag_overrides(args: argparse.Namespace, overrides: dict[str, Any]) -> None:
 
 def cmd_ask(args: argparse.Namespace) -> int:
     from engine.executor import DatabaseError, check_database
-    from engine.pipeline import engine_from_config
+    from engine.factory import engine_from_config
 
     overrides = parse_overrides(args.set)
     for key in ("model", "adapter", "max_attempts"):
@@ -44,10 +44,10 @@ def cmd_ask(args: argparse.Namespace) -> int:
             overrides[key] = getattr(args, key)
     if args.load_in_4bit:
         overrides["load_in_4bit"] = True
+    if args.adapter and args.model is None and "model" not in overrides:
+        overrides["model"] = None  # the adapter's recorded base model
     _rag_overrides(args, overrides)
     cfg = load_config(EngineConfig, args.config, overrides)
-    if args.adapter and args.model is None:
-        cfg.model = None  # type: ignore[assignment]  # the adapter's recorded base model wins
     question = (args.question or "").strip()
     error = None
     if not question:
@@ -150,7 +150,13 @@ def cmd_index(args: argparse.Namespace) -> int:
 def cmd_run_sql(args: argparse.Namespace) -> int:
     from engine.executor import run_readonly
 
-    result = run_readonly(args.db, args.sql, timeout_s=args.timeout, max_rows=args.max_rows)
+    overrides = parse_overrides(args.set)
+    if args.timeout is not None:
+        overrides["timeout_s"] = args.timeout
+    if args.max_rows is not None:
+        overrides["max_rows"] = args.max_rows
+    cfg = load_config(EngineConfig, args.config, overrides)
+    result = run_readonly(args.db, args.sql, timeout_s=cfg.timeout_s, max_rows=cfg.max_rows)
     if args.json:
         _print_json(result.to_dict())
     elif result.ok:
@@ -201,8 +207,10 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run-sql", help="run SQL read-only with the engine's safety rules")
     run.add_argument("sql")
     run.add_argument("--db", required=True)
-    run.add_argument("--timeout", type=float, default=10.0, help="seconds")
-    run.add_argument("--max-rows", type=int, default=1000)
+    run.add_argument("--timeout", type=float, help="seconds (default: the config's timeout_s)")
+    run.add_argument("--max-rows", type=int, help="row cap (default: the config's max_rows)")
+    run.add_argument("--config", help="engine YAML config (its timeout_s and max_rows)")
+    run.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key")
     run.add_argument("--json", action="store_true")
     run.set_defaults(func=cmd_run_sql)
     return parser

@@ -13,22 +13,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from engine.generate import GenerationConfig
-from engine.rag.config import RagConfig, RagConfigError
+from engine.backends.base import GenerationConfig, check_backend_kind
+from engine.errors import ConfigError
+from engine.rag.config import RagConfig
 
+__all__ = ["ConfigError", "EngineConfig", "load_config", "parse_overrides", "read_yaml"]
 T = TypeVar("T")
-
-
-class ConfigError(ValueError):
-    """A config file or override is wrong; the message names the key."""
 
 
 @dataclass
 class EngineConfig:
-    model: str = "qwen2.5-coder-0.5b-instruct"
+    model: str | None = "qwen2.5-coder-0.5b-instruct"  # None: the adapter's base model
     adapter: str | None = None
     load_in_4bit: bool = False
     backend: str = "auto"  # auto (llama.cpp on CPU when it can) | llamacpp | transformers
+    threads: int | None = None  # CPU threads for generation; None: every core
+    batch_size: int = 4  # prompts decoded together when several questions are asked at once
     max_attempts: int = 2  # self-correction: total tries per question
     timeout_s: float = 10.0
     max_rows: int = 1000
@@ -36,14 +36,15 @@ class EngineConfig:
     rag: RagConfig = field(default_factory=RagConfig)  # retrieval (engine.rag)
 
     def __post_init__(self) -> None:
+        check_backend_kind(self.backend)
         if self.max_attempts < 1:
             raise ConfigError("max_attempts must be at least 1")
         if self.timeout_s <= 0 or self.max_rows < 1:
             raise ConfigError("timeout_s must be > 0 and max_rows >= 1")
-        if self.backend not in {"auto", "llamacpp", "transformers"}:
-            raise ConfigError(
-                f"backend must be auto, llamacpp or transformers, not {self.backend!r}"
-            )
+        if self.batch_size < 1 or (self.threads is not None and self.threads < 1):
+            raise ConfigError("batch_size must be at least 1 and threads at least 1 (or null)")
+        if self.model is None and self.adapter is None:
+            raise ConfigError("model may be null only with an adapter (its base model is used)")
 
 
 def parse_value(text: str) -> Any:
@@ -63,20 +64,43 @@ def parse_overrides(items: list[str] | None) -> dict[str, Any]:
     return out
 
 
-def load_config(
-    cls: type[T], path: str | Path | None = None, overrides: dict[str, Any] | None = None
-) -> T:
-    """Build ``cls`` from a YAML file (optional) plus dotted-key overrides."""
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """A YAML config file as a dict; a key written twice in one mapping is an error (plain
+    YAML would silently keep the last one)."""
     import yaml
 
-    data: dict[str, Any] = {}
-    if path:
-        try:
-            data = yaml.safe_load(Path(path).read_text()) or {}
-        except (OSError, yaml.YAMLError) as err:
-            raise ConfigError(f"Cannot read config {path}: {str(err).splitlines()[0]}") from err
-        if not isinstance(data, dict):
-            raise ConfigError(f"Config {path} must be a mapping of keys to values")
+    class UniqueKeyLoader(yaml.SafeLoader):
+        pass
+
+    def mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = loader.construct_object(key_node)
+            if key in seen:
+                line = key_node.start_mark.line + 1
+                raise ConfigError(f"Config {path} sets {key!r} twice (line {line})")
+            seen.add(key)
+        return loader.construct_mapping(node)
+
+    UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, mapping)
+    try:
+        data = yaml.load(Path(path).read_text(), Loader=UniqueKeyLoader) or {}
+    except (OSError, yaml.YAMLError) as err:
+        raise ConfigError(f"Cannot read config {path}: {str(err).splitlines()[0]}") from err
+    if not isinstance(data, dict):
+        raise ConfigError(f"Config {path} must be a mapping of keys to values")
+    return data
+
+
+def load_config(
+    cls: type[T],
+    path: str | Path | None = None,
+    overrides: dict[str, Any] | None = None,
+    base: dict[str, Any] | None = None,
+) -> T:
+    """Build ``cls`` from ``base`` (a dict), then a YAML file (optional), then dotted-key
+    overrides; each later layer wins key by key, nested sections merged."""
+    data = _merge(base or {}, read_yaml(path) if path else {})
     for dotted, value in (overrides or {}).items():
         node = data
         *parents, leaf = dotted.split(".")
@@ -98,10 +122,17 @@ def from_dict(cls: type[T], data: dict[str, Any], prefix: str = "") -> T:
         if hint is not None and isinstance(value, dict):
             value = from_dict(hint, value, prefix=f"{prefix}{key}.")
         kwargs[key] = value
-    try:
-        return cls(**kwargs)
-    except RagConfigError as err:
-        raise ConfigError(str(err)) from err
+    return cls(**kwargs)
+
+
+def _merge(low: dict[str, Any], high: dict[str, Any]) -> dict[str, Any]:
+    out = dict(low)
+    for key, value in high.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
 
 
 def to_dict(cfg: Any) -> dict[str, Any]:

@@ -1,56 +1,48 @@
 """Question -> prompt -> SQL -> checked -> executed rows, with self-correction.
 
-:class:`TextToSQL` ties a model backend, an optional retriever and the safe executor together.
-It never raises for bad input: every failure comes back as :attr:`Answer.error`, one line.
+:class:`TextToSQL` ties a model backend, an optional retriever and the safe executor
+together. :meth:`TextToSQL.ask_batch` is the one answer loop: chat asks a batch of one
+(:meth:`TextToSQL.ask`), evaluation and benchmarks ask many at once and only score what
+comes back, so a measured number is the quality of what the chat serves.
+
+It never raises for bad input or a failing model: every failure comes back as
+:attr:`Answer.error`, one line.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
+from engine.backends.base import Backend, GenerationConfig
 from engine.executor import DatabaseError, QueryResult, run_readonly
-from engine.generate import Backend, GenerationConfig
 from engine.prompt import Message, build_messages, build_repair_messages
+from engine.retrieval import Context, Retriever, Source
 from engine.schema import Schema, read_schema
 from engine.sql_check import extract_sql, validate_sql
 
 log = logging.getLogger(__name__)
 # Any question will do: priming keeps only what every prompt on the database starts with.
 PRIMING_QUESTION = "How many rows does each table have?"
+History = list[tuple[str, str]]
 
 
 @dataclass
-class Source:
-    kind: str  # table | doc | example
-    text: str
-    score: float | None = None
+class Request:
+    """One question for :meth:`TextToSQL.ask_batch`.
 
+    ``history``: earlier (question, SQL) turns of a conversation. ``context``: retrieval
+    already done by the caller (the LangChain chain); None lets the engine's retriever do it.
+    """
 
-@dataclass
-class Context:
-    """What a retriever adds to a prompt: the schema to show, notes, and their sources."""
-
-    schema_text: str
-    notes: str | None = None
-    sources: list[Source] = field(default_factory=list)
-
-
-class Retriever(Protocol):
-    """Chooses what of a database goes into the prompt (see engine.rag)."""
-
-    def context(
-        self,
-        question: str,
-        db_path: Path,
-        schema: Schema,
-        budget_tokens: int,
-        count_tokens: Callable[[str], int],
-    ) -> Context: ...
+    question: str
+    db_path: Path
+    history: History | None = None
+    context: Context | None = None
 
 
 @dataclass
@@ -81,8 +73,18 @@ class Answer:
         return d
 
 
+@dataclass
+class _Work:
+    """An answer in progress: the conversation so far and what checking needs."""
+
+    answer: Answer
+    db_path: Path
+    schema: Schema
+    messages: list[Message]
+
+
 class TextToSQL:
-    """The engine's front door: ``ask(question, db_path)``."""
+    """The engine's front door: ``ask(question, db_path)`` and ``ask_batch(requests)``."""
 
     def __init__(
         self,
@@ -105,61 +107,106 @@ class TextToSQL:
         """Tokens the schema/context may use: the context window less room for the answer."""
         return max(256, self.backend.context_length - self.generation.max_new_tokens - 256)
 
+    def context(self, question: str, db_path: Path, schema: Schema) -> Context:
+        """What the prompt shows of the database: the retriever's choice, or the whole schema."""
+        if self.retriever is None:
+            return Context(schema_text=schema.ddl())
+        return self.retriever.context(
+            question, db_path, schema, self.prompt_budget(), self.backend.count_tokens
+        )
+
     def build_messages(
         self,
         question: str,
         db_path: Path,
         schema: Schema,
-        history: list[tuple[str, str]] | None = None,
+        history: History | None = None,
+        context: Context | None = None,
     ) -> tuple[list[Message], list[Source]]:
-        if self.retriever is not None:
-            ctx = self.retriever.context(
-                question, db_path, schema, self.prompt_budget(), self.backend.count_tokens
-            )
-        else:
-            ctx = Context(schema_text=schema.ddl())
+        ctx = context or self.context(question, db_path, schema)
         fmt = self.backend.prompt_format
         return build_messages(question, ctx.schema_text, ctx.notes, history, fmt), ctx.sources
 
-    def ask(
-        self, question: str, db_path: str | Path, history: list[tuple[str, str]] | None = None
-    ) -> Answer:
-        started = time.perf_counter()
-        answer = self._ask(question.strip() if question else "", Path(db_path), history)
-        answer.seconds = round(time.perf_counter() - started, 3)
-        answer.backend = self.backend.name
-        return answer
+    def ask(self, question: str, db_path: str | Path, history: History | None = None) -> Answer:
+        return self.ask_batch([Request(question, Path(db_path), history)])[0]
 
-    def _ask(self, question: str, db_path: Path, history: list[tuple[str, str]] | None) -> Answer:
+    def ask_batch(self, requests: Sequence[Request]) -> list[Answer]:
+        """Answers in the order of ``requests``: retrieval, one batched generation per
+        attempt, checking, execution, and repair of the failed ones from their own errors."""
+        started = time.perf_counter()
+        schemas: dict[Path, Schema | str] = {}
+        answers: list[Answer] = []
+        pending: list[_Work] = []
+        for request in requests:
+            work = self._start(request, schemas)
+            if isinstance(work, Answer):
+                answers.append(work)
+            else:
+                answers.append(work.answer)
+                pending.append(work)
+        for attempt in range(1, self.max_attempts + 1):
+            if not pending:
+                break
+            outputs = self._generate([self.backend.render(w.messages) for w in pending])
+            retry = []
+            for work, (raw, failure) in zip(pending, outputs, strict=True):
+                if not self._attempt(work, attempt, raw, failure) and attempt < self.max_attempts:
+                    retry.append(work)
+            pending = retry
+        seconds = round(time.perf_counter() - started, 3)
+        for answer in answers:
+            answer.seconds, answer.backend = seconds, self.backend.name
+        return answers
+
+    def _start(self, request: Request, schemas: dict[Path, Schema | str]) -> _Work | Answer:
+        """The first prompt for a request, or its final answer when it cannot be asked."""
+        question = (request.question or "").strip()
+        db_path = Path(request.db_path)
         if not question:
             return Answer(question=question, error="Please type a question.")
+        if db_path not in schemas:
+            try:
+                schema = read_schema(db_path)
+                schemas[db_path] = schema if schema.tables else f"{db_path.name} has no tables."
+            except DatabaseError as err:
+                schemas[db_path] = str(err)
+        schema = schemas[db_path]
+        if isinstance(schema, str):
+            return Answer(question=question, error=schema)
+        messages, sources = self.build_messages(
+            question, db_path, schema, request.history, request.context
+        )
+        return _Work(Answer(question=question, sources=sources), db_path, schema, messages)
+
+    def _attempt(self, work: _Work, attempt: int, raw: str, failure: str | None) -> bool:
+        """Check and run one generated answer; True when it is final (rows, or no retry)."""
+        answer = work.answer
+        answer.attempts, answer.raw_output = attempt, raw
+        if failure is not None:  # the model itself failed: asking it again will not help
+            answer.sql, answer.error = None, failure
+            return True
+        sql, error, result = self.check_and_run(raw, work.db_path, work.schema)
+        answer.sql, answer.error = sql, error
+        if result is not None and error is None:
+            answer.columns, answer.rows = result.columns, [list(r) for r in result.rows]
+            answer.truncated = result.truncated
+            return True
+        log.info("attempt %d failed: %s", attempt, error)
+        work.messages = build_repair_messages(
+            work.messages, sql or raw.strip()[:500], error or "", self.backend.prompt_format
+        )
+        return False
+
+    def _generate(self, prompts: list[str]) -> list[tuple[str, str | None]]:
+        """(text, failure) per prompt; a batch that raises is retried one prompt at a time."""
         try:
-            schema = read_schema(db_path)
-        except DatabaseError as err:
-            return Answer(question=question, error=str(err))
-        if not schema.tables:
-            return Answer(question=question, error=f"{db_path.name} has no tables to query.")
-        messages, sources = self.build_messages(question, db_path, schema, history)
-        answer = Answer(question=question, sources=sources)
-        for attempt in range(1, self.max_attempts + 1):
-            answer.attempts = attempt
-            prompt = self.backend.render(messages)
-            answer.raw_output = self.backend.generate([prompt], self.generation)[0]
-            sql, error, result = self.check_and_run(answer.raw_output, db_path, schema)
-            answer.sql = sql
-            if result is not None and error is None:
-                answer.columns, answer.rows = result.columns, [list(r) for r in result.rows]
-                answer.truncated, answer.error = result.truncated, None
-                return answer
-            answer.error = error
-            log.info("attempt %d failed: %s", attempt, error)
-            messages = build_repair_messages(
-                messages,
-                sql or answer.raw_output.strip()[:500],
-                error or "",
-                self.backend.prompt_format,
-            )
-        return answer
+            return [(text, None) for text in self.backend.generate(prompts, self.generation)]
+        except Exception as err:  # a model error must not lose the other answers
+            if len(prompts) == 1:
+                log.debug("generation failed", exc_info=True)
+                return [("", f"Generation failed: {_one_line(err)}")]
+            log.warning("batch generation failed (%s); retrying one by one", _one_line(err))
+        return [self._generate([p])[0] for p in prompts]
 
     def prime(self, db_path: str | Path) -> int:
         """Get a database ready for quick first answers; returns the prompt tokens now cached.
@@ -190,44 +237,7 @@ class TextToSQL:
         result = run_readonly(db_path, sql, timeout_s=self.timeout_s, max_rows=self.max_rows)
         return sql, result.error, (result if result.ok else None)
 
-    def run_sql(self, sql: str, db_path: str | Path) -> QueryResult:
-        """Run user-edited SQL under the same safety rules."""
-        return run_readonly(db_path, sql, timeout_s=self.timeout_s, max_rows=self.max_rows)
 
-
-def engine_from_config(
-    cfg: Any,
-    retriever: Retriever | None = None,
-    progress: Any = None,
-    backend: Backend | None = None,
-) -> TextToSQL:
-    """A ready :class:`TextToSQL` from an :class:`engine.config.EngineConfig`.
-
-    Without an explicit ``retriever``, ``cfg.rag.enabled`` (the default) gives the
-    Chroma-backed :class:`engine.rag.retriever.RagRetriever`. Without an explicit
-    ``backend`` (a benchmark passes its own), the config's model is loaded.
-    """
-    from engine.generate import load_backend
-
-    rag = getattr(cfg, "rag", None)
-    if retriever is None and rag is not None and rag.enabled:
-        from engine.rag.retriever import RagRetriever
-
-        retriever = RagRetriever(rag, progress=progress)
-
-    if backend is None:
-        backend = load_backend(
-            cfg.model,
-            cfg.adapter,
-            load_in_4bit=cfg.load_in_4bit,
-            kind=cfg.backend,
-            progress=progress,
-        )
-    return TextToSQL(
-        backend,
-        retriever=retriever,
-        generation=cfg.generation,
-        max_attempts=cfg.max_attempts,
-        timeout_s=cfg.timeout_s,
-        max_rows=cfg.max_rows,
-    )
+def _one_line(err: BaseException) -> str:
+    text = " ".join(str(err).split())
+    return f"{type(err).__name__}: {text}"[:300]

@@ -4,7 +4,7 @@ import pytest
 
 from app import eval_tab, train_tab
 from app.model_choices import ADAPTER_PREFIX, model_choices, resolve
-from engine.config import ConfigError
+from engine.config import ConfigError, EngineConfig
 from training.jobs import JobManager
 
 
@@ -43,9 +43,18 @@ def test_one_click_training_then_the_adapter_is_offered(tiny_llama, data_dir):
     assert model == str(tiny_llama) and adapter.endswith("tiny/adapter")
 
 
+def test_evaluation_form_starts_from_the_chat_settings(data_dir):
+    chat = EngineConfig(model="smollm2-135m-instruct", timeout_s=3.0)
+    cfg = eval_tab.make_config(chat, chat.model, "samples", "", 5, True, 2, 0.0, 50, 1.0, 256)
+    assert cfg.engine.model == chat.model and cfg.engine.rag.enabled
+    assert cfg.engine.timeout_s == 3.0  # not on the form: the chat's value
+    assert cfg.engine.max_rows == 100_000  # configs/eval.yaml: scoring compares whole results
+
+
 def test_evaluation_runs_and_compares(tiny_llama, data_dir):
     settings = ("samples", "", 2, False, 1, 0.0, 50, 1.0, 8)
-    updates = list(eval_tab.run_all([str(tiny_llama), str(tiny_llama)], *settings))
+    base = EngineConfig(backend="transformers")
+    updates = list(eval_tab.run_all(base, [str(tiny_llama), str(tiny_llama)], *settings))
     status, table, dirs, last = updates[-1]
     assert status == "Done: 2 run(s)." and len(dirs) == 2 and last == dirs[-1]
     assert list(table["n"]) == [2, 2]
@@ -55,4 +64,4 @@ def test_evaluation_runs_and_compares(tiny_llama, data_dir):
     every = eval_tab.examples(last, wrong_only=False)
     wrong = eval_tab.examples(last, wrong_only=True)
     assert len(every) == 2 and len(wrong) <= 2
-    assert eval_tab.run_all([], *settings).__next__()[0] == "Choose at least one model."
+    assert eval_tab.run_all(base, [], *settings).__next__()[0] == "Choose at least one model."

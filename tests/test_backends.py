@@ -6,6 +6,7 @@ skipped with that reason, and the choice tests check that ``auto`` falls back to
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from pathlib import Path
@@ -13,9 +14,11 @@ from pathlib import Path
 import pytest
 
 from engine.backends import llamacpp
+from engine.backends.base import GenerationConfig
+from engine.backends.loader import load_backend
 from engine.backends.lora_gguf import LoraConversionError, convert_lora
+from engine.backends.transformers_backend import TransformersBackend
 from engine.config import ConfigError, EngineConfig
-from engine.generate import GenerationConfig, TransformersBackend, load_backend
 
 SMOL = "smollm2-135m-instruct"
 needs_llamacpp = pytest.mark.skipif(
@@ -34,7 +37,7 @@ def test_config_accepts_the_backends_and_rejects_others():
 
 def test_auto_falls_back_to_transformers_without_llamacpp(tiny_llama, monkeypatch, caplog):
     monkeypatch.setattr(llamacpp, "is_installed", lambda: False)
-    with caplog.at_level(logging.INFO, logger="engine.generate"):
+    with caplog.at_level(logging.INFO, logger="engine.backends.loader"):
         backend = load_backend(str(tiny_llama), kind="auto")
     assert isinstance(backend, TransformersBackend)
     assert "llama-cpp-python is not installed" in caplog.text
@@ -42,7 +45,7 @@ def test_auto_falls_back_to_transformers_without_llamacpp(tiny_llama, monkeypatc
 
 @needs_llamacpp
 def test_auto_uses_transformers_for_a_model_without_gguf(tiny_llama, caplog):
-    with caplog.at_level(logging.INFO, logger="engine.generate"):
+    with caplog.at_level(logging.INFO, logger="engine.backends.loader"):
         backend = load_backend(str(tiny_llama), kind="auto")
     assert isinstance(backend, TransformersBackend)
     assert "No GGUF file" in caplog.text
@@ -256,8 +259,15 @@ def test_llamacpp_batch_gives_the_one_by_one_answers(smol_pair):
 def test_llamacpp_sampling_is_seeded(smol_pair):
     fast, _ = smol_pair
     prompt = fast.render(SQL_MESSAGES)
-    cfg = GenerationConfig(max_new_tokens=12, temperature=1.0, top_k=50, top_p=0.9, seed=7)
-    assert fast.generate([prompt], cfg) == fast.generate([prompt], cfg)
+    cfg = GenerationConfig(
+        max_new_tokens=12, temperature=1.0, top_k=50, top_p=0.9, seed=7, stop_at_statement_end=False
+    )
+    first = fast.generate([prompt], cfg)[0]
+    assert fast.generate([prompt], cfg)[0] == first  # same seed, same text
+    other_seed = fast.generate([prompt], dataclasses.replace(cfg, seed=8))[0]
+    greedy = fast.generate([prompt], dataclasses.replace(cfg, temperature=0.0))[0]
+    # Temperature and seed are used: another seed, or no sampling, gives another text.
+    assert other_seed != first and greedy != first
 
 
 def _next_token_logits(backend, prompt):

@@ -32,3 +32,46 @@ def test_unknown_key_and_bad_values_are_rejected(tmp_path):
 )
 def test_shipped_engine_configs_load(path):
     assert isinstance(load_config(EngineConfig, path), EngineConfig)
+
+
+def test_the_shipped_engine_yaml_states_the_defaults():
+    """configs/engine.yaml is the chat's settings file: it says what the code's defaults are,
+    so an engine built without it (a test, Python use) serves the same thing."""
+    assert load_config(EngineConfig, REPO / "configs" / "engine.yaml") == EngineConfig()
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("generation.top_p=0", "top_p"),
+        ("generation.top_p=1.5", "top_p"),
+        ("generation.temperature=-0.1", "temperature"),
+        ("generation.top_k=-1", "top_k"),
+        ("generation.max_new_tokens=0", "max_new_tokens"),
+        ("backend=vllm", "backend must be one of auto, llamacpp, transformers"),
+        ("batch_size=0", "batch_size"),
+        ("threads=0", "threads"),
+        ("model=null", "adapter"),
+        ("rag.k_tables=-1", "rag.k_tables"),
+    ],
+)
+def test_each_setting_is_checked_where_it_is_declared(override, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(EngineConfig, None, parse_overrides([override]))
+
+
+def test_a_key_written_twice_is_an_error(tmp_path):
+    f = tmp_path / "twice.yaml"
+    f.write_text("model: a\nrag:\n  enabled: true\n  k_docs: 2\nrag:\n  enabled: false\n")
+    with pytest.raises(ConfigError, match=r"sets 'rag' twice \(line 5\)"):
+        load_config(EngineConfig, f)
+    f.write_text("rag:\n  k_docs: 2\n  k_docs: 3\n")
+    with pytest.raises(ConfigError, match="'k_docs' twice"):
+        load_config(EngineConfig, f)
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "configs").glob("*.yaml")), ids=lambda p: p.name)
+def test_no_shipped_yaml_sets_a_key_twice(path):
+    from engine.config import read_yaml
+
+    assert read_yaml(path)

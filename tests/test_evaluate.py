@@ -1,5 +1,6 @@
 """Evaluation runs: CLI and config, tiny-model end to end, resume, bad input, jobs, compare."""
 
+import dataclasses
 import json
 import re
 import shlex
@@ -9,11 +10,19 @@ from pathlib import Path
 
 import pytest
 
-from engine.config import ConfigError, load_config
-from engine.pipeline import TextToSQL
+from engine.config import ConfigError, EngineConfig, load_config
 from engine.prompt import DEFAULT_FORMAT
+from engine.rag.config import RagConfig
 from training.eval_report import compare_runs
-from training.evaluate import EvalConfig, EvalJob, build_parser, config_from_args, main, run
+from training.evaluate import (
+    EvalConfig,
+    EvalJob,
+    build_parser,
+    config_from_args,
+    main,
+    make_config,
+    run,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 REQUIRED_KEYS = {
@@ -64,8 +73,15 @@ class OracleBackend:
         return out
 
 
-def oracle_engine(answers, **kw):
-    return TextToSQL(OracleBackend(answers, **kw))
+def oracle(answers, **kw):
+    return OracleBackend(answers, **kw)
+
+
+def eval_config(engine=None, **settings):
+    """Evaluation settings over an engine without retrieval (the oracle needs none)."""
+    return EvalConfig(
+        engine=EngineConfig(rag=RagConfig(enabled=False), **(engine or {})), **settings
+    )
 
 
 def sample_questions(limit):
@@ -81,42 +97,62 @@ def sample_questions(limit):
     "path", sorted((REPO / "configs").glob("eval*.yaml")), ids=lambda p: p.name
 )
 def test_shipped_eval_configs_load(path):
-    cfg = load_config(EvalConfig, path)
-    assert isinstance(cfg, EvalConfig) and cfg.generation.temperature == 0.0
+    cfg = make_config(path=path)
+    assert isinstance(cfg, EvalConfig) and cfg.engine.generation.temperature == 0.0
 
 
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
         ({"limit": 0}, "limit"),
-        ({"generation.top_p": 0}, "top_p"),
-        ({"generation.temperature": -1}, "temperature"),
-        ({"max_attempts": 0}, "max_attempts"),
-        ({"model": None}, "adapter"),
-        ({"backend": "vllm"}, "backend"),
+        ({"engine.generation.top_p": 0}, "top_p"),
+        ({"engine.generation.temperature": -1}, "temperature"),
+        ({"engine.max_attempts": 0}, "max_attempts"),
+        ({"engine.model": None}, "adapter"),
+        ({"engine.backend": "vllm"}, "backend"),
         ({"holdout": 1.5}, "holdout"),
-        ({"generaton.top_k": 3}, "generaton"),
+        ({"engine.generaton.top_k": 3}, "engine.generaton"),
+        ({"max_attempts": 2}, "Unknown config key: max_attempts"),  # an engine setting
     ],
 )
 def test_bad_settings_are_rejected(overrides, message):
     with pytest.raises(ConfigError, match=message):
-        load_config(EvalConfig, None, overrides)
+        make_config(overrides=overrides)
+
+
+def test_no_flags_evaluate_what_the_chat_serves():
+    """Without flags the engine evaluated is configs/engine.yaml's (the chat's), changed only
+    where configs/eval.yaml says so."""
+    chat = load_config(EngineConfig, REPO / "configs" / "engine.yaml")
+    cfg = config_from_args(build_parser().parse_args([]))
+    assert dataclasses.replace(cfg.engine, max_rows=chat.max_rows) == chat
+    assert cfg.engine.max_rows == 100_000  # scoring compares whole results
+    assert cfg.engine.rag.enabled and cfg.engine.max_attempts == chat.max_attempts
+
+
+def test_engine_config_file_is_evaluated(tmp_path):
+    other = tmp_path / "engine.yaml"
+    other.write_text("model: smollm2-135m-instruct\nmax_attempts: 3\nrag:\n  k_examples: 1\n")
+    cfg = config_from_args(build_parser().parse_args(["--engine-config", str(other)]))
+    assert (cfg.engine.model, cfg.engine.max_attempts) == ("smollm2-135m-instruct", 3)
+    assert cfg.engine.rag.k_examples == 1 and cfg.engine.rag.enabled  # merged, not replaced
 
 
 def test_cli_flags_fill_the_config():
     argv = (
         "--data d --split test --limit 30 --adapter ad --rag --temperature 0.7 --top-k 20 "
-        "--top-p 0.9 --max-attempts 3 --num-threads 1 --db-ids a,b --out o --set batch_size=2"
+        "--top-p 0.9 --max-attempts 3 --num-threads 1 --db-ids a,b --out o "
+        "--set engine.batch_size=2"
     )
     cfg = config_from_args(build_parser().parse_args(shlex.split(argv)))
     assert (cfg.data, cfg.split, cfg.limit, cfg.out) == ("d", "test", 30, "o")
-    assert cfg.rag.enabled and cfg.db_ids == ["a", "b"] and cfg.num_threads == 1
-    assert cfg.model is None and cfg.adapter == "ad"  # the adapter's base model
-    g = cfg.generation
+    e = cfg.engine
+    assert e.rag.enabled and cfg.db_ids == ["a", "b"] and e.threads == 1
+    assert e.model is None and e.adapter == "ad"  # the adapter's base model
+    g = e.generation
     assert (g.temperature, g.top_k, g.top_p) == (0.7, 20, 0.9)
-    assert (cfg.max_attempts, cfg.batch_size) == (3, 2)
-    assert config_from_args(build_parser().parse_args(["--no-rag"])).rag.enabled is False
-    assert EvalConfig().rag.enabled is False  # RAG is opt-in for evaluation
+    assert (e.max_attempts, e.batch_size) == (3, 2)
+    assert config_from_args(build_parser().parse_args(["--no-rag"])).engine.rag.enabled is False
 
 
 # --- end to end ---------------------------------------------------------------------------
@@ -125,14 +161,14 @@ def test_cli_flags_fill_the_config():
 def test_tiny_model_end_to_end(tiny_llama, tmp_path, capsys):
     out = tmp_path / "run"
     argv = shlex.split(
-        "--data samples --limit 3 --max-new-tokens 8 --batch-size 2 --backend transformers"
+        "--data samples --limit 3 --max-new-tokens 8 --batch-size 2 --backend transformers --no-rag"
     )
     rc = main([*argv, "--model", str(tiny_llama), "--out", str(out)])
     assert rc == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert set(metrics) >= REQUIRED_KEYS
     assert metrics["n"] == 3 and metrics["complete"] is True
-    assert metrics["settings"]["generation"]["max_new_tokens"] == 8
+    assert metrics["settings"]["engine"]["generation"]["max_new_tokens"] == 8
     assert metrics["execution_accuracy"] is not None  # real sample databases
     rows = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
     assert len(rows) == 3
@@ -146,48 +182,48 @@ def test_tiny_model_end_to_end(tiny_llama, tmp_path, capsys):
 def test_resume_after_interruption(tmp_path):
     examples = sample_questions(6)
     answers = {e.question: e.sql for e in examples}
-    cfg = EvalConfig(data="samples", limit=6, batch_size=2, out=str(tmp_path / "r"))
+    cfg = eval_config(data="samples", limit=6, out=str(tmp_path / "r"), engine={"batch_size": 2})
     polls = []
 
     def stop_after_one_batch():
         polls.append(1)
         return len(polls) > 1
 
-    first = run(cfg, should_stop=stop_after_one_batch, engine=oracle_engine(answers))
+    first = run(cfg, should_stop=stop_after_one_batch, backend=oracle(answers))
     assert first["n"] == 2 and first["complete"] is False
     preds = tmp_path / "r" / "predictions.jsonl"
     kept = preds.read_text().splitlines()
     with open(preds, "a") as f:
         f.write('{"index": 4, "quest')  # killed in the middle of a write
 
-    engine = oracle_engine(answers)
-    final = run(cfg, engine=engine)
-    assert engine.backend.prompts == 4  # only the questions not done before
+    backend = oracle(answers)
+    final = run(cfg, backend=backend)
+    assert backend.prompts == 4  # only the questions not done before
     assert final["n"] == 6 and final["complete"] is True
     assert final["execution_accuracy"] == 1.0 and final["exact_match"] == 1.0
     lines = preds.read_text().splitlines()
     assert lines[:2] == kept and len(lines) == 6
     assert sorted(json.loads(x)["index"] for x in lines) == list(range(6))
 
-    again = oracle_engine(answers)
-    assert run(cfg, engine=again)["n"] == 6 and again.backend.prompts == 0  # nothing left
-    cfg.generation.temperature = 0.5
-    with pytest.raises(ConfigError, match="generation"):
-        run(cfg, engine=oracle_engine(answers))
+    again = oracle(answers)
+    assert run(cfg, backend=again)["n"] == 6 and again.prompts == 0  # nothing left
+    cfg.engine.generation.temperature = 0.5
+    with pytest.raises(ConfigError, match=r"\(engine.generation.temperature\)"):
+        run(cfg, backend=oracle(answers))
     cfg.resume = False
-    assert run(cfg, engine=oracle_engine({}))["execution_accuracy"] == 0.0
+    assert run(cfg, backend=oracle({}))["execution_accuracy"] == 0.0
 
 
 def test_holdout_and_db_ids_pick_whole_databases(tmp_path):
     from training.data import load_examples, split_by_database
 
     held = {e.db_id for e in split_by_database(load_examples("samples").examples, 0.3, 0)[1]}
-    cfg = EvalConfig(data="samples", holdout=0.3, limit=5, out=str(tmp_path / "h"))
-    metrics = run(cfg, engine=oracle_engine({}))
+    cfg = eval_config(data="samples", holdout=0.3, limit=5, out=str(tmp_path / "h"))
+    metrics = run(cfg, backend=oracle({}))
     assert metrics["n"] == 5 and set(metrics["by_database"]) <= held
-    cfg = EvalConfig(data="samples", db_ids="music", limit=4, out=str(tmp_path / "d"))
+    cfg = eval_config(data="samples", db_ids="music", limit=4, out=str(tmp_path / "d"))
     assert cfg.db_ids == ["music"]
-    assert set(run(cfg, engine=oracle_engine({}))["by_database"]) == {"music"}
+    assert set(run(cfg, backend=oracle({}))["by_database"]) == {"music"}
 
 
 def _people_db(path):
@@ -216,8 +252,12 @@ def test_bad_input_is_counted_not_fatal(tmp_path):
         "Broken gold": "SELECT 1",
         "Oldest?": HANG,
     }
-    cfg = EvalConfig(data=str(tmp_path / "pairs.json"), out=str(tmp_path / "o"), timeout_s=0.5)
-    metrics = run(cfg, engine=oracle_engine(answers, explode={"Names?"}))
+    cfg = eval_config(
+        data=str(tmp_path / "pairs.json"),
+        out=str(tmp_path / "o"),
+        engine={"timeout_s": 0.5, "max_attempts": 1},
+    )
+    metrics = run(cfg, backend=oracle(answers, explode={"Names?"}))
     assert metrics["data"]["skipped"] == {"missing field": 1, "database missing": 1}
     assert metrics["n"] == 4 and metrics["gold_failed"] == 1
     assert metrics["n_execution"] == 3 and metrics["execution_accuracy"] == pytest.approx(
@@ -239,8 +279,8 @@ def test_self_correction_counts_attempts(tmp_path):
     examples = sample_questions(4)
     bad = {e.question: "SELECT nope FROM nowhere" for e in examples}
     good = {e.question: e.sql for e in examples}
-    cfg = EvalConfig(data="samples", limit=4, max_attempts=2, out=str(tmp_path / "sc"))
-    metrics = run(cfg, engine=oracle_engine(bad, repair=good))
+    cfg = eval_config(data="samples", limit=4, out=str(tmp_path / "sc"), engine={"max_attempts": 2})
+    metrics = run(cfg, backend=oracle(bad, repair=good))
     assert metrics["avg_attempts"] == 2.0 and metrics["execution_accuracy"] == 1.0
     assert "self-correction on" in (tmp_path / "sc" / "report.md").read_text()
 
@@ -263,9 +303,7 @@ def test_seed_format_runs_on_generated_databases(tmp_path):
         "How many games after 1990?": "SELECT COUNT(*) FROM g",  # wrong on the generated rows
         "Average rank?": "SELECT sum(rank) * 1.0 / count(rank) FROM r",
     }
-    metrics = run(
-        EvalConfig(data=str(path), out=str(tmp_path / "s")), engine=oracle_engine(answers)
-    )
+    metrics = run(eval_config(data=str(path), out=str(tmp_path / "s")), backend=oracle(answers))
     assert metrics["execution_db"] == "synthetic"
     assert metrics["execution_accuracy"] == pytest.approx(2 / 3, abs=1e-3)
     assert metrics["exact_match"] == pytest.approx(1 / 3, abs=1e-3)
@@ -281,7 +319,7 @@ def test_spider_folder_is_credited(tmp_path):
     ]
     (root / "train.json").write_text(json.dumps(rows))
     out = tmp_path / "sp"
-    metrics = run(EvalConfig(data=str(root), out=str(out)), engine=oracle_engine({}))
+    metrics = run(eval_config(data=str(root), out=str(out)), backend=oracle({}))
     assert metrics["by_database"]["people"]["n"] == 1
     assert "Yu et al." in (out / "report.md").read_text()
 
@@ -292,15 +330,15 @@ def test_spider_folder_is_credited(tmp_path):
 def test_eval_job_runs_and_cancels(tmp_path):
     examples = sample_questions(4)
     answers = {e.question: e.sql for e in examples}
-    cfg = EvalConfig(data="samples", limit=4, batch_size=1, out=str(tmp_path / "j"))
-    job = EvalJob(cfg, engine=oracle_engine(answers)).start()
+    cfg = eval_config(data="samples", limit=4, out=str(tmp_path / "j"), engine={"batch_size": 1})
+    job = EvalJob(cfg, backend=oracle(answers)).start()
     result = job.wait(120)
     assert result is not None and result["n"] == 4 and job.error is None
     snap = job.snapshot()
     assert snap["done"] == snap["total"] == 4 and snap["running"] is False
 
-    slow = EvalConfig(data="samples", limit=4, batch_size=1, out=str(tmp_path / "k"))
-    job = EvalJob(slow, engine=oracle_engine(answers, delay=0.3)).start()
+    slow = eval_config(data="samples", limit=4, out=str(tmp_path / "k"), engine={"batch_size": 1})
+    job = EvalJob(slow, backend=oracle(answers, delay=0.3)).start()
     job.cancel()
     result = job.wait(120)
     assert result is not None and result["complete"] is False and result["n"] < 4
@@ -311,8 +349,8 @@ def test_compare_runs_table(tmp_path, capsys):
     examples = sample_questions(3)
     dirs = []
     for name, answers in (("base", {}), ("tuned", {e.question: e.sql for e in examples})):
-        cfg = EvalConfig(data="samples", limit=3, out=str(tmp_path / name))
-        run(cfg, engine=oracle_engine(answers))
+        cfg = eval_config(data="samples", limit=3, out=str(tmp_path / name))
+        run(cfg, backend=oracle(answers))
         dirs.append(str(tmp_path / name))
     table = compare_runs(dirs, tmp_path / "cmp")
     lines = table.splitlines()
@@ -326,25 +364,23 @@ def test_compare_runs_table(tmp_path, capsys):
 
 @pytest.mark.slow  # real MiniLM embeddings and Chroma (~30 s)
 def test_rag_prompts_use_the_retriever_and_no_stored_answers(tmp_path):
-    from engine.rag.config import RagConfig
-    from engine.rag.retriever import RagRetriever
-
     examples = sample_questions(2)
     backend = OracleBackend({e.question: e.sql for e in examples})
     seen = []
     render = backend.render
     backend.render = lambda messages: seen.append(messages) or render(messages)
-    retriever = RagRetriever(RagConfig(store_dir=str(tmp_path / "store"), score_threshold=-1))
     cfg = EvalConfig(data="samples", limit=2, out=str(tmp_path / "rag"))
-    cfg.rag.enabled = True
-    metrics = run(cfg, engine=TextToSQL(backend, retriever=retriever))
+    cfg.engine.rag.score_threshold = -1  # every example the store holds would be shown
+    assert cfg.engine.rag.enabled  # the chat's default
+    metrics = run(cfg, backend=backend)
     assert metrics["execution_accuracy"] == 1.0
+    assert (tmp_path / "rag" / "vector_db").is_dir()  # the run's own index
     prompts = [m[-1]["content"] for m in seen]
     assert all("Values found in the columns" in p for p in prompts)  # retrieved context
     assert not any("Similar questions" in p for p in prompts)  # sample pairs not indexed
 
 
-def test_rag_on_seed_data_is_rejected(tmp_path):
+def test_seed_data_is_evaluated_without_retrieval(tmp_path):
     path = tmp_path / "seed.jsonl"
     path.write_text(
         json.dumps(
@@ -352,9 +388,11 @@ def test_rag_on_seed_data_is_rejected(tmp_path):
         )
     )
     cfg = EvalConfig(data=str(path), out=str(tmp_path / "x"))
-    cfg.rag.enabled = True
-    with pytest.raises(ConfigError, match="RAG needs real databases"):
-        run(cfg, engine=oracle_engine({}))
+    assert cfg.engine.rag.enabled
+    metrics = run(cfg, backend=oracle({"q": "SELECT a FROM t"}))
+    assert metrics["n"] == 1 and metrics["execution_accuracy"] == 1.0
+    assert metrics["settings"]["engine"]["rag"]["enabled"] is False  # recorded as run
+    assert not (tmp_path / "x" / "vector_db").exists()
 
 
 def test_error_kinds():
@@ -364,3 +402,86 @@ def test_error_kinds():
     assert error_kind("Unknown column: x") == "unknown column"
     assert error_kind("Query timed out after 5 s") == "timed out"
     assert error_kind("Query failed: no such column: y") == "unknown name (SQLite)"
+
+
+# --- one path: evaluation scores what the chat serves ------------------------------------
+
+
+def _chat_answers(backend, engine_cfg, questions):
+    """The questions asked through the chat tab's own handler, one turn each."""
+    from app import chat_tab
+    from app.databases import database_choices
+    from app.engines import EnginePool
+    from engine.factory import engine_from_config
+
+    pool = EnginePool(engine_cfg)
+    pool.put(engine_cfg.model, None, engine_from_config(engine_cfg, backend=backend))
+    labels = {path.resolve(): label for label, path in database_choices().items()}
+    out = {}
+    for ex in questions:
+        label = labels[Path(ex.db_path).resolve()]
+        _, _, sql, _, status, _ = chat_tab.ask(ex.question, label, engine_cfg.model, [], [], pool)
+        out[ex.question] = (sql or None, status)
+    return out
+
+
+class Recording:
+    """Wraps a backend; keeps every (prompt, output) pair it produced."""
+
+    def __init__(self, backend):
+        self.inner, self.pairs = backend, []
+        self.name, self.prompt_format = backend.name, backend.prompt_format
+        self.context_length = backend.context_length
+        self.render, self.count_tokens = backend.render, backend.count_tokens
+
+    def generate(self, prompts, cfg):
+        outputs = self.inner.generate(prompts, cfg)
+        self.pairs.extend(zip(prompts, outputs, strict=True))
+        return outputs
+
+
+def _records(folder):
+    return [json.loads(x) for x in (folder / "predictions.jsonl").read_text().splitlines()]
+
+
+def test_evaluation_scores_the_sql_the_chat_serves(tmp_path):
+    """Same questions, same settings: the chat tab's SQL and evaluation's prediction are the
+    same, first answers, repaired answers and failures alike."""
+    questions = sample_questions(9)
+    first = {e.question: e.sql for e in questions[:3]}
+    first.update({e.question: "SELECT nope FROM nowhere" for e in questions[3:]})
+    repair = {e.question: e.sql for e in questions[3:6]}  # the rest stays wrong
+    engine_cfg = EngineConfig(model="oracle", batch_size=4, rag=RagConfig(enabled=False))
+    cfg = EvalConfig(data="samples", limit=9, out=str(tmp_path / "e"), engine=engine_cfg)
+    metrics = run(cfg, backend=OracleBackend(first, repair))
+    records = {r["question"]: r for r in _records(tmp_path / "e")}
+    chat = _chat_answers(OracleBackend(first, repair), engine_cfg, questions)
+    assert metrics["execution_accuracy"] == pytest.approx(6 / 9, abs=1e-3)
+    assert [r["attempts"] for r in records.values()].count(2) == 6
+    for question, (sql, status) in chat.items():
+        assert sql == records[question]["prediction"], question
+        assert f"{records[question]['attempts']} attempt(s)" in status
+
+
+def test_the_chat_and_evaluation_prompt_a_real_model_alike(tiny_llama, tmp_path):
+    """A real (tiny, random) model: chat and evaluation send it the same prompts, repair
+    turns included, and it answers both the same, though evaluation decodes four at once."""
+    from engine.backends.base import GenerationConfig
+    from engine.backends.loader import load_backend
+
+    engine_cfg = EngineConfig(
+        model=str(tiny_llama),
+        backend="transformers",
+        batch_size=4,
+        rag=RagConfig(enabled=False),
+        generation=GenerationConfig(max_new_tokens=24),
+    )
+    backend = load_backend(str(tiny_llama), kind="transformers", batch_size=4)
+    evaluated, chatted = Recording(backend), Recording(backend)
+    cfg = EvalConfig(data="samples", limit=8, out=str(tmp_path / "e"), engine=engine_cfg)
+    run(cfg, backend=evaluated)
+    chat = _chat_answers(chatted, engine_cfg, sample_questions(8))
+    records = _records(tmp_path / "e")
+    assert len(evaluated.pairs) == sum(r["attempts"] for r in records) > 8  # repairs ran
+    assert sorted(chatted.pairs) == sorted(evaluated.pairs)
+    assert all(chat[r["question"]][0] == r["prediction"] for r in records)

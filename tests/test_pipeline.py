@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.generate import GenerationConfig, TransformersBackend, _StopAtStatementEnd
+from engine.backends.base import GenerationConfig
+from engine.backends.transformers_backend import TransformersBackend, _StopAtStatementEnd
 from engine.pipeline import TextToSQL
 from engine.prompt import DEFAULT_FORMAT, render_prompt
 
@@ -25,6 +26,7 @@ class ScriptedBackend:
     def __init__(self, outputs):
         self.outputs = list(outputs)
         self.prompts = []
+        self.calls = []  # prompts per generate() call
 
     def render(self, messages):
         return json.dumps(messages)
@@ -34,6 +36,7 @@ class ScriptedBackend:
 
     def generate(self, prompts, cfg):
         self.prompts.extend(prompts)
+        self.calls.append(len(prompts))
         return [self.outputs.pop(0) for _ in prompts]
 
 
@@ -94,6 +97,66 @@ def test_gives_up_after_max_attempts_with_the_last_error(db):
     )
     assert not answer.ok and answer.attempts == 2
     assert answer.error == "Only SELECT queries are allowed, got DELETE"
+
+
+class KeyedBackend(ScriptedBackend):
+    """Answers by the question in the prompt (first turn) or in the repair turn; one
+    question makes generate() raise, as a model that runs out of memory would."""
+
+    def __init__(self, first, repair, explode=()):
+        super().__init__([])
+        self.first, self.repair, self.explode = first, repair, set(explode)
+
+    def generate(self, prompts, cfg):
+        self.calls.append(len(prompts))
+        out = []
+        for p in prompts:
+            messages = json.loads(p)
+            question = messages[1]["content"].rsplit("Task: ", 1)[-1].split("\n")[0]
+            if question in self.explode:
+                raise RuntimeError("out of memory (simulated)")
+            out.append((self.repair if len(messages) > 2 else self.first)[question])
+        return out
+
+
+def test_ask_batch_generates_together_and_repairs_only_the_failed(db, tmp_path):
+    from engine.pipeline import Request
+
+    backend = KeyedBackend(
+        first={"Count?": "SELECT count(*) FROM customers", "Names?": "SELECT nme FROM customers",
+               "Oops?": "x", "Boom?": "-"},
+        repair={"Names?": "SELECT name FROM customers ORDER BY id", "Oops?": "still no SQL"},
+        explode={"Boom?"},
+    )  # fmt: skip
+    requests = [
+        Request("Count?", db),
+        Request("Names?", db),
+        Request("  ", db),
+        Request("Oops?", db),
+        Request("Boom?", db),
+        Request("Count?", tmp_path / "missing.sqlite"),
+    ]
+    answers = TextToSQL(backend, max_attempts=2).ask_batch(requests)
+    assert [a.question for a in answers] == ["Count?", "Names?", "", "Oops?", "Boom?", "Count?"]
+    # attempt 1: one call for the four askable questions, then Boom? alone after the batch
+    # failed (and the others again, one by one); attempt 2: the two failed, together
+    assert backend.calls == [4, 1, 1, 1, 1, 2]
+    count, names, empty, oops, boom, missing = answers
+    assert count.rows == [[3]] and count.attempts == 1
+    assert names.rows == [["Ann"], ["Bo"], ["Cy"]] and names.attempts == 2
+    assert empty.error == "Please type a question." and empty.attempts == 0
+    assert oops.error == "The model's answer contains no SQL query." and oops.attempts == 2
+    assert boom.error.startswith("Generation failed: RuntimeError: out of memory")
+    assert boom.attempts == 1  # a model failure is not repaired
+    assert "missing.sqlite" in missing.error and missing.attempts == 0
+    assert all(a.backend == "scripted" for a in answers)
+
+
+def test_ask_is_a_batch_of_one(db):
+    backend = ScriptedBackend(["SELECT name FROM customers WHERE id = 2"])
+    answer = TextToSQL(backend).ask("Who is 2?", db, history=[("How many?", "SELECT 1")])
+    assert answer.rows == [["Bo"]] and backend.calls == [1]
+    assert "How many?" in backend.prompts[0]  # the follow-up sees the earlier turn
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,7 @@ import pytest
 
 from engine.config import ConfigError, EngineConfig, load_config
 from engine.pipeline import TextToSQL
-from engine.rag.config import RagConfig, RagConfigError
+from engine.rag.config import RagConfig
 from engine.schema import read_schema
 from tests.test_pipeline import PrefillingBackend, ScriptedBackend, _cli
 
@@ -71,7 +71,7 @@ def test_rag_config_is_validated_and_overridable():
         load_config(EngineConfig, None, {"rag.k_tables": -1})
     with pytest.raises(ConfigError, match="rag.nope"):
         load_config(EngineConfig, None, {"rag.nope": 1})
-    with pytest.raises(RagConfigError, match="chunk_overlap"):
+    with pytest.raises(ConfigError, match="chunk_overlap"):
         RagConfig(chunk_tokens=50, chunk_overlap=50)
 
 
@@ -107,8 +107,8 @@ def test_retrieves_the_right_table(rag, db, question, table):
 
 
 def test_k_per_kind_and_threshold(store_dir):
-    from engine.rag.chain import KindRetriever
     from engine.rag.retriever import RagRetriever
+    from engine.rag.search import KindRetriever
 
     shop = SAMPLES / "shop.sqlite"
     cfg = RagConfig(store_dir=str(store_dir), k_tables=2, k_docs=0, k_examples=1)
@@ -433,22 +433,45 @@ def test_schema_change_refreshes_table_documents(tmp_path, small_db):
 # --- LangChain pieces ----------------------------------------------------------------------
 
 
-def test_engine_llm_and_retrieval_chain_return_sources(rag):
-    from engine.rag.chain import EngineLLM, build_sql_chain
+def test_the_engine_as_a_langchain_runnable(rag):
+    """Retrieval with its scored documents, then the engine's checked, executed answer; a
+    failed first answer is repaired inside the chain, as in the chat."""
+    from engine.rag.chain import build_sql_chain
 
-    llm = EngineLLM(backend=ScriptedBackend(["SELECT 1;", "a STOP b"]))
-    assert llm.invoke("x") == "SELECT 1;"
-    assert llm.invoke("y", stop=["STOP"]) == "a "
-
-    backend = ScriptedBackend(["```sql\nSELECT count(*) FROM employees;\n```"])
-    chain = build_sql_chain(backend, rag)
+    backend = ScriptedBackend(
+        ["SELECT count(*) FROM staff", "```sql\nSELECT count(*) FROM employees;\n```"]
+    )
+    chain = build_sql_chain(TextToSQL(backend, retriever=rag))
     out = chain.invoke(
         {"question": "How many employees are there?", "db_path": SAMPLES / "hr.sqlite"}
     )
-    assert out["sql"] == "SELECT count(*) FROM employees"
+    answer = out["answer"]
+    assert answer["sql"] == "SELECT count(*) FROM employees" and answer["error"] is None
+    assert answer["rows"] == [[301]] and answer["attempts"] == 2
     assert out["source_documents"] and all("score" in d.metadata for d in out["source_documents"])
     assert "employees" in _tables(out["source_documents"])
-    assert out["context"].notes and "Similar questions" in out["prompt"]
+    assert (
+        out["context"].notes
+        and "Similar questions" in json.loads(backend.prompts[0])[-1]["content"]
+    )
+    assert {s["kind"] for s in answer["sources"]} >= {"table", "example"}
+
+
+def test_the_runnable_answers_a_batch_in_one_call(rag):
+    from engine.rag.chain import build_sql_chain
+
+    backend = ScriptedBackend(["SELECT count(*) FROM employees", "SELECT count(*) FROM nope"])
+    chain = build_sql_chain(TextToSQL(backend, retriever=rag, max_attempts=1))
+    hr = SAMPLES / "hr.sqlite"
+    outs = chain.batch(
+        [
+            {"question": "How many employees are there?", "db_path": hr},
+            {"question": "How many robots are there?", "db_path": hr},
+        ]
+    )
+    assert backend.calls == [2]  # both prompts in one generate() call
+    assert outs[0]["answer"]["rows"] == [[301]]
+    assert outs[1]["answer"]["error"] and not outs[1]["answer"]["rows"]
 
 
 # --- command line --------------------------------------------------------------------------

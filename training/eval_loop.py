@@ -1,5 +1,6 @@
-"""The steps of an evaluation run: choosing the questions, resuming, and one batch: database
-and prompt per question, batched generation with optional self-correction, scoring.
+"""The steps of an evaluation run: choosing the questions, resuming, and one batch: the
+database and gold result per question, the engine's own answer loop
+(:meth:`engine.pipeline.TextToSQL.ask_batch`, exactly what the chat runs), scoring.
 
 Within a batch every failure becomes a field of the record, never an exception: a missing
 database, a gold query that fails, generation that raises, SQL that hangs (bounded by the
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.executor import QueryResult
-from engine.prompt import Message, build_messages, build_repair_messages
+from engine.pipeline import Answer, Request
 from engine.schema import Schema
 
 log = logging.getLogger(__name__)
@@ -41,12 +42,7 @@ class Item:
     db_error: str | None = None
     schema: Schema | None = None
     gold_result: QueryResult | None = None
-    messages: list[Message] = field(default_factory=list)
-    raw_output: str = ""
-    sql: str | None = None
-    error: str | None = None
-    result: QueryResult | None = None
-    attempts: int = 0
+    answer: Answer | None = None  # what the engine served; None: not asked (no database)
     notes: list[str] = field(default_factory=list)
 
 
@@ -99,7 +95,8 @@ def resume_records(
     if resume and run_file.is_file() and preds.is_file():
         previous = json.loads(run_file.read_text()).get("identity", {})
         if previous != identity:
-            changed = sorted(k for k in identity if previous.get(k) != identity[k])
+            before, now = _flat(previous), _flat(identity)
+            changed = sorted(k for k in before.keys() | now.keys() if before.get(k) != now.get(k))
             raise ConfigError(
                 f"{run_file.parent} holds a run with other settings ({', '.join(changed)}): "
                 "use another --out, or --no-resume to start over"
@@ -113,6 +110,17 @@ def resume_records(
         for i in sorted(done):
             f.write(json.dumps(done[i], ensure_ascii=False) + "\n")
     return done
+
+
+def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested settings as dotted keys (``engine.generation.temperature``)."""
+    out: dict[str, Any] = {}
+    for key, value in d.items():
+        if isinstance(value, dict):
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
 
 
 def _one_line(err: BaseException) -> str:
@@ -136,8 +144,8 @@ def ensure_index(retriever: Any, db_path: Path, ctx: RunContext) -> None:
     ctx.indexed.add(db_path)
 
 
-def prepare(item: Item, engine: Any, ctx: RunContext, cfg: Any) -> None:
-    """Find (or build) the database, run the gold query, build the first prompt."""
+def prepare(item: Item, engine: Any, ctx: RunContext) -> None:
+    """Find (or build) the database, run the gold query, index the database for retrieval."""
     from engine.schema import read_schema
     from training.metrics import run_query
 
@@ -149,113 +157,64 @@ def prepare(item: Item, engine: Any, ctx: RunContext, cfg: Any) -> None:
         item.db_kind = "synthetic" if item.db_path else None
     else:
         item.db_error = "No database for this question"
-    if item.db_path is not None:
-        try:
-            if item.db_path not in ctx.schemas:
-                ctx.schemas[item.db_path] = read_schema(item.db_path)
-            item.schema = ctx.schemas[item.db_path]
-            item.gold_result = run_query(item.db_path, ex.sql, cfg.timeout_s, cfg.max_rows)
-        except Exception as err:  # unreadable file: the question stays, unscored
-            item.db_path, item.db_kind, item.db_error = None, None, _one_line(err)
-    fmt = engine.backend.prompt_format
-    if engine.retriever is not None and item.db_path is not None and item.schema is not None:
+    if item.db_path is None:
+        return
+    try:
+        if item.db_path not in ctx.schemas:
+            ctx.schemas[item.db_path] = read_schema(item.db_path)
+        item.schema = ctx.schemas[item.db_path]
+        item.gold_result = run_query(item.db_path, ex.sql, engine.timeout_s, engine.max_rows)
+    except Exception as err:  # unreadable file: the question stays, unscored
+        item.db_path, item.db_kind, item.db_error = None, None, _one_line(err)
+        return
+    if engine.retriever is not None:
         try:
             ensure_index(engine.retriever, item.db_path, ctx)
-            item.messages = engine.build_messages(ex.question, item.db_path, item.schema)[0]
-            return
-        except Exception as err:  # retrieval failed: fall back to the full schema
-            item.notes.append(f"retrieval failed: {_one_line(err)}")
-    item.messages = build_messages(ex.question, ex.schema, fmt=fmt)
-
-
-def generate(backend: Any, prompts: list[str], gen: Any) -> list[tuple[str, str | None]]:
-    """(text, error) per prompt; a batch that raises is retried one prompt at a time."""
-    try:
-        return [(text, None) for text in backend.generate(prompts, gen)]
-    except Exception as err:
-        if len(prompts) == 1:
-            return [("", f"generation failed: {_one_line(err)}")]
-        log.warning("batch generation failed (%s); retrying one by one", _one_line(err))
-    return [generate(backend, [p], gen)[0] for p in prompts]
-
-
-def _check(item: Item, raw: str, cfg: Any) -> None:
-    """The engine's checks (``TextToSQL.check_and_run``) with the evaluation's timeout/row cap."""
-    from engine.sql_check import extract_sql, validate_sql
-    from training.metrics import run_query
-
-    item.sql, item.error, item.result = extract_sql(raw), None, None
-    if item.sql is None:
-        item.error = "The model's answer contains no SQL query."
-    elif item.db_path is not None and item.schema is not None:
-        check = validate_sql(item.sql, item.schema)
-        if not check.ok:
-            item.error = check.message
-        else:
-            item.result = run_query(item.db_path, item.sql, cfg.timeout_s, cfg.max_rows)
-            item.error = item.result.error
-
-
-def run_attempts(engine: Any, items: list[Item], cfg: Any) -> None:
-    """Generate for all items in one batch; re-ask the failed ones up to ``max_attempts``."""
-    backend = engine.backend
-    pending = items
-    for attempt in range(1, cfg.max_attempts + 1):
-        if not pending:
-            break
-        prompts = [backend.render(it.messages) for it in pending]
-        retry = []
-        for item, (raw, gen_error) in zip(
-            pending, generate(backend, prompts, cfg.generation), strict=True
-        ):
-            item.attempts, item.raw_output = attempt, raw
-            if gen_error:
-                item.sql, item.error, item.result = None, gen_error, None
-                continue
-            _check(item, raw, cfg)
-            if item.error and attempt < cfg.max_attempts:
-                failed = item.sql or raw.strip()[:500]
-                item.messages = build_repair_messages(
-                    item.messages, failed, item.error, backend.prompt_format
-                )
-                retry.append(item)
-        pending = retry
+        except Exception as err:  # the engine answers from the whole schema then
+            item.notes.append(f"indexing failed: {_one_line(err)}")
 
 
 def _valid(item: Item) -> float:
     from training.metrics import METRICS
 
-    if not item.sql:
+    sql = item.answer.sql if item.answer else None
+    if not sql:
         return 0.0
     if item.schema is not None:
-        return METRICS["valid_sql"](item.sql, item.example.sql, schema=item.schema)
+        return METRICS["valid_sql"](sql, item.example.sql, schema=item.schema)
     import sqlglot
     from sqlglot.errors import SqlglotError
 
     try:
-        return float(sqlglot.parse_one(item.sql, read="sqlite") is not None)
+        return float(sqlglot.parse_one(sql, read="sqlite") is not None)
     except SqlglotError:
         return 0.0
 
 
-def score(item: Item, cfg: Any) -> dict[str, Any]:
+def score(item: Item, engine: Any) -> dict[str, Any]:
+    """The record of one question: what the engine served, scored against the gold query.
+
+    Execution accuracy compares the rows the engine served; an answer the engine refused
+    (failed checking or execution) is wrong, as it is for a chat user.
+    """
     from training.metrics import METRICS, STRING_METRICS, GoldSQLError, execution_match, hardness
 
-    ex = item.example
-    rec = _record(item, error=item.error, hardness=hardness(ex.sql))
-    rec.update({name: round(METRICS[name](item.sql or "", ex.sql), 4) for name in STRING_METRICS})
+    ex, answer = item.example, item.answer
+    error = answer.error if answer is not None else item.db_error
+    rec = _record(item, error=error, hardness=hardness(ex.sql))
+    prediction = answer.sql if answer is not None else None
+    rec.update({name: round(METRICS[name](prediction or "", ex.sql), 4) for name in STRING_METRICS})
     rec["valid_sql"] = _valid(item)
-    if item.db_path is not None and item.gold_result is not None:
+    if item.db_path is not None and item.gold_result is not None and answer is not None:
+        served = QueryResult(answer.columns, [tuple(r) for r in answer.rows])
         try:
             rec["correct"] = bool(
                 execution_match(
-                    item.sql,
+                    prediction if answer.ok else None,
                     ex.sql,
                     db_path=item.db_path,
-                    timeout_s=cfg.timeout_s,
-                    max_rows=cfg.max_rows,
                     gold_result=item.gold_result,
-                    pred_result=item.result,
+                    pred_result=served,
                 )
             )
         except GoldSQLError as err:
@@ -265,23 +224,23 @@ def score(item: Item, cfg: Any) -> dict[str, Any]:
     return rec
 
 
-def evaluate_batch(
-    engine: Any, batch: list[tuple[int, Any]], ctx: RunContext, cfg: Any
-) -> list[dict]:
+def evaluate_batch(engine: Any, batch: list[tuple[int, Any]], ctx: RunContext) -> list[dict]:
     """Records for ``batch`` ((index, Example) pairs), in order."""
     started = time.perf_counter()
     items = [Item(index=i, example=ex) for i, ex in batch]
     for item in items:
         try:
-            prepare(item, engine, ctx, cfg)
+            prepare(item, engine, ctx)
         except Exception as err:
-            item.db_error = item.db_error or _one_line(err)
-            item.messages = build_messages(item.example.question, item.example.schema)
-    run_attempts(engine, items, cfg)
+            item.db_path, item.db_error = None, item.db_error or _one_line(err)
+    asked = [item for item in items if item.db_path is not None]
+    answers = engine.ask_batch([Request(it.example.question, it.db_path) for it in asked])
+    for item, answer in zip(asked, answers, strict=True):
+        item.answer = answer
     records = []
     for item in items:
         try:
-            records.append(score(item, cfg))
+            records.append(score(item, engine))
         except Exception as err:  # a scorer bug must not end the run
             log.exception("scoring failed for question %d", item.index)
             records.append(_failed_record(item, err))
@@ -293,21 +252,22 @@ def evaluate_batch(
 
 def _record(item: Item, *, error: str | None, hardness: str) -> dict[str, Any]:
     """The fields every prediction record has, scored or not."""
-    ex = item.example
+    ex, answer = item.example, item.answer
     return {
         "index": item.index,
         "db_id": ex.db_id,
         "question": ex.question,
         "gold": ex.sql,
-        "prediction": item.sql,
+        "prediction": answer.sql if answer else None,
         "correct": None,
         "error": error,
         "gold_error": None,
         "db_error": item.db_error,
         "db_kind": item.db_kind,
-        "attempts": item.attempts,
+        "attempts": answer.attempts if answer else 0,
         "hardness": hardness,
-        "raw_output": item.raw_output,
+        "raw_output": answer.raw_output if answer else "",
+        "backend": answer.backend if answer else None,
     }
 
 

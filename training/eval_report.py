@@ -128,8 +128,14 @@ def summarize(
     }
 
 
+def engine_settings(settings: dict[str, Any]) -> dict[str, Any]:
+    """The engine section of a run's settings (runs made before it existed kept it flat)."""
+    engine = settings.get("engine")
+    return engine if isinstance(engine, dict) else settings
+
+
 def _rag_on(settings: dict[str, Any]) -> bool:
-    rag = settings.get("rag")
+    rag = engine_settings(settings).get("rag")
     return bool(rag.get("enabled")) if isinstance(rag, dict) else bool(rag)
 
 
@@ -155,13 +161,14 @@ def _group_table(groups: dict[str, dict[str, Any]], label: str, limit: int = 40)
 
 
 def render_report(metrics: dict[str, Any]) -> str:
-    s, d = metrics["settings"], metrics["data"]
+    s, d = engine_settings(metrics["settings"]), metrics["data"]
+    served_by = metrics["settings"].get("served_by") or s.get("backend")
     model = (s.get("model") or "(adapter's base model)") + (
         f" + adapter {s['adapter']}" if s.get("adapter") else ""
     )
     parts = [
         f"# Evaluation of {model}",
-        f"Backend: {s.get('backend') or '-'}.",
+        f"Backend: {served_by or '-'}.",
         f"Data: `{d.get('source')}` split `{d.get('split') or '-'}` ({d.get('kind')}), "
         f"{metrics['n']} of {metrics['total']} questions evaluated"
         + ("" if metrics["complete"] else " (incomplete: run again with the same --out to resume)")
@@ -269,7 +276,7 @@ def write_outputs(out: Path, metrics: dict[str, Any]) -> None:
 
 def _row(folder: Path) -> dict[str, Any]:
     metrics = json.loads((folder / "metrics.json").read_text())
-    s = metrics.get("settings", {})
+    s = engine_settings(metrics.get("settings", {}))
     row = {k: metrics.get(k) for k, _ in COMPARE_COLUMNS}
     row.update(
         run=folder.name,

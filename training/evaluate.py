@@ -1,14 +1,16 @@
 """Evaluate a text-to-SQL model: ``python -m training.evaluate`` (CLI), :func:`run` (Python),
 :class:`EvalJob` (background thread for the app).
 
-Examples come from :func:`training.data.load_examples` (the loaders training uses), prompts
-from the engine's own prompt builder (with the RAG retriever when ``rag`` is on), SQL from
-batched generation (left padding, greedy unless a temperature is set, stopping at the end of
-the statement). Each prediction is checked and executed the way the engine does it
-(extract_sql, validate_sql, then run_readonly with a timeout), optionally repaired
-(``max_attempts`` > 1), scored with :mod:`training.metrics`, and appended to
-``OUT/predictions.jsonl`` at once, so an interrupted run resumes where it stopped. At the
-end ``OUT/metrics.json``, ``OUT/report.md`` and ``OUT/plot.png`` are written.
+What is evaluated is what the chat serves: the engine is built from the chat's own settings
+(``configs/engine.yaml``: model, retrieval, attempts, generation; flags and the ``engine:``
+section of an eval YAML override them) and every question goes through the engine's answer
+loop, :meth:`engine.pipeline.TextToSQL.ask_batch`, several questions per call. Only the
+scoring is evaluation's own. Examples come from :func:`training.data.load_examples` (the
+loaders training uses). Retrieval reads the run's own index (``OUT/vector_db``, tables and
+docs but no question/SQL pairs, which would hand the model the answers being evaluated).
+Records are appended to ``OUT/predictions.jsonl`` at once, so an interrupted run resumes
+where it stopped. At the end ``OUT/metrics.json``, ``OUT/report.md`` and ``OUT/plot.png``
+are written.
 
 ``python -m training.evaluate compare DIR1 DIR2 ...`` prints one table of several runs.
 """
@@ -19,35 +21,30 @@ import argparse
 import dataclasses
 import json
 import logging
-import os
 import sys
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from engine.config import ConfigError, load_config, parse_overrides
-from engine.generate import GenerationConfig
-from engine.models import DEFAULT_MODEL
-from engine.rag.config import RagConfig
+from engine.backends.base import BACKEND_KINDS
+from engine.config import ConfigError, EngineConfig, load_config, parse_overrides, read_yaml
+from engine.paths import REPO_ROOT
+
+if TYPE_CHECKING:
+    from engine.pipeline import TextToSQL
 
 log = logging.getLogger(__name__)
 PREDICTIONS = "predictions.jsonl"
 RUN_FILE = "run.json"
-# Settings that change predictions: a resumed run must match them.
-IDENTITY_KEYS = (
-    "data", "split", "limit", "seed", "model", "adapter", "load_in_4bit", "backend", "rag",
-    "max_attempts", "synthetic_rows", "generation", "holdout", "db_ids",
-)  # fmt: skip
-
-
-@dataclass
-class EvalRagConfig(RagConfig):
-    """The engine's RAG settings, off unless asked for; ``store_dir`` empty: OUT/vector_db."""
-
-    enabled: bool = False
+# The chat's settings, which evaluation starts from, and evaluation's own defaults.
+ENGINE_CONFIG = REPO_ROOT / "configs" / "engine.yaml"
+EVAL_CONFIG = REPO_ROOT / "configs" / "eval.yaml"
+# Settings that change predictions: a resumed run must match them (and the engine section,
+# less its thread count).
+IDENTITY_KEYS = ("data", "split", "limit", "seed", "synthetic_rows", "holdout", "db_ids")
 
 
 @dataclass
@@ -61,45 +58,30 @@ class EvalConfig:
     holdout: float | None = None
     db_ids: list[str] | None = None  # only these databases
     out: str = ""  # output folder (required to run)
-    model: str | None = DEFAULT_MODEL  # preset, local folder or hub id; None: adapter's base
-    adapter: str | None = None
-    load_in_4bit: bool = False
-    backend: str = "auto"  # auto (llama.cpp on CPU when installed) | llamacpp | transformers
-    max_attempts: int = 1  # 1 = no self-correction
-    batch_size: int = 4
-    num_threads: int | None = None  # CPU threads (torch and llama.cpp); 1 can win when busy
-    timeout_s: float = 5.0  # per query (gold and predicted)
-    max_rows: int = 100_000
+    # The engine evaluated: the chat's settings (the CLI reads configs/engine.yaml);
+    # engine.batch_size questions are asked per call.
+    engine: EngineConfig = field(default_factory=EngineConfig)
+    rag_store: str = ""  # the run's vector store; "": OUT/vector_db
     synthetic_rows: int = 12  # rows per table in databases generated from DDL
     resume: bool = True
-    generation: GenerationConfig = field(default_factory=GenerationConfig)
-    rag: EvalRagConfig = field(default_factory=EvalRagConfig)
 
     def __post_init__(self) -> None:
-        g = self.generation
         if self.limit is not None and self.limit < 1:
             raise ConfigError("limit must be at least 1 (or null for all)")
         if self.holdout is not None and not 0 < self.holdout < 1:
             raise ConfigError("holdout is the validation fraction of training: 0 < holdout < 1")
         if isinstance(self.db_ids, str):
             self.db_ids = [d.strip() for d in self.db_ids.split(",") if d.strip()]
-        if self.max_attempts < 1 or self.batch_size < 1 or self.synthetic_rows < 1:
-            raise ConfigError("max_attempts, batch_size and synthetic_rows must be at least 1")
-        if self.timeout_s <= 0 or self.max_rows < 1:
-            raise ConfigError("timeout_s must be > 0 and max_rows >= 1")
-        if g.temperature < 0 or g.top_k < 0 or not 0 < g.top_p <= 1 or g.max_new_tokens < 1:
-            raise ConfigError(
-                "generation: temperature >= 0, top_k >= 0, 0 < top_p <= 1, max_new_tokens >= 1"
-            )
-        if self.backend not in {"auto", "llamacpp", "transformers"}:
-            raise ConfigError(
-                f"backend must be auto, llamacpp or transformers, not {self.backend!r}"
-            )
-        if self.model is None and self.adapter is None:
-            raise ConfigError("model may be null only with an adapter (its base model is used)")
+        if self.synthetic_rows < 1:
+            raise ConfigError("synthetic_rows must be at least 1")
 
     def settings(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    def identity(self) -> dict[str, Any]:
+        settings = self.settings()
+        engine = {k: v for k, v in settings["engine"].items() if k != "threads"}
+        return {**{k: settings[k] for k in IDENTITY_KEYS}, "engine": engine}
 
 
 @dataclass
@@ -129,46 +111,37 @@ class EvalProgress:
 ProgressFn = Callable[[EvalProgress], None]
 
 
-def _build_engine(cfg: EvalConfig, out: Path) -> Any:
-    from engine.config import EngineConfig
-    from engine.pipeline import engine_from_config
+def build_engine(
+    cfg: EvalConfig, out: Path, backend: Any = None, retriever: Any = None
+) -> TextToSQL:
+    """The engine ``cfg.engine`` describes; ``backend``/``retriever`` reuse loaded ones.
 
-    # The run's own index: the app's store may hold the very questions being evaluated.
-    rag = dataclasses.replace(cfg.rag, store_dir=cfg.rag.store_dir or str(out / "vector_db"))
+    Retrieval reads the run's own index, filled by ``eval_loop.ensure_index`` without
+    question/SQL pairs (the app's store may hold the very questions being evaluated) and
+    never indexed on the fly.
+    """
+    from engine.factory import engine_from_config
 
-    ecfg = EngineConfig(
-        model=cfg.model,  # type: ignore[arg-type]  # None: the adapter's base model
-        adapter=cfg.adapter,
-        load_in_4bit=cfg.load_in_4bit,
-        backend=cfg.backend,
-        max_attempts=cfg.max_attempts,
-        timeout_s=cfg.timeout_s,
-        max_rows=cfg.max_rows,
-        generation=cfg.generation,
-        rag=rag,
+    rag = dataclasses.replace(
+        cfg.engine.rag, store_dir=cfg.rag_store or str(out / "vector_db"), auto_index=False
     )
-    if cfg.num_threads:
-        import torch
-
-        torch.set_num_threads(cfg.num_threads)
-        os.environ["TEXT2SQL_THREADS"] = str(cfg.num_threads)  # read by the llama.cpp backend
-    engine = engine_from_config(ecfg, progress=log.info)
-    if hasattr(engine.backend, "batch_size"):
-        engine.backend.batch_size = cfg.batch_size
-    return engine
+    engine_cfg = dataclasses.replace(cfg.engine, rag=rag)
+    return engine_from_config(engine_cfg, retriever, progress=log.info, backend=backend)
 
 
 def run(
     cfg: EvalConfig,
     progress: ProgressFn | None = None,
     should_stop: Callable[[], bool] | None = None,
-    engine: Any = None,
+    backend: Any = None,
+    retriever: Any = None,
 ) -> dict[str, Any]:
     """Evaluate and write OUT/metrics.json, report.md, plot.png; returns the metrics.
 
     ``should_stop`` is polled between batches: the run then stops, writes metrics for what
-    is done (``complete: false``) and can be resumed. ``engine`` (a ``TextToSQL``) skips
-    model loading, for tests and for the app's already-loaded model.
+    is done (``complete: false``) and can be resumed. ``backend`` (an already-loaded model)
+    skips model loading and ``retriever`` replaces the run's own; every other setting of
+    the answer loop is ``cfg.engine``'s.
     """
     from training.eval_dbs import SyntheticDatabases
     from training.eval_loop import RunContext, evaluate_batch, resume_records, select_examples
@@ -181,34 +154,37 @@ def run(
     started = time.perf_counter()
     loaded = select_examples(cfg)
     examples = loaded.examples
-    if cfg.rag.enabled and loaded.kind == "seed":
-        raise ConfigError("RAG needs real databases: seed-format data has only CREATE TABLE text")
+    if cfg.engine.rag.enabled and loaded.kind == "seed":
+        # Each question brings its own CREATE TABLE text: nothing to retrieve from.
+        log.info("Seed-format data: evaluating without retrieval (one small schema per question)")
+        rag = dataclasses.replace(cfg.engine.rag, enabled=False)
+        cfg = dataclasses.replace(cfg, engine=dataclasses.replace(cfg.engine, rag=rag))
     settings = cfg.settings()
-    identity = {k: settings[k] for k in IDENTITY_KEYS}
     done = resume_records(
-        out / PREDICTIONS, out / RUN_FILE, identity, settings, cfg.resume, examples
+        out / PREDICTIONS, out / RUN_FILE, cfg.identity(), settings, cfg.resume, examples
     )
     todo = [i for i in range(len(examples)) if i not in done]
     state = EvalProgress(done=len(done), total=len(examples), _start_done=len(done))
     state.scored = sum(r["correct"] is not None for r in done.values())
     state.correct = sum(bool(r["correct"]) for r in done.values())
     _report(progress, state, started, f"{loaded.summary()}; {len(done)} done before")
-    if todo and engine is None:
+    engine = None
+    if todo:
         _report(progress, state, started, "Loading the model")
-        engine = _build_engine(cfg, out)
+        engine = build_engine(cfg, out, backend, retriever)
     _report(progress, state, started, f"Evaluating {len(todo)} questions")
     with (
         SyntheticDatabases(cfg.synthetic_rows, cfg.seed) as dbs,
         open(out / PREDICTIONS, "a", encoding="utf-8") as f,
     ):
         ctx = RunContext(dbs=dbs)
-        for start in range(0, len(todo), cfg.batch_size):
+        step = cfg.engine.batch_size
+        for start in range(0, len(todo), step):
             if should_stop is not None and should_stop():
                 _report(progress, state, started, "Cancelled")
                 break
-            batch = [(i, examples[i]) for i in todo[start : start + cfg.batch_size]]
-            for rec in evaluate_batch(engine, batch, ctx, cfg):
-                rec["backend"] = engine.backend.name
+            batch = [(i, examples[i]) for i in todo[start : start + step]]
+            for rec in evaluate_batch(engine, batch, ctx):
                 f.write(json.dumps(rec, ensure_ascii=False, default=str) + "\n")
                 done[rec["index"]] = rec
                 state.done += 1
@@ -226,7 +202,7 @@ def run(
         "spider": loaded.kind == "spider" or "spider" in str(cfg.data).lower(),
     }
     backends = sorted({r["backend"] for r in records if r.get("backend")})
-    settings["backend"] = " + ".join(backends) or None  # several after resuming elsewhere
+    settings["served_by"] = " + ".join(backends) or None  # several after resuming elsewhere
     metrics = summarize(records, total=len(examples), settings=settings, data=data)
     metrics["wall_seconds"] = round(time.perf_counter() - started, 1)
     write_outputs(out, metrics)
@@ -246,9 +222,9 @@ class EvalJob:
     """An evaluation in a background thread: ``start()``, ``snapshot()``, ``cancel()``,
     ``wait()``; ``result`` holds the metrics and ``error`` a one-line failure."""
 
-    def __init__(self, cfg: EvalConfig, engine: Any = None) -> None:
+    def __init__(self, cfg: EvalConfig, backend: Any = None) -> None:
         self.cfg = cfg
-        self.engine = engine
+        self.backend = backend
         self.result: dict[str, Any] | None = None
         self.error: str | None = None
         self._progress = EvalProgress()
@@ -263,7 +239,7 @@ class EvalJob:
 
     def _work(self) -> None:
         try:
-            self.result = run(self.cfg, self._update, self._stop.is_set, engine=self.engine)
+            self.result = run(self.cfg, self._update, self._stop.is_set, backend=self.backend)
         except Exception as err:  # the UI shows it; the thread must not die silently
             log.exception("evaluation failed")
             self.error = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
@@ -297,21 +273,23 @@ class EvalJob:
 
 _FLAGS = {  # CLI flag -> config key
     "data": "data", "split": "split", "limit": "limit", "seed": "seed", "out": "out",
-    "holdout": "holdout", "db_ids": "db_ids",
-    "model": "model", "adapter": "adapter", "backend": "backend", "rag": "rag.enabled",
-    "rag_store": "rag.store_dir",
-    "max_attempts": "max_attempts", "batch_size": "batch_size", "timeout": "timeout_s",
-    "num_threads": "num_threads",
-    "temperature": "generation.temperature", "top_k": "generation.top_k",
-    "top_p": "generation.top_p", "max_new_tokens": "generation.max_new_tokens",
-    "resume": "resume",
+    "holdout": "holdout", "db_ids": "db_ids", "rag_store": "rag_store", "resume": "resume",
+    "model": "engine.model", "adapter": "engine.adapter", "backend": "engine.backend",
+    "rag": "engine.rag.enabled", "max_attempts": "engine.max_attempts",
+    "batch_size": "engine.batch_size", "timeout": "engine.timeout_s",
+    "num_threads": "engine.threads",
+    "temperature": "engine.generation.temperature", "top_k": "engine.generation.top_k",
+    "top_p": "engine.generation.top_p", "max_new_tokens": "engine.generation.max_new_tokens",
 }  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m training.evaluate", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
-    p.add_argument("--config", help="eval YAML (e.g. configs/eval.yaml)")
+    p.add_argument("--config", default=str(EVAL_CONFIG),
+                   help="evaluation YAML (default: configs/eval.yaml)")  # fmt: skip
+    p.add_argument("--engine-config", default=str(ENGINE_CONFIG),
+                   help="the engine settings evaluated (default: the chat's, configs/engine.yaml)")  # fmt: skip
     p.add_argument("--data", help="Spider folder, seed-format folder/file, or 'samples'")
     p.add_argument("--split", help="split name (Spider file stem or datasets split)")
     p.add_argument("--limit", type=int, help="evaluate a seeded random sample of N questions")
@@ -321,16 +299,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--db-ids", help="only these databases (comma-separated db_ids)")
     p.add_argument("--model", help="preset name, local model folder or hub id")
     p.add_argument("--adapter", help="LoRA adapter folder from training")
-    p.add_argument("--backend", choices=("auto", "llamacpp", "transformers"))
+    p.add_argument("--backend", choices=BACKEND_KINDS)
     p.add_argument("--rag", action=argparse.BooleanOptionalAction, default=None)
     p.add_argument("--rag-store", help="vector store folder (default: OUT/vector_db)")
     p.add_argument("--temperature", type=float, help="0 = greedy (default)")
     p.add_argument("--top-k", type=int)
     p.add_argument("--top-p", type=float)
     p.add_argument("--max-new-tokens", type=int)
-    p.add_argument("--max-attempts", type=int, help="> 1 turns self-correction on")
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--num-threads", type=int, help="torch CPU threads")
+    p.add_argument("--max-attempts", type=int, help="1 turns self-correction off")
+    p.add_argument("--batch-size", type=int, help="questions answered together")
+    p.add_argument("--num-threads", type=int, help="CPU threads for generation")
     p.add_argument("--timeout", type=float, help="seconds per query")
     p.add_argument("--resume", action=argparse.BooleanOptionalAction, default=None,
                    help="continue a run in OUT (default) or start over")  # fmt: skip
@@ -340,14 +318,29 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def make_config(
+    engine: EngineConfig | dict[str, Any] | str | Path | None = ENGINE_CONFIG,
+    path: str | Path | None = EVAL_CONFIG,
+    overrides: dict[str, Any] | None = None,
+) -> EvalConfig:
+    """The evaluation config: ``engine`` (the chat's settings: a config, a dict or a YAML
+    file) under the eval YAML ``path`` (configs/eval.yaml), then dotted-key ``overrides``."""
+    if isinstance(engine, EngineConfig):
+        engine = dataclasses.asdict(engine)
+    elif isinstance(engine, (str, Path)):
+        engine = read_yaml(engine)
+    return load_config(EvalConfig, path, overrides, base={"engine": engine or {}})
+
+
 def config_from_args(args: argparse.Namespace) -> EvalConfig:
+    """configs/engine.yaml (or --engine-config) under the eval YAML, then flags and --set."""
     overrides = parse_overrides(args.set)
     for flag, key in _FLAGS.items():
         if getattr(args, flag) is not None:
             overrides[key] = getattr(args, flag)
-    if args.adapter and args.model is None and "model" not in overrides:
-        overrides["model"] = None  # the adapter's recorded base model
-    return load_config(EvalConfig, args.config, overrides)
+    if args.adapter and args.model is None and "engine.model" not in overrides:
+        overrides["engine.model"] = None  # the adapter's recorded base model
+    return make_config(args.engine_config, args.config, overrides)
 
 
 def _tqdm_progress() -> ProgressFn:

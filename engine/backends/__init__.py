@@ -1,5 +1,8 @@
-"""Model runtimes other than transformers, behind :class:`engine.generate.Backend`.
+"""Model runtimes behind one interface (:mod:`engine.backends.base`).
 
-``llamacpp``: llama.cpp through llama-cpp-python, the default on CPU (see
-:func:`engine.generate.load_backend`). ``lora_gguf`` converts PEFT LoRA adapters for it.
+- ``base``: the :class:`Backend` protocol and :class:`GenerationConfig`;
+- ``transformers_backend``: any causal LM transformers can load (GPU, 4-bit, PEFT);
+- ``llamacpp`` (+ ``llamacpp_batch``, its batched decoder): llama.cpp, the default on CPU;
+- ``lora_gguf``: converts PEFT LoRA adapters for llama.cpp;
+- ``loader``: :func:`load_backend` picks and loads one of them.
 """

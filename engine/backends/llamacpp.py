@@ -29,7 +29,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from engine.generate import GenerationConfig
+from engine.backends.base import GenerationConfig
+from engine.backends.llamacpp_batch import BatchDecoder, sampler_settings
 from engine.prompt import DEFAULT_FORMAT, Message, PromptFormat, render_prompt
 from engine.sql_check import is_statement_complete
 
@@ -43,9 +44,8 @@ def is_installed() -> bool:
 
 
 def default_threads() -> int:
-    """``TEXT2SQL_THREADS`` or every core this process may use."""
-    env = os.environ.get("TEXT2SQL_THREADS")
-    return int(env) if env else len(os.sched_getaffinity(0))
+    """Every core this process may use."""
+    return len(os.sched_getaffinity(0))
 
 
 def openmp_sleeps_when_idle() -> bool:
@@ -85,7 +85,7 @@ class GenerationStats:
 
 
 class LlamaCppBackend:
-    """The :class:`engine.generate.Backend` interface over a ``llama_cpp.Llama``."""
+    """The :class:`engine.backends.base.Backend` interface over a ``llama_cpp.Llama``."""
 
     def __init__(
         self,
@@ -118,7 +118,7 @@ class LlamaCppBackend:
             verbose=False,
         )
         self.stats = GenerationStats()
-        self.batch_size = batch_size  # prompts decoded together by generate(); eval sets it
+        self.batch_size = batch_size  # prompts decoded together by generate()
         self._decoder: Any = None
         # Close before interpreter teardown, when llama-cpp-python's own __del__ fails noisily.
         atexit.register(_close, weakref.ref(self.llm))
@@ -151,8 +151,6 @@ class LlamaCppBackend:
         return out
 
     def _generate_batch(self, prompts: list[str], cfg: GenerationConfig) -> list[str]:
-        from engine.backends.llamacpp_batch import BatchDecoder
-
         if self.adaptive_threads:
             self._fit_threads()
         if self._decoder is None or self._decoder.n_seq < len(prompts):
@@ -194,7 +192,7 @@ class LlamaCppBackend:
             stream = self._greedy(tokens, reused)
         else:
             self.llm.set_seed(cfg.seed)
-            stream = self.llm.generate(tokens, reset=True, **_sampling(cfg))
+            stream = self.llm.generate(tokens, reset=True, **sampler_settings(cfg))
         produced = 0
         for token in stream:
             if not produced:
@@ -293,20 +291,6 @@ def _close(ref: weakref.ref) -> None:
         llm.close()
 
 
-def _sampling(cfg: GenerationConfig) -> dict[str, Any]:
-    """GenerationConfig -> llama.cpp sampler settings that match transformers' meaning."""
-    if cfg.temperature <= 0:
-        return {"temp": 0.0, "repeat_penalty": 1.0}
-    return {
-        "temp": cfg.temperature,
-        "top_k": cfg.top_k if cfg.top_k > 0 else 0,
-        "top_p": cfg.top_p,
-        "min_p": 0.0,  # llama.cpp's default 0.05 has no transformers counterpart
-        "typical_p": 1.0,
-        "repeat_penalty": 1.0,
-    }
-
-
 def find_gguf(name_or_path: str, progress: Any = None) -> Path | None:
     """The GGUF file for a preset, a ``.gguf`` path, or a folder holding one; else None."""
     from engine.models import PRESETS, preset_gguf
@@ -324,7 +308,12 @@ def find_gguf(name_or_path: str, progress: Any = None) -> Path | None:
 
 
 def load(
-    model: str | None = None, adapter: str | Path | None = None, progress: Any = None
+    model: str | None = None,
+    adapter: str | Path | None = None,
+    *,
+    threads: int | None = None,
+    batch_size: int = 4,
+    progress: Any = None,
 ) -> LlamaCppBackend:
     """A :class:`LlamaCppBackend` for a preset or GGUF model, with an optional LoRA adapter.
 
@@ -357,10 +346,17 @@ def load(
             raise ModelLoadError(f"Adapter {adapter} cannot run on llama.cpp: {err}") from err
     tokenizer = _chat_tokenizer(name, gguf, adapter, progress)
     fmt = PromptFormat.from_dict(meta["prompt_format"]) if "prompt_format" in meta else None
-    _say(progress, f"Loading {name} with llama.cpp ({gguf.name}, {default_threads()} threads)")
+    n_threads = threads or default_threads()
+    _say(progress, f"Loading {name} with llama.cpp ({gguf.name}, {n_threads} threads)")
     try:
         return LlamaCppBackend(
-            gguf, tokenizer, name=name, prompt_format=fmt or DEFAULT_FORMAT, lora=lora
+            gguf,
+            tokenizer,
+            name=name,
+            prompt_format=fmt or DEFAULT_FORMAT,
+            lora=lora,
+            n_threads=threads,
+            batch_size=batch_size,
         )
     except (ValueError, RuntimeError) as err:  # llama.cpp refused the file or the adapter
         raise ModelLoadError(f"llama.cpp cannot load {gguf.name}: {err}") from err

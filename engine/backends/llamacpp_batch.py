@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from engine.generate import GenerationConfig
+from engine.backends.base import GenerationConfig
 from engine.sql_check import is_statement_complete
 
 
@@ -56,7 +56,7 @@ class BatchDecoder:
         samplers = []
         for seq in range(len(prompts)):
             llm.set_seed(cfg.seed + seq)
-            samplers.append(llm._init_sampler(**_sampling(cfg)))
+            samplers.append(llm._init_sampler(**sampler_settings(cfg)))
         started = time.perf_counter()
         self._decode([(0, pos, tok, False) for pos, tok in enumerate(tokens[0][:shared])])
         pending: dict[int, int] = {}  # seq -> sampled token not yet decoded
@@ -126,7 +126,15 @@ def _common_prefix(tokens: list[list[int]]) -> int:
     return max(n, 0)
 
 
-def _sampling(cfg: GenerationConfig) -> dict[str, Any]:
-    from engine.backends.llamacpp import _sampling as sampling
-
-    return sampling(cfg)
+def sampler_settings(cfg: GenerationConfig) -> dict[str, Any]:
+    """GenerationConfig -> llama.cpp sampler settings that match transformers' meaning."""
+    if cfg.temperature <= 0:
+        return {"temp": 0.0, "repeat_penalty": 1.0}
+    return {
+        "temp": cfg.temperature,
+        "top_k": cfg.top_k if cfg.top_k > 0 else 0,
+        "top_p": cfg.top_p,
+        "min_p": 0.0,  # llama.cpp's default 0.05 has no transformers counterpart
+        "typical_p": 1.0,
+        "repeat_penalty": 1.0,
+    }

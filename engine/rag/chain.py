@@ -1,165 +1,88 @@
-"""The LangChain pieces: a kind-aware scored retriever, an LLM class over the engine's
-backend, and the retrieval chain that ties them together.
+"""The engine as a LangChain ``Runnable``: retrieval with its sources, then the checked SQL
+and its rows.
 
-Why an ``LLM`` (text in, text out) and not a chat model: the engine's prompt format lives in
-``engine.prompt`` and is shared with training; the backend renders messages with the
-tokenizer's own chat template and generates from that text. A ``BaseChatModel`` would need a
-second conversion from LangChain messages to the same template for no gain.
+For LangChain users who want the workbench's answers inside their own chains::
 
-Why an LCEL chain and not ``RetrievalQA``: ``RetrievalQA`` is deprecated in LangChain 1.x
-(moved to ``langchain-classic``); its documented replacement, ``create_retrieval_chain``, is
-itself ``RunnablePassthrough.assign(context=retriever).assign(answer=...)``. We build that
-shape directly with ``langchain-core`` runnables, because our "stuff the documents" step is
-the engine's own prompt builder (schema linking and token budget), not a text template.
-``create_agent`` with a retrieval tool needs a tool-calling model, which a 0.5B SQL model
-is not.
+    from engine.factory import engine_from_config
+    from engine.config import EngineConfig
+    from engine.rag.chain import build_sql_chain
+
+    chain = build_sql_chain(engine_from_config(EngineConfig()))
+    out = chain.invoke({"question": "How many customers are there?", "db_path": "shop.sqlite"})
+    out["source_documents"]      # retrieved LangChain Documents, metadata["score"] set
+    out["answer"]["rows"]        # the checked, executed answer (Answer.to_dict())
+
+The answer step is :meth:`engine.pipeline.TextToSQL.ask_batch`, the same loop the chat and
+evaluation run (checking, execution, repair); ``chain.batch([...])`` answers all inputs in
+one ``ask_batch`` call. Why an LCEL sequence and not ``RetrievalQA``: that class is
+deprecated in LangChain 1.x, and our "stuff the documents" step is the engine's own prompt
+builder (schema linking, token budget), not a text template.
 
 This module imports LangChain at the top: import it only where it is needed.
 """
 
 from __future__ import annotations
 
-from operator import itemgetter
+import logging
 from pathlib import Path
 from typing import Any
 
-from langchain_core.callbacks import CallbackManagerForLLMRun, CallbackManagerForRetrieverRun
-from langchain_core.documents import Document
-from langchain_core.language_models.llms import LLM
-from langchain_core.outputs import Generation, LLMResult
-from langchain_core.retrievers import BaseRetriever
-from langchain_core.runnables import Runnable, RunnableLambda, RunnablePassthrough
-from pydantic import ConfigDict
+from langchain_core.runnables import Runnable, RunnableConfig, RunnableLambda
 
-from engine.generate import GenerationConfig
+from engine.pipeline import Request, TextToSQL
+from engine.retrieval import Context
+from engine.schema import read_schema
+
+log = logging.getLogger(__name__)
 
 
-class KindRetriever(BaseRetriever):
-    """Top ``k`` documents of each kind from one database's collection, scores attached.
+class _AnswerStep(Runnable[dict, dict]):
+    """Inputs with ``context`` -> the same plus ``answer``, through ``TextToSQL.ask_batch``."""
 
-    The score is the store's relevance score; with the cosine collections this project
-    creates it is the cosine similarity of query and document (1 - cosine distance).
-    ``invoke`` drops hits below their kind's threshold (``kind_thresholds``, else
-    ``score_threshold``); :meth:`search` keeps them all.
-    """
+    def __init__(self, engine: TextToSQL) -> None:
+        self.engine = engine
 
-    model_config = ConfigDict(arbitrary_types_allowed=True)
+    def invoke(self, input: dict, config: RunnableConfig | None = None, **kwargs: Any) -> dict:
+        return self.batch([input], config)[0]
 
-    vectorstore: Any
-    k_by_kind: dict[str, int]
-    score_threshold: float = 0.0
-    kind_thresholds: dict[str, float] = {}
-
-    def search(self, query: str) -> list[Document]:
-        """Every kind's top-k, best first within a kind, ``metadata['score']`` set."""
-        vector = self.vectorstore.embeddings.embed_query(query)
-        relevance = self.vectorstore._select_relevance_score_fn()
-        out: list[Document] = []
-        for kind, k in self.k_by_kind.items():
-            if k <= 0:
-                continue
-            hits = self.vectorstore.similarity_search_by_vector_with_relevance_scores(
-                vector, k=k, filter={"kind": kind}
-            )
-            for doc, distance in hits:  # langchain-chroma returns distances here
-                doc.metadata["score"] = round(float(relevance(distance)), 4)
-                out.append(doc)
-        return out
-
-    def _get_relevant_documents(
-        self, query: str, *, run_manager: CallbackManagerForRetrieverRun
-    ) -> list[Document]:
-        return [d for d in self.search(query) if d.metadata["score"] >= self._threshold(d)]
-
-    def _threshold(self, doc: Document) -> float:
-        return self.kind_thresholds.get(doc.metadata.get("kind", ""), self.score_threshold)
-
-
-class EngineLLM(LLM):
-    """A LangChain LLM over an ``engine.generate.Backend`` (prompts are already rendered)."""
-
-    model_config = ConfigDict(arbitrary_types_allowed=True)
-
-    backend: Any
-    generation: GenerationConfig | None = None
-
-    @property
-    def _llm_type(self) -> str:
-        return "text2sql-engine"
-
-    @property
-    def _identifying_params(self) -> dict[str, Any]:
-        gen = self.generation or GenerationConfig()
-        return {"backend": self.backend.name, **gen.to_dict()}
-
-    def _call(
+    def batch(
         self,
-        prompt: str,
-        stop: list[str] | None = None,
-        run_manager: CallbackManagerForLLMRun | None = None,
+        inputs: list[dict],
+        config: RunnableConfig | list[RunnableConfig] | None = None,
+        *,
+        return_exceptions: bool = False,
         **kwargs: Any,
-    ) -> str:
-        return self._texts([prompt], stop)[0]
-
-    def _generate(
-        self,
-        prompts: list[str],
-        stop: list[str] | None = None,
-        run_manager: CallbackManagerForLLMRun | None = None,
-        **kwargs: Any,
-    ) -> LLMResult:
-        # One batched call instead of LLM's default prompt-by-prompt loop.
-        return LLMResult(generations=[[Generation(text=t)] for t in self._texts(prompts, stop)])
-
-    def _texts(self, prompts: list[str], stop: list[str] | None) -> list[str]:
-        texts = self.backend.generate(prompts, self.generation or GenerationConfig())
-        return [_cut(t, stop) for t in texts]
+    ) -> list[dict]:
+        requests = [
+            Request(x["question"], Path(x["db_path"]), x.get("history"), x.get("context"))
+            for x in inputs
+        ]
+        answers = self.engine.ask_batch(requests)
+        return [{**x, "answer": a.to_dict()} for x, a in zip(inputs, answers, strict=True)]
 
 
-def _cut(text: str, stop: list[str] | None) -> str:
-    for s in stop or []:
-        text = text.split(s, 1)[0]
-    return text
+def build_sql_chain(engine: TextToSQL) -> Runnable:
+    """``{"question", "db_path"[, "history"]}`` -> the same plus ``context`` (what the prompt
+    shows), ``source_documents`` (retrieved documents with scores; empty without a RAG
+    retriever) and ``answer`` (:meth:`engine.pipeline.Answer.to_dict`)."""
 
-
-def build_sql_chain(backend: Any, rag: Any, generation: GenerationConfig | None = None) -> Runnable:
-    """``{"question", "db_path"}`` -> the same plus ``context``, ``source_documents``,
-    ``prompt``, ``answer`` (model text) and ``sql`` (extracted, or None).
-
-    ``rag`` is an :class:`engine.rag.retriever.RagRetriever`. The chain does one generation;
-    checking, execution and self-correction are :class:`engine.pipeline.TextToSQL`'s job,
-    which uses the same retriever.
-    """
-    from engine.pipeline import TextToSQL
-    from engine.prompt import build_messages
-    from engine.schema import read_schema
-    from engine.sql_check import extract_sql
-
-    engine = TextToSQL(backend, generation=generation)
-    llm = EngineLLM(backend=backend, generation=engine.generation)
-
-    def retrieve(inputs: dict[str, Any]) -> Any:
+    def retrieve(inputs: dict) -> dict:
         db = Path(inputs["db_path"])
-        schema = read_schema(db)
-        return rag.retrieve(
-            inputs["question"], db, schema, engine.prompt_budget(), backend.count_tokens
-        )
+        retrieve_docs = getattr(engine.retriever, "retrieve", None)
+        try:
+            schema = read_schema(db)
+        except Exception:  # the answer step reports an unreadable database in one line
+            return {**inputs, "context": None, "source_documents": []}
+        if retrieve_docs is None:
+            context: Context = engine.context(inputs["question"], db, schema)
+            return {**inputs, "context": context, "source_documents": []}
+        try:
+            found = retrieve_docs(
+                inputs["question"], db, schema, engine.prompt_budget(), engine.backend.count_tokens
+            )
+        except Exception as err:  # as RagRetriever.context does: answer from the whole schema
+            log.warning("Retrieval unavailable, using the whole schema: %s", err)
+            return {**inputs, "context": Context(schema.ddl()), "source_documents": []}
+        return {**inputs, "context": found.context, "source_documents": found.documents}
 
-    def render(inputs: dict[str, Any]) -> str:
-        ctx = inputs["context"]
-        messages = build_messages(
-            inputs["question"], ctx.schema_text, ctx.notes, fmt=backend.prompt_format
-        )
-        return backend.render(messages)
-
-    return (
-        RunnablePassthrough.assign(retrieval=RunnableLambda(retrieve))
-        .assign(
-            context=lambda x: x["retrieval"].context,
-            source_documents=lambda x: x["retrieval"].documents,
-        )
-        .assign(prompt=RunnableLambda(render))
-        .assign(answer=itemgetter("prompt") | llm)
-        .assign(sql=lambda x: extract_sql(x["answer"]))
-        .with_config(run_name="text2sql_retrieval_chain")
-    )
+    return (RunnableLambda(retrieve) | _AnswerStep(engine)).with_config(run_name="text2sql_chain")

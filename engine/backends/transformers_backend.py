@@ -1,0 +1,89 @@
+"""Generation with transformers, for any causal LM it can load (CPU or GPU, 4-bit, PEFT).
+
+Generates in batches with left padding and stops each sequence as soon as it holds a
+complete SQL statement.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from engine.backends.base import GenerationConfig
+from engine.models import LoadedModel
+from engine.prompt import Message, render_prompt
+from engine.sql_check import is_statement_complete
+
+
+class _StopAtStatementEnd:
+    """Per-sequence stop once the generated text holds a complete SQL statement."""
+
+    def __init__(self, tokenizer: Any, prompt_len: int) -> None:
+        self.tokenizer = tokenizer
+        self.prompt_len = prompt_len
+
+    def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+        import torch
+
+        done = torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
+        for i, row in enumerate(input_ids):
+            last = self.tokenizer.decode(row[-1:], skip_special_tokens=True)
+            if not any(ch in last for ch in ";`\n"):  # cheap pre-check before a full decode
+                continue
+            text = self.tokenizer.decode(row[self.prompt_len :], skip_special_tokens=True)
+            done[i] = is_statement_complete(text)
+        return done
+
+
+class TransformersBackend:
+    """Generation with a transformers model (optionally with a PEFT adapter)."""
+
+    def __init__(self, loaded: LoadedModel, batch_size: int = 4) -> None:
+        self.loaded = loaded
+        self.batch_size = batch_size
+        self.name = f"transformers:{loaded.name}" + (" + adapter" if loaded.adapter else "")
+        self.prompt_format = loaded.prompt_format
+
+    @property
+    def context_length(self) -> int:
+        return self.loaded.context_length
+
+    def render(self, messages: list[Message]) -> str:
+        return render_prompt(self.loaded.tokenizer, messages)
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.loaded.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def generate(self, prompts: list[str], cfg: GenerationConfig) -> list[str]:
+        out: list[str] = []
+        for start in range(0, len(prompts), self.batch_size):
+            out.extend(self._generate_batch(prompts[start : start + self.batch_size], cfg))
+        return out
+
+    def _generate_batch(self, prompts: list[str], cfg: GenerationConfig) -> list[str]:
+        import torch
+        from transformers import StoppingCriteriaList
+
+        tok = self.loaded.tokenizer
+        tok.padding_side = "left"
+        # The chat template already wrote BOS where the model wants one.
+        enc = tok(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
+        enc = {k: v.to(self.loaded.device) for k, v in enc.items()}
+        prompt_len = enc["input_ids"].shape[1]
+        kwargs: dict[str, Any] = {
+            "max_new_tokens": cfg.max_new_tokens,
+            "pad_token_id": tok.pad_token_id,
+        }
+        if cfg.temperature > 0:
+            torch.manual_seed(cfg.seed)
+            kwargs.update(
+                do_sample=True, temperature=cfg.temperature, top_k=cfg.top_k, top_p=cfg.top_p
+            )
+        else:
+            kwargs.update(do_sample=False, temperature=None, top_k=None, top_p=None)
+        if cfg.stop_at_statement_end:
+            kwargs["stopping_criteria"] = StoppingCriteriaList(
+                [_StopAtStatementEnd(tok, prompt_len)]
+            )
+        with torch.inference_mode():
+            output = self.loaded.model.generate(**enc, **kwargs)
+        return [tok.decode(row[prompt_len:], skip_special_tokens=True) for row in output]
