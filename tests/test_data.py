@@ -54,6 +54,49 @@ def test_spider_folder_skips_and_counts_bad_rows(tmp_path: Path) -> None:
         load_examples(tmp_path, split="test")
 
 
+def _one_split_spider_folder(root: Path, *splits: str) -> Path:
+    """A Spider-shaped folder (database/, tables.json) holding only the given split files."""
+    folder = root / "database" / "one"
+    folder.mkdir(parents=True)
+    conn = sqlite3.connect(folder / "one.sqlite")
+    conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT)")
+    conn.commit()
+    conn.close()
+    (root / "tables.json").write_text(json.dumps([{"db_id": "one", "table_names": ["t"]}]))
+    for split in splits:
+        row = {"db_id": "one", "question": f"From {split}?", "query": "SELECT name FROM t"}
+        (root / f"{split}.json").write_text(json.dumps([row]))
+    return root
+
+
+def test_spider_folder_with_only_dev_loads_without_a_split(tmp_path: Path) -> None:
+    report = load_examples(_one_split_spider_folder(tmp_path, "dev"))
+    assert report.kind == "spider"
+    assert [e.question for e in report.examples] == ["From dev?"]
+    assert report.examples[0].db_path == tmp_path / "database" / "one" / "one.sqlite"
+    assert [e.question for e in load_examples(tmp_path, split="dev").examples] == ["From dev?"]
+    with pytest.raises(DataError, match=r"No split 'train' .*\(found: dev\)"):
+        load_examples(tmp_path, split="train")
+
+
+def test_spider_folder_with_several_splits_and_no_train_asks_for_one(tmp_path: Path) -> None:
+    _one_split_spider_folder(tmp_path, "dev", "test")
+    with pytest.raises(DataError, match="choose one of dev, test$"):
+        load_examples(tmp_path)
+    assert [e.question for e in load_examples(tmp_path, split="test").examples] == ["From test?"]
+
+
+def test_spider_folder_prefers_train_when_there_are_several(tmp_path: Path) -> None:
+    _one_split_spider_folder(tmp_path, "dev", "train")
+    assert [e.question for e in load_examples(tmp_path).examples] == ["From train?"]
+
+
+def test_spider_folder_without_split_files_is_a_clear_error(tmp_path: Path) -> None:
+    _one_split_spider_folder(tmp_path)
+    with pytest.raises(DataError, match="No split file"):
+        load_examples(tmp_path)
+
+
 def test_seed_files_json_jsonl_csv(tmp_path: Path) -> None:
     rows = [
         {"instruction": "Count a", "input": DDL_A, "response": "SELECT count(*) FROM a"},

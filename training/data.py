@@ -13,7 +13,6 @@ import csv
 import hashlib
 import json
 import random
-from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -59,8 +58,8 @@ def load_examples(
 ) -> LoadReport:
     """Read examples from ``source``; see the module docstring for the accepted formats.
 
-    ``split`` picks a Spider file stem (``train``, ``dev``) or a ``datasets`` split (``train``,
-    ``valid``, ``test``). ``limit`` keeps a seeded random sample of valid rows (Spider files are
+    ``split`` picks a Spider file stem (``train``, ``dev``; by default ``train``, or the
+    folder's only one) or a ``datasets`` split (``train``, ``valid``, ``test``). ``limit`` keeps a seeded random sample of valid rows (Spider files are
     sorted by database, so the first N would cover only a few schemas); rows are checked in
     sampled order until ``limit`` are kept, so ``skipped`` counts only the rows looked at.
     """
@@ -133,11 +132,7 @@ def _open_source(source: str | Path, split: str | None) -> tuple[str, list[dict]
     path = Path(source).expanduser().resolve()
     if path.is_dir():
         if (path / "database").is_dir():
-            stem = split or "train"
-            file = path / f"{stem}.json"
-            if not file.is_file():
-                found = sorted(p.stem for p in path.glob("*.json") if p.stem != "tables")
-                raise DataError(f"No split '{stem}' in {path} (found: {', '.join(found)})")
+            file = _spider_split_file(path, split)
             return "spider", _read_json_rows(file, None), path / "database"
         return "seed", _load_from_disk(path, split), None
     if path.is_file():
@@ -148,6 +143,25 @@ def _open_source(source: str | Path, split: str | None) -> tuple[str, list[dict]
     if _looks_like_path(str(source)):
         raise DataError(f"Data source not found: {source}")
     return "seed", _load_hub(str(source), split), None
+
+
+def _spider_split_file(folder: Path, split: str | None) -> Path:
+    """The question file of a Spider folder: ``<split>.json``, else ``train.json``, else the
+    only one there is (a folder holding just ``dev.json`` evaluates without ``--split``)."""
+    found = sorted(p.stem for p in folder.glob("*.json") if p.stem != "tables")
+    if split is None:
+        if not found:
+            raise DataError(f"No split file (train.json, dev.json) in {folder}")
+        if "train" not in found and len(found) > 1:
+            # guessing between dev and test would score the wrong questions without a word
+            raise DataError(
+                f"No train.json and several splits in {folder}: choose one of {', '.join(found)}"
+            )
+        split = "train" if "train" in found else found[0]
+    file = folder / f"{split}.json"
+    if not file.is_file():
+        raise DataError(f"No split '{split}' in {folder} (found: {', '.join(found)})")
+    return file
 
 
 def _read_file_rows(path: Path, split: str | None) -> list[dict]:
@@ -297,10 +311,3 @@ def _group_key(example: Example) -> str:
     if example.db_id:
         return "db:" + example.db_id
     return "ddl:" + hashlib.sha1(example.schema.encode("utf-8")).hexdigest()
-
-
-def iter_prompt_completion(
-    examples: Iterable[Example], fmt: PromptFormat = DEFAULT_FORMAT
-) -> Iterator[dict]:
-    for ex in examples:
-        yield to_prompt_completion(ex, fmt)
