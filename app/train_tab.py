@@ -56,7 +56,8 @@ def build_config(
     name = re.sub(r"[^A-Za-z0-9_.-]+", "-", (run_name or "").strip()) or time.strftime(
         "run-%Y%m%d-%H%M%S"
     )
-    lora = LoraSettings(r=int(lora_r), alpha=max(1, int(lora_r) // 4))  # the seed: r=64, alpha=16
+    # alpha=None: the config resolves it (2 × r), so the tab and the YAML files share one rule
+    lora = LoraSettings(r=int(lora_r), alpha=None)
     return TrainConfig(
         model=model,
         data=source,

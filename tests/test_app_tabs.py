@@ -27,6 +27,13 @@ def test_bad_form_values_are_refused_plainly(data_dir):
     assert not started and message.startswith("**Cannot start:**")
 
 
+def test_form_leaves_lora_alpha_to_the_config(data_dir):
+    cfg = train_tab.build_config("smollm2-135m-instruct", **FORM)
+    assert (cfg.lora.r, cfg.lora.alpha) == (4, 8)
+    cfg = train_tab.build_config("smollm2-135m-instruct", **{**FORM, "lora_r": 64})
+    assert (cfg.lora.r, cfg.lora.alpha) == (64, 128)
+
+
 def test_one_click_training_then_the_adapter_is_offered(tiny_llama, data_dir):
     manager = JobManager()
     html, message, started = train_tab.start(manager, False, str(tiny_llama), *FORM.values())

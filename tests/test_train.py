@@ -96,6 +96,42 @@ def test_shipped_configs_keep_the_seed_defaults() -> None:
         gpu.for_hardware(cuda_available=False)
 
 
+def test_lora_alpha_defaults_to_twice_the_rank() -> None:
+    assert (LoraSettings().r, LoraSettings().alpha) == (64, 128)
+    assert LoraSettings(r=8).alpha == 16
+    cpu = load_train_config(REPO / "configs" / "train_cpu.yaml")
+    assert (cpu.lora.r, cpu.lora.alpha) == (8, 16)
+    assert cpu.to_dict()["lora"]["alpha"] == 16  # the saved run config carries the int
+    assert load_train_config(REPO / "configs" / "train_cpu.yaml", ["lora.r=2"]).lora.alpha == 4
+
+
+def test_explicit_lora_alpha_is_kept() -> None:
+    assert LoraSettings(r=64, alpha=16).alpha == 16
+    assert load_train_config(None, {"lora.r": 8, "lora.alpha": 3}).lora.alpha == 3
+
+
+def test_peft_gets_the_resolved_alpha() -> None:
+    from training.lora import lora_config
+
+    peft = lora_config(TrainConfig(lora=LoraSettings(r=4)), "llama")
+    assert (peft.r, peft.lora_alpha) == (4, 8)
+
+
+@pytest.mark.parametrize(
+    ("lora", "message"),
+    [
+        ({"r": 0}, "lora.r must be >= 1"),
+        ({"r": 4, "alpha": 0}, "lora.alpha must be >= 1"),
+        ({"alpha": -16}, "lora.alpha must be >= 1"),
+        ({"dropout": 1.0}, r"lora.dropout must be in \[0, 1\)"),
+        ({"dropout": -0.1}, r"lora.dropout must be in \[0, 1\)"),
+    ],
+)
+def test_invalid_lora_settings_are_rejected(lora: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_train_config(None, {f"lora.{key}": value for key, value in lora.items()})
+
+
 def test_shipped_deepspeed_configs() -> None:
     z2 = TrainConfig(deepspeed="zero2")
     ds = z2.deepspeed_config()
@@ -232,7 +268,8 @@ def test_merge_writes_a_full_model(lora_run) -> None:
 
 
 def test_saved_adapter_loads_in_the_engine_and_answers(lora_run, shop_db: Path) -> None:
-    from engine.generate import GenerationConfig, TransformersBackend
+    from engine.backends.base import GenerationConfig
+    from engine.backends.transformers_backend import TransformersBackend
     from engine.models import load_model
     from engine.pipeline import TextToSQL
 

@@ -33,12 +33,26 @@ DEEPSPEED_PRESETS = {
 @dataclass
 class LoraSettings:
     r: int = 64
-    alpha: int = 16
+    # None: 2 × r, resolved in __post_init__ so every reader (PEFT, the model card, the saved
+    # config) sees the same int. Declared here once so the YAML files and the Training tab
+    # cannot drift apart; an explicit value (the seed's r=64, alpha=16) still wins.
+    # Once resolved it is a plain value: replace(lora, r=8) keeps it unless alpha=None too.
+    alpha: int | None = None
     dropout: float = 0.1
     # "all-linear" (every linear layer but the output head), "attention" (the architecture's
     # attention projections, see training/lora.py) or an explicit list of module names.
     target_modules: str | list[str] = "all-linear"
     bias: str = "none"
+
+    def __post_init__(self) -> None:
+        if self.r < 1:
+            raise ConfigError(f"lora.r must be >= 1; got {self.r}")
+        if self.alpha is None:
+            self.alpha = 2 * self.r
+        if self.alpha < 1:
+            raise ConfigError(f"lora.alpha must be >= 1 (or null for 2 × r); got {self.alpha}")
+        if not 0 <= self.dropout < 1:
+            raise ConfigError(f"lora.dropout must be in [0, 1); got {self.dropout}")
 
 
 @dataclass
@@ -96,8 +110,6 @@ class TrainConfig:
         _one_of("report_to", self.report_to, REPORTERS)
         _one_of("quant.compute_dtype", self.quant.compute_dtype, COMPUTE_DTYPES)
         _one_of("wandb_mode", self.wandb_mode, ("offline", "online", "disabled"))
-        if self.lora.r < 1 or self.lora.alpha < 1 or not 0 <= self.lora.dropout < 1:
-            raise ConfigError("lora.r and lora.alpha must be >= 1 and lora.dropout in [0, 1)")
         if self.max_length < 16 or self.batch_size < 1 or self.grad_accum < 1:
             raise ConfigError("max_length must be >= 16, batch_size and grad_accum >= 1")
         if self.max_steps <= 0 and self.epochs <= 0:
