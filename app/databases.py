@@ -23,10 +23,6 @@ def default_database(choices: dict[str, Path] | list[str]) -> str | None:
     return DEFAULT_DB if DEFAULT_DB in labels else (labels[0] if labels else None)
 
 
-def label_for(path: Path) -> str | None:
-    return next((label for label, p in database_choices().items() if p == path), None)
-
-
 def frame(columns: list[str], rows: list[Any]) -> Any:
     """Rows as a DataFrame for gr.Dataframe (blobs summarised, duplicate names made unique)."""
     import pandas as pd

@@ -28,9 +28,6 @@ class Table:
     foreign_keys: list[ForeignKey] = field(default_factory=list)
     row_count: int | None = None
 
-    def column_names(self) -> list[str]:
-        return [c.name for c in self.columns]
-
     def ddl(self) -> str:
         """A compact, canonical CREATE TABLE statement (cheaper in tokens than the original)."""
         parts = []

@@ -66,7 +66,3 @@ def get_embeddings(name: str = DEFAULT_EMBEDDER) -> Any:
 def embedder_tokenizer(embeddings: Any) -> Any:
     """The embedder's own tokenizer, so doc chunks are sized in the tokens it reads."""
     return embeddings._client.tokenizer
-
-
-def embedder_max_tokens(embeddings: Any) -> int:
-    return int(getattr(embeddings._client, "max_seq_length", None) or 256)
