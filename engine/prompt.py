@@ -73,13 +73,6 @@ DEFAULT_FORMAT = PromptFormat()
 SEED_FORMAT = PromptFormat(user_template=SEED_USER_TEMPLATE)
 
 
-def user_message(
-    instruction: str, schema: str, context: str | None = None, fmt: PromptFormat = DEFAULT_FORMAT
-) -> str:
-    """The user turn: schema, optional retrieved context, then the question."""
-    return build_messages(instruction, schema, context, fmt=fmt)[-1]["content"]
-
-
 def build_messages(
     instruction: str,
     schema: str,

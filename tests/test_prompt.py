@@ -1,6 +1,7 @@
 import os
 
 from engine.prompt import (
+    DEFAULT_FORMAT,
     LLAMA2_CHAT_TEMPLATE,
     SEED_FORMAT,
     SYSTEM_PROMPT,
@@ -9,10 +10,14 @@ from engine.prompt import (
     build_repair_messages,
     build_training_example,
     render_prompt,
-    user_message,
 )
 
 SCHEMA = "CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT);"
+
+
+def user_message(instruction, schema, context=None, fmt=DEFAULT_FORMAT):
+    """The user turn of a first question."""
+    return build_messages(instruction, schema, context, fmt=fmt)[-1]["content"]
 
 
 def test_user_message_is_the_seed_labels_schema_first():

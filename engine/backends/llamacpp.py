@@ -76,7 +76,6 @@ class GenerationStats:
 
     prompt_tokens: int = 0  # tokens in the prompts asked for
     prompt_tokens_reused: int = 0  # of those, served from the KV cache
-    prompt_seconds: float = 0.0  # time to the first generated token
     generated_tokens: int = 0  # tokens the model produced, a final end-of-turn token included
     generate_seconds: float = 0.0  # time after the first token
 
@@ -207,7 +206,6 @@ class LlamaCppBackend:
                 break
         stream.close()
         ended = time.perf_counter()
-        self.stats.prompt_seconds += first - started
         self.stats.generated_tokens += produced
         self.stats.generate_seconds += ended - first
         return self.llm.detokenize(out).decode("utf-8", errors="replace")

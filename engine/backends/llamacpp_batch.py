@@ -57,7 +57,6 @@ class BatchDecoder:
         for seq in range(len(prompts)):
             llm.set_seed(cfg.seed + seq)
             samplers.append(llm._init_sampler(**sampler_settings(cfg)))
-        started = time.perf_counter()
         self._decode([(0, pos, tok, False) for pos, tok in enumerate(tokens[0][:shared])])
         pending: dict[int, int] = {}  # seq -> sampled token not yet decoded
         for seq, t in enumerate(tokens):
@@ -65,7 +64,6 @@ class BatchDecoder:
                 llama_cpp.llama_memory_seq_cp(mem, 0, seq, 0, shared)
             rest = [(seq, pos, t[pos], pos == len(t) - 1) for pos in range(shared, len(t))]
             pending[seq] = samplers[seq].sample(self.ctx, self._decode(rest)[seq])
-        backend.stats.prompt_seconds += time.perf_counter() - started
         backend.stats.prompt_tokens += sum(len(t) for t in tokens)
         backend.stats.prompt_tokens_reused += shared * (len(prompts) - 1)
 

