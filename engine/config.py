@@ -28,7 +28,7 @@ class EngineConfig:
     load_in_4bit: bool = False
     backend: str = "auto"  # auto (llama.cpp on CPU when it can) | llamacpp | transformers
     threads: int | None = None  # CPU threads for generation; None: every core
-    batch_size: int = 4  # prompts decoded together when several questions are asked at once
+    batch_size: int = 4  # questions answered together when several are asked at once
     max_attempts: int = 2  # self-correction: total tries per question
     timeout_s: float = 10.0
     max_rows: int = 1000

@@ -36,7 +36,8 @@ def engine_from_config(
             load_in_4bit=cfg.load_in_4bit,
             kind=cfg.backend,
             threads=cfg.threads,
-            batch_size=cfg.batch_size,
+            # questions answered together, each with its candidate answers
+            batch_size=cfg.batch_size * cfg.generation.candidates,
             progress=progress,
         )
     return TextToSQL(

@@ -58,6 +58,8 @@ class Answer:
     raw_output: str = ""
     seconds: float = 0.0
     backend: str = ""
+    candidates: int = 0  # answers drawn in the last attempt
+    votes: int = 0  # of those, how many returned the same rows as this one
 
     @property
     def ok(self) -> bool:
@@ -144,13 +146,17 @@ class TextToSQL:
             else:
                 answers.append(work.answer)
                 pending.append(work)
+        cfgs = self.generation.candidate_configs()
+        n = len(cfgs)
         for attempt in range(1, self.max_attempts + 1):
             if not pending:
                 break
-            outputs = self._generate([self.backend.render(w.messages) for w in pending])
+            prompts = [self.backend.render(w.messages) for w in pending]
+            outputs = self._generate([p for p in prompts for _ in cfgs], cfgs * len(pending))
             retry = []
-            for work, (raw, failure) in zip(pending, outputs, strict=True):
-                if not self._attempt(work, attempt, raw, failure) and attempt < self.max_attempts:
+            for k, work in enumerate(pending):
+                final = self._attempt(work, attempt, outputs[k * n : (k + 1) * n])
+                if not final and attempt < self.max_attempts:
                     retry.append(work)
             pending = retry
         seconds = round(time.perf_counter() - started, 3)
@@ -178,35 +184,58 @@ class TextToSQL:
         )
         return _Work(Answer(question=question, sources=sources), db_path, schema, messages)
 
-    def _attempt(self, work: _Work, attempt: int, raw: str, failure: str | None) -> bool:
-        """Check and run one generated answer; True when it is final (rows, or no retry)."""
+    def _attempt(self, work: _Work, attempt: int, candidates: list[tuple[str, str | None]]) -> bool:
+        """Check and run one attempt's candidate answers; True when the answer is final.
+
+        Candidates that fail checking or execution drop out; the result rows most of the
+        others agree with win, ties to the earlier candidate (the greedy one first). When
+        all fail, the first one's error goes back to the model for the next attempt.
+        """
         answer = work.answer
-        answer.attempts, answer.raw_output = attempt, raw
-        if failure is not None:  # the model itself failed: asking it again will not help
-            answer.sql, answer.error = None, failure
+        answer.attempts, answer.candidates = attempt, len(candidates)
+        if all(failure is not None for _, failure in candidates):
+            # the model itself failed: asking it again will not help
+            answer.raw_output, answer.sql, answer.error = "", None, candidates[0][1]
             return True
-        sql, error, result = self.check_and_run(raw, work.db_path, work.schema)
-        answer.sql, answer.error = sql, error
-        if result is not None and error is None:
+        checked: dict[str | None, tuple[str | None, QueryResult | None]] = {}
+        runs = []  # (candidate index, raw, sql, error, result) of each generated candidate
+        for i, (raw, failure) in enumerate(candidates):
+            if failure is not None:
+                continue
+            sql = extract_sql(raw)
+            if sql not in checked:
+                checked[sql] = self.check_and_run(raw, work.db_path, work.schema)[1:]
+            runs.append((i, raw, sql, *checked[sql]))
+        valid = [r for r in runs if r[4] is not None and r[3] is None]
+        if valid:
+            votes: dict[tuple, list[tuple]] = {}
+            for run in valid:
+                votes.setdefault(_rows_key(run[4]), []).append(run)
+            group = max(votes.values(), key=lambda g: (len(g), -g[0][0]))
+            _, answer.raw_output, answer.sql, _, result = group[0]
             answer.columns, answer.rows = result.columns, [list(r) for r in result.rows]
-            answer.truncated = result.truncated
+            answer.truncated, answer.error, answer.votes = result.truncated, None, len(group)
             return True
+        _, raw, sql, error, _ = runs[0]
+        answer.raw_output, answer.sql, answer.error, answer.votes = raw, sql, error, 0
         log.info("attempt %d failed: %s", attempt, error)
         work.messages = build_repair_messages(
             work.messages, sql or raw.strip()[:500], error or "", self.backend.prompt_format
         )
         return False
 
-    def _generate(self, prompts: list[str]) -> list[tuple[str, str | None]]:
+    def _generate(
+        self, prompts: list[str], cfgs: list[GenerationConfig]
+    ) -> list[tuple[str, str | None]]:
         """(text, failure) per prompt; a batch that raises is retried one prompt at a time."""
         try:
-            return [(text, None) for text in self.backend.generate(prompts, self.generation)]
+            return [(text, None) for text in self.backend.generate(prompts, cfgs)]
         except Exception as err:  # a model error must not lose the other answers
             if len(prompts) == 1:
                 log.debug("generation failed", exc_info=True)
                 return [("", f"Generation failed: {_one_line(err)}")]
             log.warning("batch generation failed (%s); retrying one by one", _one_line(err))
-        return [self._generate([p])[0] for p in prompts]
+        return [self._generate([p], [c])[0] for p, c in zip(prompts, cfgs, strict=True)]
 
     def prime(self, db_path: str | Path) -> int:
         """Get a database ready for quick first answers; returns the prompt tokens now cached.
@@ -236,6 +265,11 @@ class TextToSQL:
             return sql, check.message, None
         result = run_readonly(db_path, sql, timeout_s=self.timeout_s, max_rows=self.max_rows)
         return sql, result.error, (result if result.ok else None)
+
+
+def _rows_key(result: QueryResult) -> tuple:
+    """What two candidates must share to agree: their rows, in any order."""
+    return tuple(sorted(repr(tuple(row)) for row in result.rows))
 
 
 def _one_line(err: BaseException) -> str:

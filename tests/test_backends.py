@@ -224,6 +224,28 @@ def test_priming_a_database_puts_its_prompt_prefix_in_the_cache(smol_pair, shop_
 
 
 @needs_llamacpp
+def test_candidates_share_the_primed_prompt_and_decode_together(smol_pair, shop_db):
+    """Voting on llama.cpp: the candidates of a question are evaluated from one prompt (the
+    primed prefix, then the question once, copied to every sequence) and decoded together."""
+    from engine.pipeline import TextToSQL
+
+    fast, _ = smol_pair
+    gen = GenerationConfig(max_new_tokens=16, candidates=4, candidate_temperature=1.0)
+    engine = TextToSQL(fast, generation=gen, max_attempts=1)
+    fast.clear_cache()
+    engine.prime(shop_db)
+    fast.reset_timings()
+    answer = engine.ask("How many customers are there?", shop_db)
+    stats = fast.stats
+    assert answer.candidates == 4
+    prompt = stats.prompt_tokens // 4
+    assert stats.prompt_tokens - stats.prompt_tokens_reused < 40  # the question, once
+    assert prompt > 300  # system prompt + schema, from the cache
+    texts = fast.generate([fast.render(SQL_MESSAGES)] * 3, gen.candidate_configs()[:3])
+    assert len(set(texts)) > 1  # the sampled candidates are not copies of the greedy one
+
+
+@needs_llamacpp
 def test_llamacpp_stops_at_the_end_of_the_statement(smol_pair):
     fast, _ = smol_pair
     prompt = fast.render(SQL_MESSAGES)  # SmolLM2 explains, then writes a fenced query
@@ -281,7 +303,7 @@ def _next_token_logits(backend, prompt):
             return backend.loaded.model(ids["input_ids"]).logits[0, -1].numpy()
     import llama_cpp
 
-    backend.clear_cache()
+    backend.llm.reset()  # llama-cpp-python's own context, which generation does not use
     backend.llm.eval(backend.tokenize(prompt))
     logits = llama_cpp.llama_get_logits_ith(backend.llm.ctx, -1)
     return np.ctypeslib.as_array(logits, shape=(backend.llm.n_vocab(),)).copy()

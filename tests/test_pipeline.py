@@ -152,6 +152,60 @@ def test_ask_batch_generates_together_and_repairs_only_the_failed(db, tmp_path):
     assert all(a.backend == "scripted" for a in answers)
 
 
+class CandidateBackend(ScriptedBackend):
+    """Answers each prompt by its sampling seed: seed 0 is the greedy candidate."""
+
+    def __init__(self, by_seed, repair=None):
+        super().__init__([])
+        self.by_seed, self.repair, self.cfgs = by_seed, repair or {}, []
+
+    def generate(self, prompts, cfg):
+        self.calls.append(len(prompts))
+        self.prompts.extend(prompts)
+        self.cfgs.append(list(cfg))
+        table = [self.repair if len(json.loads(p)) > 2 else self.by_seed for p in prompts]
+        return [t.get(c.seed, "no SQL") for t, c in zip(table, cfg, strict=True)]
+
+
+def _voter(by_seed, repair=None, candidates=3):
+    backend = CandidateBackend(by_seed, repair)
+    gen = GenerationConfig(candidates=candidates, candidate_temperature=0.8, seed=0)
+    return backend, TextToSQL(backend, generation=gen, max_attempts=2)
+
+
+def test_candidates_vote_by_their_rows(db):
+    france = "SELECT name FROM customers WHERE country = 'France'"
+    backend, engine = _voter(
+        {0: "SELECT name FROM customers", 1: france, 2: france.replace("'France'", '"France"')}
+    )
+    answer = engine.ask("Who lives in France?", db)
+    # greedy lost 1 to 2: two different queries that return the same rows agree
+    assert answer.rows == [["Ann"], ["Cy"]] and answer.sql == france
+    assert (answer.votes, answer.candidates, answer.attempts) == (2, 3, 1)
+    assert backend.calls == [3]  # all candidates in one generate() call
+    assert [(c.temperature, c.seed) for c in backend.cfgs[0]] == [(0.0, 0), (0.8, 1), (0.8, 2)]
+
+
+def test_a_tie_goes_to_the_greedy_candidate_and_failures_drop_out(db):
+    backend, engine = _voter(
+        {0: "SELECT count(*) FROM customers", 1: "SELECT nme FROM customers", 2: "SELECT 7"}
+    )
+    answer = engine.ask("How many customers?", db)
+    assert answer.rows == [[3]] and answer.votes == 1 and answer.attempts == 1
+
+
+def test_when_every_candidate_fails_the_greedy_error_is_repaired(db):
+    backend, engine = _voter(
+        {0: "SELECT nme FROM customers", 1: "DELETE FROM customers", 2: "nothing"},
+        repair={0: "SELECT name FROM customers WHERE id = 1", 2: "SELECT 1"},
+    )
+    answer = engine.ask("Who is first?", db)
+    assert answer.rows == [["Ann"]] and answer.attempts == 2 and answer.votes == 1
+    repair = json.loads(backend.prompts[-1])
+    assert repair[-2]["content"] == "SELECT nme FROM customers"  # the greedy one
+    assert "Unknown column: nme" in repair[-1]["content"]
+
+
 def test_ask_is_a_batch_of_one(db):
     backend = ScriptedBackend(["SELECT name FROM customers WHERE id = 2"])
     answer = TextToSQL(backend).ask("Who is 2?", db, history=[("How many?", "SELECT 1")])

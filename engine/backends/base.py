@@ -7,7 +7,8 @@ here imports a runtime.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Protocol
 
 from engine.errors import ConfigError
@@ -30,6 +31,11 @@ class GenerationConfig:
     top_p: float = 1.0
     stop_at_statement_end: bool = True
     seed: int = 0
+    # Answers drawn per question. With more than one, the engine votes among them by their
+    # result rows (execution-guided); the first is greedy (unless temperature > 0), the
+    # others are sampled at candidate_temperature with seeds seed+1, seed+2, ...
+    candidates: int = 1
+    candidate_temperature: float = 0.7
 
     def __post_init__(self) -> None:
         if self.max_new_tokens < 1:
@@ -40,9 +46,31 @@ class GenerationConfig:
             raise ConfigError("generation.top_k must be >= 0 (0 = no top-k cut)")
         if not 0 < self.top_p <= 1:
             raise ConfigError("generation.top_p must be in (0, 1]")
+        if self.candidates < 1:
+            raise ConfigError("generation.candidates must be at least 1")
+        if self.candidate_temperature <= 0:
+            raise ConfigError("generation.candidate_temperature must be > 0")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def candidate_configs(self) -> list[GenerationConfig]:
+        """One config per candidate answer (see ``candidates``)."""
+        temperature = self.temperature or self.candidate_temperature
+        return [self] + [
+            replace(self, temperature=temperature, seed=self.seed + k)
+            for k in range(1, self.candidates)
+        ]
+
+
+def per_prompt(
+    cfg: GenerationConfig | Sequence[GenerationConfig], n: int
+) -> list[GenerationConfig]:
+    """``generate``'s settings argument as one config per prompt."""
+    cfgs = [cfg] * n if isinstance(cfg, GenerationConfig) else list(cfg)
+    if len(cfgs) != n:
+        raise ValueError(f"{len(cfgs)} generation configs for {n} prompts")
+    return cfgs
 
 
 class Backend(Protocol):
@@ -58,7 +86,11 @@ class Backend(Protocol):
 
     def count_tokens(self, text: str) -> int: ...
 
-    def generate(self, prompts: list[str], cfg: GenerationConfig) -> list[str]: ...
+    def generate(
+        self, prompts: list[str], cfg: GenerationConfig | Sequence[GenerationConfig]
+    ) -> list[str]:
+        """One text per prompt; ``cfg`` is one config for all, or one per prompt."""
+        ...
 
     # Optional: ``prefill(prompt) -> int`` evaluates a prompt into a prompt cache ahead of
     # time (llama.cpp has one); TextToSQL.prime uses it where a backend has it.

@@ -5,13 +5,14 @@ most of its speed over transformers comes from (see bench/inference.py for numbe
 prompt text comes from the same tokenizer chat template as the transformers backend
 (:func:`engine.prompt.render_prompt`), so both backends see identical prompts.
 
-* prompt caching: llama.cpp keeps the KV cache of the last prompt; a new prompt re-evaluates
-  only what follows the longest common token prefix (the system prompt and whatever else
-  repeats). :attr:`LlamaCppBackend.stats` counts the reused tokens.
+* one decoder (:mod:`engine.backends.llamacpp_batch`) for everything: the chat's single
+  prompt, the candidates of one question (voting), and evaluation's batches are decoded
+  together, one model pass per step for all sequences;
+* prompt caching: the decoder keeps the KV cache of the prefix its last prompts shared; a
+  new prompt re-evaluates only what follows (on one database: the retrieved notes and the
+  question). :attr:`LlamaCppBackend.stats` counts the reused tokens;
 * stop at statement end: generation ends at an end-of-turn token or as soon as the text
   holds a complete SQL statement (:func:`engine.sql_check.is_statement_complete`).
-* batches: :meth:`LlamaCppBackend.generate` decodes a list of prompts together
-  (:mod:`engine.backends.llamacpp_batch`), which evaluation uses.
 * LoRA adapters: converted once to a llama.cpp LoRA GGUF (:mod:`engine.backends.lora_gguf`)
   and applied at run time on top of the unchanged base.
 """
@@ -22,21 +23,19 @@ import atexit
 import importlib.util
 import logging
 import os
-import time
 import weakref
-from collections.abc import Generator
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from engine.backends.base import GenerationConfig
-from engine.backends.llamacpp_batch import BatchDecoder, sampler_settings
+from engine.backends.base import GenerationConfig, per_prompt
+from engine.backends.llamacpp_batch import BatchDecoder
 from engine.prompt import DEFAULT_FORMAT, Message, PromptFormat, render_prompt
-from engine.sql_check import is_statement_complete
 
 log = logging.getLogger(__name__)
 NAME = "llamacpp"
-MAX_CONTEXT = 8192  # the KV cache is allocated up front; SQL prompts stay far below this
+MAX_CONTEXT = 8192  # tokens one prompt and its answer may use; SQL prompts stay far below this
 
 
 def is_installed() -> bool:
@@ -106,9 +105,10 @@ class LlamaCppBackend:
         self.name = f"{NAME}:{name}" + (" + adapter" if lora else "")
         threads = n_threads or default_threads()
         self.threads = threads
+        self._context_length = n_ctx or MAX_CONTEXT
         self.llm = Llama(
             model_path=str(gguf),
-            n_ctx=n_ctx or MAX_CONTEXT,
+            n_ctx=512,  # its own context stays unused: the decoder has one of its own
             n_batch=512,
             n_threads=threads,
             n_threads_batch=threads,
@@ -117,14 +117,14 @@ class LlamaCppBackend:
             verbose=False,
         )
         self.stats = GenerationStats()
-        self.batch_size = batch_size  # prompts decoded together by generate()
+        self.batch_size = batch_size  # at most this many sequences decoded together
         self._decoder: Any = None
         # Close before interpreter teardown, when llama-cpp-python's own __del__ fails noisily.
         atexit.register(_close, weakref.ref(self.llm))
 
     @property
     def context_length(self) -> int:
-        return int(self.llm.n_ctx())
+        return self._context_length
 
     def render(self, messages: list[Message]) -> str:
         return render_prompt(self.tokenizer, messages)
@@ -138,137 +138,61 @@ class LlamaCppBackend:
 
     def clear_cache(self) -> None:
         """Forget the cached prompt (the benchmark's cold-prompt measurements use this)."""
-        self.llm.reset()
+        self.decoder.clear()
 
-    def generate(self, prompts: list[str], cfg: GenerationConfig) -> list[str]:
-        """One prompt at a time (chat: the prompt cache helps), or batches for evaluation."""
-        if len(prompts) == 1 or self.batch_size == 1:
-            return [self._generate_one(p, cfg) for p in prompts]
-        out: list[str] = []
-        for start in range(0, len(prompts), self.batch_size):
-            out.extend(self._generate_batch(prompts[start : start + self.batch_size], cfg))
-        return out
+    @property
+    def decoder(self) -> BatchDecoder:
+        if self._decoder is None:
+            self._decoder = BatchDecoder(self, max(1, self.batch_size))
+        return self._decoder
 
-    def _generate_batch(self, prompts: list[str], cfg: GenerationConfig) -> list[str]:
+    def generate(
+        self, prompts: list[str], cfg: GenerationConfig | Sequence[GenerationConfig]
+    ) -> list[str]:
+        """All prompts decoded together where they fit one batch (see the decoder)."""
+        cfgs = per_prompt(cfg, len(prompts))
+        tokens = [self.tokenize(p) for p in prompts]
+        for t, c in zip(tokens, cfgs, strict=True):
+            if len(t) + c.max_new_tokens > self.context_length:
+                raise ValueError(
+                    f"Prompt of {len(t)} tokens + {c.max_new_tokens} new tokens does not "
+                    f"fit the {self.context_length}-token context"
+                )
         if self.adaptive_threads:
             self._fit_threads()
-        if self._decoder is None or self._decoder.n_seq < len(prompts):
-            self._decoder = BatchDecoder(self, self.batch_size)
-        try:
-            return self._decoder.generate(prompts, cfg)
-        except ValueError:  # too long to fit together: one at a time
-            return [self._generate_one(p, cfg) for p in prompts]
+        out: list[list[int]] = []
+        start = 0
+        while start < len(tokens):
+            end = start + 1  # the largest run of prompts from ``start`` that fits one batch
+            while end < len(tokens) and self.decoder.fits(
+                tokens[start : end + 1], cfgs[start : end + 1]
+            ):
+                end += 1
+            out.extend(self.decoder.generate(tokens[start:end], cfgs[start:end]))
+            start = end
+        return [self.llm.detokenize(o).decode("utf-8", errors="replace") for o in out]
 
     def _fit_threads(self) -> None:
         """With spinning OpenMP threads, use one core while other work keeps the CPU busy."""
         cores = default_threads()
         threads = cores if os.getloadavg()[0] < cores - 0.5 else 1
         if threads != self.threads:
-            self.llm._ctx.set_n_threads(threads, threads)
-            if self._decoder is not None:
-                self._decoder.ctx.set_n_threads(threads, threads)
+            self.decoder.ctx.set_n_threads(threads, threads)
             self.threads = threads
 
-    def _generate_one(self, prompt: str, cfg: GenerationConfig) -> str:
-        import llama_cpp
-
-        if self.adaptive_threads:
-            self._fit_threads()
-        tokens = self.tokenize(prompt)
-        if len(tokens) + cfg.max_new_tokens > self.context_length:
-            raise ValueError(
-                f"Prompt of {len(tokens)} tokens + {cfg.max_new_tokens} new tokens does not "
-                f"fit the {self.context_length}-token context"
-            )
-        reused = self._cached_prefix(tokens)
-        self.stats.prompt_tokens += len(tokens)
-        self.stats.prompt_tokens_reused += reused
-        vocab = self.llm._model.vocab
-        out: list[int] = []
-        started = time.perf_counter()
-        first = started
-        if cfg.temperature <= 0:
-            stream = self._greedy(tokens, reused)
-        else:
-            self.llm.set_seed(cfg.seed)
-            stream = self.llm.generate(tokens, reset=True, **sampler_settings(cfg))
-        produced = 0
-        for token in stream:
-            if not produced:
-                first = time.perf_counter()
-            produced += 1
-            if llama_cpp.llama_vocab_is_eog(vocab, token):
-                break
-            out.append(token)
-            if len(out) >= cfg.max_new_tokens:
-                break
-            if cfg.stop_at_statement_end and self._ends_statement(token, out):
-                break
-        stream.close()
-        ended = time.perf_counter()
-        self.stats.generated_tokens += produced
-        self.stats.generate_seconds += ended - first
-        return self.llm.detokenize(out).decode("utf-8", errors="replace")
-
-    def _greedy(self, tokens: list[int], reused: int) -> Generator[int, None, None]:
-        """Argmax decoding straight from llama.cpp's logits, the KV cache kept across calls.
-
-        Same tokens as llama-cpp-python's greedy sampler, without building its candidate list
-        over the whole vocabulary (150k entries for Qwen) at every step. The bookkeeping
-        (``n_tokens``, ``input_ids``) stays llama-cpp-python's, so its own prefix matching
-        works on the next sampled call too.
-        """
-        import llama_cpp
-        import numpy as np
-
-        llm = self.llm
-        n_vocab = llm.n_vocab()
-        self._eval_after(tokens, reused)
-        while True:
-            logits = llama_cpp.llama_get_logits_ith(llm.ctx, -1)
-            token = int(np.ctypeslib.as_array(logits, shape=(n_vocab,)).argmax())
-            yield token
-            llm.eval([token])
-
-    def _eval_after(self, tokens: list[int], reused: int) -> None:
-        """Evaluate ``tokens`` into the KV cache, keeping its first ``reused`` entries."""
-        self.llm.n_tokens = reused  # eval() drops the KV cache from here on
-        self.llm.eval(tokens[reused:])
-
     def prefill(self, prompt: str) -> int:
-        """Evaluate a prompt into the KV cache without generating; later prompts that start
-        the same way reuse it. Returns how many of its tokens are cached (0: too long)."""
-        import llama_cpp
-
+        """Evaluate a prompt into the prompt cache without generating; later prompts that
+        start the same way reuse it. Returns how many of its tokens are cached (0: too long)."""
         tokens = self.tokenize(prompt)
-        if not tokens or len(tokens) >= self.context_length:
+        if len(tokens) >= self.context_length:
             return 0
-        self._eval_after(tokens, self._cached_prefix(tokens))
-        # llama.cpp finishes (and books) a decode when its results are next read: do it now.
-        llama_cpp.llama_synchronize(self.llm.ctx)
-        return len(tokens)
-
-    def _ends_statement(self, token: int, out: list[int]) -> bool:
-        piece = self.llm._model.token_to_piece(token)
-        if b";" not in piece and b"`" not in piece:  # cheap pre-check before a full decode
-            return False
-        return is_statement_complete(self.llm.detokenize(out).decode("utf-8", errors="ignore"))
-
-    def _cached_prefix(self, tokens: list[int]) -> int:
-        """How many leading prompt tokens llama.cpp will take from its KV cache."""
-        cached = self.llm.input_ids[: self.llm.n_tokens]
-        n = 0
-        for a, b in zip(cached, tokens, strict=False):
-            if a != b:
-                break
-            n += 1
-        return min(n, len(tokens) - 1)  # the last prompt token is always evaluated again
+        return self.decoder.prefill(tokens)
 
     def runtime_timings(self) -> dict[str, float]:
         """llama.cpp's own counters since the last reset: prompt and generation ms/tokens."""
         import llama_cpp
 
-        perf = llama_cpp.llama_perf_context(self.llm.ctx)
+        perf = llama_cpp.llama_perf_context(self.decoder.ctx.ctx)
         return {
             "prompt_ms": perf.t_p_eval_ms,
             "prompt_tokens": perf.n_p_eval,
@@ -279,7 +203,7 @@ class LlamaCppBackend:
     def reset_timings(self) -> None:
         import llama_cpp
 
-        llama_cpp.llama_perf_context_reset(self.llm.ctx)
+        llama_cpp.llama_perf_context_reset(self.decoder.ctx.ctx)
         self.stats = GenerationStats()
 
 

@@ -1,25 +1,41 @@
-"""Several prompts decoded together on llama.cpp, for evaluation.
+"""Decoding on llama.cpp: several sequences at once, with a prompt cache kept across calls.
 
-One new token per unfinished sequence goes through the model in a single llama.cpp batch,
-so the weights are read once per step for all of them instead of once per sequence. The
-prompts' common token prefix (at least the system prompt) is evaluated once and its KV cache
-copied to every sequence. Uses its own llama.cpp context (the model's weights are shared),
-so the chat path's prompt cache is left alone.
+One new token per unfinished sequence goes through the model in a single llama.cpp batch, so
+the weights are read once per step for all of them instead of once per sequence: several
+candidate answers to one question (execution-guided voting) or several questions
+(evaluation) cost far less than one after the other.
+
+The KV cache is shared between sequences (``kv_unified``):
+
+- sequence 0 only holds the prompt cache, the token prefix all prompts of the call share
+  (at least the system prompt; in the chat, everything up to the question). The next call
+  evaluates only what follows the part of it that its own prompts share; ``prefill`` fills
+  it ahead of time;
+- each distinct prompt is evaluated once, after the cached prefix, in its first sequence;
+  copies of a prompt (the candidates of one question) get its cache by a copy, not again.
+
+Greedy sequences take the argmax of the logits straight away (llama-cpp-python's sampler
+builds a candidate list over the whole vocabulary, 150k entries for Qwen, at every step);
+sampled ones use llama.cpp's sampler chain, seeded per sequence.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from engine.backends.base import GenerationConfig
 from engine.sql_check import is_statement_complete
 
+# Every sequence of a call shares this context: prompts, copies and generated tokens.
+BATCH_CONTEXT = 16384
+
 
 class BatchDecoder:
-    """Greedy or sampled decoding of up to ``n_seq`` prompts at once."""
+    """Greedy or sampled decoding of up to ``n_seq`` sequences at once (see module doc)."""
 
-    def __init__(self, backend: Any, n_seq: int) -> None:
+    def __init__(self, backend: Any, n_seq: int, n_ctx: int = BATCH_CONTEXT) -> None:
         import llama_cpp
         from llama_cpp import _internals
 
@@ -27,56 +43,108 @@ class BatchDecoder:
         self.n_seq = n_seq
         llm = backend.llm
         params = llama_cpp.llama_context_default_params()
-        for name in (
-            "n_ctx",
-            "n_batch",
-            "n_ubatch",
-            "n_threads",
-            "n_threads_batch",
-            "flash_attn_type",
-        ):
+        for name in ("n_batch", "n_ubatch", "n_threads", "n_threads_batch", "flash_attn_type"):
             setattr(params, name, getattr(llm.context_params, name))
-        params.n_seq_max = n_seq
-        params.kv_unified = True  # sequences share one cache: the common prefix is copied
+        params.n_ctx = n_ctx
+        params.n_seq_max = n_seq + 1  # sequence 0 holds the prompt cache
+        params.kv_unified = True  # sequences share cells: a copied prefix costs no memory
         self.ctx = _internals.LlamaContext(model=llm._model, params=params, verbose=False)
-        self.n_batch = params.n_batch
-        self.batch = _internals.LlamaBatch(n_tokens=self.n_batch, embd=0, n_seq_max=n_seq)
+        if llm._lora_adapter is not None:  # the adapter llama-cpp-python loaded for its own
+            import ctypes
 
-    def generate(self, prompts: list[str], cfg: GenerationConfig) -> list[str]:
+            adapters = (llama_cpp.llama_adapter_lora_p_ctypes * 1)(llm._lora_adapter)
+            scales = (ctypes.c_float * 1)(llm.lora_scale)
+            if llama_cpp.llama_set_adapters_lora(self.ctx.ctx, adapters, 1, scales):
+                raise RuntimeError(f"llama.cpp could not apply the LoRA adapter {llm.lora_path}")
+        self.n_batch = params.n_batch
+        self.batch = _internals.LlamaBatch(n_tokens=self.n_batch, embd=0, n_seq_max=n_seq + 1)
+        self.cached: list[int] = []  # the tokens whose KV sequence 0 holds, from position 0
+
+    @property
+    def memory(self) -> Any:
         import llama_cpp
 
-        backend, llm = self.backend, self.backend.llm
-        tokens = [backend.tokenize(p) for p in prompts]
-        need = sum(len(t) for t in tokens) + len(prompts) * cfg.max_new_tokens
-        if len(prompts) > self.n_seq or need > self.ctx.n_ctx():
-            raise ValueError(f"Batch needs {need} tokens of context, more than this one holds")
-        mem = llama_cpp.llama_get_memory(self.ctx.ctx)
-        llama_cpp.llama_memory_clear(mem, True)
-        shared = _common_prefix(tokens)
-        samplers = []
-        for seq in range(len(prompts)):
-            llm.set_seed(cfg.seed + seq)
-            samplers.append(llm._init_sampler(**sampler_settings(cfg)))
-        self._decode([(0, pos, tok, False) for pos, tok in enumerate(tokens[0][:shared])])
-        pending: dict[int, int] = {}  # seq -> sampled token not yet decoded
-        for seq, t in enumerate(tokens):
-            if seq:
-                llama_cpp.llama_memory_seq_cp(mem, 0, seq, 0, shared)
-            rest = [(seq, pos, t[pos], pos == len(t) - 1) for pos in range(shared, len(t))]
-            pending[seq] = samplers[seq].sample(self.ctx, self._decode(rest)[seq])
-        backend.stats.prompt_tokens += sum(len(t) for t in tokens)
-        backend.stats.prompt_tokens_reused += shared * (len(prompts) - 1)
+        return llama_cpp.llama_get_memory(self.ctx.ctx)
 
+    def clear(self) -> None:
+        import llama_cpp
+
+        llama_cpp.llama_memory_clear(self.memory, True)
+        self.cached = []
+
+    def fits(self, tokens: Sequence[list[int]], cfgs: Sequence[GenerationConfig]) -> bool:
+        """Whether these prompts and their answers fit this context together."""
+        distinct = {tuple(t) for t in tokens}
+        shared = _common_prefix([list(t) for t in distinct])
+        need = shared + sum(len(t) - shared for t in distinct)
+        need += sum(c.max_new_tokens for c in cfgs)
+        return len(tokens) <= self.n_seq and need <= self.ctx.n_ctx()
+
+    def prefill(self, tokens: list[int]) -> int:
+        """Put ``tokens`` into the prompt cache; returns how many are cached."""
+        import llama_cpp
+
+        if not tokens or len(tokens) >= self.ctx.n_ctx():
+            return 0
+        self._cache_prefix(tokens, len(tokens))
+        llama_cpp.llama_synchronize(self.ctx.ctx)  # book the decode now, not at the next read
+        return len(tokens)
+
+    def generate(
+        self, tokens: Sequence[list[int]], cfgs: Sequence[GenerationConfig]
+    ) -> list[list[int]]:
+        """Generated token ids per prompt (``fits`` must hold)."""
+        import llama_cpp
+
+        llm, stats = self.backend.llm, self.backend.stats
+        leaders: dict[tuple[int, ...], int] = {}  # distinct prompt -> its first sequence
+        for i, t in enumerate(tokens):
+            leaders.setdefault(tuple(t), i + 1)
+        shared = _common_prefix([list(t) for t in leaders])
+        reused = self._cache_prefix(list(tokens[0]), shared)
+        pickers = [_Picker(llm, cfg) for cfg in cfgs]
+        pending: dict[int, int] = {}  # sequence -> its next token, not decoded yet
+        for prompt, leader in leaders.items():
+            llama_cpp.llama_memory_seq_cp(self.memory, 0, leader, 0, shared)
+            rest = [
+                (leader, p, prompt[p], p == len(prompt) - 1) for p in range(shared, len(prompt))
+            ]
+            index = self._decode(rest)[leader]
+            # Its copies take the cache and the first logits now: the next decode overwrites them.
+            for i, t in enumerate(tokens):
+                if tuple(t) == prompt:
+                    if i + 1 != leader:
+                        llama_cpp.llama_memory_seq_cp(self.memory, leader, i + 1, 0, len(t))
+                    pending[i + 1] = pickers[i].pick(self.ctx, index)
+        evaluated = shared - reused + sum(len(p) - shared for p in leaders)
+        stats.prompt_tokens += sum(len(t) for t in tokens)
+        stats.prompt_tokens_reused += sum(len(t) for t in tokens) - evaluated
+        out = self._run(pending, pickers, {i + 1: len(t) for i, t in enumerate(tokens)}, cfgs)
+        for seq in range(1, len(tokens) + 1):  # keep only the prompt cache
+            llama_cpp.llama_memory_seq_rm(self.memory, seq, 0, -1)
+        return [out[i + 1] for i in range(len(tokens))]
+
+    def _run(
+        self,
+        pending: dict[int, int],
+        pickers: list[_Picker],
+        position: dict[int, int],
+        cfgs: Sequence[GenerationConfig],
+    ) -> dict[int, list[int]]:
+        import llama_cpp
+
+        llm, stats = self.backend.llm, self.backend.stats
         vocab = llm._model.vocab
-        out: list[list[int]] = [[] for _ in prompts]
-        position = {seq: len(t) for seq, t in enumerate(tokens)}
+        out: dict[int, list[int]] = {seq: [] for seq in position}
         started = time.perf_counter()
         while pending:
             step = []
             for seq, token in pending.items():
+                stats.generated_tokens += 1
                 if llama_cpp.llama_vocab_is_eog(vocab, token):
                     continue
                 out[seq].append(token)
+                cfg = cfgs[seq - 1]
                 if len(out[seq]) >= cfg.max_new_tokens or (
                     cfg.stop_at_statement_end and self._complete(token, out[seq])
                 ):
@@ -84,10 +152,23 @@ class BatchDecoder:
                 step.append((seq, position[seq], token, True))
                 position[seq] += 1
             index = self._decode(step) if step else {}
-            pending = {seq: samplers[seq].sample(self.ctx, i) for seq, i in index.items()}
-        backend.stats.generate_seconds += time.perf_counter() - started
-        backend.stats.generated_tokens += sum(len(o) for o in out)
-        return [llm.detokenize(o).decode("utf-8", errors="replace") for o in out]
+            pending = {seq: pickers[seq - 1].pick(self.ctx, i) for seq, i in index.items()}
+        stats.generate_seconds += time.perf_counter() - started
+        return out
+
+    def _cache_prefix(self, tokens: list[int], length: int) -> int:
+        """Make sequence 0 hold ``tokens[:length]``; returns how many were cached already."""
+        import llama_cpp
+
+        reused = 0
+        for a, b in zip(self.cached, tokens[:length], strict=False):
+            if a != b:
+                break
+            reused += 1
+        llama_cpp.llama_memory_seq_rm(self.memory, 0, reused, -1)
+        self._decode([(0, pos, tokens[pos], False) for pos in range(reused, length)])
+        self.cached = list(tokens[:length])
+        return reused
 
     def _decode(self, items: list[tuple[int, int, int, bool]]) -> dict[int, int]:
         """Decode (seq, pos, token, want_logits) items; {seq: batch index of its logits}.
@@ -113,6 +194,26 @@ class BatchDecoder:
         if b";" not in piece and b"`" not in piece:
             return False
         return is_statement_complete(llm.detokenize(out).decode("utf-8", errors="ignore"))
+
+
+class _Picker:
+    """The next token of one sequence: argmax when greedy, else llama.cpp's seeded sampler."""
+
+    def __init__(self, llm: Any, cfg: GenerationConfig) -> None:
+        self.n_vocab = llm.n_vocab()
+        self.sampler = None
+        if cfg.temperature > 0:
+            llm.set_seed(cfg.seed)
+            self.sampler = llm._init_sampler(**sampler_settings(cfg))
+
+    def pick(self, ctx: Any, index: int) -> int:
+        if self.sampler is not None:
+            return self.sampler.sample(ctx, index)
+        import llama_cpp
+        import numpy as np
+
+        logits = llama_cpp.llama_get_logits_ith(ctx.ctx, index)
+        return int(np.ctypeslib.as_array(logits, shape=(self.n_vocab,)).argmax())
 
 
 def _common_prefix(tokens: list[list[int]]) -> int:

@@ -6,9 +6,10 @@ complete SQL statement.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-from engine.backends.base import GenerationConfig
+from engine.backends.base import GenerationConfig, per_prompt
 from engine.models import LoadedModel
 from engine.prompt import Message, render_prompt
 from engine.sql_check import is_statement_complete
@@ -53,11 +54,22 @@ class TransformersBackend:
     def count_tokens(self, text: str) -> int:
         return len(self.loaded.tokenizer(text, add_special_tokens=False)["input_ids"])
 
-    def generate(self, prompts: list[str], cfg: GenerationConfig) -> list[str]:
-        out: list[str] = []
-        for start in range(0, len(prompts), self.batch_size):
-            out.extend(self._generate_batch(prompts[start : start + self.batch_size], cfg))
-        return out
+    def generate(
+        self, prompts: list[str], cfg: GenerationConfig | Sequence[GenerationConfig]
+    ) -> list[str]:
+        """Batches of up to ``batch_size`` prompts; prompts with other settings (the sampled
+        candidates of a question) go in batches of their own."""
+        cfgs = per_prompt(cfg, len(prompts))
+        out: dict[int, str] = {}
+        groups: dict[int, list[int]] = {}
+        for i, c in enumerate(cfgs):
+            groups.setdefault(next(j for j in range(i + 1) if cfgs[j] == c), []).append(i)
+        for first, members in groups.items():
+            for start in range(0, len(members), self.batch_size):
+                chunk = members[start : start + self.batch_size]
+                texts = self._generate_batch([prompts[i] for i in chunk], cfgs[first])
+                out.update(zip(chunk, texts, strict=True))
+        return [out[i] for i in range(len(prompts))]
 
     def _generate_batch(self, prompts: list[str], cfg: GenerationConfig) -> list[str]:
         import torch
