@@ -23,6 +23,9 @@ class RagConfig:
     k_tables: int = 5
     k_docs: int = 3
     k_examples: int = 3
+    # Solved questions of other databases (engine.rag.pool), chosen by masked-question
+    # similarity; 0 = none. Never the database's own pairs.
+    pool_examples: int = 0
     # Cosine similarity (query vs. document, MiniLM) below which a hit is dropped, from
     # bench/score_threshold.py: at 0.3, 91% of relevant examples pass and 9% of another
     # database's; tables score lower and a missed table costs more than an extra one, so
@@ -35,7 +38,7 @@ class RagConfig:
     auto_index: bool = True  # ``ask`` on an unindexed database indexes it first
 
     def __post_init__(self) -> None:
-        for key in ("k_tables", "k_docs", "k_examples", "sample_values"):
+        for key in ("k_tables", "k_docs", "k_examples", "pool_examples", "sample_values"):
             if getattr(self, key) < 0:
                 raise ConfigError(f"rag.{key} must be >= 0")
         for key in ("score_threshold", "table_score_threshold"):

@@ -35,6 +35,11 @@ from engine.schema import Schema, read_schema
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str], None]
+# Solved questions of other databases: the model should take their SQL's shape, not names.
+POOL_HEADER = (
+    "Solved questions from other databases (their tables and columns are not this "
+    "database's; use only the shape of the SQL):"
+)
 
 
 @dataclass
@@ -135,7 +140,14 @@ class RagRetriever:
         vs = self.prepare(db_path, schema)
         hits = self._search(question, vs)
         values = self.table_values(vs)
-        return build_context(schema, hits, self.cfg, budget_tokens, count_tokens, values)
+        pool = []
+        if self.cfg.pool_examples:
+            from engine.rag.pool import example_pool
+
+            pool = example_pool(self.cfg.embedder).select(
+                question, schema, Path(db_path).stem, self.cfg.pool_examples
+            )
+        return build_context(schema, hits, self.cfg, budget_tokens, count_tokens, values, pool)
 
     def table_values(self, vs: Any) -> dict[str, str]:
         """Table name -> its sample-values note, for every indexed table of the database.
@@ -185,11 +197,13 @@ def build_context(
     budget_tokens: int,
     count_tokens: Callable[[str], int],
     table_values: dict[str, str] | None = None,
+    pool: list[Any] | None = None,
 ) -> Retrieval:
     """Fit the schema (linked if needed) and the best notes into ``budget_tokens``.
 
     ``table_values`` (table -> sample-values note, all tables) gives the whole-schema prompt
-    the values of every table; without it, those of the retrieved tables are used.
+    the values of every table; without it, those of the retrieved tables are used. ``pool``:
+    solved questions of other databases (:class:`engine.rag.pool.PoolExample`), shown last.
     """
     by_kind: dict[str, list[Any]] = {"table": [], "doc": [], "example": []}
     for doc in sorted(hits, key=lambda d: -d.metadata.get("score", 0.0)):
@@ -225,19 +239,23 @@ def build_context(
             for d in passing["table"]
             if d.metadata.get("table", "").lower() in in_prompt
         ]
-    sections: dict[str, list[str]] = {"example": [], "values": [], "doc": []}
+    sections: dict[str, list[str]] = {"example": [], "values": [], "doc": [], "pool": []}
     candidates: list[tuple[str, str, Any]] = [
         *(("example", example_text(d), d) for d in passing["example"]),
         *(("values", text, None) for text in values if text),
         *(("doc", d.page_content, d) for d in passing["doc"]),
+        *(("pool", f"Q: {e.question}\nSQL: {e.sql}", e) for e in pool or []),
     ]
+    pool_sources = []
     for section, text, doc in candidates:
         cost = count_tokens(text) + 4
         if cost > room:
             continue
         room -= cost
         sections[section].append(text)
-        if doc is not None:
+        if section == "pool":
+            pool_sources.append(Source(kind="example", text=f"{text}\n(database {doc.db_id})"))
+        elif doc is not None:
             used.append(doc)
     if not any(passing.values()):
         best = max((d.metadata.get("score", 0.0) for d in hits), default=None)
@@ -252,7 +270,7 @@ def build_context(
             kind=d.metadata.get("kind", "doc"), text=_source_text(d), score=d.metadata.get("score")
         )
         for d in used
-    ]
+    ] + pool_sources
     return Retrieval(Context(schema_text=schema_text, notes=notes, sources=sources), used)
 
 
@@ -279,6 +297,8 @@ def _notes(sections: dict[str, list[str]]) -> str | None:
         parts.append("Notes about the data:\n" + "\n---\n".join(sections["doc"]))
     if sections["example"]:
         parts.append("Similar questions:\n" + "\n".join(sections["example"]))
+    if sections["pool"]:
+        parts.append(POOL_HEADER + "\n" + "\n".join(sections["pool"]))
     return "\n\n".join(parts) or None
 
 

@@ -1,0 +1,153 @@
+"""Solved questions from other databases, chosen for a new question in the DAIL-SQL manner.
+
+A database the user just connected has no solved examples of its own, but its questions
+look like those of other databases once the names are taken out: "How many *heads* of
+*departments* are older than 56?" and "How many *singers* are older than 30?" are the same
+question about different tables. So questions are compared with their schema words and
+values masked (:func:`mask_question`), each side with its own schema, and the closest solved
+questions of *other* databases are shown with their SQL, marked as coming from elsewhere.
+
+The shipped pool (``engine/rag/pool/examples.jsonl``) holds Spider-train pairs (Yu et al.,
+EMNLP 2018, CC BY-SA 4.0; see the README beside it) and the sample databases' pairs;
+``scripts/build_example_pool.py`` rebuilds it. Leakage rule, enforced in :meth:`select`: a
+database's own pairs are never chosen for it, whether it is recognised by name or by its
+schema's fingerprint.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import logging
+import re
+import threading
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from engine.schema import Schema
+
+log = logging.getLogger(__name__)
+POOL_FILE = Path(__file__).resolve().parent / "pool" / "examples.jsonl"
+MASK, VALUE = "<mask>", "<unk>"
+# Short words that name parts of columns (``participates_in``) but carry no schema meaning.
+_STOPWORDS = {"a", "an", "and", "as", "at", "by", "for", "in", "is", "of", "on", "or", "the", "to"}
+_WORD = re.compile(r"[A-Za-z][A-Za-z0-9]*|\d+(?:\.\d+)?|'[^']*'|\"[^\"]*\"|\S")
+
+
+@dataclass(frozen=True)
+class PoolExample:
+    db_id: str
+    question: str
+    sql: str
+    masked: str  # the question with its schema words and values masked
+    schema_sha: str  # fingerprint of its database's schema (engine.rag.index)
+
+    def to_dict(self) -> dict[str, str]:
+        return asdict(self)
+
+
+def schema_words(schema: Schema) -> set[str]:
+    """Lower-case words that name a table or column (``order_items`` -> order, items, ...)."""
+    words: set[str] = set()
+    for table in schema.tables.values():
+        for name in [table.name, *(c.name for c in table.columns)]:
+            parts = re.findall(r"[A-Za-z][a-z0-9]*|[A-Z]+(?![a-z])", name.replace("_", " "))
+            words.update(p.lower() for p in parts if len(p) > 1)
+            words.add(name.lower())
+    return words - _STOPWORDS
+
+
+def mask_question(question: str, words: set[str]) -> str:
+    """The question with schema words (and their plurals) as <mask>, values as <unk>."""
+    out = []
+    for token in _WORD.findall(question):
+        low = token.lower()
+        if token[0] in "'\"" or token[0].isdigit():
+            out.append(VALUE)
+        elif low in words or (low.endswith("s") and low[:-1] in words) or low + "s" in words:
+            out.append(MASK)
+        else:
+            out.append(token)
+    return " ".join(out)
+
+
+def read_pool(path: Path = POOL_FILE) -> list[PoolExample]:
+    with open(path, encoding="utf-8") as f:
+        return [PoolExample(**json.loads(line)) for line in f if line.strip()]
+
+
+def write_pool(examples: Iterable[PoolExample], path: Path = POOL_FILE) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", encoding="utf-8") as f:
+        for ex in examples:
+            f.write(json.dumps(ex.to_dict(), ensure_ascii=False) + "\n")
+
+
+class ExamplePool:
+    """The pool with its masked questions embedded (once; cached beside the model cache)."""
+
+    def __init__(self, embedder: str, path: Path = POOL_FILE) -> None:
+        self.embedder = embedder
+        self.path = path
+        self._examples: list[PoolExample] | None = None
+        self._vectors: Any = None
+        self._lock = threading.Lock()
+
+    def _load(self) -> tuple[list[PoolExample], Any]:
+        with self._lock:
+            if self._examples is None:
+                self._examples = read_pool(self.path)
+                self._vectors = self._embed_all(self._examples)
+            return self._examples, self._vectors
+
+    def _embed_all(self, examples: list[PoolExample]) -> Any:
+        import numpy as np
+
+        from engine.paths import cache_dir
+
+        digest = hashlib.sha1(self.path.read_bytes() + self.embedder.encode()).hexdigest()[:16]
+        cached = cache_dir() / "example-pool" / f"{digest}.npy"
+        if cached.is_file():
+            return np.load(cached)
+        from engine.rag.embeddings import get_embeddings
+
+        log.info("Embedding the example pool (%d questions, once)", len(examples))
+        vectors = np.asarray(
+            get_embeddings(self.embedder).embed_documents([e.masked for e in examples]),
+            dtype=np.float32,
+        )
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cached.with_suffix(".tmp.npy")
+        np.save(tmp, vectors)
+        tmp.replace(cached)
+        return vectors
+
+    def select(self, question: str, schema: Schema, db_id: str, k: int) -> list[PoolExample]:
+        """The ``k`` pool questions closest to ``question`` once both are masked, from other
+        databases than this one (``db_id``, or the same schema under another name)."""
+        if k <= 0:
+            return []
+        import numpy as np
+
+        from engine.rag.embeddings import get_embeddings
+        from engine.rag.index import schema_fingerprint
+
+        examples, vectors = self._load()
+        own_sha = schema_fingerprint(schema)
+        allowed = np.array(
+            [e.db_id.lower() != db_id.lower() and e.schema_sha != own_sha for e in examples]
+        )
+        masked = mask_question(question, schema_words(schema))
+        query = np.asarray(get_embeddings(self.embedder).embed_query(masked), dtype=np.float32)
+        scores = np.where(allowed, vectors @ query, -np.inf)
+        best = np.argsort(-scores)[:k]
+        return [examples[i] for i in best if np.isfinite(scores[i])]
+
+
+@functools.lru_cache(maxsize=4)
+def example_pool(embedder: str) -> ExamplePool:
+    """The shipped pool for an embedder, shared by every retriever of the process."""
+    return ExamplePool(embedder)
