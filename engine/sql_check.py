@@ -142,8 +142,11 @@ def validate_sql(sql: str, schema: Schema) -> Validation:
         }
     )
     if unknown_tables:
+        tables = ", ".join(t.name for t in schema.tables.values())
         return Validation(
-            False, [f"Unknown table: {', '.join(unknown_tables)}"], unknown_tables=unknown_tables
+            False,
+            [f"Unknown table: {', '.join(unknown_tables)}. The tables are: {tables}"],
+            unknown_tables=unknown_tables,
         )
 
     _dequote_string_literals(tree, schema)
@@ -162,7 +165,8 @@ def validate_sql(sql: str, schema: Schema) -> Validation:
     except OptimizeError as err:
         name = _column_from_error(str(err))
         if name:
-            return Validation(False, [f"Unknown column: {name}"], unknown_columns=[name])
+            message = f"Unknown column: {name}" + _column_hint(name, tree, schema)
+            return Validation(False, [message], unknown_columns=[name])
         return Validation(False, [f"SQL does not check against the schema: {err}"])
     except Exception as err:  # sqlglot can trip on exotic SQL; SQLite itself decides then
         return Validation(True, [f"(not fully checked: {type(err).__name__})"])
@@ -187,6 +191,25 @@ def _dequote_string_literals(tree: Any, schema: Schema) -> None:
             and ident.name.lower() not in known
         ):
             col.replace(exp.Literal.string(ident.name))
+
+
+def _column_hint(name: str, tree: Any, schema: Schema) -> str:
+    """Where the model can find what it meant: the tables that do have a column of that
+    name, and the real columns of the tables the query reads (repair prompts show this)."""
+    from sqlglot import exp
+
+    bare = name.split(".")[-1].lower()
+    owners = [
+        t.name for t in schema.tables.values() if any(c.name.lower() == bare for c in t.columns)
+    ]
+    hint = f". {name.split('.')[-1]} is a column of {', '.join(owners)}" if owners else ""
+    read = []
+    for table in tree.find_all(exp.Table):
+        found = schema.table(table.name) if table.name else None
+        if found is not None and found not in read:
+            read.append(found)
+    parts = [f"{t.name}({', '.join(c.name for c in t.columns)})" for t in read[:4]]
+    return hint + (f". Columns: {'; '.join(parts)}" if parts else "")
 
 
 def _column_from_error(message: str) -> str | None:

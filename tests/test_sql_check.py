@@ -88,3 +88,19 @@ def test_writes_and_garbage_are_rejected():
     assert "Only SELECT" in validate_sql("DELETE FROM customers", SCHEMA).message
     assert "does not parse" in validate_sql("SELEC name FRM", SCHEMA).message
     assert not validate_sql("SELECT 1; SELECT 2", SCHEMA).ok
+
+
+def test_an_unknown_column_error_says_where_the_column_is():
+    """The repair prompt shows this error: it names the table that has the column and the
+    real columns of the tables the query reads."""
+    sql = "SELECT c.name, c.total FROM customers AS c"
+    message = validate_sql(sql, SCHEMA).message
+    assert message == (
+        "Unknown column: total. total is a column of orders. Columns: customers(id, name, country)"
+    )
+    assert "\n" not in message
+
+
+def test_an_unknown_table_error_lists_the_tables():
+    message = validate_sql("SELECT count(*) FROM clients", SCHEMA).message
+    assert message == "Unknown table: clients. The tables are: customers, orders"
