@@ -158,6 +158,7 @@ def run_backend(
     model: str,
     questions: list[dict[str, Any]],
     retriever: Any,
+    settings: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     from engine.backends.loader import load_backend
     from engine.config import EngineConfig, load_config
@@ -165,7 +166,7 @@ def run_backend(
     from engine.paths import REPO_ROOT
 
     # rag.enabled off: the benchmark's own retriever (or none, with --no-rag) is passed in
-    overrides = {"model": model, "rag.enabled": False}
+    overrides = {**(settings or {}), "model": model, "rag.enabled": False}
     cfg = load_config(EngineConfig, REPO_ROOT / "configs" / "engine.yaml", overrides)
     started = time.perf_counter()
     backend = load_backend(model, kind=kind.removesuffix("-int8"))
@@ -242,7 +243,16 @@ def main(argv: list[str] | None = None) -> int:
         help="llamacpp, transformers, transformers-int8 (candidate); default: every installed one",
     )
     parser.add_argument("--no-rag", action="store_true", help="full schema in every prompt")
+    parser.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="engine setting, e.g. generation.candidates=5",
+    )
     args = parser.parse_args(argv)
+    from engine.config import parse_overrides
+
+    settings = parse_overrides(args.set)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(message)s")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
@@ -253,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
         if not args.no_rag:
             retriever, rag = make_retriever(questions, Path(tmp))
         results = {
-            kind: run_backend(kind, args.model, questions, retriever)
+            kind: run_backend(kind, args.model, questions, retriever, settings)
             for kind in (args.backends or available_backends())
         }
     out: dict[str, Any] = {
@@ -261,6 +271,7 @@ def main(argv: list[str] | None = None) -> int:
         "model": args.model,
         "questions": len(questions),
         "rag": rag,
+        "settings": settings,
         "cpus": len(os.sched_getaffinity(0)),
         "load_avg_before": [round(x, 2) for x in load_before],
         "load_avg_after": [round(x, 2) for x in os.getloadavg()],
