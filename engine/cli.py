@@ -1,4 +1,5 @@
-"""``python -m engine ask|index|run-sql``: JSON on stdout, logs on stderr, non-zero exit on error."""
+"""``python -m engine ask|index|run-sql|examples``: JSON on stdout, logs on stderr, non-zero exit
+on error."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import argparse
 import json
 import logging
 import sys
+from pathlib import Path
 from typing import Any
 
 from engine.config import ConfigError, EngineConfig, load_config, parse_overrides
@@ -167,6 +169,132 @@ def cmd_run_sql(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_examples(args: argparse.Namespace) -> int:
+    """``examples list|add|remove|import|export``: the pairs saved for one database."""
+    from engine.executor import DatabaseError, check_database
+    from engine.paths import data_dir
+    from engine.rag.documents import RagInputError
+    from engine.rag.embeddings import EmbedderError
+    from engine.rag.examples import ExampleError, SavedExamples
+    from engine.rag.store import StoreError
+
+    overrides = parse_overrides(args.set)
+    _rag_overrides(args, overrides)
+    cfg = load_config(EngineConfig, args.config, overrides)
+    examples = SavedExamples(cfg.rag, data_dir(), timeout_s=cfg.timeout_s)
+    try:
+        check_database(args.db)
+        out, text = _EXAMPLE_ACTIONS[args.action](examples, args)
+    except (DatabaseError, ExampleError, RagInputError, StoreError, EmbedderError) as err:
+        if args.json:
+            _print_json({"db": args.db, "error": str(err)})
+        print(f"Error: {err}", file=sys.stderr)
+        return 1
+    if args.json:
+        _print_json({"db": args.db, **out})
+    elif text:
+        print(text)
+    return 0
+
+
+def _pair_dict(pair: Any) -> dict[str, str]:
+    return {"id": pair.id, "question": pair.question, "query": pair.query}
+
+
+def _examples_list(examples: Any, args: argparse.Namespace) -> tuple[dict[str, Any], str]:
+    pairs = examples.list(args.db, args.search or "")
+    rows = [[p.id, p.question, p.query] for p in pairs]
+    text = _table(["id", "question", "query"], rows, len(rows)) if rows else "(no saved pairs)"
+    return {"examples": [_pair_dict(p) for p in pairs]}, text
+
+
+def _examples_add(examples: Any, args: argparse.Namespace) -> tuple[dict[str, Any], str]:
+    saved = examples.add(args.db, args.question, args.sql)
+    where = (
+        f"added to the index in {saved.seconds:.2f} s"
+        if saved.indexed
+        else "the database has no index yet; indexing it will include the pair"
+    )
+    verb = "Updated" if saved.replaced else "Saved"
+    out = {
+        "added": _pair_dict(saved.pair),
+        "replaced": [_pair_dict(p) for p in saved.replaced],
+        "indexed": saved.indexed,
+        "seconds": round(saved.seconds, 3),
+    }
+    return out, f"{verb} pair {saved.pair.id}: {where}"
+
+
+def _examples_remove(examples: Any, args: argparse.Namespace) -> tuple[dict[str, Any], str]:
+    from engine.rag.examples import ExampleError, pair_id
+
+    ids = list(args.id or []) + [pair_id(q) for q in args.question or []]
+    if not ids:
+        raise ExampleError("Say which pair: --id ID or --question TEXT", "no pair given")
+    removed = examples.remove(args.db, ids)
+    if not removed:
+        raise ExampleError(f"No saved pair matches {', '.join(ids)}", "not found")
+    return {"removed": [_pair_dict(p) for p in removed]}, f"Removed {len(removed)} pair(s)"
+
+
+def _examples_import(examples: Any, args: argparse.Namespace) -> tuple[dict[str, Any], str]:
+    from dataclasses import asdict
+
+    report = examples.import_file(args.db, args.file)
+    return {"imported": asdict(report)}, report.summary(Path(args.file).name)
+
+
+def _examples_export(examples: Any, args: argparse.Namespace) -> tuple[dict[str, Any], str]:
+    from engine.rag.examples import dump
+
+    if not args.out:  # the pairs themselves on stdout, Spider's JSON shape
+        sys.stdout.write(dump(examples.book.pairs(args.db)))
+        args.json = False
+        return {}, ""
+    n = examples.export(args.db, args.out)
+    return {"exported": n, "file": args.out}, f"Exported {n} pair(s) to {args.out}"
+
+
+_EXAMPLE_ACTIONS = {
+    "list": _examples_list,
+    "add": _examples_add,
+    "remove": _examples_remove,
+    "import": _examples_import,
+    "export": _examples_export,
+}
+
+
+def _add_examples_parser(sub: Any) -> None:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--db", required=True, help="SQLite database file")
+    common.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    common.add_argument("--store", metavar="DIR", help="vector store folder")
+    common.add_argument("--config", help="engine YAML config (rag: section, timeout_s)")
+    common.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a key")
+    examples = sub.add_parser(
+        "examples",
+        help="the solved question/SQL pairs saved for a database (retrieved for similar questions)",
+    )
+    actions = examples.add_subparsers(dest="action", required=True)
+    listing = actions.add_parser("list", parents=[common], help="list (and search) the pairs")
+    listing.add_argument("--search", metavar="TEXT", help="only pairs containing these words")
+    add = actions.add_parser(
+        "add", parents=[common], help="save a pair (its SQL must run) and index it at once"
+    )
+    add.add_argument("--question", required=True)
+    add.add_argument("--sql", required=True)
+    remove = actions.add_parser("remove", parents=[common], help="delete pairs")
+    remove.add_argument("--id", action="append", help="a pair's id (from list); repeatable")
+    remove.add_argument("--question", action="append", help="a pair's question; repeatable")
+    imp = actions.add_parser("import", parents=[common], help="save the pairs of a file")
+    imp.add_argument("file", help="question/SQL pairs: .json list, .jsonl or .csv")
+    export = actions.add_parser("export", parents=[common], help="write the pairs out")
+    export.add_argument(
+        "--out", metavar="FILE", help=".json, .jsonl or .csv (default: JSON on stdout)"
+    )
+    examples.set_defaults(func=cmd_examples)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m engine", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -213,6 +341,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key")
     run.add_argument("--json", action="store_true")
     run.set_defaults(func=cmd_run_sql)
+
+    _add_examples_parser(sub)
     return parser
 
 

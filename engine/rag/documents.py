@@ -309,6 +309,11 @@ def example_documents(
     return docs, skipped
 
 
+def question_and_sql(row: dict[str, Any]) -> tuple[str | None, str | None]:
+    """A pair row's question and SQL, whichever of the usual key names it uses."""
+    return _first(row, _QUESTION_KEYS), _first(row, _SQL_KEYS)
+
+
 def _first(row: dict[str, Any], keys: tuple[str, ...]) -> str | None:
     for k in keys:
         value = row.get(k)

@@ -29,6 +29,7 @@ class IndexReport:
     doc_files: int = 0
     doc_chunks: int = 0
     examples: int = 0
+    saved_examples: int = 0  # of ``examples``, those saved by the user (engine.rag.examples)
     skipped: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
 
@@ -38,7 +39,8 @@ class IndexReport:
     def summary(self) -> str:
         text = (
             f"Indexed {Path(self.db).name}: {self.tables} tables, {self.doc_chunks} doc chunks "
-            f"from {self.doc_files} files, {self.examples} examples in {self.seconds:.1f} s "
+            f"from {self.doc_files} files, {self.examples} examples "
+            f"({self.saved_examples} saved) in {self.seconds:.1f} s "
             f"(collection {self.collection} in {self.store})"
         )
         if self.skipped:
@@ -71,14 +73,18 @@ def index_database(
     store: Any = None,
     progress: Progress | None = None,
     show_bar: bool = False,
+    examples_root: str | Path | None = None,
 ) -> IndexReport:
     """Index ``db_path``'s tables, the docs under ``docs_dir`` and the ``examples`` pairs.
 
-    Without ``examples``, a bundled sample database gets its own pairs. Raises
+    Without ``examples``, a bundled sample database gets its own pairs. The pairs saved for
+    the database (:class:`engine.rag.examples.ExampleBook` under ``examples_root``, the data
+    folder by default) are always indexed, and win over a pair of the same question. Raises
     ``DatabaseError``, ``RagInputError``, ``StoreError`` or ``EmbedderError`` with a one-line
     message; a store is changed only once everything else has been read.
     """
     from engine.executor import DatabaseError
+    from engine.paths import data_dir
     from engine.rag.documents import (
         RagInputError,
         Skipped,
@@ -88,6 +94,7 @@ def index_database(
         table_documents,
     )
     from engine.rag.embeddings import embedder_tokenizer, get_embeddings
+    from engine.rag.examples import ExampleBook, pair_documents
     from engine.rag.store import VectorStore, collection_name
     from engine.schema import read_schema
 
@@ -101,6 +108,9 @@ def index_database(
     # Inputs first: a bad file must fail before anything is loaded or replaced.
     example_file = Path(examples) if examples else default_examples(db_path)
     rows = read_example_rows(example_file) if example_file else []
+    saved = ExampleBook(examples_root or data_dir()).pairs(db_path)
+    taken = {p.id for p in saved}
+    rows = [r for r in rows if not (isinstance(r, dict) and _question_id(r) in taken)]
     if docs_dir is not None and not Path(docs_dir).is_dir():
         raise RagInputError(f"Docs folder {docs_dir} does not exist or is not a folder")
 
@@ -115,10 +125,15 @@ def index_database(
         skipped.reasons.update(doc_skips.reasons)
         report.doc_chunks = len(chunks)
         docs += chunks
+    if saved:
+        saved_docs, saved_skips = pair_documents(saved, schema, db_path.stem)
+        skipped.reasons.update(saved_skips.reasons)
+        report.examples = report.saved_examples = len(saved_docs)
+        docs += saved_docs
     if rows:
         ex_docs, ex_skips = example_documents(rows, schema, db_path.stem, example_file.name)
         skipped.reasons.update(ex_skips.reasons)
-        report.examples = len(ex_docs)
+        report.examples += len(ex_docs)
         docs += ex_docs
     report.skipped = dict(skipped.reasons)
 
@@ -141,6 +156,14 @@ def index_database(
     report.seconds = round(time.perf_counter() - started, 2)
     _say(progress, report.summary())
     return report
+
+
+def _question_id(row: dict[str, Any]) -> str | None:
+    from engine.rag.documents import question_and_sql
+    from engine.rag.examples import pair_id
+
+    question = question_and_sql(row)[0]
+    return pair_id(question) if question else None
 
 
 def _bar(total: int, name: str) -> Any:

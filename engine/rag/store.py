@@ -201,6 +201,21 @@ class VectorStore:
         collection = vs._collection
         collection.modify(metadata={**(collection.metadata or {}), **meta})
 
+    def add(self, db_path: str | Path, docs: list[Any], ids: list[str], embeddings: Any) -> None:
+        """Embed and add ``docs`` to the database's existing index, no re-index; a document
+        whose id is already there is replaced."""
+        vs = self.open(db_path, embeddings)
+        vs._collection.delete(ids=ids)
+        vs.add_documents(docs, ids=ids)
+
+    def remove(self, db_path: str | Path, where: dict[str, Any]) -> None:
+        """Delete the documents of the database's index whose metadata match ``where``
+        (a no-op when the database has no index)."""
+        if self.info(db_path) is None:
+            return
+        name = collection_name(db_path)
+        self.client.get_collection(name, embedding_function=None).delete(where=where)
+
     def delete(self, db_path: str | Path) -> None:
         self._drop(collection_name(db_path))
 
