@@ -363,8 +363,21 @@ def test_compare_runs_table(tmp_path, capsys):
 
 
 @pytest.mark.slow  # real MiniLM embeddings and Chroma (~30 s)
-def test_rag_prompts_use_the_retriever_and_no_stored_answers(tmp_path):
+def test_rag_prompts_use_the_retriever_and_no_stored_answers(tmp_path, monkeypatch):
+    from engine.rag.examples import ExampleBook
+
     examples = sample_questions(2)
+    # The user saved these very questions as examples in the app: evaluation must not show them.
+    monkeypatch.setenv("TEXT2SQL_DATA", str(tmp_path / "data"))
+    book = ExampleBook(tmp_path / "data")
+    for e in examples:
+        book.file(e.db_path).parent.mkdir(parents=True, exist_ok=True)
+        saved = (
+            json.loads(book.file(e.db_path).read_text()) if book.file(e.db_path).is_file() else []
+        )
+        saved.append({"db_id": e.db_id, "question": e.question, "query": e.sql})
+        book.file(e.db_path).write_text(json.dumps(saved))
+    assert all(book.pairs(e.db_path) for e in examples)
     backend = OracleBackend({e.question: e.sql for e in examples})
     seen = []
     render = backend.render

@@ -129,8 +129,9 @@ def _one_line(err: BaseException) -> str:
 
 
 def ensure_index(retriever: Any, db_path: Path, ctx: RunContext) -> None:
-    """Index a database for RAG without question/SQL examples (the bundled sample pairs would
-    hand the model the very answers being evaluated)."""
+    """Index a database for RAG without question/SQL examples: neither the bundled sample
+    pairs nor the pairs a user saved for it (either would hand the model the very answers
+    being evaluated)."""
     from engine.rag.index import index_database
     from engine.rag.retriever import RagRetriever
 
@@ -140,7 +141,13 @@ def ensure_index(retriever: Any, db_path: Path, ctx: RunContext) -> None:
         with tempfile.TemporaryDirectory() as tmp:
             no_examples = Path(tmp) / "none.json"
             no_examples.write_text("[]")
-            index_database(retriever.cfg, db_path, examples=no_examples, store=retriever.store)
+            index_database(
+                retriever.cfg,
+                db_path,
+                examples=no_examples,
+                store=retriever.store,
+                examples_root=Path(tmp),  # no saved pairs here
+            )
     ctx.indexed.add(db_path)
 
 
