@@ -1,20 +1,34 @@
-"""Chat tab: pick a database and a model, ask in plain language, see SQL and rows."""
+"""Chat tab: ask in plain language; see the SQL, its rows, a chart and the sources; fix the
+SQL, mark answers correct (they become retrieved examples), download the rows, ask again
+from the history.
+
+Nothing shows before it has content: the SQL editor, result, chart, download and sources
+appear with an answer, the transpiled SQL when asked for.
+"""
 
 from __future__ import annotations
 
 import threading
+import time
+from dataclasses import dataclass
 from typing import Any
 
 from app.databases import database_choices, default_database, frame
 from app.engines import EnginePool
+from app.messages import first_line, public
 from app.model_choices import model_choices, resolve
+from app.results import Chart, choose_chart, csv_file
+from app.uploads import safe_name
 
 DIALECTS = ["sqlite", "postgres", "mysql", "duckdb", "bigquery", "snowflake", "tsql", "oracle"]
+HISTORY_ROWS = 100
+HISTORY_COLUMNS = ["When", "Question (click: ask again)", "Result", "SQL (click: load)"]
+_SQL_COLUMN = 3
 
 
 def _status(answer: Any) -> str:
     if answer.error:
-        return f"**Could not answer:** {answer.error} · {answer.attempts} attempt(s)"
+        return f"**Could not answer:** {public(answer.error)} · {answer.attempts} attempt(s)"
     more = " (row cap reached; showing the first rows)" if answer.truncated else ""
     return (
         f"{len(answer.rows)} row(s){more} · {answer.attempts} attempt(s) · "
@@ -34,38 +48,48 @@ def sources_markdown(sources: list[Any]) -> str:
     return "\n".join(lines)
 
 
+@dataclass
+class Turn:
+    """One question and what the tab shows for it."""
+
+    chat: list[dict[str, str]]
+    turns: list[tuple[str, str]]  # (question, SQL) of the answered ones, for follow-ups
+    status: str
+    answer: Any = None  # engine.pipeline.Answer; None when nothing was asked
+
+
 def ask(
     question: str,
     db_label: str,
     model: str,
     chat: list[dict[str, str]],
-    history: list[tuple[str, str]],
+    turns: list[tuple[str, str]],
     pool: EnginePool,
-) -> tuple[list[dict[str, str]], list[tuple[str, str]], str, Any, str, str]:
-    """One chat turn -> (chat messages, follow-up history, SQL, result table, status, sources)."""
+    history: Any = None,
+) -> Turn:
+    """One chat turn; the question is recorded in ``history`` (a QuestionHistory) if given."""
     question = (question or "").strip()
-    chat = list(chat or [])
-    history = list(history or [])
+    chat, turns = list(chat or []), list(turns or [])
     dbs = database_choices()
     if not question:
-        return chat, history, "", None, "Please type a question.", ""
+        return Turn(chat, turns, "Please type a question.")
     if db_label not in dbs:
-        return chat, history, "", None, "Please choose a database.", ""
+        return Turn(chat, turns, "Please choose a database.")
     try:
         engine = pool.get(*resolve(model))
     except Exception as err:  # a bad path or hub id: say so, keep serving
-        return chat, history, "", None, f"**Cannot load the model:** {str(err).splitlines()[0]}", ""
+        return Turn(chat, turns, f"**Cannot load the model:** {first_line(err)}")
     with pool.generate_lock:
-        answer = engine.ask(question, dbs[db_label], history=history[-3:])
+        answer = engine.ask(question, dbs[db_label], history=turns[-3:])
     chat.append({"role": "user", "content": question})
-    if answer.ok:
-        reply = f"```sql\n{answer.sql}\n```\n{_status(answer)}"
-        history.append((question, answer.sql or ""))
-    else:
-        reply = (f"```sql\n{answer.sql}\n```\n" if answer.sql else "") + _status(answer)
+    reply = (f"```sql\n{answer.sql}\n```\n" if answer.sql else "") + _status(answer)
     chat.append({"role": "assistant", "content": reply})
-    table = frame(answer.columns, answer.rows) if answer.ok else None
-    return chat, history, answer.sql or "", table, _status(answer), sources_markdown(answer.sources)
+    if answer.ok:
+        turns.append((question, answer.sql or ""))
+    if history is not None:
+        detail = f"{len(answer.rows)} row(s)" if answer.ok else public(answer.error)
+        history.record(dbs[db_label], question, answer.sql, answer.ok, detail)
+    return Turn(chat, turns, _status(answer), answer)
 
 
 def prime(db_label: str, model: str, pool: EnginePool) -> threading.Thread | None:
@@ -75,7 +99,8 @@ def prime(db_label: str, model: str, pool: EnginePool) -> threading.Thread | Non
 
 
 def run_edited_sql(sql: str, db_label: str, pool: EnginePool) -> tuple[Any, str]:
-    """Run the (possibly hand-edited) SQL with the same read-only rules."""
+    """Run the (possibly hand-edited) SQL with the same read-only rules: (QueryResult or
+    None, status line)."""
     from engine.executor import run_readonly
 
     dbs = database_choices()
@@ -87,8 +112,9 @@ def run_edited_sql(sql: str, db_label: str, pool: EnginePool) -> tuple[Any, str]
         dbs[db_label], sql, timeout_s=pool.base.timeout_s, max_rows=pool.base.max_rows
     )
     if not result.ok:
-        return None, f"**Could not run:** {result.error}"
-    return frame(result.columns, [list(r) for r in result.rows]), f"{len(result.rows)} row(s)"
+        return result, f"**Could not run:** {public(result.error)}"
+    more = " (row cap reached)" if result.truncated else ""
+    return result, f"{len(result.rows)} row(s){more}"
 
 
 def transpile(sql: str, dialect: str) -> str:
@@ -104,6 +130,49 @@ def transpile(sql: str, dialect: str) -> str:
         return f"-- cannot transpile: {str(err).splitlines()[0]}"
 
 
+def save_example(examples: Any, db_label: str, question: str, sql: str) -> tuple[bool, str]:
+    """Keep a question and its SQL as a solved example of the database: (saved, message)."""
+    from engine.rag.documents import RagInputError
+    from engine.rag.embeddings import EmbedderError
+    from engine.rag.examples import ExampleError
+    from engine.rag.store import StoreError
+
+    path = database_choices().get(db_label)
+    if path is None:
+        return False, "Please choose a database."
+    try:
+        saved = examples.add(path, question, sql)
+    except (ExampleError, RagInputError, StoreError, EmbedderError) as err:
+        return False, f"**Not saved:** {first_line(err)}"
+    verb = "Updated the saved SQL of" if saved.replaced else "Saved"
+    when = (
+        f"similar questions retrieve it from now on (indexed in {saved.seconds:.1f} s)"
+        if saved.indexed
+        else "it is indexed with the database's first question"
+    )
+    return True, f"{verb} “{saved.pair.question}” as an example for **{db_label}**: {when}."
+
+
+def history_frame(entries: list[Any]) -> Any:
+    import pandas as pd
+
+    rows = [
+        [
+            time.strftime("%Y-%m-%d %H:%M", time.localtime(e.asked_at)),
+            e.question or "(SQL only)",
+            ("✓ " if e.ok else "✗ ") + _short(e.detail) + (" · edited SQL" if e.edited else ""),
+            e.sql,
+        ]
+        for e in entries
+    ]
+    return pd.DataFrame(rows, columns=HISTORY_COLUMNS)
+
+
+def _short(text: str, limit: int = 60) -> str:
+    text = text.split(". ")[0]
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def _safe_resolve(choice: str) -> tuple[str | None, str | None]:
     try:
         return resolve(choice)
@@ -111,65 +180,319 @@ def _safe_resolve(choice: str) -> tuple[str | None, str | None]:
         return choice, None
 
 
-def build(pool: EnginePool) -> tuple[Any, Any]:
-    """Lay out the tab in the current ``gr.Blocks``; returns its database and model dropdowns."""
+def _plot(chart: Chart | None, kind: str) -> Any:
     import gradio as gr
 
-    dbs = list(database_choices())
-    history = gr.State([])
-    with gr.Row():
-        db = gr.Dropdown(dbs, value=default_database(dbs), label="Database", elem_id="chat-db")
-        model = gr.Dropdown(
-            model_choices(),
-            value=pool.base.model,
-            label="Model",
-            allow_custom_value=True,
-            elem_id="chat-model",
-        )
-    chatbot = gr.Chatbot(label="Conversation", height=320, elem_id="chat-log")
-    with gr.Row():
-        question = gr.Textbox(
-            placeholder="e.g. How many customers are there?",
-            show_label=False,
-            scale=5,
-            elem_id="chat-question",
-        )
-        send = gr.Button("Ask", variant="primary", scale=1, elem_id="chat-ask")
-        clear = gr.Button("Clear", scale=1, elem_id="chat-clear")
-    status = gr.Markdown(elem_id="chat-status")
-    sql = gr.Code(
-        language="sql", label="SQL (edit and re-run)", interactive=True, elem_id="chat-sql"
+    if chart is None or chart.kind != kind:
+        return gr.update(visible=False, value=None)
+    return gr.update(
+        value=chart.frame,
+        x=chart.x,
+        y=chart.y,
+        color=chart.color,
+        sort=chart.order,
+        y_lim=chart.y_lim,
+        x_title=chart.x,
+        y_title=chart.y,
+        visible=True,
     )
-    with gr.Row():
-        rerun = gr.Button("Run edited SQL", elem_id="chat-rerun")
-        dialect = gr.Dropdown(DIALECTS, value="postgres", label="Show in dialect", scale=1)
-        show_dialect = gr.Button("Transpile", scale=1)
-    transpiled = gr.Code(language="sql", label="Transpiled SQL", interactive=False)
-    table = gr.Dataframe(label="Result", interactive=False, elem_id="chat-result", wrap=True)
-    with gr.Accordion("Retrieved sources", open=False, elem_id="chat-sources-box"):
-        sources = gr.Markdown(elem_id="chat-sources")
 
-    def on_ask(q, d, m, c, h):
-        busy = (
-            "Working…" if pool.is_loaded(m) else "Loading the model (first use can take a minute)…"
+
+class ChatTab:
+    """The tab's components and handlers (handlers return {component: update} dicts)."""
+
+    def __init__(self, pool: EnginePool, examples: Any, history: Any) -> None:
+        self.pool, self.examples, self.history = pool, examples, history
+
+    def build(self) -> tuple[Any, Any]:
+        """Lay out the tab in the current ``gr.Blocks``; returns its database and model
+        dropdowns."""
+        import gradio as gr
+
+        dbs = list(database_choices())
+        self.turns = gr.State([])
+        self.last_question = gr.State("")
+        self.answered = gr.State(None)  # {"db", "question", "sql"} of the last good answer
+        self.ran = gr.State(None)  # {"db", "sql"} of the last edited SQL that ran
+        self.history_ids = gr.State([])
+        with gr.Row():
+            self.db = gr.Dropdown(
+                dbs, value=default_database(dbs), label="Database", elem_id="chat-db"
+            )
+            self.model = gr.Dropdown(
+                model_choices(),
+                value=self.pool.base.model,
+                label="Model",
+                allow_custom_value=True,
+                elem_id="chat-model",
+            )
+        self.chatbot = gr.Chatbot(label="Conversation", height=320, elem_id="chat-log")
+        with gr.Row():
+            self.question = gr.Textbox(
+                placeholder="e.g. How many customers are there?",
+                show_label=False,
+                scale=5,
+                elem_id="chat-question",
+            )
+            self.send = gr.Button("Ask", variant="primary", scale=1, elem_id="chat-ask")
+            self.clear = gr.Button("Clear", scale=1, elem_id="chat-clear")
+        self.status = gr.Markdown(elem_id="chat-status")
+        self.write = gr.Button("Write SQL yourself", size="sm", elem_id="chat-write-sql")
+        self.sql = gr.Code(
+            language="sql",
+            label="SQL (edit and run again)",
+            interactive=True,
+            visible=False,
+            elem_id="chat-sql",
         )
-        yield c, h, gr.skip(), gr.skip(), busy, gr.skip(), ""
-        c, h, s, t, st, src = ask(q, d, m, c, h, pool)
-        yield c, h, s, t, st, src, ""
+        with gr.Row(visible=False, elem_id="chat-sql-actions") as self.actions:
+            self.rerun = gr.Button("Run edited SQL", elem_id="chat-rerun")
+            self.correct = gr.Button(
+                "✓ Correct", variant="primary", visible=False, elem_id="chat-correct"
+            )
+            self.dialect = gr.Dropdown(DIALECTS, value="postgres", label="Show in dialect")
+            self.show_dialect = gr.Button("Transpile", elem_id="chat-transpile")
+        with gr.Row(visible=False, elem_id="chat-save-row") as self.save_row:
+            self.save_question = gr.Textbox(
+                label="Question this SQL answers", scale=4, elem_id="chat-save-question"
+            )
+            self.save = gr.Button("Save as correct", variant="primary", elem_id="chat-save")
+        self.feedback = gr.Markdown(elem_id="chat-feedback")
+        self.transpiled = gr.Code(
+            language="sql", label="Transpiled SQL", interactive=False, visible=False,
+            elem_id="chat-transpiled",
+        )  # fmt: skip
+        with gr.Column(visible=False, elem_id="chat-result-box") as self.result_box:
+            self.table = gr.Dataframe(
+                label="Result", interactive=False, elem_id="chat-result", wrap=True
+            )
+            self.bar = gr.BarPlot(
+                label="Chart", visible=False, x_label_angle=-30, height=320, elem_id="chat-bar"
+            )
+            self.line = gr.LinePlot(label="Chart", visible=False, height=320, elem_id="chat-line")
+            self.download = gr.DownloadButton(
+                "Download CSV", size="sm", visible=False, elem_id="chat-download"
+            )
+        with gr.Accordion(
+            "Retrieved sources", open=False, visible=False, elem_id="chat-sources-box"
+        ) as self.sources_box:
+            self.sources = gr.Markdown(elem_id="chat-sources")
+        with gr.Accordion("History", open=True, elem_id="chat-history-box"):
+            self.history_hint = gr.Markdown(elem_id="chat-history-hint")
+            self.history_table = gr.Dataframe(
+                headers=HISTORY_COLUMNS,
+                interactive=False,
+                wrap=True,
+                max_height=360,
+                column_widths=["14%", "38%", "18%", "30%"],
+                visible=False,
+                elem_id="chat-history",
+            )
+            self.history_clear = gr.Button(
+                "Clear this database's history", size="sm", elem_id="chat-history-clear"
+            )
+        self.history_outputs = [self.history_hint, self.history_table, self.history_ids]
+        self._wire()
+        return self.db, self.model
 
-    outputs = [chatbot, history, sql, table, status, sources, question]
-    send.click(on_ask, [question, db, model, chatbot, history], outputs)
-    question.submit(on_ask, [question, db, model, chatbot, history], outputs)
-    clear.click(
-        lambda: ([], [], "", None, "", "", ""),
-        None,
-        [chatbot, history, sql, table, status, sources, transpiled],
-    )
-    rerun.click(lambda s, d: run_edited_sql(s, d, pool), [sql, db], [table, status])
+    # --- wiring ---------------------------------------------------------------------------
 
-    def on_db_change(d, m):
-        prime(d, m, pool)
+    def _wire(self) -> None:
+        from app.selection import row_click
 
-    db.change(on_db_change, [db, model], None)
-    show_dialect.click(transpile, [sql, dialect], transpiled)
-    return db, model
+        outs = [
+            self.chatbot, self.turns, self.last_question, self.answered, self.ran,
+            self.history_ids, self.question, self.status, self.write, self.sql, self.actions,
+            self.correct, self.save_row, self.save_question, self.feedback, self.transpiled,
+            self.result_box, self.table, self.bar, self.line, self.download, self.sources_box,
+            self.sources, self.history_hint, self.history_table,
+        ]  # fmt: skip
+        asking = [self.question, self.db, self.model, self.chatbot, self.turns]
+        self.send.click(self.on_ask, asking, outs)
+        self.question.submit(self.on_ask, asking, outs)
+        self.clear.click(self.on_clear, None, outs)
+        self.write.click(self.on_write, None, outs)
+        self.rerun.click(self.on_rerun, [self.sql, self.db, self.last_question], outs)
+        self.correct.click(self.on_correct, self.answered, outs)
+        self.save.click(self.on_save, [self.ran, self.save_question], outs)
+        self.show_dialect.click(self.on_transpile, [self.sql, self.dialect], outs)
+        self.db.change(self.on_db_change, [self.db, self.model], outs)
+        self.history_clear.click(self.on_history_clear, self.db, outs)
+        self.history_table.select(
+            row_click(self.on_history_click),
+            [self.history_ids, self.db, self.model, self.chatbot, self.turns],
+            outs,
+        )
+
+    # --- handlers -------------------------------------------------------------------------
+
+    def on_ask(self, q: str, d: str, m: str, chat: list, turns: list) -> Any:
+        loading = not self.pool.is_loaded(m)
+        busy = "Loading the model (first use can take a minute)…" if loading else "Working…"
+        yield {self.status: busy, self.feedback: ""}
+        turn = ask(q, d, m, chat, turns, self.pool, self.history)
+        yield {**self._answer(turn, d), self.question: "", **self._history(d)}
+
+    def _answer(self, turn: Turn, d: str) -> dict:
+        import gradio as gr
+
+        out = {self.chatbot: turn.chat, self.turns: turn.turns, self.status: turn.status}
+        a = turn.answer
+        if a is None:
+            return out
+        sql = a.sql or ""
+        out |= {
+            self.last_question: a.question,
+            self.answered: {"db": d, "question": a.question, "sql": sql} if a.ok else None,
+            self.ran: None,
+            **self._editor(sql, bool(sql)),
+            self.correct: gr.update(visible=a.ok),
+            self.save_row: gr.update(visible=False),
+            self.feedback: "",
+            self.transpiled: gr.update(visible=False, value=""),
+            self.sources_box: gr.update(visible=True),
+            self.sources: sources_markdown(a.sources),
+        }
+        return out | self._result(a.columns, a.rows, d, a.ok)
+
+    def _editor(self, sql: str, visible: bool) -> dict:
+        import gradio as gr
+
+        return {
+            self.sql: gr.update(value=sql, visible=visible),
+            self.actions: gr.update(visible=visible),
+            self.write: gr.update(visible=not visible),
+        }
+
+    def _result(self, columns: list[str], rows: list[Any], d: str, ok: bool) -> dict:
+        import gradio as gr
+
+        if not ok or not rows:
+            return {
+                self.result_box: gr.update(visible=False),
+                self.table: None,
+                self.bar: gr.update(visible=False, value=None),
+                self.line: gr.update(visible=False, value=None),
+                self.download: gr.update(visible=False, value=None),
+            }
+        rows = [list(r) for r in rows]
+        chart = choose_chart(columns, rows)
+        path = csv_file(columns, rows, f"{safe_name(d)}-result")
+        return {
+            self.result_box: gr.update(visible=True),
+            self.table: frame(columns, rows),
+            self.bar: _plot(chart, "bar"),
+            self.line: _plot(chart, "line"),
+            self.download: gr.update(value=str(path), visible=True),
+        }
+
+    def on_clear(self) -> dict:
+        import gradio as gr
+
+        return {
+            self.chatbot: [], self.turns: [], self.last_question: "", self.answered: None,
+            self.ran: None, self.status: "", self.feedback: "", **self._editor("", False),
+            self.correct: gr.update(visible=False), self.save_row: gr.update(visible=False),
+            self.transpiled: gr.update(visible=False, value=""),
+            self.sources_box: gr.update(visible=False), self.sources: "",
+            **self._result([], [], "", False),
+        }  # fmt: skip
+
+    def on_write(self) -> dict:
+        return self._editor("", True)
+
+    def on_rerun(self, sql: str, d: str, question: str) -> dict:
+        return self._run(sql, d, question, record=True)
+
+    def _run(self, sql: str, d: str, question: str, record: bool) -> dict:
+        """Run SQL from the editor: its result, and "Save as correct" when it ran."""
+        import gradio as gr
+
+        result, status = run_edited_sql(sql, d, self.pool)
+        ok = result is not None and result.ok
+        out = {
+            self.status: status,
+            self.feedback: "",
+            self.correct: gr.update(visible=False),
+            self.ran: {"db": d, "sql": sql.strip()} if ok else None,
+            self.save_row: gr.update(visible=ok),
+            self.save_question: question or "",
+        }
+        out |= self._result(result.columns if ok else [], result.rows if ok else [], d, ok)
+        path = database_choices().get(d)
+        if record and result is not None and question and path is not None:
+            detail = f"{len(result.rows)} row(s)" if ok else public(result.error)
+            self.history.record(path, question, sql.strip(), ok, detail, edited=True)
+            out |= self._history(d)
+        return out
+
+    def on_correct(self, answered: dict | None) -> dict:
+        import gradio as gr
+
+        if not answered:
+            return {self.feedback: "There is no answer to mark as correct."}
+        saved, message = save_example(
+            self.examples, answered["db"], answered["question"], answered["sql"]
+        )
+        return {self.feedback: message, self.correct: gr.update(visible=not saved)}
+
+    def on_save(self, ran: dict | None, question: str) -> dict:
+        import gradio as gr
+
+        if not ran:
+            return {self.feedback: "Run the SQL first; only SQL that runs can be saved."}
+        if not (question or "").strip():
+            return {self.feedback: "Type the question this SQL answers, then save."}
+        saved, message = save_example(self.examples, ran["db"], question, ran["sql"])
+        return {self.feedback: message, self.save_row: gr.update(visible=not saved)}
+
+    def on_transpile(self, sql: str, dialect: str) -> dict:
+        import gradio as gr
+
+        text = transpile(sql, dialect)
+        return {self.transpiled: gr.update(value=text, visible=bool(text))}
+
+    def on_db_change(self, d: str, m: str) -> dict:
+        prime(d, m, self.pool)
+        return self._history(d)
+
+    def refresh_history(self, d: str) -> dict:
+        return self._history(d)
+
+    def _history(self, d: str) -> dict:
+        import gradio as gr
+
+        path = database_choices().get(d)
+        entries = self.history.recent(path, HISTORY_ROWS) if path is not None else []
+        if not entries:
+            return {
+                self.history_hint: "No questions asked on this database yet.",
+                self.history_table: gr.update(visible=False, value=None),
+                self.history_ids: [],
+            }
+        return {
+            self.history_hint: "Newest first. Click a question to ask it again, or its SQL "
+            "to load and run it in the editor.",
+            self.history_table: gr.update(value=history_frame(entries), visible=True),
+            self.history_ids: [e.id for e in entries],
+        }
+
+    def on_history_clear(self, d: str) -> dict:
+        path = database_choices().get(d)
+        n = self.history.clear(path) if path is not None else 0
+        return {**self._history(d), self.feedback: f"Cleared {n} question(s) of **{d}**."}
+
+    def on_history_click(
+        self, row: int, col: int, ids: list[int], d: str, m: str, chat: list, turns: list
+    ) -> Any:
+        entry = self.history.get(ids[row]) if 0 <= row < len(ids) else None
+        if entry is None:
+            yield self._history(d)
+            return
+        if col != _SQL_COLUMN and entry.question:
+            yield from self.on_ask(entry.question, d, m, chat, turns)
+            return
+        out = {**self._editor(entry.sql, True), self.last_question: entry.question}
+        out |= self._run(entry.sql, d, entry.question, record=False)
+        out[self.status] = f"Loaded the SQL of “{entry.question or 'SQL only'}”: {out[self.status]}"
+        yield out

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from app.messages import first_line, public
 from app.model_choices import model_choices, resolve
 from engine.config import EngineConfig
 from engine.paths import REPO_ROOT, data_dir
@@ -109,7 +110,7 @@ def run_all(base: EngineConfig, models: list[str], *settings: Any):
         try:
             cfg = make_config(base, choice, *settings)
         except Exception as err:  # ConfigError, bad adapter: one line, next model
-            yield f"**{choice}:** {str(err).splitlines()[0]}", comparison(dirs), dirs, None
+            yield f"**{choice}:** {first_line(err)}", comparison(dirs), dirs, None
             continue
         job = EvalJob(cfg).start()
         while job.running:
@@ -124,7 +125,7 @@ def run_all(base: EngineConfig, models: list[str], *settings: Any):
             yield text, gr_skip(), dirs, gr_skip()
             time.sleep(1.0)
         if job.error:
-            yield f"**{choice} failed:** {job.error}", comparison(dirs), dirs, None
+            yield f"**{choice} failed:** {public(job.error)}", comparison(dirs), dirs, None
             continue
         dirs.append(cfg.out)
         yield f"Finished {i}/{len(models)}: {choice}", comparison(dirs), dirs, cfg.out

@@ -16,20 +16,28 @@ def build_app(cfg: EngineConfig | None = None, warm_up: bool = False):  # -> gr.
     from app import chat_tab, eval_tab, schema_tab, train_tab
     from app.databases import database_choices, default_database
     from app.engines import EnginePool
+    from app.messages import public
+    from engine.history import QuestionHistory
+    from engine.paths import data_dir
+    from engine.rag.examples import SavedExamples
     from training.jobs import JobManager
 
     pool = EnginePool(cfg or EngineConfig())
     jobs = JobManager()  # one training job per app process
+    # Saved pairs and question history live in the data folder (one user's folder, later).
+    examples = SavedExamples(pool.base.rag, data_dir(), timeout_s=pool.base.timeout_s)
+    history = QuestionHistory(data_dir())
     if warm_up:
         pool.warm_up(database_choices().get(default_database(database_choices()) or ""))
     with gr.Blocks(title=TITLE) as demo:
         gr.Markdown(f"# {TITLE}\nAsk questions about a SQLite database in plain language.")
-        model_status = gr.Markdown(pool.status, elem_id="model-status")
-        gr.Timer(2.0).tick(lambda: pool.status, None, model_status, show_progress="hidden")
+        model_status = gr.Markdown(public(pool.status), elem_id="model-status")
+        gr.Timer(2.0).tick(lambda: public(pool.status), None, model_status, show_progress="hidden")
         with gr.Tab("Chat", id="chat"):
-            chat_db, chat_model = chat_tab.build(pool)
-        with gr.Tab("Schema", id="schema"):
-            schema_tab.build(pool, [chat_db], demo)
+            chat = chat_tab.ChatTab(pool, examples, history)
+            chat_db, chat_model = chat.build()
+        with gr.Tab("Schema", id="schema") as schema:
+            panel = schema_tab.build(pool, examples, [chat_db], demo)
         with gr.Tab("Training", id="training"):
             runs_finished = train_tab.build(jobs)
         with gr.Tab("Evaluation", id="evaluation"):
@@ -39,8 +47,11 @@ def build_app(cfg: EngineConfig | None = None, warm_up: bool = False):  # -> gr.
             event.then(_refresh_models, None, [chat_model, eval_models])
         # Evaluation measures the model the chat serves unless told otherwise.
         chat_model.change(lambda m: gr.update(value=[m] if m else []), chat_model, eval_models)
-        # Each new page sees databases uploaded since the app started.
+        # Each new page sees databases uploaded since the app started, and its history.
         demo.load(lambda: gr.update(choices=list(database_choices())), None, chat_db)
+        demo.load(chat.refresh_history, chat_db, chat.history_outputs)
+        # Pairs saved from the chat show up in the examples manager.
+        schema.select(panel.refresh, [panel.db, panel.search], panel.outputs)
     demo.pool = pool  # type: ignore[attr-defined]
     return demo
 

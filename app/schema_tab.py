@@ -1,4 +1,5 @@
-"""Schema tab: upload a database (file, SQL script or CSVs), inspect it, index it for RAG."""
+"""Schema tab: upload a database (file, SQL script or CSVs), inspect it, manage its solved
+example pairs, index its documentation for RAG."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from typing import Any
 
 from app.databases import database_choices, default_database, frame
 from app.engines import EnginePool
+from app.examples_panel import ExamplesPanel
+from app.messages import first_line, public
 from app.uploads import LIMITS, UploadError, import_upload
 from engine.executor import DatabaseError, run_readonly
 from engine.schema import read_schema
@@ -21,11 +24,12 @@ def import_files(files: list[Any] | None, name: str | None) -> tuple[str, str | 
     """Upload -> (status line, label of the new database or None)."""
     paths = [Path(getattr(f, "name", f)) for f in files or []]
     try:
-        db = import_upload(paths, name=(name or "").strip() or None)
+        imported = import_upload(paths, name=(name or "").strip() or None)
     except UploadError as err:
-        return f"**Upload refused:** {err}", None
-    label = next(label for label, p in database_choices().items() if p == db)
-    return f"Imported **{label}**.", label
+        return f"**Upload refused:** {public(err)}", None
+    label = next(label for label, p in database_choices().items() if p == imported.path)
+    notes = "".join(f"\n\n{public(n)}" for n in imported.notes)
+    return f"Imported **{label}**.{notes}", label
 
 
 def describe(db_label: str | None) -> tuple[str, list[str]]:
@@ -36,7 +40,7 @@ def describe(db_label: str | None) -> tuple[str, list[str]]:
     try:
         schema = read_schema(dbs[db_label], count_rows=True)
     except DatabaseError as err:
-        return f"**Cannot read it:** {err}", []
+        return f"**Cannot read it:** {public(err)}", []
     lines = [
         f"**{len(schema.tables)} table(s)**",
         "",
@@ -67,11 +71,11 @@ def preview(db_label: str | None, table: str | None) -> Any:
 def index(
     db_label: str | None,
     doc_files: list[Any] | None,
-    examples_file: Any | None,
     pool: EnginePool,
     progress: Any = None,
 ) -> str:
-    """Index tables, docs and example pairs of one database into the vector store."""
+    """Index the tables, the docs and the saved example pairs of one database (a full
+    rebuild of its index; saved pairs are added one by one without it)."""
     from engine.rag.index import index_database
 
     dbs = database_choices()
@@ -86,25 +90,32 @@ def index(
                 src = Path(getattr(f, "name", f))
                 shutil.copyfile(src, tmp / src.name)
             docs_dir = tmp
-        examples = Path(getattr(examples_file, "name", examples_file)) if examples_file else None
 
         def say(message: str) -> None:
             if progress is not None:
                 progress(None, desc=message)
 
-        report = index_database(pool.base.rag, dbs[db_label], docs_dir, examples, progress=say)
+        report = index_database(pool.base.rag, dbs[db_label], docs_dir, progress=say)
     except Exception as err:  # every index failure is a one-line message, the app keeps serving
-        return (
-            f"**Indexing failed:** {str(err).splitlines()[0] if str(err) else type(err).__name__}"
-        )
+        return f"**Indexing failed:** {first_line(err)}"
     finally:
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
-    return f"Indexed: {report.summary()}"
+    text = (
+        f"Indexed **{db_label}**: {report.tables} tables, {report.doc_chunks} doc chunks from "
+        f"{report.doc_files} file(s), {report.examples} example pairs ({report.saved_examples} "
+        f"saved) in {report.seconds:.1f} s."
+    )
+    if report.skipped:
+        text += " Skipped " + ", ".join(f"{n} ({why})" for why, n in report.skipped.items()) + "."
+    return text
 
 
-def build(pool: EnginePool, database_dropdowns: list[Any], demo: Any) -> None:
-    """Lay out the tab; uploads also refresh ``database_dropdowns`` of other tabs."""
+def build(
+    pool: EnginePool, examples: Any, database_dropdowns: list[Any], demo: Any
+) -> ExamplesPanel:
+    """Lay out the tab; uploads also refresh ``database_dropdowns`` of other tabs. Returns
+    the examples manager (refreshed when the tab is opened)."""
     import gradio as gr
 
     dbs = list(database_choices())
@@ -131,16 +142,16 @@ def build(pool: EnginePool, database_dropdowns: list[Any], demo: Any) -> None:
     rows = gr.Dataframe(
         label=f"First {PREVIEW_ROWS} rows", interactive=False, elem_id="schema-preview"
     )
-    with gr.Accordion("Documentation and example questions (for retrieval)", open=False):
+    with gr.Accordion("Example questions: solved pairs retrieved for similar questions"):
+        panel = ExamplesPanel(examples)
+        panel.build(db)
+    with gr.Accordion("Documentation (for retrieval)", open=False):
         docs = gr.File(
             label="Docs (.md, .txt, .pdf)",
             file_count="multiple",
             file_types=[".md", ".txt", ".pdf"],
         )
-        examples = gr.File(
-            label="Question/SQL pairs (.json, .jsonl, .csv)", file_types=[".json", ".jsonl", ".csv"]
-        )
-        index_btn = gr.Button("Index into the vector store", elem_id="schema-index")
+        index_btn = gr.Button("Rebuild the index with these docs", elem_id="schema-index")
         index_status = gr.Markdown(elem_id="schema-index-status")
 
     def on_describe(label):
@@ -158,11 +169,13 @@ def build(pool: EnginePool, database_dropdowns: list[Any], demo: Any) -> None:
             return [status, *(gr.update(choices=choices, value=label) for _ in range(n))]
         return [status, *(gr.update(choices=choices) for _ in range(n))]
 
-    def on_index(label, d, e, progress=gr.Progress()):  # noqa: B008 (Gradio injects it)
-        return index(label, d, e, pool, progress)
+    def on_index(label, d, progress=gr.Progress()):  # noqa: B008 (Gradio injects it)
+        return index(label, d, pool, progress)
 
     upload.click(on_upload, [files, name], [upload_status, db, *database_dropdowns])
     db.change(on_describe, db, [overview, table, rows])
     table.change(preview, [db, table], rows)
-    index_btn.click(on_index, [db, docs, examples], index_status)
+    index_btn.click(on_index, [db, docs], index_status)
     demo.load(on_describe, db, [overview, table, rows])
+    demo.load(panel.on_db_change, db, panel.outputs)
+    return panel

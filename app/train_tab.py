@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from app.messages import public
 from app.model_choices import runs_dir
 from engine.config import ConfigError
 from engine.models import PRESETS
@@ -88,8 +89,8 @@ def start(manager: JobManager, resume: bool, *form: Any) -> tuple[str, str, bool
         cfg = build_config(*form)
         job = manager.resume(cfg) if resume else manager.start(cfg)
     except (ConfigError, JobBusy, ValueError, TypeError) as err:  # TypeError: an empty field
-        return "", f"**Cannot start:** {err}", False
-    return progress_html(job.status()), f"Started: output in `{job.output_dir}`", True
+        return "", f"**Cannot start:** {public(err)}", False
+    return progress_html(job.status()), f"Started run **{Path(job.output_dir).name}**.", True
 
 
 def follow(manager: JobManager):
@@ -107,9 +108,12 @@ def follow(manager: JobManager):
         plot = pd.DataFrame({"step": list(points), "loss": list(points.values())})
         logs = "\n".join(status.logs[-25:])
         if status.state == "done":
-            message = f"Done. Adapter: `{status.adapter_dir}` — now in the Chat and Evaluation model lists."
+            run = Path(status.adapter_dir).parent.name if status.adapter_dir else "the run"
+            message = (
+                f"Done. The adapter of **{run}** is now in the Chat and Evaluation model lists."
+            )
         elif status.state == "failed":
-            message = f"**Training failed:** {status.error}"
+            message = f"**Training failed:** {public(status.error)}"
         elif status.state == "cancelled":
             message = "Cancelled. Resume continues from the last checkpoint."
         else:

@@ -4,21 +4,28 @@ A ``.sqlite``/``.db`` file is checked and copied; a ``.sql`` script of DDL (and 
 run into a new database; CSV files become tables (sqlite-utils, types detected). The user's
 original file is only ever read. Each database is built in a temporary file and renamed into
 place once complete, so a failed upload leaves nothing behind.
+
+CSV rows with fewer fields than the header are imported with NULLs and reported; a row with
+more fields is refused with its line number (its values would not fit any column). Messages
+name files, never their paths on the server.
 """
 
 from __future__ import annotations
 
+import csv
 import re
 import shutil
 import sqlite3
 import uuid
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from engine.executor import DatabaseError, check_database
 from engine.paths import data_dir
 
 DB_SUFFIXES = {".sqlite", ".sqlite3", ".db"}
+CSV_DELIMITERS = ",;\t|"
 
 
 class UploadError(ValueError):
@@ -42,6 +49,14 @@ class UploadLimits:
 
 
 LIMITS = UploadLimits()
+
+
+@dataclass(frozen=True)
+class Imported:
+    """A new database and what the user should know about its import."""
+
+    path: Path
+    notes: list[str] = field(default_factory=list)
 
 
 def safe_name(name: str) -> str:
@@ -96,7 +111,7 @@ def import_sqlite(src: Path, dest_dir: Path, limits: UploadLimits = LIMITS) -> P
     try:
         check_database(src)
     except DatabaseError as err:
-        raise UploadError(str(err)) from None
+        raise UploadError(_named(str(err), src)) from None
     target = _target(dest_dir, src.name)
     tmp = target.with_name(f".{uuid.uuid4().hex}.tmp")
     shutil.copyfile(src, tmp)
@@ -145,23 +160,24 @@ def import_sql_script(src: Path, dest_dir: Path, limits: UploadLimits = LIMITS) 
     return _finish(tmp, target, limits)
 
 
-def import_csvs(srcs: list[Path], dest_dir: Path, name: str, limits: UploadLimits = LIMITS) -> Path:
+def import_csvs(
+    srcs: list[Path], dest_dir: Path, name: str, limits: UploadLimits = LIMITS
+) -> Imported:
     """Each CSV becomes a table named after its file, with column types detected."""
     import sqlite_utils
-    from sqlite_utils.utils import TypeTracker, rows_from_file
+    from sqlite_utils.utils import TypeTracker
 
     for src in srcs:
         _check_size(src, limits.max_csv_bytes, "CSV files")
     target = _target(dest_dir, name)
     tmp = target.with_name(f".{uuid.uuid4().hex}.tmp")
     db = sqlite_utils.Database(tmp)
+    notes: list[str] = []
     try:
         for src in srcs:
             tracker = TypeTracker()
-            with open(src, "rb") as f:
-                rows, _ = rows_from_file(f, encoding="utf-8-sig")
-                table = db[safe_name(src.name)]
-                table.insert_all(tracker.wrap(rows), batch_size=1000, alter=True)
+            table = db[safe_name(src.name)]
+            table.insert_all(tracker.wrap(csv_rows(src, notes)), batch_size=1000, alter=True)
             if not table.exists() or table.count == 0:
                 raise UploadError(f"{src.name} has no data rows.")
             table.transform(types=tracker.types)
@@ -169,13 +185,80 @@ def import_csvs(srcs: list[Path], dest_dir: Path, name: str, limits: UploadLimit
         db.close()
         tmp.unlink(missing_ok=True)
         raise
-    except Exception as err:  # csv.Error, UnicodeDecodeError, sqlite errors: all one message
+    except UnicodeDecodeError:
+        db.close()
+        tmp.unlink(missing_ok=True)
+        raise UploadError(f"{src.name} is not UTF-8 text: save it as a UTF-8 CSV.") from None
+    except Exception as err:  # csv.Error, sqlite errors: all one message
         db.close()
         tmp.unlink(missing_ok=True)
         first = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise UploadError(f"Cannot read the CSV upload: {first}") from None
+        raise UploadError(f"Cannot read {src.name}: {_named(first, src)}") from None
     db.close()
-    return _finish(tmp, target, limits)
+    return Imported(_finish(tmp, target, limits), notes)
+
+
+def csv_rows(src: Path, notes: list[str]) -> Iterator[dict[str, str | None]]:
+    """The data rows of a CSV file as dicts keyed by its header.
+
+    The delimiter is the one of ``,;<tab>|`` the header uses most. Short rows get NULLs for
+    their missing fields (noted in ``notes``); a row with more fields than the header raises
+    :class:`UploadError` naming its line.
+    """
+    with open(src, encoding="utf-8-sig", newline="") as f:
+        first = f.readline()
+        f.seek(0)
+        delimiter = max(CSV_DELIMITERS, key=first.count) if first.strip() else ","
+        delimiter = delimiter if delimiter in first else ","
+        reader = csv.reader(f, delimiter=delimiter)
+        names = _header(src, next(reader, []), notes)
+        short: list[int] = []
+        for row in reader:
+            if not row or (len(row) == 1 and not row[0].strip() and len(names) > 1):
+                continue  # a blank line
+            if len(row) > len(names):
+                shown = "tab" if delimiter == "\t" else f"'{delimiter}'"
+                raise UploadError(
+                    f"Line {reader.line_num} of {src.name} has {len(row)} fields; the header "
+                    f"has {len(names)}. Quote values that contain {shown}, or fix that line."
+                )
+            if len(row) < len(names):
+                short.append(reader.line_num)
+            yield dict(zip(names, [*row, *[None] * (len(names) - len(row))], strict=True))
+    if short:
+        lines = ", ".join(map(str, short[:5])) + (" …" if len(short) > 5 else "")
+        notes.append(
+            f"{src.name}: {len(short)} row(s) had fewer fields than the header (line "
+            f"{lines}); their missing values were imported as NULL."
+        )
+
+
+def _header(src: Path, header: list[str], notes: list[str]) -> list[str]:
+    names = [h.strip() for h in header]
+    if not any(names):
+        raise UploadError(f"{src.name} has no header row (the first line names the columns).")
+    unnamed = [i for i, n in enumerate(names) if not n]
+    for i in unnamed:
+        names[i] = f"column_{i + 1}"
+    if unnamed:
+        notes.append(
+            f"{src.name}: unnamed header column(s) named "
+            + ", ".join(names[i] for i in unnamed)
+            + "."
+        )
+    seen: dict[str, str] = {}
+    for n in names:
+        if n.lower() in seen:
+            raise UploadError(f"Column '{n}' appears twice in the header of {src.name}.")
+        seen[n.lower()] = n
+    return names
+
+
+def _named(message: str, path: Path) -> str:
+    """``message`` naming ``path`` by its file name only."""
+    for form in {str(path), str(path.resolve())}:
+        message = message.replace(form, path.name)
+    return message
 
 
 def upload_dir() -> Path:
@@ -184,7 +267,7 @@ def upload_dir() -> Path:
 
 def import_upload(
     files: list[str | Path], dest_dir: Path | None = None, name: str | None = None
-) -> Path:
+) -> Imported:
     """Dispatch on the files' type; returns the new database in ``dest_dir``."""
     dest_dir = dest_dir or upload_dir()
     paths = [Path(f) for f in files or []]
@@ -197,9 +280,9 @@ def import_upload(
         raise UploadError("Upload one database or SQL script at a time (or several CSV files).")
     src = paths[0]
     if src.suffix.lower() in DB_SUFFIXES:
-        return import_sqlite(src, dest_dir)
+        return Imported(import_sqlite(src, dest_dir))
     if src.suffix.lower() == ".sql":
-        return import_sql_script(src, dest_dir)
+        return Imported(import_sql_script(src, dest_dir))
     raise UploadError(
         f"Unsupported file type {src.suffix or '(none)'}: use .sqlite/.db, .sql or .csv."
     )

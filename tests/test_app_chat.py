@@ -8,6 +8,7 @@ from app import chat_tab
 from app.databases import database_choices
 from app.engines import EnginePool
 from engine.config import EngineConfig
+from engine.history import QuestionHistory
 from engine.pipeline import TextToSQL
 from tests.test_pipeline import PrefillingBackend, ScriptedBackend
 
@@ -29,41 +30,46 @@ def test_sample_databases_are_offered():
     assert {"shop (sample)", "hr (sample)", "music (sample)"} <= set(database_choices())
 
 
-def test_ask_shows_sql_rows_and_status(pool, shop_db):
+def test_ask_shows_sql_rows_and_status(pool, shop_db, tmp_path):
     _with(pool, ["SELECT count(*) AS n FROM customers;"])
-    chat, history, sql, table, status, _ = chat_tab.ask(
-        "How many customers?", SHOP, "scripted", [], [], pool
-    )
+    history = QuestionHistory(tmp_path)
+    turn = chat_tab.ask("How many customers?", SHOP, "scripted", [], [], pool, history)
+    sql = turn.answer.sql
     assert sql == "SELECT count(*) AS n FROM customers"
-    assert list(table.columns) == ["n"] and table.iloc[0, 0] > 0
-    assert chat[0] == {"role": "user", "content": "How many customers?"}
-    assert "1 row(s)" in status and "1 attempt(s)" in status
-    assert history == [("How many customers?", sql)]
+    assert turn.answer.columns == ["n"] and turn.answer.rows[0][0] > 0
+    assert turn.chat[0] == {"role": "user", "content": "How many customers?"}
+    assert "1 row(s)" in turn.status and "1 attempt(s)" in turn.status
+    assert turn.turns == [("How many customers?", sql)]
+    [entry] = history.recent(shop_db)
+    assert (entry.question, entry.sql, entry.ok, entry.detail) == (
+        "How many customers?", sql, True, "1 row(s)",
+    )  # fmt: skip
 
 
 def test_follow_up_sends_earlier_turns(pool, shop_db):
     backend = _with(pool, ["SELECT count(*) FROM customers", "SELECT count(*) FROM orders"])
-    chat, history, *_ = chat_tab.ask("How many customers?", SHOP, "scripted", [], [], pool)
-    chat_tab.ask("And orders?", SHOP, "scripted", chat, history, pool)
+    turn = chat_tab.ask("How many customers?", SHOP, "scripted", [], [], pool)
+    chat_tab.ask("And orders?", SHOP, "scripted", turn.chat, turn.turns, pool)
     last_prompt = json.loads(backend.prompts[-1])
     assert [m["role"] for m in last_prompt] == ["system", "user", "assistant", "user"]
 
 
-def test_errors_are_plain_and_the_app_keeps_going(pool, shop_db):
+def test_errors_are_plain_and_the_app_keeps_going(pool, shop_db, tmp_path):
     _with(pool, ["I cannot help with that.", "Still no SQL."])
-    chat, history, sql, table, status, _ = chat_tab.ask(
-        "Delete everything", SHOP, "scripted", [], [], pool
-    )
-    assert table is None and status.startswith("**Could not answer:**") and history == []
-    assert chat_tab.ask("", SHOP, "scripted", [], [], pool)[4] == "Please type a question."
+    history = QuestionHistory(tmp_path)
+    turn = chat_tab.ask("Delete everything", SHOP, "scripted", [], [], pool, history)
+    assert not turn.answer.ok and turn.status.startswith("**Could not answer:**")
+    assert turn.turns == []
+    assert [(e.ok, e.sql) for e in history.recent(shop_db)] == [(False, "")]
+    assert chat_tab.ask("", SHOP, "scripted", [], [], pool).status == "Please type a question."
 
 
 def test_edited_sql_runs_read_only(pool, shop_db):
     before = shop_db.read_bytes()
-    table, status = chat_tab.run_edited_sql("SELECT name FROM products LIMIT 3", SHOP, pool)
-    assert len(table) == 3 and status == "3 row(s)"
-    table, status = chat_tab.run_edited_sql("DROP TABLE products", SHOP, pool)
-    assert table is None and "Could not run" in status
+    result, status = chat_tab.run_edited_sql("SELECT name FROM products LIMIT 3", SHOP, pool)
+    assert len(result.rows) == 3 and status == "3 row(s)"
+    result, status = chat_tab.run_edited_sql("DROP TABLE products", SHOP, pool)
+    assert not result.ok and "Could not run" in status
     assert shop_db.read_bytes() == before
 
 
