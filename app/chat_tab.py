@@ -146,7 +146,7 @@ def save_example(examples: Any, db_label: str, question: str, sql: str) -> tuple
         return False, f"**Not saved:** {first_line(err)}"
     verb = "Updated the saved SQL of" if saved.replaced else "Saved"
     when = (
-        f"similar questions retrieve it from now on (indexed in {saved.seconds:.1f} s)"
+        f"similar questions retrieve it from now on (indexed in {saved.seconds:.2f} s)"
         if saved.indexed
         else "it is indexed with the database's first question"
     )

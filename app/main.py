@@ -33,6 +33,7 @@ def build_app(cfg: EngineConfig | None = None, warm_up: bool = False):  # -> gr.
         gr.Markdown(f"# {TITLE}\nAsk questions about a SQLite database in plain language.")
         model_status = gr.Markdown(public(pool.status), elem_id="model-status")
         gr.Timer(2.0).tick(lambda: public(pool.status), None, model_status, show_progress="hidden")
+        demo.load(lambda: public(pool.status), None, model_status, show_progress="hidden")
         with gr.Tab("Chat", id="chat"):
             chat = chat_tab.ChatTab(pool, examples, history)
             chat_db, chat_model = chat.build()

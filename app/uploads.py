@@ -26,6 +26,7 @@ from engine.paths import data_dir
 
 DB_SUFFIXES = {".sqlite", ".sqlite3", ".db"}
 CSV_DELIMITERS = ",;\t|"
+_DELIMITER_NAMES = {",": "a comma", ";": "a semicolon", "\t": "a tab", "|": "a '|'"}
 
 
 class UploadError(ValueError):
@@ -217,10 +218,10 @@ def csv_rows(src: Path, notes: list[str]) -> Iterator[dict[str, str | None]]:
             if not row or (len(row) == 1 and not row[0].strip() and len(names) > 1):
                 continue  # a blank line
             if len(row) > len(names):
-                shown = "tab" if delimiter == "\t" else f"'{delimiter}'"
                 raise UploadError(
                     f"Line {reader.line_num} of {src.name} has {len(row)} fields; the header "
-                    f"has {len(names)}. Quote values that contain {shown}, or fix that line."
+                    f"has {len(names)}. Put values that contain {_DELIMITER_NAMES[delimiter]} "
+                    "in double quotes, or fix that line."
                 )
             if len(row) < len(names):
                 short.append(reader.line_num)
