@@ -211,7 +211,7 @@ def _examples_list(examples: Any, args: argparse.Namespace) -> tuple[dict[str, A
 def _examples_add(examples: Any, args: argparse.Namespace) -> tuple[dict[str, Any], str]:
     saved = examples.add(args.db, args.question, args.sql)
     where = (
-        f"added to the index in {saved.seconds:.2f} s"
+        "added to the database's index at once"
         if saved.indexed
         else "the database has no index yet; indexing it will include the pair"
     )
