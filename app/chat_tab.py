@@ -9,21 +9,18 @@ appear with an answer, the transpiled SQL when asked for.
 from __future__ import annotations
 
 import threading
-import time
 from dataclasses import dataclass
 from typing import Any
 
 from app.databases import database_choices, default_database, frame
 from app.engines import EnginePool
+from app.history_panel import SQL_COLUMN, HistoryPanel
 from app.messages import first_line, public
 from app.model_choices import model_choices, resolve
-from app.results import Chart, choose_chart, csv_file
+from app.results import choose_chart, csv_file, plot_update
 from app.uploads import safe_name
 
 DIALECTS = ["sqlite", "postgres", "mysql", "duckdb", "bigquery", "snowflake", "tsql", "oracle"]
-HISTORY_ROWS = 100
-HISTORY_COLUMNS = ["When", "Question (click: ask again)", "Result", "SQL (click: load)"]
-_SQL_COLUMN = 3
 
 
 def _status(answer: Any) -> str:
@@ -153,26 +150,6 @@ def save_example(examples: Any, db_label: str, question: str, sql: str) -> tuple
     return True, f"{verb} “{saved.pair.question}” as an example for **{db_label}**: {when}."
 
 
-def history_frame(entries: list[Any]) -> Any:
-    import pandas as pd
-
-    rows = [
-        [
-            time.strftime("%Y-%m-%d %H:%M", time.localtime(e.asked_at)),
-            e.question or "(SQL only)",
-            ("✓ " if e.ok else "✗ ") + _short(e.detail) + (" · edited SQL" if e.edited else ""),
-            e.sql,
-        ]
-        for e in entries
-    ]
-    return pd.DataFrame(rows, columns=HISTORY_COLUMNS)
-
-
-def _short(text: str, limit: int = 60) -> str:
-    text = text.split(". ")[0]
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
 def _safe_resolve(choice: str) -> tuple[str | None, str | None]:
     try:
         return resolve(choice)
@@ -180,29 +157,12 @@ def _safe_resolve(choice: str) -> tuple[str | None, str | None]:
         return choice, None
 
 
-def _plot(chart: Chart | None, kind: str) -> Any:
-    import gradio as gr
-
-    if chart is None or chart.kind != kind:
-        return gr.update(visible=False, value=None)
-    return gr.update(
-        value=chart.frame,
-        x=chart.x,
-        y=chart.y,
-        color=chart.color,
-        sort=chart.order,
-        y_lim=chart.y_lim,
-        x_title=chart.x,
-        y_title=chart.y,
-        visible=True,
-    )
-
-
 class ChatTab:
     """The tab's components and handlers (handlers return {component: update} dicts)."""
 
     def __init__(self, pool: EnginePool, examples: Any, history: Any) -> None:
         self.pool, self.examples, self.history = pool, examples, history
+        self.past = HistoryPanel(history)
 
     def build(self) -> tuple[Any, Any]:
         """Lay out the tab in the current ``gr.Blocks``; returns its database and model
@@ -214,7 +174,6 @@ class ChatTab:
         self.last_question = gr.State("")
         self.answered = gr.State(None)  # {"db", "question", "sql"} of the last good answer
         self.ran = gr.State(None)  # {"db", "sql"} of the last edited SQL that ran
-        self.history_ids = gr.State([])
         with gr.Row():
             self.db = gr.Dropdown(
                 dbs, value=default_database(dbs), label="Database", elem_id="chat-db"
@@ -277,21 +236,7 @@ class ChatTab:
             "Retrieved sources", open=False, visible=False, elem_id="chat-sources-box"
         ) as self.sources_box:
             self.sources = gr.Markdown(elem_id="chat-sources")
-        with gr.Accordion("History", open=True, elem_id="chat-history-box"):
-            self.history_hint = gr.Markdown(elem_id="chat-history-hint")
-            self.history_table = gr.Dataframe(
-                headers=HISTORY_COLUMNS,
-                interactive=False,
-                wrap=True,
-                max_height=360,
-                column_widths=["14%", "38%", "18%", "30%"],
-                visible=False,
-                elem_id="chat-history",
-            )
-            self.history_clear = gr.Button(
-                "Clear this database's history", size="sm", elem_id="chat-history-clear"
-            )
-        self.history_outputs = [self.history_hint, self.history_table, self.history_ids]
+        self.past.build()
         self._wire()
         return self.db, self.model
 
@@ -302,10 +247,10 @@ class ChatTab:
 
         outs = [
             self.chatbot, self.turns, self.last_question, self.answered, self.ran,
-            self.history_ids, self.question, self.status, self.write, self.sql, self.actions,
+            *self.past.outputs, self.question, self.status, self.write, self.sql, self.actions,
             self.correct, self.save_row, self.save_question, self.feedback, self.transpiled,
             self.result_box, self.table, self.bar, self.line, self.download, self.sources_box,
-            self.sources, self.history_hint, self.history_table,
+            self.sources,
         ]  # fmt: skip
         asking = [self.question, self.db, self.model, self.chatbot, self.turns]
         self.send.click(self.on_ask, asking, outs)
@@ -317,10 +262,10 @@ class ChatTab:
         self.save.click(self.on_save, [self.ran, self.save_question], outs)
         self.show_dialect.click(self.on_transpile, [self.sql, self.dialect], outs)
         self.db.change(self.on_db_change, [self.db, self.model], outs)
-        self.history_clear.click(self.on_history_clear, self.db, outs)
-        self.history_table.select(
+        self.past.clear.click(self.on_history_clear, self.db, outs)
+        self.past.table.select(
             row_click(self.on_history_click),
-            [self.history_ids, self.db, self.model, self.chatbot, self.turns],
+            [self.past.ids, self.db, self.model, self.chatbot, self.turns],
             outs,
         )
 
@@ -331,7 +276,7 @@ class ChatTab:
         busy = "Loading the model (first use can take a minute)…" if loading else "Working…"
         yield {self.status: busy, self.feedback: ""}
         turn = ask(q, d, m, chat, turns, self.pool, self.history)
-        yield {**self._answer(turn, d), self.question: "", **self._history(d)}
+        yield {**self._answer(turn, d), self.question: "", **self.past.refresh(d)}
 
     def _answer(self, turn: Turn, d: str) -> dict:
         import gradio as gr
@@ -381,8 +326,8 @@ class ChatTab:
         return {
             self.result_box: gr.update(visible=True),
             self.table: frame(columns, rows),
-            self.bar: _plot(chart, "bar"),
-            self.line: _plot(chart, "line"),
+            self.bar: plot_update(chart, "bar"),
+            self.line: plot_update(chart, "line"),
             self.download: gr.update(value=str(path), visible=True),
         }
 
@@ -419,11 +364,9 @@ class ChatTab:
             self.save_question: question or "",
         }
         out |= self._result(result.columns if ok else [], result.rows if ok else [], d, ok)
-        path = database_choices().get(d)
-        if record and result is not None and question and path is not None:
+        if record and result is not None and question:
             detail = f"{len(result.rows)} row(s)" if ok else public(result.error)
-            self.history.record(path, question, sql.strip(), ok, detail, edited=True)
-            out |= self._history(d)
+            out |= self.past.record(d, question, sql.strip(), ok, detail)
         return out
 
     def on_correct(self, answered: dict | None) -> dict:
@@ -454,42 +397,20 @@ class ChatTab:
 
     def on_db_change(self, d: str, m: str) -> dict:
         prime(d, m, self.pool)
-        return self._history(d)
-
-    def refresh_history(self, d: str) -> dict:
-        return self._history(d)
-
-    def _history(self, d: str) -> dict:
-        import gradio as gr
-
-        path = database_choices().get(d)
-        entries = self.history.recent(path, HISTORY_ROWS) if path is not None else []
-        if not entries:
-            return {
-                self.history_hint: "No questions asked on this database yet.",
-                self.history_table: gr.update(visible=False, value=None),
-                self.history_ids: [],
-            }
-        return {
-            self.history_hint: "Newest first. Click a question to ask it again, or its SQL "
-            "to load and run it in the editor.",
-            self.history_table: gr.update(value=history_frame(entries), visible=True),
-            self.history_ids: [e.id for e in entries],
-        }
+        return self.past.refresh(d)
 
     def on_history_clear(self, d: str) -> dict:
-        path = database_choices().get(d)
-        n = self.history.clear(path) if path is not None else 0
-        return {**self._history(d), self.feedback: f"Cleared {n} question(s) of **{d}**."}
+        panel, n = self.past.clear_database(d)
+        return {**panel, self.feedback: f"Cleared {n} question(s) of **{d}**."}
 
     def on_history_click(
         self, row: int, col: int, ids: list[int], d: str, m: str, chat: list, turns: list
     ) -> Any:
-        entry = self.history.get(ids[row]) if 0 <= row < len(ids) else None
+        entry = self.past.entry(ids, row)
         if entry is None:
-            yield self._history(d)
+            yield self.past.refresh(d)
             return
-        if col != _SQL_COLUMN and entry.question:
+        if col != SQL_COLUMN and entry.question:
             yield from self.on_ask(entry.question, d, m, chat, turns)
             return
         out = {**self._editor(entry.sql, True), self.last_question: entry.question}

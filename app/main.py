@@ -50,7 +50,7 @@ def build_app(cfg: EngineConfig | None = None, warm_up: bool = False):  # -> gr.
         chat_model.change(lambda m: gr.update(value=[m] if m else []), chat_model, eval_models)
         # Each new page sees databases uploaded since the app started, and its history.
         demo.load(lambda: gr.update(choices=list(database_choices())), None, chat_db)
-        demo.load(chat.refresh_history, chat_db, chat.history_outputs)
+        demo.load(chat.past.refresh, chat_db, chat.past.outputs)
         # Pairs saved from the chat show up in the examples manager.
         schema.select(panel.refresh, [panel.db, panel.search], panel.outputs)
     demo.pool = pool  # type: ignore[attr-defined]

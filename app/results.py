@@ -85,6 +85,25 @@ def choose_chart(columns: list[str], rows: list[list[Any]]) -> Chart | None:
     return None
 
 
+def plot_update(chart: Chart | None, kind: str) -> Any:
+    """The ``gr.update`` of a bar or line plot component: the chart, or hidden."""
+    import gradio as gr
+
+    if chart is None or chart.kind != kind:
+        return gr.update(visible=False, value=None)
+    return gr.update(
+        value=chart.frame,
+        x=chart.x,
+        y=chart.y,
+        color=chart.color,
+        sort=chart.order,
+        y_lim=chart.y_lim,
+        x_title=chart.x,
+        y_title=chart.y,
+        visible=True,
+    )
+
+
 def _to_time(column: Any) -> Any:
     import pandas as pd
 
