@@ -197,15 +197,12 @@ class TextToSQL:
             # the model itself failed: asking it again will not help
             answer.raw_output, answer.sql, answer.error = "", None, candidates[0][1]
             return True
-        checked: dict[str | None, tuple[str | None, QueryResult | None]] = {}
         runs = []  # (candidate index, raw, sql, error, result) of each generated candidate
         for i, (raw, failure) in enumerate(candidates):
             if failure is not None:
                 continue
-            sql = extract_sql(raw)
-            if sql not in checked:
-                checked[sql] = self.check_and_run(raw, work.db_path, work.schema)[1:]
-            runs.append((i, raw, sql, *checked[sql]))
+            sql, error, result = self.check_and_run(raw, work.db_path, work.schema)
+            runs.append((i, raw, sql, error, result))
         valid = [r for r in runs if r[4] is not None and r[3] is None]
         if valid:
             votes: dict[tuple, list[tuple]] = {}
@@ -257,10 +254,15 @@ class TextToSQL:
         self, raw_output: str, db_path: Path, schema: Schema
     ) -> tuple[str | None, str | None, QueryResult | None]:
         """Model text -> (sql, error, result); exactly one of error/result is set."""
-        sql = extract_sql(raw_output)
-        if sql is None:
-            return None, "The model's answer contains no SQL query.", None
-        check = validate_sql(sql, schema)
+        sql = None
+        try:
+            sql = extract_sql(raw_output)
+            if sql is None:
+                return None, "The model's answer contains no SQL query.", None
+            check = validate_sql(sql, schema)
+        except Exception as err:  # a parser bug must not lose the question (or the batch)
+            log.warning("checking failed: %s", _one_line(err))
+            return sql, f"The SQL could not be checked: {_one_line(err)}", None
         if not check.ok:
             return sql, check.message, None
         result = run_readonly(db_path, sql, timeout_s=self.timeout_s, max_rows=self.max_rows)

@@ -61,7 +61,7 @@ def _longest_parsable_prefix(text: str) -> str:
     Returns ``text`` unchanged when no shorter prefix parses, so validation can name the error.
     """
     import sqlglot
-    from sqlglot.errors import ParseError
+    from sqlglot.errors import SqlglotError
 
     lines = text.splitlines()
     for end in range(len(lines), 0, -1):
@@ -69,7 +69,7 @@ def _longest_parsable_prefix(text: str) -> str:
         try:
             if sqlglot.parse_one(candidate, read="sqlite") is not None:
                 return candidate
-        except ParseError:
+        except SqlglotError:  # ParseError, or TokenError (an unterminated string, say)
             continue
     return text
 
@@ -119,12 +119,12 @@ def validate_sql(sql: str, schema: Schema) -> Validation:
     """
     import sqlglot
     from sqlglot import exp
-    from sqlglot.errors import OptimizeError, ParseError
+    from sqlglot.errors import OptimizeError, ParseError, TokenError
     from sqlglot.optimizer.qualify import qualify
 
     try:
         statements = [s for s in sqlglot.parse(sql, read="sqlite") if s is not None]
-    except ParseError as err:
+    except (ParseError, TokenError) as err:
         first = str(err).splitlines()[0]
         return Validation(False, [f"SQL does not parse: {first}"])
     if len(statements) != 1:

@@ -104,3 +104,12 @@ def test_an_unknown_column_error_says_where_the_column_is():
 def test_an_unknown_table_error_lists_the_tables():
     message = validate_sql("SELECT count(*) FROM clients", SCHEMA).message
     assert message == "Unknown table: clients. The tables are: customers, orders"
+
+
+def test_text_that_does_not_tokenize_is_a_checking_error_not_a_crash():
+    """A sampled candidate can stop inside a string literal; sqlglot's tokenizer then raises
+    TokenError (not ParseError)."""
+    raw = "SELECT name FROM customers\nWHERE country = 'Fra"
+    assert extract_sql(raw) == "SELECT name FROM customers"  # the part that parses
+    check = validate_sql("SELECT name FROM customers WHERE country = 'Fra", SCHEMA)
+    assert not check.ok and check.message.startswith("SQL does not parse")

@@ -86,7 +86,9 @@ class BatchDecoder:
 
         if not tokens or len(tokens) >= self.ctx.n_ctx():
             return 0
-        self._cache_prefix(tokens, len(tokens))
+        reused = self._reuse(tokens, len(tokens))
+        self._decode([((0,), pos, tokens[pos], False) for pos in range(reused, len(tokens))])
+        self.cached = list(tokens)
         llama_cpp.llama_synchronize(self.ctx.ctx)  # book the decode now, not at the next read
         return len(tokens)
 
@@ -101,21 +103,29 @@ class BatchDecoder:
         for i, t in enumerate(tokens):
             leaders.setdefault(tuple(t), i + 1)
         shared = _common_prefix([list(t) for t in leaders])
-        reused = self._cache_prefix(list(tokens[0]), shared)
+        reused = self._reuse(list(tokens[0]), shared)
         pickers = [_Picker(llm, cfg) for cfg in cfgs]
         pending: dict[int, int] = {}  # sequence -> its next token, not decoded yet
+        # The shared part not cached yet goes into the cache and every leader in the same
+        # batch as the first leader's own part: a prompt decoded from a cold cache is
+        # evaluated in one pass, as llama.cpp would on its own.
+        every = (0, *leaders.values())
+        items = [(every, p, tokens[0][p], False) for p in range(reused, shared)]
+        for leader in leaders.values():
+            llama_cpp.llama_memory_seq_cp(self.memory, 0, leader, 0, reused)
         for prompt, leader in leaders.items():
-            llama_cpp.llama_memory_seq_cp(self.memory, 0, leader, 0, shared)
-            rest = [
-                (leader, p, prompt[p], p == len(prompt) - 1) for p in range(shared, len(prompt))
+            items += [
+                ((leader,), p, prompt[p], p == len(prompt) - 1) for p in range(shared, len(prompt))
             ]
-            index = self._decode(rest)[leader]
+            index = self._decode(items)[leader]
+            items = []
             # Its copies take the cache and the first logits now: the next decode overwrites them.
             for i, t in enumerate(tokens):
                 if tuple(t) == prompt:
                     if i + 1 != leader:
                         llama_cpp.llama_memory_seq_cp(self.memory, leader, i + 1, 0, len(t))
                     pending[i + 1] = pickers[i].pick(self.ctx, index)
+        self.cached = list(tokens[0][:shared])
         evaluated = shared - reused + sum(len(p) - shared for p in leaders)
         stats.prompt_tokens += sum(len(t) for t in tokens)
         stats.prompt_tokens_reused += sum(len(t) for t in tokens) - evaluated
@@ -149,15 +159,15 @@ class BatchDecoder:
                     cfg.stop_at_statement_end and self._complete(token, out[seq])
                 ):
                     continue
-                step.append((seq, position[seq], token, True))
+                step.append(((seq,), position[seq], token, True))
                 position[seq] += 1
             index = self._decode(step) if step else {}
             pending = {seq: pickers[seq - 1].pick(self.ctx, i) for seq, i in index.items()}
         stats.generate_seconds += time.perf_counter() - started
         return out
 
-    def _cache_prefix(self, tokens: list[int], length: int) -> int:
-        """Make sequence 0 hold ``tokens[:length]``; returns how many were cached already."""
+    def _reuse(self, tokens: list[int], length: int) -> int:
+        """Keep the cached prefix ``tokens[:length]`` shares (dropping the rest); its length."""
         import llama_cpp
 
         reused = 0
@@ -166,25 +176,26 @@ class BatchDecoder:
                 break
             reused += 1
         llama_cpp.llama_memory_seq_rm(self.memory, 0, reused, -1)
-        self._decode([(0, pos, tokens[pos], False) for pos in range(reused, length)])
-        self.cached = list(tokens[:length])
+        self.cached = self.cached[:reused]
         return reused
 
-    def _decode(self, items: list[tuple[int, int, int, bool]]) -> dict[int, int]:
-        """Decode (seq, pos, token, want_logits) items; {seq: batch index of its logits}.
+    def _decode(self, items: list[tuple[tuple[int, ...], int, int, bool]]) -> dict[int, int]:
+        """Decode (sequences, pos, token, want_logits) items; {seq: batch index of its logits}.
 
-        Logits survive only from the last chunk: callers put the wanted ones there.
+        A token given to several sequences is stored once and belongs to all of them. Logits
+        survive only from the last chunk: callers put the wanted ones there.
         """
         last: dict[int, int] = {}
         b = self.batch.batch
         for start in range(0, len(items), self.n_batch):
             chunk = items[start : start + self.n_batch]
             b.n_tokens = len(chunk)
-            for i, (seq, pos, token, logits) in enumerate(chunk):
-                b.token[i], b.pos[i], b.n_seq_id[i], b.logits[i] = token, pos, 1, logits
-                b.seq_id[i][0] = seq
+            for i, (seqs, pos, token, logits) in enumerate(chunk):
+                b.token[i], b.pos[i], b.n_seq_id[i], b.logits[i] = token, pos, len(seqs), logits
+                for j, seq in enumerate(seqs):
+                    b.seq_id[i][j] = seq
                 if logits:
-                    last[seq] = i
+                    last[seqs[0]] = i
             self.ctx.decode(self.batch)
         return last
 
