@@ -85,3 +85,22 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"shared data folder {SHARED_DATA} is absent (see README: Data)")
     return SHARED_DATA
+
+
+@pytest.fixture
+def small_db(tmp_path) -> Path:
+    """A two-table zoo database (keepers, animals with a foreign key) in ``tmp_path``."""
+    import sqlite3
+
+    path = tmp_path / "zoo.sqlite"
+    con = sqlite3.connect(path)
+    con.executescript(
+        "CREATE TABLE keepers (id INTEGER PRIMARY KEY, name TEXT, shift TEXT);"
+        "CREATE TABLE animals (id INTEGER PRIMARY KEY, species TEXT, keeper_id INTEGER "
+        "REFERENCES keepers(id));"
+        "INSERT INTO keepers VALUES (1,'Ann','Morning'),(2,'Bo','Evening');"
+        "INSERT INTO animals VALUES (1,'Zebra',1),(2,'Lion',2),(3,'Zebra',2);"
+    )
+    con.commit()
+    con.close()
+    return path

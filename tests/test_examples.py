@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -28,19 +27,8 @@ BUSIEST = (
 
 
 @pytest.fixture
-def zoo(tmp_path) -> Path:
-    path = tmp_path / "zoo.sqlite"
-    con = sqlite3.connect(path)
-    con.executescript(
-        "CREATE TABLE keepers (id INTEGER PRIMARY KEY, name TEXT, shift TEXT);"
-        "CREATE TABLE animals (id INTEGER PRIMARY KEY, species TEXT, keeper_id INTEGER "
-        "REFERENCES keepers(id));"
-        "INSERT INTO keepers VALUES (1,'Ann','Morning'),(2,'Bo','Evening');"
-        "INSERT INTO animals VALUES (1,'Zebra',1),(2,'Lion',2),(3,'Zebra',2);"
-    )
-    con.commit()
-    con.close()
-    return path
+def zoo(small_db) -> Path:
+    return small_db
 
 
 @pytest.fixture

@@ -45,22 +45,6 @@ def rag(store_dir):
     return RagRetriever(RagConfig(store_dir=str(store_dir), auto_index=False))
 
 
-@pytest.fixture
-def small_db(tmp_path) -> Path:
-    path = tmp_path / "zoo.sqlite"
-    con = sqlite3.connect(path)
-    con.executescript(
-        "CREATE TABLE keepers (id INTEGER PRIMARY KEY, name TEXT, shift TEXT);"
-        "CREATE TABLE animals (id INTEGER PRIMARY KEY, species TEXT, keeper_id INTEGER "
-        "REFERENCES keepers(id));"
-        "INSERT INTO keepers VALUES (1,'Ann','Morning'),(2,'Bo','Evening');"
-        "INSERT INTO animals VALUES (1,'Zebra',1),(2,'Lion',2),(3,'Zebra',2);"
-    )
-    con.commit()
-    con.close()
-    return path
-
-
 # --- config and naming ---------------------------------------------------------------------
 
 
