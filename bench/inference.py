@@ -36,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from engine.backends.base import GenerationConfig  # noqa: E402
+from engine.models import DEFAULT_MODEL  # noqa: E402
 from engine.paths import sample_databases, sample_pairs_file  # noqa: E402
 
 log = logging.getLogger("bench.inference")
@@ -56,15 +57,19 @@ def fixed_questions(n: int) -> list[dict[str, Any]]:
     return out[:n]
 
 
-def make_retriever(questions: list[dict[str, Any]], store: Path) -> tuple[Any, str]:
-    """A RAG retriever over a temporary store, the benchmark questions held out."""
+def make_retriever(
+    questions: list[dict[str, Any]], store: Path, settings: dict[str, Any] | None = None
+) -> tuple[Any, str]:
+    """A RAG retriever over a temporary store, the benchmark questions held out; ``rag.*``
+    keys of ``settings`` (e.g. ``rag.pool_examples``) configure it."""
     try:
         from engine.rag.config import RagConfig
         from engine.rag.index import index_database
         from engine.rag.retriever import RagRetriever
     except ImportError as err:
         return None, f"off: engine.rag unavailable ({err})"
-    cfg = RagConfig(store_dir=str(store / "store"), auto_index=False)
+    rag = {k.removeprefix("rag."): v for k, v in (settings or {}).items() if k.startswith("rag.")}
+    cfg = RagConfig(**{**rag, "store_dir": str(store / "store"), "auto_index": False})
     asked = {q["question"] for q in questions}
     try:
         retriever = RagRetriever(cfg)
@@ -235,7 +240,7 @@ def available_backends() -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--model", default="qwen2.5-coder-0.5b-instruct")
+    parser.add_argument("--model", default=DEFAULT_MODEL)
     parser.add_argument("--questions", type=int, default=3 * PER_DB)
     parser.add_argument(
         "--backends",
@@ -261,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-rag-") as tmp:
         retriever, rag = (None, "off (--no-rag)")
         if not args.no_rag:
-            retriever, rag = make_retriever(questions, Path(tmp))
+            retriever, rag = make_retriever(questions, Path(tmp), settings)
         results = {
             kind: run_backend(kind, args.model, questions, retriever, settings)
             for kind in (args.backends or available_backends())

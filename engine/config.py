@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 from engine.backends.base import GenerationConfig, check_backend_kind
 from engine.errors import ConfigError
+from engine.models import DEFAULT_MODEL
 from engine.rag.config import RagConfig
 
 __all__ = ["ConfigError", "EngineConfig", "load_config", "parse_overrides", "read_yaml"]
@@ -23,7 +24,7 @@ T = TypeVar("T")
 
 @dataclass
 class EngineConfig:
-    model: str | None = "qwen2.5-coder-0.5b-instruct"  # None: the adapter's base model
+    model: str | None = DEFAULT_MODEL  # None: the adapter's base model
     adapter: str | None = None
     load_in_4bit: bool = False
     backend: str = "auto"  # auto (llama.cpp on CPU when it can) | llamacpp | transformers

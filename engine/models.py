@@ -50,7 +50,8 @@ PRESETS: dict[str, Preset] = {
         gguf_sha256=None,  # one file inside a hash-pinned wheel
     ),
 }
-DEFAULT_MODEL = "qwen2.5-coder-0.5b-instruct"
+# Chosen by measurement (bench/ablation.py, bench/inference.py; see the README).
+DEFAULT_MODEL = "qwen2.5-coder-1.5b-instruct"
 
 
 class ModelLoadError(RuntimeError):

@@ -43,7 +43,15 @@ class BatchDecoder:
         self.n_seq = n_seq
         llm = backend.llm
         params = llama_cpp.llama_context_default_params()
-        for name in ("n_batch", "n_ubatch", "n_threads", "n_threads_batch", "flash_attn_type"):
+        names = (
+            "n_batch",
+            "n_ubatch",
+            "n_threads",
+            "n_threads_batch",
+            "flash_attn_type",
+            "no_perf",
+        )
+        for name in names:
             setattr(params, name, getattr(llm.context_params, name))
         params.n_ctx = n_ctx
         params.n_seq_max = n_seq + 1  # sequence 0 holds the prompt cache
