@@ -433,8 +433,8 @@ def _chat_answers(backend, engine_cfg, questions):
     out = {}
     for ex in questions:
         label = labels[Path(ex.db_path).resolve()]
-        _, _, sql, _, status, _ = chat_tab.ask(ex.question, label, engine_cfg.model, [], [], pool)
-        out[ex.question] = (sql or None, status)
+        turn = chat_tab.ask(ex.question, label, engine_cfg.model, [], [], pool)
+        out[ex.question] = (turn.answer.sql if turn.answer else None, turn.status)
     return out
 
 
