@@ -198,11 +198,13 @@ class TextToSQL:
             answer.raw_output, answer.sql, answer.error = "", None, candidates[0][1]
             return True
         runs = []  # (candidate index, raw, sql, error, result) of each generated candidate
+        checked: dict[str, tuple] = {}  # candidates often repeat each other word for word
         for i, (raw, failure) in enumerate(candidates):
             if failure is not None:
                 continue
-            sql, error, result = self.check_and_run(raw, work.db_path, work.schema)
-            runs.append((i, raw, sql, error, result))
+            if raw not in checked:
+                checked[raw] = self.check_and_run(raw, work.db_path, work.schema)
+            runs.append((i, raw, *checked[raw]))
         valid = [r for r in runs if r[4] is not None and r[3] is None]
         if valid:
             votes: dict[tuple, list[tuple]] = {}
