@@ -37,7 +37,7 @@ def engine_from_config(
             kind=cfg.backend,
             threads=cfg.threads,
             # questions answered together, each with its candidate answers
-            batch_size=cfg.batch_size * cfg.generation.candidates,
+            batch_size=cfg.batch_size * cfg.generation.most_candidates(),
             progress=progress,
         )
     return TextToSQL(

@@ -146,11 +146,11 @@ class TextToSQL:
             else:
                 answers.append(work.answer)
                 pending.append(work)
-        cfgs = self.generation.candidate_configs()
-        n = len(cfgs)
         for attempt in range(1, self.max_attempts + 1):
             if not pending:
                 break
+            cfgs = self.generation.candidate_configs(attempt)
+            n = len(cfgs)
             prompts = [self.backend.render(w.messages) for w in pending]
             outputs = self._generate([p for p in prompts for _ in cfgs], cfgs * len(pending))
             retry = []

@@ -167,9 +167,14 @@ class CandidateBackend(ScriptedBackend):
         return [t.get(c.seed, "no SQL") for t, c in zip(table, cfg, strict=True)]
 
 
-def _voter(by_seed, repair=None, candidates=3):
+def _voter(by_seed, repair=None, candidates=3, retry_candidates=0):
     backend = CandidateBackend(by_seed, repair)
-    gen = GenerationConfig(candidates=candidates, candidate_temperature=0.8, seed=0)
+    gen = GenerationConfig(
+        candidates=candidates,
+        retry_candidates=retry_candidates,
+        candidate_temperature=0.8,
+        seed=0,
+    )
     return backend, TextToSQL(backend, generation=gen, max_attempts=2)
 
 
@@ -204,6 +209,20 @@ def test_when_every_candidate_fails_the_greedy_error_is_repaired(db):
     repair = json.loads(backend.prompts[-1])
     assert repair[-2]["content"] == "SELECT nme FROM customers"  # the greedy one
     assert "Unknown column: nme" in repair[-1]["content"]
+
+
+def test_a_cascade_votes_only_when_the_greedy_answer_failed(db):
+    """candidates=1, retry_candidates=3: one greedy answer; the repair attempt draws three
+    from the repair prompt and they vote."""
+    repair = {0: "SELECT nme FROM customers", 1: "SELECT 1", 2: "SELECT 1"}
+    backend, engine = _voter({0: "SELECT count(*) FROM customers"}, repair, 1, 3)
+    answer = engine.ask("How many customers?", db)
+    assert answer.rows == [[3]] and answer.candidates == 1 and backend.calls == [1]
+
+    backend, engine = _voter({0: "SELECT nme FROM customers"}, repair, 1, 3)
+    answer = engine.ask("How many customers?", db)
+    assert backend.calls == [1, 3] and [c.seed for c in backend.cfgs[1]] == [0, 1, 2]
+    assert answer.rows == [[1]] and (answer.attempts, answer.candidates, answer.votes) == (2, 3, 2)
 
 
 def test_ask_is_a_batch_of_one(db):

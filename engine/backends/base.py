@@ -35,6 +35,10 @@ class GenerationConfig:
     # result rows (execution-guided); the first is greedy (unless temperature > 0), the
     # others are sampled at candidate_temperature with seeds seed+1, seed+2, ...
     candidates: int = 1
+    # Answers drawn in each later attempt (self-correction from the failed answer's error);
+    # 0 = as many as ``candidates``. candidates=1 with retry_candidates>1 is a cascade: one
+    # greedy answer, and a vote only for the questions whose first answer failed.
+    retry_candidates: int = 0
     candidate_temperature: float = 0.7
 
     def __post_init__(self) -> None:
@@ -48,19 +52,26 @@ class GenerationConfig:
             raise ConfigError("generation.top_p must be in (0, 1]")
         if self.candidates < 1:
             raise ConfigError("generation.candidates must be at least 1")
+        if self.retry_candidates < 0:
+            raise ConfigError("generation.retry_candidates must be >= 0 (0 = as candidates)")
         if self.candidate_temperature <= 0:
             raise ConfigError("generation.candidate_temperature must be > 0")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
-    def candidate_configs(self) -> list[GenerationConfig]:
-        """One config per candidate answer (see ``candidates``)."""
+    def candidate_configs(self, attempt: int = 1) -> list[GenerationConfig]:
+        """One config per candidate answer of an attempt (see ``candidates``)."""
+        count = self.candidates if attempt == 1 else self.most_candidates(retry_only=True)
         temperature = self.temperature or self.candidate_temperature
         return [self] + [
-            replace(self, temperature=temperature, seed=self.seed + k)
-            for k in range(1, self.candidates)
+            replace(self, temperature=temperature, seed=self.seed + k) for k in range(1, count)
         ]
+
+    def most_candidates(self, retry_only: bool = False) -> int:
+        """The most answers one question draws at once (first attempt or a later one)."""
+        retry = self.retry_candidates or self.candidates
+        return retry if retry_only else max(self.candidates, retry)
 
 
 def per_prompt(
