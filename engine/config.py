@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from engine.backends.base import GenerationConfig, check_backend_kind
+from engine.backends.openai_config import OpenAIConfig
 from engine.errors import ConfigError
 from engine.models import DEFAULT_MODEL
 from engine.rag.config import RagConfig
@@ -27,7 +28,7 @@ class EngineConfig:
     model: str | None = DEFAULT_MODEL  # None: the adapter's base model
     adapter: str | None = None
     load_in_4bit: bool = False
-    backend: str = "auto"  # auto (llama.cpp on CPU when it can) | llamacpp | transformers
+    backend: str = "auto"  # auto (llama.cpp on CPU when it can) | llamacpp | transformers | openai
     threads: int | None = None  # CPU threads for generation; None: every core
     batch_size: int = 4  # questions answered together when several are asked at once
     max_attempts: int = 2  # self-correction: total tries per question
@@ -35,6 +36,7 @@ class EngineConfig:
     max_rows: int = 1000
     generation: GenerationConfig = field(default_factory=GenerationConfig)
     rag: RagConfig = field(default_factory=RagConfig)  # retrieval (engine.rag)
+    openai: OpenAIConfig = field(default_factory=OpenAIConfig)  # the server for backend openai
 
     def __post_init__(self) -> None:
         check_backend_kind(self.backend)
@@ -46,6 +48,17 @@ class EngineConfig:
             raise ConfigError("batch_size must be at least 1 and threads at least 1 (or null)")
         if self.model is None and self.adapter is None:
             raise ConfigError("model may be null only with an adapter (its base model is used)")
+        if self.backend == "openai":
+            if not self.openai.base_url:
+                raise ConfigError(
+                    "backend openai needs openai.base_url, the server's URL "
+                    "(e.g. http://127.0.0.1:8000/v1); openai.model names its model"
+                )
+            if self.adapter or self.load_in_4bit:
+                raise ConfigError(
+                    "adapter and load_in_4bit are for local backends; with backend openai the "
+                    "server serves the model (text2sql export gives a merged one to serve)"
+                )
 
 
 def parse_value(text: str) -> Any:

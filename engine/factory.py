@@ -39,6 +39,7 @@ def engine_from_config(
             # questions answered together, each with its candidate answers
             batch_size=cfg.batch_size * cfg.generation.most_candidates(),
             progress=progress,
+            remote=cfg.openai,
         )
     return TextToSQL(
         backend,

@@ -14,8 +14,9 @@ from typing import Any, Protocol
 from engine.errors import ConfigError
 from engine.prompt import Message, PromptFormat
 
-# ``auto``: llama.cpp on CPU when it can serve the model, transformers otherwise.
-BACKEND_KINDS = ("auto", "llamacpp", "transformers")
+# ``auto``: llama.cpp on CPU when it can serve the model, transformers otherwise; ``openai``:
+# an OpenAI-compatible server (engine.backends.openai_backend, settings under ``openai.*``).
+BACKEND_KINDS = ("auto", "llamacpp", "transformers", "openai")
 
 
 def check_backend_kind(kind: str, key: str = "backend") -> None:

@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 from engine.backends.base import Backend, check_backend_kind
+from engine.backends.openai_config import OpenAIConfig
 from engine.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -20,6 +21,7 @@ def load_backend(
     threads: int | None = None,
     batch_size: int = 4,
     progress: Any = None,
+    remote: OpenAIConfig | None = None,
 ) -> Backend:
     """The generation backend for a model; ``kind='auto'`` picks the best available one.
 
@@ -27,7 +29,8 @@ def load_backend(
     serve the model (a preset or GGUF file, adapter included); transformers otherwise (GPU,
     4-bit bitsandbytes, any hub or local model). The choice and its reason are logged.
     ``threads``: CPU threads (None: every core this process may use); ``batch_size``: how
-    many prompts one ``generate`` call decodes together.
+    many prompts one ``generate`` call decodes together. ``openai``: the server ``remote``
+    names (:mod:`engine.backends.openai_backend`); ``model`` and ``adapter`` are not used.
     """
     from engine.backends import llamacpp
     from engine.models import ModelLoadError, _say, load_model, pick_device
@@ -36,6 +39,12 @@ def load_backend(
         check_backend_kind(kind)
     except ConfigError as err:
         raise ModelLoadError(str(err)) from err
+    if kind == "openai":
+        from engine.backends.openai_backend import connect
+
+        backend = connect(remote or OpenAIConfig(), progress=progress)
+        _say(progress, f"Backend: {backend.name}")
+        return backend
     llamacpp.openmp_sleeps_when_idle()  # before pick_device() imports torch's libgomp
     if kind == "auto":
         why = None
