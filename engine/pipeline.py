@@ -19,10 +19,19 @@ from pathlib import Path
 from typing import Any
 
 from engine.backends.base import Backend, GenerationConfig
-from engine.executor import DatabaseError, QueryResult, run_readonly
+from engine.db import (
+    DatabaseError,
+    Db,
+    QueryResult,
+    as_db,
+    is_url,
+    label,
+    read_schema,
+    run_readonly,
+)
 from engine.prompt import Message, build_messages, build_repair_messages
 from engine.retrieval import Context, Retriever, Source
-from engine.schema import Schema, read_schema
+from engine.schema import Schema
 from engine.sql_check import extract_sql, validate_sql
 
 log = logging.getLogger(__name__)
@@ -37,10 +46,11 @@ class Request:
 
     ``history``: earlier (question, SQL) turns of a conversation. ``context``: retrieval
     already done by the caller (the LangChain chain); None lets the engine's retriever do it.
+    ``db_path``: a SQLite/DuckDB file or a database URL (see :mod:`engine.db`).
     """
 
     question: str
-    db_path: Path
+    db_path: Db
     history: History | None = None
     context: Context | None = None
 
@@ -80,7 +90,7 @@ class _Work:
     """An answer in progress: the conversation so far and what checking needs."""
 
     answer: Answer
-    db_path: Path
+    db_path: Path | str
     schema: Schema
     messages: list[Message]
 
@@ -109,9 +119,10 @@ class TextToSQL:
         """Tokens the schema/context may use: the context window less room for the answer."""
         return max(256, self.backend.context_length - self.generation.max_new_tokens - 256)
 
-    def context(self, question: str, db_path: Path, schema: Schema) -> Context:
-        """What the prompt shows of the database: the retriever's choice, or the whole schema."""
-        if self.retriever is None:
+    def context(self, question: str, db_path: Path | str, schema: Schema) -> Context:
+        """What the prompt shows of the database: the retriever's choice, or the whole schema
+        (always for a database URL: retrieval indexes files only, so far)."""
+        if self.retriever is None or is_url(db_path):
             return Context(schema_text=schema.ddl())
         return self.retriever.context(
             question, db_path, schema, self.prompt_budget(), self.backend.count_tokens
@@ -120,7 +131,7 @@ class TextToSQL:
     def build_messages(
         self,
         question: str,
-        db_path: Path,
+        db_path: Path | str,
         schema: Schema,
         history: History | None = None,
         context: Context | None = None,
@@ -129,14 +140,14 @@ class TextToSQL:
         fmt = self.backend.prompt_format
         return build_messages(question, ctx.schema_text, ctx.notes, history, fmt), ctx.sources
 
-    def ask(self, question: str, db_path: str | Path, history: History | None = None) -> Answer:
-        return self.ask_batch([Request(question, Path(db_path), history)])[0]
+    def ask(self, question: str, db_path: Db, history: History | None = None) -> Answer:
+        return self.ask_batch([Request(question, as_db(db_path), history)])[0]
 
     def ask_batch(self, requests: Sequence[Request]) -> list[Answer]:
         """Answers in the order of ``requests``: retrieval, one batched generation per
         attempt, checking, execution, and repair of the failed ones from their own errors."""
         started = time.perf_counter()
-        schemas: dict[Path, Schema | str] = {}
+        schemas: dict[Path | str, Schema | str] = {}
         answers: list[Answer] = []
         pending: list[_Work] = []
         for request in requests:
@@ -164,16 +175,16 @@ class TextToSQL:
             answer.seconds, answer.backend = seconds, self.backend.name
         return answers
 
-    def _start(self, request: Request, schemas: dict[Path, Schema | str]) -> _Work | Answer:
+    def _start(self, request: Request, schemas: dict[Path | str, Schema | str]) -> _Work | Answer:
         """The first prompt for a request, or its final answer when it cannot be asked."""
         question = (request.question or "").strip()
-        db_path = Path(request.db_path)
+        db_path = as_db(request.db_path)
         if not question:
             return Answer(question=question, error="Please type a question.")
         if db_path not in schemas:
             try:
                 schema = read_schema(db_path)
-                schemas[db_path] = schema if schema.tables else f"{db_path.name} has no tables."
+                schemas[db_path] = schema if schema.tables else f"{label(db_path)} has no tables."
             except DatabaseError as err:
                 schemas[db_path] = str(err)
         schema = schemas[db_path]
@@ -236,7 +247,7 @@ class TextToSQL:
             log.warning("batch generation failed (%s); retrying one by one", _one_line(err))
         return [self._generate([p], [c])[0] for p, c in zip(prompts, cfgs, strict=True)]
 
-    def prime(self, db_path: str | Path) -> int:
+    def prime(self, db_path: Db) -> int:
         """Get a database ready for quick first answers; returns the prompt tokens now cached.
 
         Indexes it when the retriever does that on first use, and lets a backend with a prompt
@@ -244,7 +255,7 @@ class TextToSQL:
         database reuses what they share (system prompt, schema, sample values). Raises
         ``DatabaseError`` for an unreadable database.
         """
-        db_path = Path(db_path)
+        db_path = as_db(db_path)
         schema = read_schema(db_path)
         if not schema.tables:
             return 0
@@ -253,7 +264,7 @@ class TextToSQL:
         return prefill(self.backend.render(messages)) if prefill is not None else 0
 
     def check_and_run(
-        self, raw_output: str, db_path: Path, schema: Schema
+        self, raw_output: str, db_path: Path | str, schema: Schema
     ) -> tuple[str | None, str | None, QueryResult | None]:
         """Model text -> (sql, error, result); exactly one of error/result is set."""
         sql = None

@@ -1,4 +1,5 @@
-"""Schema of a live SQLite file: tables, columns, keys, and the DDL text put in prompts."""
+"""The schema object (tables, columns, keys, the DDL text put in prompts) and its reader for
+SQLite files; :mod:`engine.db.inspect` reads the other engines into the same object."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ class Column:
     type: str
     primary_key: bool = False
     not_null: bool = False
+    comment: str | None = None
 
 
 @dataclass(frozen=True)
@@ -27,6 +29,7 @@ class Table:
     columns: list[Column]
     foreign_keys: list[ForeignKey] = field(default_factory=list)
     row_count: int | None = None
+    comment: str | None = None
 
     def ddl(self) -> str:
         """A compact, canonical CREATE TABLE statement (cheaper in tokens than the original)."""
@@ -36,6 +39,8 @@ class Table:
             text = f"{_quote(c.name)} {c.type}".rstrip()
             if c.primary_key and len(pk) == 1:
                 text += " PRIMARY KEY"
+            if c.comment:
+                text += f" /* {_comment(c.comment)} */"
             parts.append(text)
         if len(pk) > 1:
             parts.append(f"PRIMARY KEY ({', '.join(_quote(n) for n in pk)})")
@@ -46,12 +51,14 @@ class Table:
                 else _quote(fk.ref_table)
             )
             parts.append(f"FOREIGN KEY ({_quote(fk.column)}) REFERENCES {ref}")
-        return f"CREATE TABLE {_quote(self.name)} (\n  " + ",\n  ".join(parts) + "\n);"
+        head = f"-- {_comment(self.comment)}\n" if self.comment else ""
+        return head + f"CREATE TABLE {_quote(self.name)} (\n  " + ",\n  ".join(parts) + "\n);"
 
 
 @dataclass
 class Schema:
     tables: dict[str, Table]
+    dialect: str = "sqlite"  # sqlglot's name: sqlite, postgres, mysql, duckdb
 
     def table(self, name: str) -> Table | None:
         """Case-insensitive lookup, as SQLite resolves names."""
@@ -61,7 +68,11 @@ class Schema:
 
     def ddl(self, only: list[str] | None = None) -> str:
         names = only if only is not None else list(self.tables)
-        return "\n".join(t.ddl() for n in names if (t := self.table(n)) is not None)
+        text = "\n".join(t.ddl() for n in names if (t := self.table(n)) is not None)
+        if self.dialect == "sqlite" or not text:
+            return text
+        # The prompt's schema slot names the dialect the query must be written in.
+        return f"-- Database: {DIALECT_TITLES.get(self.dialect, self.dialect)}\n{text}"
 
     def neighbours(self, name: str) -> set[str]:
         """Tables joined to ``name`` by a foreign key, in either direction."""
@@ -73,6 +84,13 @@ class Schema:
                 elif fk.ref_table.lower() == name.lower():
                     out.add(t.name)
         return out
+
+
+DIALECT_TITLES = {"postgres": "PostgreSQL", "mysql": "MySQL/MariaDB", "duckdb": "DuckDB"}
+
+
+def _comment(text: str) -> str:
+    return " ".join(text.replace("*/", "* /").split())
 
 
 def _quote(name: str) -> str:

@@ -112,7 +112,8 @@ class Validation:
 
 
 def validate_sql(sql: str, schema: Schema) -> Validation:
-    """Parse ``sql`` as SQLite and check it reads only tables and columns that exist.
+    """Parse ``sql`` in the schema's dialect (SQLite, PostgreSQL, MySQL, DuckDB) and check it
+    reads only tables and columns that exist.
 
     Unknown names are reported by name. Columns are resolved with sqlglot's qualifier, which
     understands aliases, CTEs and subqueries.
@@ -123,7 +124,7 @@ def validate_sql(sql: str, schema: Schema) -> Validation:
     from sqlglot.optimizer.qualify import qualify
 
     try:
-        statements = [s for s in sqlglot.parse(sql, read="sqlite") if s is not None]
+        statements = [s for s in sqlglot.parse(sql, read=schema.dialect) if s is not None]
     except (ParseError, TokenError) as err:
         first = str(err).splitlines()[0]
         return Validation(False, [f"SQL does not parse: {first}"])
@@ -149,7 +150,8 @@ def validate_sql(sql: str, schema: Schema) -> Validation:
             unknown_tables=unknown_tables,
         )
 
-    _dequote_string_literals(tree, schema)
+    if schema.dialect == "sqlite":
+        _dequote_string_literals(tree, schema)
     mapping = {
         t.name: {c.name: (c.type or "TEXT") for c in t.columns} for t in schema.tables.values()
     }
@@ -157,7 +159,7 @@ def validate_sql(sql: str, schema: Schema) -> Validation:
         qualify(
             tree.copy(),
             schema=mapping,
-            dialect="sqlite",
+            dialect=schema.dialect,
             validate_qualify_columns=True,
             identify=False,
             quote_identifiers=False,

@@ -1,0 +1,193 @@
+"""Database references: a SQLite or DuckDB file path, or a SQLAlchemy URL.
+
+``postgresql+psycopg://user@host:5432/shop``, ``mysql+pymysql://user@host/shop``,
+``duckdb:///path/to/file.duckdb`` and ``sqlite:///path.sqlite`` are understood; a plain path
+is a SQLite file, or a DuckDB file when it ends in ``.duckdb``/``.ddb``.
+
+Passwords never travel with the reference through the engine. A password comes from one of:
+
+- :func:`remember_password` (the app's Connect form): kept in this process's memory only,
+  keyed by the URL without its password, which is what the rest of the program sees;
+- an environment variable named in the password's place: ``postgresql+psycopg://bob:${PGPW}@h/db``
+  (the URL stays as written: the name is not a secret);
+- the URL itself (the CLI): accepted, but :func:`redact` hides it in every message, and
+  :func:`storable` drops it before anything is written to a file;
+- the driver's own sources (``PGPASSWORD``, ``~/.pgpass``, ``MYSQL_PWD`` is *not* read).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+from engine.executor import DatabaseError
+
+DUCKDB_SUFFIXES = (".duckdb", ".ddb")
+# SQLAlchemy backend name -> sqlglot dialect
+DIALECTS = {"postgresql": "postgres", "mysql": "mysql", "mariadb": "mysql", "duckdb": "duckdb"}
+DRIVERS = {"postgresql": "psycopg", "mysql": "pymysql", "mariadb": "pymysql"}
+DIALECT_TITLES = {
+    "sqlite": "SQLite",
+    "postgres": "PostgreSQL",
+    "mysql": "MySQL/MariaDB",
+    "duckdb": "DuckDB",
+}
+_ENV_PASSWORD = re.compile(r"^\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?$")
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+_passwords: dict[str, str] = {}  # URL without password -> password (process memory only)
+
+
+class DatabaseURLError(DatabaseError):
+    """A URL that cannot be used; the message never contains a password."""
+
+
+def is_url(db: Any) -> bool:
+    return isinstance(db, str) and bool(_SCHEME.match(db))
+
+
+def parse(db: str) -> Any:
+    """The ``sqlalchemy.URL`` of ``db``, with the driver this project pins filled in."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        url = make_url(db)
+    except (ArgumentError, ValueError):
+        raise DatabaseURLError(f"Not a database URL: {_mask(db)}") from None
+    backend = url.get_backend_name()
+    if backend not in (*DIALECTS, "sqlite"):
+        raise DatabaseURLError(
+            f"Unsupported database {backend!r}: use postgresql+psycopg://, mysql+pymysql://, "
+            "duckdb:/// or a SQLite file"
+        )
+    driver = DRIVERS.get(backend)
+    if driver and url.get_driver_name() != driver:
+        if "+" in url.drivername:
+            raise DatabaseURLError(
+                f"Unsupported driver {url.drivername!r}: use {backend}+{driver}://"
+            )
+        url = url.set(drivername=f"{backend}+{driver}")
+    if backend != "duckdb" and backend != "sqlite" and not url.database:
+        raise DatabaseURLError(f"The URL names no database: {redact(db)}")
+    return url
+
+
+def kind(db: Any) -> str:
+    """``sqlite``, ``postgres``, ``mysql`` or ``duckdb`` (sqlglot's dialect names)."""
+    if is_url(db):
+        backend = parse(db).get_backend_name()
+        return "sqlite" if backend == "sqlite" else DIALECTS[backend]
+    return "duckdb" if str(db).lower().endswith(DUCKDB_SUFFIXES) else "sqlite"
+
+
+def file_path(db: Any) -> Path | None:
+    """The file of a SQLite/DuckDB reference (``sqlite:///x`` and ``duckdb:///x`` too)."""
+    if not is_url(db):
+        return Path(db)
+    url = parse(db)
+    if url.get_backend_name() in ("sqlite", "duckdb") and url.database not in (
+        None,
+        "",
+        ":memory:",
+    ):
+        return Path(url.database)
+    return None
+
+
+def label(db: Any) -> str:
+    """A short name: the file's stem or the URL's database name."""
+    if is_url(db):
+        try:
+            url = parse(db)
+        except DatabaseURLError:
+            return "database"
+        return (
+            Path(url.database).stem
+            if url.get_backend_name() in ("sqlite", "duckdb")
+            else (url.database or "database")
+        )
+    return Path(db).stem
+
+
+def redact(db: Any) -> str:
+    """``db`` for messages: a literal password becomes ``***``; ``${VAR}`` names stay."""
+    text = str(db)
+    if not is_url(text):
+        return text
+    try:
+        from sqlalchemy.engine import make_url
+
+        url = make_url(text)
+    except Exception:
+        return _mask(text)
+    if url.password is None or _ENV_PASSWORD.match(str(url.password)):
+        return url.render_as_string(hide_password=False)
+    return url.render_as_string(hide_password=True)
+
+
+def storable(db: str) -> str:
+    """``db`` without a literal password: what may be written to a file or shown."""
+    if not is_url(db):
+        return db
+    url = parse(db)
+    if url.password is None or _ENV_PASSWORD.match(str(url.password)):
+        return url.render_as_string(hide_password=False)
+    return url.set(password=None).render_as_string(hide_password=False)
+
+
+def remember_password(db: str, password: str | None) -> str:
+    """Keep ``password`` (if any) in memory for ``db``; returns the URL to use from now on,
+    which has no password in it."""
+    public = storable(db)
+    url = parse(db)
+    secret = password or (
+        None if url.password is None or _ENV_PASSWORD.match(str(url.password)) else url.password
+    )
+    if secret:
+        _passwords[public] = str(secret)
+    return public
+
+
+def forget_password(db: str) -> None:
+    _passwords.pop(storable(db), None)
+
+
+def connect_url(db: str) -> Any:
+    """The URL to connect with: the password filled in from memory or the environment."""
+    url = parse(db)
+    password = url.password
+    match = _ENV_PASSWORD.match(str(password)) if password is not None else None
+    if match:
+        name = match.group(1)
+        if name not in os.environ:
+            raise DatabaseURLError(f"The URL names the environment variable {name}: it is not set")
+        return url.set(password=os.environ[name])
+    if password is None and storable(db) in _passwords:
+        return url.set(password=_passwords[storable(db)])
+    return url
+
+
+def secrets_of(db: Any) -> list[str]:
+    """The passwords that could appear in a driver's message about ``db`` (to scrub them)."""
+    if not is_url(db):
+        return []
+    try:
+        password = connect_url(db).password
+    except DatabaseURLError:
+        return []
+    return [str(password)] if password else []
+
+
+def scrub(message: str, db: Any) -> str:
+    """One line, with any password of ``db`` replaced by ``***``."""
+    text = " ".join(str(message).split())
+    for secret in secrets_of(db):
+        text = text.replace(secret, "***")
+    return text
+
+
+def _mask(text: str) -> str:
+    """Hide whatever sits between ``://user:`` and ``@`` in an unparsable URL."""
+    return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", text)
