@@ -19,7 +19,12 @@ from app.messages import first_line, public
 from app.model_choices import model_choices, resolve
 from app.results import choose_chart, csv_file, plot_update
 from app.uploads import safe_name
+from engine.pipeline import Request
 
+# Every question to the model, from the chat or a program (app.api), is in this queue group:
+# at most ``pool.max_batch`` run at once (decoded together); the others wait in Gradio's
+# queue, which shows each waiting user their place.
+ANSWER_GROUP = "answer"
 DIALECTS = ["sqlite", "postgres", "mysql", "duckdb", "bigquery", "snowflake", "tsql", "oracle"]
 
 
@@ -63,11 +68,14 @@ def ask(
     turns: list[tuple[str, str]],
     pool: EnginePool,
     history: Any = None,
+    space: Any = None,
 ) -> Turn:
-    """One chat turn; the question is recorded in ``history`` (a QuestionHistory) if given."""
+    """One chat turn; the question is recorded in ``history`` (a QuestionHistory) if given.
+    ``space`` (app.users.UserSpace) is whose databases and index to use; None: the local
+    user's."""
     question = (question or "").strip()
     chat, turns = list(chat or []), list(turns or [])
-    dbs = database_choices()
+    dbs = space.databases() if space is not None else database_choices()
     if not question:
         return Turn(chat, turns, "Please type a question.")
     if db_label not in dbs:
@@ -76,8 +84,8 @@ def ask(
         engine = pool.get(*resolve(model))
     except Exception as err:  # a bad path or hub id: say so, keep serving
         return Turn(chat, turns, f"**Cannot load the model:** {first_line(err)}")
-    with pool.generate_lock:
-        answer = engine.ask(question, dbs[db_label], history=turns[-3:])
+    context = _own_context(engine, space, question, dbs[db_label])
+    answer = pool.answer(engine, Request(question, dbs[db_label], turns[-3:], context))
     chat.append({"role": "user", "content": question})
     reply = (f"```sql\n{answer.sql}\n```\n" if answer.sql else "") + _status(answer)
     chat.append({"role": "assistant", "content": reply})
@@ -89,18 +97,35 @@ def ask(
     return Turn(chat, turns, _status(answer), answer)
 
 
+def _own_context(engine: Any, space: Any, question: str, db_path: Any) -> Any:
+    """Retrieval from a signed-in user's own index (their saved pairs); None: the engine
+    retrieves from the shared one."""
+    from engine.executor import DatabaseError
+    from engine.schema import read_schema
+
+    if space is None or space.retriever is None or engine.retriever is None:
+        return None
+    try:
+        schema = read_schema(db_path)
+    except DatabaseError:
+        return None  # the engine reports it
+    return space.retriever.context(
+        question, db_path, schema, engine.prompt_budget(), engine.backend.count_tokens
+    )
+
+
 def prime(db_label: str, model: str, pool: EnginePool) -> threading.Thread | None:
     """A database was chosen: get it ready in the background (see EnginePool.prime)."""
     path = database_choices().get(db_label)
     return pool.prime(*_safe_resolve(model), path) if path is not None else None
 
 
-def run_edited_sql(sql: str, db_label: str, pool: EnginePool) -> tuple[Any, str]:
+def run_edited_sql(sql: str, db_label: str, pool: EnginePool, space: Any = None) -> tuple[Any, str]:
     """Run the (possibly hand-edited) SQL with the same read-only rules: (QueryResult or
     None, status line)."""
     from engine.executor import run_readonly
 
-    dbs = database_choices()
+    dbs = space.databases() if space is not None else database_choices()
     if db_label not in dbs:
         return None, "Please choose a database."
     if not (sql or "").strip():
@@ -160,8 +185,9 @@ def _safe_resolve(choice: str) -> tuple[str | None, str | None]:
 class ChatTab:
     """The tab's components and handlers (handlers return {component: update} dicts)."""
 
-    def __init__(self, pool: EnginePool, examples: Any, history: Any) -> None:
+    def __init__(self, pool: EnginePool, examples: Any, history: Any, spaces: Any = None) -> None:
         self.pool, self.examples, self.history = pool, examples, history
+        self.spaces = spaces  # app.users.Spaces: whose index answers (None: the local user)
         self.past = HistoryPanel(history)
 
     def build(self) -> tuple[Any, Any]:
@@ -253,8 +279,9 @@ class ChatTab:
             self.sources,
         ]  # fmt: skip
         asking = [self.question, self.db, self.model, self.chatbot, self.turns]
-        self.send.click(self.on_ask, asking, outs)
-        self.question.submit(self.on_ask, asking, outs)
+        queued = {"concurrency_limit": self.pool.max_batch, "concurrency_id": ANSWER_GROUP}
+        self.send.click(self.on_ask, asking, outs, **queued)
+        self.question.submit(self.on_ask, asking, outs, **queued)
         self.clear.click(self.on_clear, None, outs)
         self.write.click(self.on_write, None, outs)
         self.rerun.click(self.on_rerun, [self.sql, self.db, self.last_question], outs)
@@ -267,6 +294,7 @@ class ChatTab:
             row_click(self.on_history_click),
             [self.past.ids, self.db, self.model, self.chatbot, self.turns],
             outs,
+            **queued,
         )
 
     # --- handlers -------------------------------------------------------------------------
@@ -275,7 +303,8 @@ class ChatTab:
         loading = not self.pool.is_loaded(m)
         busy = "Loading the model (first use can take a minute)…" if loading else "Working…"
         yield {self.status: busy, self.feedback: ""}
-        turn = ask(q, d, m, chat, turns, self.pool, self.history)
+        space = self.spaces.current() if self.spaces is not None else None
+        turn = ask(q, d, m, chat, turns, self.pool, self.history, space)
         yield {**self._answer(turn, d), self.question: "", **self.past.refresh(d)}
 
     def _answer(self, turn: Turn, d: str) -> dict:

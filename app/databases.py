@@ -10,11 +10,13 @@ from engine.paths import sample_databases
 DEFAULT_DB = "shop (sample)"
 
 
-def database_choices() -> dict[str, Path]:
+def database_choices(upload_dir: Path | None = None) -> dict[str, Path]:
+    """Samples and the uploads in ``upload_dir`` (default: the local user's)."""
     from app.uploads import uploaded_databases
 
     dbs = {f"{name} (sample)": path for name, path in sample_databases().items()}
-    dbs.update({f"{name} (uploaded)": path for name, path in uploaded_databases().items()})
+    uploads = uploaded_databases(upload_dir)
+    dbs.update({f"{name} (uploaded)": path for name, path in uploads.items()})
     return dbs
 
 

@@ -2,6 +2,11 @@
 
 Per-session data (chat history, chosen database) lives in ``gr.State``; only the expensive,
 immutable model objects are shared here.
+
+Questions asked at the same time by several sessions are answered together
+(:meth:`EnginePool.answer`): whoever gets the model next takes every waiting question for it,
+up to ``max_batch``, and one ``TextToSQL.ask_batch`` call decodes them side by side (the
+weights are read once per token for all of them). Each caller gets back its own answer.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from pathlib import Path
 
 from engine.config import EngineConfig
 from engine.factory import engine_from_config
-from engine.pipeline import TextToSQL
+from engine.pipeline import Answer, Request, TextToSQL
 
 log = logging.getLogger(__name__)
 
@@ -22,13 +27,36 @@ log = logging.getLogger(__name__)
 class EnginePool:
     """Keeps the last ``max_loaded`` engines warm, keyed by (model, adapter)."""
 
-    def __init__(self, base: EngineConfig, max_loaded: int = 2) -> None:
+    def __init__(self, base: EngineConfig, max_loaded: int = 2, max_batch: int = 1) -> None:
         self.base = base
         self.max_loaded = max_loaded
+        self.max_batch = max(1, max_batch)
         self._engines: dict[tuple[str, str | None], TextToSQL] = {}
         self._load_lock = threading.Lock()
         self.generate_lock = threading.Lock()  # 2 CPU cores: one generation at a time
+        self._waiting: list[_Waiting] = []  # questions not yet taken into a batch, oldest first
+        self._waiting_lock = threading.Lock()
         self.status = "Model not loaded yet; it loads with the first question."
+
+    def answer(self, engine: TextToSQL, request: Request) -> Answer:
+        """``engine.ask_batch([request])[0]``, answered together with the questions other
+        sessions are asking the same engine meanwhile (up to ``max_batch``)."""
+        mine = _Waiting(engine, request)
+        with self._waiting_lock:
+            self._waiting.append(mine)
+        while not mine.done.is_set():
+            with self.generate_lock:
+                if mine.done.is_set():  # answered in another caller's batch
+                    break
+                with self._waiting_lock:
+                    others = [w for w in self._waiting if w.engine is engine and w is not mine]
+                    batch = [mine, *others[: self.max_batch - 1]]
+                    self._waiting = [w for w in self._waiting if w not in batch]
+                _run_batch(engine, batch)
+        if mine.error is not None:
+            raise mine.error
+        assert mine.answer is not None
+        return mine.answer
 
     def _say(self, message: str) -> None:
         self.status = message
@@ -111,3 +139,26 @@ class EnginePool:
 
     def is_loaded(self, model: str | None, adapter: str | None = None) -> bool:
         return (model or self.base.model, adapter or None) in self._engines
+
+
+class _Waiting:
+    """A question waiting for its batch, and then its answer."""
+
+    def __init__(self, engine: TextToSQL, request: Request) -> None:
+        self.engine, self.request = engine, request
+        self.answer: Answer | None = None
+        self.error: BaseException | None = None
+        self.done = threading.Event()
+
+
+def _run_batch(engine: TextToSQL, batch: list[_Waiting]) -> None:
+    try:
+        answers = engine.ask_batch([w.request for w in batch])
+    except BaseException as err:  # every caller of the batch hears of it
+        for w in batch:
+            w.error = err
+    else:
+        for w, a in zip(batch, answers, strict=True):
+            w.answer = a
+    for w in batch:
+        w.done.set()

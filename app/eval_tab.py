@@ -132,6 +132,43 @@ def run_all(base: EngineConfig, models: list[str], *settings: Any):
     yield f"Done: {len(dirs)} run(s).", comparison(dirs), dirs, dirs[-1] if dirs else None
 
 
+def interrupted_choices() -> list[str]:
+    """Evaluations cut short (the app or the machine stopped) that can be resumed."""
+    from app.recovery import interrupted_evaluations
+
+    return [r.folder.name for r in interrupted_evaluations(evals_dir())]
+
+
+def resume(run: str | None):
+    """Resume an interrupted evaluation where it stopped (its recorded answers are kept);
+    yields what :func:`run_all` yields."""
+    from engine.config import from_dict
+    from training.evaluate import RUN_FILE, EvalConfig, EvalJob
+
+    folder = evals_dir() / Path(run or "").name
+    if not run or not (folder / RUN_FILE).is_file():
+        yield "Choose an interrupted evaluation to resume.", None, [], None
+        return
+    try:
+        settings = json.loads((folder / RUN_FILE).read_text())["settings"]
+        cfg = from_dict(EvalConfig, {**settings, "out": str(folder), "resume": True})
+    except Exception as err:  # a damaged run file: say so
+        yield f"**Cannot resume {run}:** {first_line(err)}", None, [], None
+        return
+    job = EvalJob(cfg).start()
+    while job.running:
+        snap = job.snapshot()
+        text = (
+            f"Resuming {run}: {snap['done']}/{snap['total']} questions. {snap.get('message') or ''}"
+        )
+        yield text, gr_skip(), [], gr_skip()
+        time.sleep(1.0)
+    if job.error:
+        yield f"**{run} failed:** {public(job.error)}", None, [], None
+        return
+    yield f"Done: {run} resumed and finished.", comparison([cfg.out]), [cfg.out], cfg.out
+
+
 def gr_skip() -> Any:
     import gradio as gr
 
@@ -168,6 +205,12 @@ def build(base: EngineConfig) -> Any:
         max_new = gr.Number(value=gen.max_new_tokens, precision=0, minimum=8,
                             label="Max new tokens")  # fmt: skip
     run_btn = gr.Button("Run evaluation", variant="primary", elem_id="eval-run")
+    interrupted = interrupted_choices()
+    with gr.Row(visible=bool(interrupted), elem_id="eval-interrupted-box"):
+        gr.Markdown("**Interrupted evaluations** (the app stopped): resume where they stopped.")
+        interrupted_run = gr.Dropdown(interrupted, value=interrupted[0] if interrupted else None,
+                                      label="Evaluation", elem_id="eval-interrupted")  # fmt: skip
+        resume_btn = gr.Button("Resume evaluation", elem_id="eval-resume")
     status = gr.Markdown(elem_id="eval-status")
     table = gr.Dataframe(label="Metrics (one row per run: compare base vs fine-tuned)", interactive=False,
                          elem_id="eval-metrics")  # fmt: skip
@@ -184,4 +227,7 @@ def build(base: EngineConfig) -> Any:
         [status, table, run_dirs, last_run],
     ).then(examples, [last_run, wrong_only], per_example)
     wrong_only.change(examples, [last_run, wrong_only], per_example)
+    resume_btn.click(resume, interrupted_run, [status, table, run_dirs, last_run]).then(
+        examples, [last_run, wrong_only], per_example
+    )
     return models

@@ -4,38 +4,52 @@ from __future__ import annotations
 
 import argparse
 import logging
+from dataclasses import replace
 
+from app.users import AuthError, exposure_warning, read_auth
 from engine.config import EngineConfig, load_config, parse_overrides
 
 TITLE = "Text-to-SQL Workbench"
 
 
-def build_app(cfg: EngineConfig | None = None, warm_up: bool = False):  # -> gr.Blocks
+def build_app(
+    cfg: EngineConfig | None = None,
+    warm_up: bool = False,
+    *,
+    signed_in: bool = False,
+    warning: str | None = None,
+    max_batch: int = 1,
+):  # -> gr.Blocks
+    """The app. ``signed_in``: users sign in (--auth) and each keeps their data apart;
+    ``warning``: shown under the title; ``max_batch``: questions decoded together."""
     import gradio as gr
 
-    from app import chat_tab, eval_tab, schema_tab, train_tab
+    from app import api, chat_tab, eval_tab, schema_tab, train_tab
     from app.databases import database_choices, default_database
     from app.engines import EnginePool
     from app.messages import public
-    from engine.history import QuestionHistory
-    from engine.paths import data_dir
-    from engine.rag.examples import SavedExamples
+    from app.users import CurrentExamples, CurrentHistory, Spaces
     from training.jobs import JobManager
 
-    pool = EnginePool(cfg or EngineConfig())
+    pool = EnginePool(cfg or EngineConfig(), max_batch=max_batch)
+    notes = recover(pool)
     jobs = JobManager()  # one training job per app process
-    # Saved pairs and question history live in the data folder (one user's folder, later).
-    examples = SavedExamples(pool.base.rag, data_dir(), timeout_s=pool.base.timeout_s)
-    history = QuestionHistory(data_dir())
+    spaces = Spaces(pool.base.rag, pool.base.timeout_s, signed_in=signed_in)
+    # Each event works on its user's pairs and history (one local user without --auth).
+    examples, history = CurrentExamples(spaces), CurrentHistory(spaces)
     if warm_up:
         pool.warm_up(database_choices().get(default_database(database_choices()) or ""))
     with gr.Blocks(title=TITLE) as demo:
         gr.Markdown(f"# {TITLE}\nAsk questions about a SQLite database in plain language.")
+        if warning:
+            gr.Markdown(f"**{warning}**", elem_id="exposure-warning")
+        if notes:
+            gr.Markdown("\n".join(f"- {public(n)}" for n in notes), elem_id="recovery-notes")
         model_status = gr.Markdown(public(pool.status), elem_id="model-status")
         gr.Timer(2.0).tick(lambda: public(pool.status), None, model_status, show_progress="hidden")
         demo.load(lambda: public(pool.status), None, model_status, show_progress="hidden")
         with gr.Tab("Chat", id="chat"):
-            chat = chat_tab.ChatTab(pool, examples, history)
+            chat = chat_tab.ChatTab(pool, examples, history, spaces)
             chat_db, chat_model = chat.build()
         with gr.Tab("Schema", id="schema") as schema:
             panel = schema_tab.build(pool, examples, [chat_db], demo)
@@ -53,8 +67,35 @@ def build_app(cfg: EngineConfig | None = None, warm_up: bool = False):  # -> gr.
         demo.load(chat.past.refresh, chat_db, chat.past.outputs)
         # Pairs saved from the chat show up in the examples manager.
         schema.select(panel.refresh, [panel.db, panel.search], panel.outputs)
+        api.register(pool, spaces.for_request)
+    api.hide_internal(demo)
     demo.pool = pool  # type: ignore[attr-defined]
     return demo
+
+
+def recover(pool) -> list[str]:
+    """Clean up after an app that was killed mid-work (app.recovery); returns what was
+    found, for the page. Rebuilt indexes are reported in the status line when done."""
+    from app.recovery import check_indexes, clean_upload_temps
+    from engine.paths import data_dir
+
+    notes = []
+    removed = clean_upload_temps(data_dir())
+    if removed:
+        notes.append(
+            f"Removed {len(removed)} unfinished upload file(s) left by an interrupted import."
+        )
+
+    def say(message: str) -> None:
+        pool.status = message
+
+    rags = [pool.base.rag] + [  # and signed-in users' own stores (app.users)
+        replace(pool.base.rag, store_dir=str(store))
+        for store in sorted((data_dir() / "users").glob("*/vector_db/chroma"))
+    ]
+    for rag in rags:
+        notes += check_indexes(rag, say).notes
+    return notes
 
 
 def _refresh_models():
@@ -70,7 +111,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description="Start the text-to-SQL workbench in the browser.")
     p.add_argument("--host", default="127.0.0.1", help="bind address (default: local only)")
     p.add_argument("--port", type=int, default=7860)
-    p.add_argument("--auth", help="user:password required to open the app")
+    p.add_argument(
+        "--auth",
+        metavar="NAME",
+        help="sign-in required: user NAME, password from $TEXT2SQL_PASSWORD",
+    )
+    p.add_argument("--auth-file", metavar="FILE", help="sign-in required: name:password lines")
+    p.add_argument(
+        "--batch",
+        type=int,
+        default=1,
+        metavar="N",
+        help="questions from different sessions decoded together (default 1)",
+    )
     p.add_argument("--model", help="default model (preset, folder or hub id)")
     p.add_argument("--config", help="engine YAML config")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key")
@@ -89,13 +142,20 @@ def main(argv: list[str] | None = None) -> None:
     if args.model:
         overrides["model"] = args.model
     cfg = load_config(EngineConfig, args.config, overrides)
-    auth = None
-    if args.auth:
-        user, sep, password = args.auth.partition(":")
-        if not sep:
-            raise SystemExit("--auth expects user:password")
-        auth = (user, password)
-    demo = build_app(cfg, warm_up=not args.no_warm_up)
+    try:
+        auth = read_auth(args.auth, args.auth_file)
+    except AuthError as err:
+        raise SystemExit(str(err)) from None
+    warning = exposure_warning(args.host, auth is not None)
+    if warning:
+        logging.getLogger(__name__).warning(warning)
+    demo = build_app(
+        cfg,
+        warm_up=not args.no_warm_up,
+        signed_in=auth is not None,
+        warning=warning,
+        max_batch=args.batch,
+    )
     demo.queue(default_concurrency_limit=4).launch(
         server_name=args.host, server_port=args.port, auth=auth, show_error=True
     )

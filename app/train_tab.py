@@ -93,6 +93,29 @@ def start(manager: JobManager, resume: bool, *form: Any) -> tuple[str, str, bool
     return progress_html(job.status()), f"Started run **{Path(job.output_dir).name}**.", True
 
 
+def interrupted_choices() -> list[str]:
+    """Runs cut short (the app was killed, or the machine stopped) that can be resumed."""
+    from app.recovery import interrupted_training
+    from training.jobs import JOB_CONFIG_FILE
+
+    return [r.folder.name for r in interrupted_training(runs_dir(), JOB_CONFIG_FILE)]
+
+
+def resume_interrupted(manager: JobManager, run: str | None) -> tuple[str, str, bool]:
+    """Resume a run from its last checkpoint, with the settings it was started with."""
+    from training.config import load_train_config
+    from training.jobs import JOB_CONFIG_FILE
+
+    config = runs_dir() / Path(run or "").name / JOB_CONFIG_FILE
+    if not run or not config.is_file():
+        return "", "Choose an interrupted run to resume.", False
+    try:
+        job = manager.resume(load_train_config(config))
+    except (ConfigError, JobBusy, ValueError, TypeError) as err:
+        return "", f"**Cannot resume:** {public(err)}", False
+    return progress_html(job.status()), f"Resuming run **{run}** from its last checkpoint.", True
+
+
 def follow(manager: JobManager):
     """Yield (progress html, loss points, log tail, message) until the current job ends."""
     import pandas as pd
@@ -171,6 +194,19 @@ def build(manager: JobManager) -> list[Any]:
         start_btn = gr.Button("Start training", variant="primary", elem_id="train-start")
         cancel_btn = gr.Button("Cancel", elem_id="train-cancel")
         resume_btn = gr.Button("Resume", elem_id="train-resume")
+    interrupted = interrupted_choices()
+    with gr.Row(visible=bool(interrupted), elem_id="train-interrupted-box") as interrupted_box:
+        gr.Markdown(
+            "**Interrupted runs.** These runs stopped before their end (the app or the "
+            "machine stopped); resume one from its last checkpoint."
+        )
+        interrupted_run = gr.Dropdown(
+            interrupted,
+            value=interrupted[0] if interrupted else None,
+            label="Run",
+            elem_id="train-interrupted",
+        )
+        resume_old_btn = gr.Button("Resume interrupted run", elem_id="train-resume-interrupted")
     message = gr.Markdown(elem_id="train-message")
     bar = gr.HTML(elem_id="train-progress")
     plot = gr.LinePlot(x="step", y="loss", title="Training loss", elem_id="train-loss")
@@ -188,6 +224,10 @@ def build(manager: JobManager) -> list[Any]:
     for btn, resume in ((start_btn, False), (resume_btn, True)):
         event = btn.click(lambda *f, r=resume: start(manager, r, *f), form, [bar, message, started])
         finished.append(event.then(on_follow, started, [bar, plot, logs, message]))
+    event = resume_old_btn.click(
+        lambda r: resume_interrupted(manager, r), interrupted_run, [bar, message, started]
+    ).then(lambda ok: gr.update(visible=not ok), started, interrupted_box)
+    finished.append(event.then(on_follow, started, [bar, plot, logs, message]))
     cancel_btn.click(lambda: _cancel(manager), None, message)
     return finished
 

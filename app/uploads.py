@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from engine.executor import DatabaseError, check_database
-from engine.paths import data_dir
 
 DB_SUFFIXES = {".sqlite", ".sqlite3", ".db"}
 CSV_DELIMITERS = ",;\t|"
@@ -263,7 +262,10 @@ def _named(message: str, path: Path) -> str:
 
 
 def upload_dir() -> Path:
-    return data_dir() / "uploads"
+    """The uploads of the user whose event is being handled (app.users)."""
+    from app.users import current_user, user_root
+
+    return user_root(current_user()) / "uploads"
 
 
 def import_upload(

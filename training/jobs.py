@@ -18,6 +18,7 @@ from __future__ import annotations
 import collections
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -27,6 +28,7 @@ from dataclasses import dataclass, field, replace
 
 from engine.paths import REPO_ROOT
 from training.config import TrainConfig
+from training.guard import APP_PID_ENV
 from training.progress import ProgressEvent, format_seconds
 
 CANCEL_FILE = "CANCEL"
@@ -84,12 +86,15 @@ class TrainingJob:
         (self.output_dir / CANCEL_FILE).unlink(missing_ok=True)
         config_path = self.output_dir / JOB_CONFIG_FILE
         config_path.write_text(yaml.safe_dump(self.cfg.to_dict(), sort_keys=False))
-        cmd = [sys.executable, "-m", "training.train", "--config", str(config_path)]
+        # training.guard: the run stops when the app does, even after a kill -9 of the app
+        cmd = [sys.executable, "-m", "training.guard", "training.train", "--config",
+               str(config_path)]  # fmt: skip
         cmd += ["--events-json", "--cancel-file", str(self.output_dir / CANCEL_FILE)]
         if self.resume:
             cmd.append("--resume")
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+        env[APP_PID_ENV] = str(os.getpid())
         env.setdefault("TOKENIZERS_PARALLELISM", "false")
         env.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")  # keeps the log readable
         self._proc = subprocess.Popen(
@@ -126,7 +131,7 @@ class TrainingJob:
                     self._status.state = "cancelled"
                 else:
                     self._status.state = "failed"
-                    self._status.error = self._status.error or f"training exited with code {code}"
+                    self._status.error = self._status.error or _exit_reason(code)
 
     def _read_stderr(self) -> None:
         assert self._proc is not None and self._proc.stderr is not None
@@ -202,6 +207,20 @@ class TrainingJob:
             except subprocess.TimeoutExpired:
                 self._proc.kill()
         return self.wait(timeout=10)
+
+
+def _exit_reason(code: int) -> str:
+    """Why the training process ended without saying so itself, in words."""
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        return (
+            f"The training process was stopped from outside ({name}: killed, or out of "
+            "memory). Resume continues from its last checkpoint."
+        )
+    return f"The training process ended with exit code {code}; see the log above."
 
 
 class JobManager:
