@@ -1,0 +1,148 @@
+"""The app's public API through gradio_client, against a real ``launch.py`` subprocess.
+
+Sessions are separate ``Client`` objects (each its own Gradio session); the model is the
+small bundled SmolLM2 through llama.cpp, so answers come fast (right or wrong: what is
+checked is that each session gets its own). The app binds to every address without sign-in,
+so it must warn about that, in its log and on the page.
+"""
+
+import threading
+import urllib.request
+
+import pytest
+
+from tests.browser import ARTIFACTS, browser_page, running_app, screenshot
+
+pytestmark = [pytest.mark.slow]
+SHOP, HR = "shop (sample)", "hr (sample)"
+SHOP_QUESTIONS = ["How many customers are there?", "How many orders are there?"]
+HR_QUESTIONS = ["How many employees are there?", "How many departments are there?"]
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory):
+    data = tmp_path_factory.mktemp("apidata")
+    with running_app("--host", "0.0.0.0", "--model", "smollm2-135m-instruct", data_dir=data,
+                     ready_timeout=180) as url:  # fmt: skip
+        yield url, data
+
+
+def _client(url):
+    from gradio_client import Client
+
+    return Client(url, verbose=False)
+
+
+def test_only_the_named_endpoints_are_offered(app):
+    url, _ = app
+    api = _client(url).view_api(print_info=False, return_format="dict")
+    assert set(api["named_endpoints"]) == {"/ask", "/run_sql", "/databases"}
+    assert api["unnamed_endpoints"] == {}
+    names = {
+        name: [p["parameter_name"] for p in e["parameters"]]
+        for name, e in api["named_endpoints"].items()
+    }
+    assert names == {"/ask": ["question", "database"], "/run_sql": ["sql", "database"],
+                     "/databases": []}  # fmt: skip
+    # An internal event (here: the chat's Ask button) is refused to the client.
+    with pytest.raises(Exception):  # noqa: B017 - gradio_client's own error types vary
+        _client(url).predict("How many customers?", api_name="/on_ask")
+
+
+def test_ask_and_run_sql_return_json(app):
+    url, _ = app
+    client = _client(url)
+    assert {SHOP, HR} <= set(client.predict(api_name="/databases"))
+    answer = client.predict("How many customers are there?", SHOP, api_name="/ask")
+    assert {"sql", "columns", "rows", "error", "history"} <= set(answer)
+    assert answer["question"] == "How many customers are there?" and answer["database"] == SHOP
+    ran = client.predict("SELECT count(*) AS n FROM customers", SHOP, api_name="/run_sql")
+    assert ran["error"] is None and ran["columns"] == ["n"] and ran["rows"][0][0] > 0
+    refused = client.predict("DELETE FROM customers", SHOP, api_name="/run_sql")
+    assert refused["error"] and refused["rows"] == []
+    unknown = client.predict("How many?", "nope (sample)", api_name="/ask")
+    assert unknown["error"] == "Please choose a database."
+
+
+def test_two_sessions_on_different_databases_keep_their_own_answers(app):
+    """Both sessions ask at the same time; each answer and each history is its own."""
+    url, _ = app
+    results: dict[str, list] = {SHOP: [], HR: []}
+    errors: list[BaseException] = []
+
+    def session(database, questions, count_sql):
+        try:
+            client = _client(url)
+            for question in questions:
+                results[database].append(
+                    (question, client.predict(question, database, api_name="/ask"))
+                )
+                results[database].append(
+                    (count_sql, client.predict(count_sql, database, api_name="/run_sql"))
+                )
+        except BaseException as err:  # reported below, in the test's thread
+            errors.append(err)
+
+    threads = [
+        threading.Thread(target=session, args=(SHOP, SHOP_QUESTIONS, "SELECT count(*) FROM customers")),
+        threading.Thread(target=session, args=(HR, HR_QUESTIONS, "SELECT count(*) FROM employees")),
+    ]  # fmt: skip
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(600)
+    assert not errors, errors
+    for database, own, other in ((SHOP, SHOP_QUESTIONS, HR_QUESTIONS), (HR, HR_QUESTIONS, SHOP_QUESTIONS)):  # fmt: skip
+        asked = [r for q, r in results[database] if "question" in r]
+        assert [r["question"] for r in asked] == own
+        assert all(r["database"] == database for r in asked)
+        history = [h["question"] for r in asked for h in r["history"]]
+        assert set(own) <= set(history) and not set(other) & set(history)
+        counts = [r for q, r in results[database] if "question" not in r]
+        assert all(r["error"] is None and r["rows"][0][0] > 0 for r in counts)
+    shop_count = results[SHOP][1][1]["rows"][0][0]
+    hr_count = results[HR][1][1]["rows"][0][0]
+    assert shop_count != hr_count  # the two counts come from two different tables
+
+
+def test_waiting_user_sees_their_place_in_the_queue(app):
+    """While programs keep the model busy, a question asked in the browser shows its place
+    in the queue (one question at a time: the app runs with --batch 1)."""
+    url, _ = app
+    busy = [
+        threading.Thread(
+            target=lambda q=q: _client(url).predict(q, SHOP, api_name="/ask"), daemon=True
+        )
+        for q in (
+            "Which customers live in Paris?",
+            "List all product categories.",
+            "How many products do we sell?",
+        )  # fmt: skip
+    ]
+    for t in busy:
+        t.start()
+    with browser_page() as page:
+        page.goto(url, wait_until="load")
+        page.locator("#chat-question textarea").fill("How many orders have been cancelled?")
+        page.locator("#chat-ask").click()
+        queue = page.get_by_text("queue:").first
+        queue.wait_for(timeout=60_000)
+        screenshot(page, "chat-queue-place")
+        assert "/" in queue.inner_text()  # "queue: 2/3"
+        page.locator("#chat-status").get_by_text("attempt(s)").wait_for(timeout=300_000)
+    for t in busy:
+        t.join(300)
+
+
+def test_exposed_without_sign_in_warns_in_log_and_page(app):
+    url, data = app
+    with browser_page() as page:
+        page.goto(url, wait_until="load")
+        warning = page.locator("#exposure-warning")
+        warning.wait_for(timeout=60_000)
+        screenshot(page, "exposure-warning")
+        assert "without sign-in" in warning.inner_text()
+    config = urllib.request.urlopen(f"{url}config", timeout=10).read().decode()
+    assert "without sign-in" in config
+    port = url.rstrip("/").rsplit(":", 1)[1]
+    assert "without sign-in" in (ARTIFACTS / f"app-{port}.log").read_text()
