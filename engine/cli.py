@@ -37,7 +37,7 @@ def _rag_overrides(args: argparse.Namespace, overrides: dict[str, Any]) -> None:
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
-    from engine.executor import DatabaseError, check_database
+    from engine.db import DatabaseError, check_database, is_url
     from engine.factory import engine_from_config
 
     overrides = parse_overrides(args.set)
@@ -63,7 +63,9 @@ def cmd_ask(args: argparse.Namespace) -> int:
         return _fail(args, question, error)
     say = logging.getLogger("engine").info
     retriever = None
-    if cfg.rag.enabled:
+    if cfg.rag.enabled and is_url(args.db):
+        say("Retrieval indexes database files only, so far: the whole schema goes in the prompt")
+    elif cfg.rag.enabled:
         error, retriever = _prepare_retriever(cfg, args.db, say)
         if error:
             return _fail(args, question, error)
@@ -150,7 +152,7 @@ def cmd_index(args: argparse.Namespace) -> int:
 
 
 def cmd_run_sql(args: argparse.Namespace) -> int:
-    from engine.executor import run_readonly
+    from engine.db import run_readonly
 
     overrides = parse_overrides(args.set)
     if args.timeout is not None:
@@ -295,14 +297,20 @@ def _add_examples_parser(sub: Any) -> None:
     examples.set_defaults(func=cmd_examples)
 
 
+_DB_HELP = (
+    "SQLite or DuckDB file, or a database URL: postgresql+psycopg://USER@HOST:PORT/DB, "
+    "mysql+pymysql://USER@HOST:PORT/DB, duckdb:///FILE (a password: ${ENV_VAR} in its place)"
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m engine", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    ask = sub.add_parser("ask", help="answer a question about a SQLite database")
+    ask = sub.add_parser("ask", help="answer a question about a database")
     ask.add_argument("question", nargs="?", default="")
-    ask.add_argument("--db", required=True, help="SQLite database file")
+    ask.add_argument("--db", required=True, help=_DB_HELP)
     ask.add_argument("--model", help="preset name, local model folder or hub id")
     ask.add_argument("--adapter", help="LoRA adapter folder (from training)")
     ask.add_argument("--load-in-4bit", action="store_true", help="4-bit NF4 via bitsandbytes")
@@ -334,7 +342,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run-sql", help="run SQL read-only with the engine's safety rules")
     run.add_argument("sql")
-    run.add_argument("--db", required=True)
+    run.add_argument("--db", required=True, help=_DB_HELP)
     run.add_argument("--timeout", type=float, help="seconds (default: the config's timeout_s)")
     run.add_argument("--max-rows", type=int, help="row cap (default: the config's max_rows)")
     run.add_argument("--config", help="engine YAML config (its timeout_s and max_rows)")

@@ -104,3 +104,8 @@ def small_db(tmp_path) -> Path:
     con.commit()
     con.close()
     return path
+
+
+# Throwaway PostgreSQL and MariaDB servers and DuckDB files with the samples loaded (each
+# started once per session, only by the tests that use them).
+from tests.db_servers import duck_samples, maria_server, pg_server  # noqa: E402, F401

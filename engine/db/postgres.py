@@ -107,7 +107,8 @@ def role_can_write(db: str) -> bool:
         row = conn.execute(
             "SELECT rolsuper OR EXISTS (SELECT 1 FROM information_schema.table_privileges "
             "WHERE grantee IN (SELECT current_user UNION SELECT 'PUBLIC') AND privilege_type "
-            "IN ('INSERT', 'UPDATE', 'DELETE', 'TRUNCATE')) "
+            "IN ('INSERT', 'UPDATE', 'DELETE', 'TRUNCATE') "
+            "AND table_schema NOT IN ('pg_catalog', 'information_schema')) "
             "OR pg_has_role(current_user, 'pg_write_all_data', 'member') FROM pg_roles "
             "WHERE rolname = current_user"
         ).fetchone()
