@@ -1,4 +1,9 @@
-"""Where things live: the repository, the bundled sample databases and the user cache."""
+"""Where things live: the repository, the bundled sample databases and the user cache.
+
+In an installed package (``pip install .``) ``REPO_ROOT`` is the folder holding the packages;
+the sample databases and ``configs/`` are installed beside them as package data, so the
+same paths hold there.
+"""
 
 from __future__ import annotations
 
@@ -26,9 +31,16 @@ def cache_dir() -> Path:
 
 
 def data_dir() -> Path:
-    """Runtime data (uploads, vector DB, runs): ``TEXT2SQL_DATA`` or ``data_base/``."""
+    """Runtime data (uploads, vector DB, runs): ``TEXT2SQL_DATA``, else ``data_base/`` in a
+    checkout; an installed package (no ``data_base/`` beside it) uses ``$XDG_DATA_HOME/text2sql``
+    or ``~/.local/share/text2sql``, never its own install folder."""
     env = os.environ.get("TEXT2SQL_DATA")
-    return Path(env).expanduser() if env else DATA_BASE_DIR
+    if env:
+        return Path(env).expanduser()
+    if DATA_BASE_DIR.is_dir():
+        return DATA_BASE_DIR
+    base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(base) / "text2sql"
 
 
 def sample_databases() -> dict[str, Path]:

@@ -1,0 +1,1 @@
+"""The ``text2sql`` command: one entry point over the engine, training and the app."""

@@ -1,0 +1,5 @@
+import sys
+
+from text2sql.cli import main
+
+sys.exit(main())
