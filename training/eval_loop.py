@@ -29,15 +29,16 @@ class RunContext:
     """What batches of one run share: generated databases, schemas, indexed databases."""
 
     dbs: Any  # training.eval_dbs.SyntheticDatabases
-    schemas: dict[Path, Schema] = field(default_factory=dict)
+    schemas: dict[Path | str, Schema] = field(default_factory=dict)
     indexed: set[Path] = field(default_factory=set)
+    db_urls: dict[str, str] = field(default_factory=dict)  # EvalConfig.db_urls
 
 
 @dataclass
 class Item:
     index: int
     example: Any  # training.data.Example
-    db_path: Path | None = None
+    db_path: Path | str | None = None  # a file, or a database URL (EvalConfig.db_urls)
     db_kind: str | None = None  # real | synthetic
     db_error: str | None = None
     schema: Schema | None = None
@@ -153,11 +154,16 @@ def ensure_index(retriever: Any, db_path: Path, ctx: RunContext) -> None:
 
 def prepare(item: Item, engine: Any, ctx: RunContext) -> None:
     """Find (or build) the database, run the gold query, index the database for retrieval."""
-    from engine.schema import read_schema
+    from engine.db import dialect, is_url, read_schema
     from training.metrics import run_query
 
     ex = item.example
-    if ex.db_path:
+    gold = ex.sql
+    url = db_url(ctx.db_urls, ex.db_id)
+    if url:
+        item.db_path, item.db_kind = url, "real"
+        gold = transpile_gold(ex.sql, dialect(url))
+    elif ex.db_path:
         item.db_path, item.db_kind = Path(ex.db_path), "real"
     elif ex.ddl:
         item.db_path, item.db_error = ctx.dbs.path_for(ex.ddl, ex.sql)
@@ -170,15 +176,48 @@ def prepare(item: Item, engine: Any, ctx: RunContext) -> None:
         if item.db_path not in ctx.schemas:
             ctx.schemas[item.db_path] = read_schema(item.db_path)
         item.schema = ctx.schemas[item.db_path]
-        item.gold_result = run_query(item.db_path, ex.sql, engine.timeout_s, engine.max_rows)
+        item.gold_result = run_query(item.db_path, gold, engine.timeout_s, engine.max_rows)
     except Exception as err:  # unreadable file: the question stays, unscored
         item.db_path, item.db_kind, item.db_error = None, None, _one_line(err)
         return
-    if engine.retriever is not None:
+    if engine.retriever is not None and not is_url(item.db_path):  # files only, so far
         try:
             ensure_index(engine.retriever, item.db_path, ctx)
         except Exception as err:  # the engine answers from the whole schema then
             item.notes.append(f"indexing failed: {_one_line(err)}")
+
+
+def db_url(db_urls: dict[str, str], db_id: str | None) -> str | None:
+    """The URL ``db_urls`` gives ``db_id`` (its own entry, else ``"*"``), ``{db_id}`` filled."""
+    url = db_urls.get(db_id or "") or db_urls.get("*")
+    return url.replace("{db_id}", db_id or "") if url else None
+
+
+def transpile_gold(sql: str, dialect: str) -> str:
+    """Gold SQL written for SQLite, in ``dialect`` (sqlglot); as it was when that fails.
+
+    Double-quoted strings ("France"), which SQLite reads as text, become string literals
+    first: other engines would read them as column names. What sqlglot does not rewrite stays
+    SQLite's: a bare column beside an aggregate fails on DuckDB (and on PostgreSQL unless it
+    depends on the grouped key); such questions are recorded with their gold error, unscored."""
+    if dialect == "sqlite":
+        return sql
+    import sqlglot
+    from sqlglot import exp
+    from sqlglot.errors import SqlglotError
+
+    from training.metrics import dequote_string_operands
+
+    try:
+        tree = sqlglot.parse_one(sql, read="sqlite")
+        dequote_string_operands(tree)
+        # PostgreSQL (before 16) and MySQL want a name for every subquery in FROM
+        for i, sub in enumerate(tree.find_all(exp.Subquery)):
+            if not sub.alias and isinstance(sub.parent, exp.From | exp.Join):
+                sub.set("alias", exp.TableAlias(this=exp.to_identifier(f"_sub{i}")))
+        return tree.sql(dialect=dialect)
+    except SqlglotError:
+        return sql
 
 
 def _valid(item: Item) -> float:

@@ -64,6 +64,11 @@ class EvalConfig:
     rag_store: str = ""  # the run's vector store; "": OUT/vector_db
     synthetic_rows: int = 12  # rows per table in databases generated from DDL
     resume: bool = True
+    # Evaluate on another engine: db_id -> database URL (or DuckDB file) in place of its
+    # SQLite file; "*" covers every db_id and "{db_id}" in a URL is replaced, so
+    # {"*": "postgresql+psycopg://USER@HOST:PORT/{db_id}"} is a server + database name.
+    # Gold SQL is transpiled from SQLite to that dialect. No literal passwords: ${ENV_VAR}.
+    db_urls: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.limit is not None and self.limit < 1:
@@ -74,6 +79,15 @@ class EvalConfig:
             self.db_ids = [d.strip() for d in self.db_ids.split(",") if d.strip()]
         if self.synthetic_rows < 1:
             raise ConfigError("synthetic_rows must be at least 1")
+        self.db_urls = dict(self.db_urls or {})
+        for db_id, url in self.db_urls.items():
+            from engine.db.url import redact, storable
+
+            if "://" in url and storable(url) != url:  # run.json records the settings
+                raise ConfigError(
+                    f"db_urls.{db_id}: no password in the URL ({redact(url)}); name an "
+                    "environment variable in its place: USER:${VAR}@HOST"
+                )
 
     def settings(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -81,7 +95,8 @@ class EvalConfig:
     def identity(self) -> dict[str, Any]:
         settings = self.settings()
         engine = {k: v for k, v in settings["engine"].items() if k != "threads"}
-        return {**{k: settings[k] for k in IDENTITY_KEYS}, "engine": engine}
+        extra = {"db_urls": self.db_urls} if self.db_urls else {}  # older runs have none
+        return {**{k: settings[k] for k in IDENTITY_KEYS}, **extra, "engine": engine}
 
 
 @dataclass
@@ -177,7 +192,7 @@ def run(
         SyntheticDatabases(cfg.synthetic_rows, cfg.seed) as dbs,
         open(out / PREDICTIONS, "a", encoding="utf-8") as f,
     ):
-        ctx = RunContext(dbs=dbs)
+        ctx = RunContext(dbs=dbs, db_urls=cfg.db_urls)
         step = cfg.engine.batch_size
         for start in range(0, len(todo), step):
             if should_stop is not None and should_stop():
@@ -297,6 +312,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--holdout", type=float, metavar="FRACTION",
                    help="only the databases training held out with this val_fraction")  # fmt: skip
     p.add_argument("--db-ids", help="only these databases (comma-separated db_ids)")
+    p.add_argument("--db-url", action="append", metavar="DB_ID=URL",
+                   help="evaluate DB_ID on this database URL instead of its SQLite file; "
+                   "'*=postgresql+psycopg://USER@HOST:PORT/{db_id}' for all (repeatable)")  # fmt: skip
     p.add_argument("--model", help="preset name, local model folder or hub id")
     p.add_argument("--adapter", help="LoRA adapter folder from training")
     p.add_argument("--backend", choices=BACKEND_KINDS)
@@ -340,6 +358,14 @@ def config_from_args(args: argparse.Namespace) -> EvalConfig:
             overrides[key] = getattr(args, flag)
     if args.adapter and args.model is None and "engine.model" not in overrides:
         overrides["engine.model"] = None  # the adapter's recorded base model
+    if args.db_url:
+        pairs = [item.partition("=") for item in args.db_url]
+        bad = [
+            item for item, (_, eq, url) in zip(args.db_url, pairs, strict=True) if not (eq and url)
+        ]
+        if bad:
+            raise ConfigError(f"--db-url takes DB_ID=URL, got {bad[0]!r}")
+        overrides["db_urls"] = {db_id.strip(): url.strip() for db_id, _, url in pairs}
     return make_config(args.engine_config, args.config, overrides)
 
 

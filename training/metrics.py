@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from engine.executor import QueryResult, run_readonly
+from engine.db import QueryResult, run_readonly
 
 Metric = Callable[..., float]
 MAX_COLUMN_PERMUTATIONS = 10_000

@@ -123,7 +123,7 @@ def redact(db: Any) -> str:
     except Exception:
         return _mask(text)
     if url.password is None or _ENV_PASSWORD.match(str(url.password)):
-        return url.render_as_string(hide_password=False)
+        return text  # as written: rendering would %-encode ${VAR}
     return url.render_as_string(hide_password=True)
 
 
@@ -133,8 +133,9 @@ def storable(db: str) -> str:
         return db
     url = parse(db)
     if url.password is None or _ENV_PASSWORD.match(str(url.password)):
-        return url.render_as_string(hide_password=False)
-    return url.set(password=None).render_as_string(hide_password=False)
+        return db  # as written: rendering would %-encode ${VAR}
+    # URL.set(password=None) keeps the password (None means "unchanged" there)
+    return url._replace(password=None).render_as_string(hide_password=False)
 
 
 def remember_password(db: str, password: str | None) -> str:

@@ -1,0 +1,145 @@
+"""The sample databases on PostgreSQL, MariaDB and DuckDB (loaded by scripts/load_sample_dbs.py):
+the CLI on a URL, the sample questions' gold SQL on each engine, evaluation per engine."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from engine.db import dialect, run_readonly
+from engine.paths import sample_databases
+from training.eval_loop import transpile_gold
+
+REPO = Path(__file__).resolve().parent.parent
+ENGINES = ["postgres", "mysql", "duckdb"]
+
+
+@pytest.fixture(scope="module", params=ENGINES)
+def samples(request) -> dict[str, str]:
+    """{db_id: URL} of the samples on one engine."""
+    if request.param == "duckdb":
+        return request.getfixturevalue("duck_samples")
+    server = request.getfixturevalue("pg_server" if request.param == "postgres" else "maria_server")
+    return server.samples
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "engine", *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=900,
+    )
+
+
+def _count(url: str) -> int:
+    return run_readonly(url, "SELECT count(*) FROM customers").rows[0][0]
+
+
+def test_loaded_samples_match_the_sqlite_files(samples):
+    for db_id, path in sample_databases().items():
+        for table in run_readonly(path, "SELECT name FROM sqlite_master WHERE type = 'table'").rows:
+            sql = f"SELECT count(*) FROM {table[0]}"
+            assert run_readonly(samples[db_id], sql).rows == run_readonly(path, sql).rows
+
+
+def test_gold_sql_gives_the_sqlite_rows_on_each_engine(samples):
+    """The sample questions' gold queries, transpiled from SQLite, return the same rows on
+    each engine, but for a few written in SQLite's own ways (a bare column beside an
+    aggregate in GROUP BY, ties cut by LIMIT in an order the other engines need not keep)."""
+    from training.data import load_examples
+    from training.metrics import has_order_by, results_match
+
+    examples = load_examples("samples").examples
+    mismatched = []
+    for ex in examples:
+        url = samples[ex.db_id]
+        there = run_readonly(url, transpile_gold(ex.sql, dialect(url)))
+        here = run_readonly(ex.db_path, ex.sql)
+        if not (there.ok and results_match(here.rows, there.rows, has_order_by(ex.sql))):
+            mismatched.append((ex.question, there.error or there.rows[:3], here.rows[:3]))
+    print(f"{len(mismatched)} of {len(examples)} differ from SQLite:", *mismatched, sep="\n")
+    # measured: postgres 3, mysql 12, duckdb 22 of 159 (bare columns in GROUP BY, tie order)
+    allowed = {"postgres": 5, "mysql": 15, "duckdb": 25}[dialect(samples["shop"])]
+    assert len(examples) >= 150 and len(mismatched) <= allowed, mismatched[:5]
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "DELETE FROM customers",
+        "DROP TABLE customers",
+        "SELECT pg_read_file('/etc/passwd')",
+        "SELECT 1; DROP TABLE customers",
+    ],
+)
+def test_cli_run_sql_refuses_and_leaves_the_table(samples, sql):
+    url = samples["shop"]
+    out = _cli("run-sql", "--db", url, "--json", sql)
+    assert out.returncode == 1
+    error = json.loads(out.stdout)["error"]
+    assert "\n" not in error
+    # pg_read_file is no function of MySQL or DuckDB: it fails there instead
+    assert error.startswith("Refused") or ("pg_read_file" in sql and dialect(url) != "postgres")
+    assert _count(url) == 300
+
+
+def test_cli_run_sql_answers(samples):
+    out = _cli("run-sql", "--db", samples["shop"], "--json", "SELECT count(*) FROM customers")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["rows"] == [[300]]
+
+
+def test_evaluation_scores_each_engine(samples, tmp_path):
+    """The sample question set on this engine through the engine's answer loop: a stand-in
+    model answers with the gold SQL in the engine's dialect, except for two questions."""
+    from tests.test_evaluate import OracleBackend, eval_config
+    from training.data import load_examples
+    from training.evaluate import run
+
+    url = samples["shop"]
+    examples = [e for e in load_examples("samples").examples if e.db_id in ("shop", "hr")]
+    answers = {e.question: transpile_gold(e.sql, dialect(url)) for e in examples}
+    simple = [e for e in examples if "group by" not in e.sql.lower()]
+    wrong = [simple[0].question, simple[-1].question]
+    for q in wrong:
+        answers[q] = "SELECT 1 FROM customers WHERE 1 = 0"
+    cfg = eval_config(
+        data="samples", db_ids="shop,hr", out=str(tmp_path / "run"), db_urls=dict(samples)
+    )
+    metrics = run(cfg, backend=OracleBackend(answers))
+    records = [json.loads(x) for x in (tmp_path / "run" / "predictions.jsonl").open()]
+    assert metrics["n"] == len(examples) == len(records)
+    assert {r["db_kind"] for r in records} == {"real"}
+    # a gold query written in SQLite's ways that fails here is recorded, unscored
+    scored = [r for r in records if r["correct"] is not None]
+    assert all(r["gold_error"] for r in records if r["correct"] is None)
+    assert len(scored) >= 0.8 * len(records)
+    assert sorted(r["question"] for r in scored if not r["correct"]) == sorted(wrong)
+    assert metrics["execution_accuracy"] == pytest.approx(1 - 2 / len(scored), abs=1e-4)
+
+
+def test_eval_config_refuses_a_password_in_a_url():
+    from engine.config import ConfigError
+    from tests.test_evaluate import eval_config
+
+    with pytest.raises(ConfigError, match=r"no password in the URL .*\*\*\*"):
+        eval_config(db_urls={"shop": "postgresql+psycopg://bob:hunter2@h/shop"})
+    cfg = eval_config(db_urls={"*": "postgresql+psycopg://bob:${PGPW}@h/{db_id}"})
+    from training.eval_loop import db_url
+
+    assert db_url(cfg.db_urls, "hr") == "postgresql+psycopg://bob:${PGPW}@h/hr"
+
+
+@pytest.mark.slow
+def test_default_model_counts_customers_on_postgres(pg_server):
+    """The issue's done-when: the default model, asked on PostgreSQL, counts 300 customers."""
+    url = pg_server.samples["shop"]
+    out = _cli("ask", "--db", url, "--json", "How many customers are there?")
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert json.loads(out.stdout)["rows"] == [[300]]
