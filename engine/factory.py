@@ -6,12 +6,15 @@ answer loop. The CLI, the app, evaluation and the benchmarks all build their eng
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from engine.backends.base import Backend
 from engine.config import EngineConfig
 from engine.pipeline import TextToSQL
 from engine.retrieval import Retriever
+
+log = logging.getLogger(__name__)
 
 
 def engine_from_config(
@@ -41,6 +44,11 @@ def engine_from_config(
             progress=progress,
             remote=cfg.openai,
         )
+    warning = adapter_retrieval_warning(cfg, retriever)
+    if warning:
+        log.warning(warning)
+        if progress is not None:
+            progress(warning)
     return TextToSQL(
         backend,
         retriever=retriever,
@@ -48,4 +56,34 @@ def engine_from_config(
         max_attempts=cfg.max_attempts,
         timeout_s=cfg.timeout_s,
         max_rows=cfg.max_rows,
+    )
+
+
+def adapter_retrieval_warning(cfg: EngineConfig, retriever: Retriever | None) -> str | None:
+    """What differs between the retrieval an adapter was trained with (``retrieval`` in its
+    metadata, saved by training) and the retrieval it is served with; None when nothing does,
+    or when the adapter or the retriever does not say."""
+    from engine.models import read_adapter_meta
+    from engine.rag.config import RagConfig
+
+    meta = read_adapter_meta(cfg.adapter) if cfg.adapter else {}
+    if "retrieval" not in meta:
+        return None
+    rag = getattr(retriever, "cfg", None)
+    if retriever is not None and not isinstance(rag, RagConfig):
+        return None  # another retriever: its prompts cannot be compared
+    trained, served = meta["retrieval"], rag.prompt_settings() if rag else None
+    if trained == served:
+        return None
+    if trained is None or served is None:
+        changed = "retrieval " + ("on" if served else "off") + " (in training: "
+        changed += ("on" if trained else "off: plain schema prompts") + ")"
+    else:
+        keys = sorted(k for k in trained.keys() | served.keys() if trained.get(k) != served.get(k))
+        changed = ", ".join(
+            f"rag.{k} {served.get(k)!r} (in training: {trained.get(k)!r})" for k in keys
+        )
+    return (
+        f"Adapter {cfg.adapter} is served with other prompts than it was trained on: {changed}. "
+        "Use the training's rag settings (its train_config.yaml) for the prompts it learned."
     )

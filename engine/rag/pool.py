@@ -94,6 +94,7 @@ class ExamplePool:
         self.path = path
         self._examples: list[PoolExample] | None = None
         self._vectors: Any = None
+        self._ids: Any = None  # engine.rag.examples.pair_id of each question, see select
         self._lock = threading.Lock()
 
     def _load(self) -> tuple[list[PoolExample], Any]:
@@ -125,14 +126,20 @@ class ExamplePool:
         tmp.replace(cached)
         return vectors
 
-    def select(self, question: str, schema: Schema, db_id: str, k: int) -> list[PoolExample]:
+    def select(
+        self, question: str, schema: Schema, db_id: str, k: int, leave_out: str | None = None
+    ) -> list[PoolExample]:
         """The ``k`` pool questions closest to ``question`` once both are masked, from other
-        databases than this one (``db_id``, or the same schema under another name)."""
+        databases than this one (``db_id``, or the same schema under another name).
+
+        ``leave_out``: a question never chosen, from any database (training leaves a row's
+        own question out of its prompt)."""
         if k <= 0:
             return []
         import numpy as np
 
         from engine.rag.embeddings import get_embeddings
+        from engine.rag.examples import pair_id
         from engine.rag.index import schema_fingerprint
 
         examples, vectors = self._load()
@@ -140,6 +147,10 @@ class ExamplePool:
         allowed = np.array(
             [e.db_id.lower() != db_id.lower() and e.schema_sha != own_sha for e in examples]
         )
+        if leave_out is not None:
+            if self._ids is None:
+                self._ids = np.array([pair_id(e.question) for e in examples])
+            allowed &= self._ids != pair_id(leave_out)
         masked = mask_question(question, schema_words(schema))
         query = np.asarray(get_embeddings(self.embedder).embed_query(masked), dtype=np.float32)
         scores = np.where(allowed, vectors @ query, -np.inf)

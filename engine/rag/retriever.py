@@ -118,16 +118,33 @@ class RagRetriever:
         """Top-k of every kind with scores, threshold not applied."""
         return self._search(question, self.prepare(db_path, schema))
 
-    def _search(self, question: str, vs: Any) -> list:
+    def _search(self, question: str, vs: Any, leave_out: str | None = None) -> list:
         from engine.rag.search import KindRetriever
 
+        k_by_kind = self.cfg.k_by_kind
+        if leave_out is not None and k_by_kind["example"]:
+            # one more: an index holds one example per question (index_database), and the
+            # next-best takes the left-out one's place
+            k_by_kind = {**k_by_kind, "example": k_by_kind["example"] + 1}
         kinds = KindRetriever(
             vectorstore=vs,
-            k_by_kind=self.cfg.k_by_kind,
+            k_by_kind=k_by_kind,
             score_threshold=self.cfg.score_threshold,
             kind_thresholds={"table": self.cfg.table_score_threshold},
         )
-        return kinds.search(question)
+        hits = kinds.search(question)
+        if leave_out is None:
+            return hits
+        from engine.rag.examples import pair_id
+
+        own, kept, examples = pair_id(leave_out), [], 0
+        for doc in hits:
+            if doc.metadata.get("kind") == "example":
+                if pair_id(doc.page_content) == own or examples == self.cfg.k_examples:
+                    continue
+                examples += 1
+            kept.append(doc)
+        return kept
 
     def retrieve(
         self,
@@ -136,16 +153,23 @@ class RagRetriever:
         schema: Schema,
         budget_tokens: int,
         count_tokens: Callable[[str], int],
+        leave_out: str | None = None,
     ) -> Retrieval:
+        """The context for ``question``; raises when the store cannot be used.
+
+        ``leave_out``: a question whose solved pair must not be shown, from the database's
+        own examples or from the pool; the next-best ones take its place, as if it had
+        never been indexed (training renders each row so, without its own answer).
+        """
         vs = self.prepare(db_path, schema)
-        hits = self._search(question, vs)
+        hits = self._search(question, vs, leave_out)
         values = self.table_values(vs)
         pool = []
         if self.cfg.pool_examples:
             from engine.rag.pool import example_pool
 
             pool = example_pool(self.cfg.embedder).select(
-                question, schema, Path(db_path).stem, self.cfg.pool_examples
+                question, schema, Path(db_path).stem, self.cfg.pool_examples, leave_out
             )
         return build_context(schema, hits, self.cfg, budget_tokens, count_tokens, values, pool)
 
