@@ -100,8 +100,7 @@ def ask(
 def _own_context(engine: Any, space: Any, question: str, db_path: Any) -> Any:
     """Retrieval from a signed-in user's own index (their saved pairs); None: the engine
     retrieves from the shared one."""
-    from engine.executor import DatabaseError
-    from engine.schema import read_schema
+    from engine.db import DatabaseError, read_schema
 
     if space is None or space.retriever is None or engine.retriever is None:
         return None
@@ -123,7 +122,7 @@ def prime(db_label: str, model: str, pool: EnginePool) -> threading.Thread | Non
 def run_edited_sql(sql: str, db_label: str, pool: EnginePool, space: Any = None) -> tuple[Any, str]:
     """Run the (possibly hand-edited) SQL with the same read-only rules: (QueryResult or
     None, status line)."""
-    from engine.executor import run_readonly
+    from engine.db import run_readonly
 
     dbs = space.databases() if space is not None else database_choices()
     if db_label not in dbs:
@@ -139,15 +138,15 @@ def run_edited_sql(sql: str, db_label: str, pool: EnginePool, space: Any = None)
     return result, f"{len(result.rows)} row(s){more}"
 
 
-def transpile(sql: str, dialect: str) -> str:
-    """The SQL rewritten for another database's dialect (sqlglot)."""
+def transpile(sql: str, dialect: str, source: str = "sqlite") -> str:
+    """The SQL rewritten from the database's own dialect (``source``) into another (sqlglot)."""
     import sqlglot
     from sqlglot.errors import ParseError
 
     if not (sql or "").strip():
         return ""
     try:
-        return ";\n".join(sqlglot.transpile(sql, read="sqlite", write=dialect, pretty=True))
+        return ";\n".join(sqlglot.transpile(sql, read=source, write=dialect, pretty=True))
     except ParseError as err:
         return f"-- cannot transpile: {str(err).splitlines()[0]}"
 
@@ -287,7 +286,7 @@ class ChatTab:
         self.rerun.click(self.on_rerun, [self.sql, self.db, self.last_question], outs)
         self.correct.click(self.on_correct, self.answered, outs)
         self.save.click(self.on_save, [self.ran, self.save_question], outs)
-        self.show_dialect.click(self.on_transpile, [self.sql, self.dialect], outs)
+        self.show_dialect.click(self.on_transpile, [self.sql, self.dialect, self.db], outs)
         self.db.change(self.on_db_change, [self.db, self.model], outs)
         self.past.clear.click(self.on_history_clear, self.db, outs)
         self.past.table.select(
@@ -418,10 +417,13 @@ class ChatTab:
         saved, message = save_example(self.examples, ran["db"], question, ran["sql"])
         return {self.feedback: message, self.save_row: gr.update(visible=not saved)}
 
-    def on_transpile(self, sql: str, dialect: str) -> dict:
+    def on_transpile(self, sql: str, dialect: str, db_label: str | None = None) -> dict:
         import gradio as gr
 
-        text = transpile(sql, dialect)
+        from engine.db import dialect as dialect_of
+
+        db = database_choices().get(db_label or "")
+        text = transpile(sql, dialect, dialect_of(db) if db is not None else "sqlite")
         return {self.transpiled: gr.update(value=text, visible=bool(text))}
 
     def on_db_change(self, d: str, m: str) -> dict:

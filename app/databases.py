@@ -1,4 +1,5 @@
-"""The databases the app offers: bundled samples plus uploads, by dropdown label."""
+"""The databases the app offers: bundled samples, uploads and saved connections (server
+databases by URL, DuckDB files), by dropdown label."""
 
 from __future__ import annotations
 
@@ -10,13 +11,18 @@ from engine.paths import sample_databases
 DEFAULT_DB = "shop (sample)"
 
 
-def database_choices(upload_dir: Path | None = None) -> dict[str, Path]:
-    """Samples and the uploads in ``upload_dir`` (default: the local user's)."""
+def database_choices(upload_dir: Path | None = None) -> dict[str, Path | str]:
+    """Samples, the uploads in ``upload_dir`` (default: the local user's) and the saved
+    connections (their URLs, without passwords)."""
+    from app.connections import saved_connections
     from app.uploads import uploaded_databases
 
-    dbs = {f"{name} (sample)": path for name, path in sample_databases().items()}
+    dbs: dict[str, Path | str] = {
+        f"{name} (sample)": path for name, path in sample_databases().items()
+    }
     uploads = uploaded_databases(upload_dir)
     dbs.update({f"{name} (uploaded)": path for name, path in uploads.items()})
+    dbs.update({f"{name} (connection)": url for name, url in saved_connections().items()})
     return dbs
 
 

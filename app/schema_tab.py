@@ -1,5 +1,6 @@
-"""Schema tab: upload a database (file, SQL script or CSVs), inspect it, manage its solved
-example pairs, index its documentation for RAG."""
+"""Schema tab: upload a database (file, SQL script or CSVs) or connect to one (PostgreSQL,
+MySQL/MariaDB, DuckDB), inspect it, manage its solved example pairs, index its documentation
+for RAG."""
 
 from __future__ import annotations
 
@@ -13,8 +14,7 @@ from app.engines import EnginePool
 from app.examples_panel import ExamplesPanel
 from app.messages import first_line, public
 from app.uploads import LIMITS, UploadError, import_upload
-from engine.executor import DatabaseError, run_readonly
-from engine.schema import read_schema
+from engine.db import DatabaseError, dialect, read_schema, run_readonly
 
 PREVIEW_ROWS = 20
 MAX_OVERVIEW_TABLES = 200
@@ -63,9 +63,25 @@ def preview(db_label: str | None, table: str | None) -> Any:
     dbs = database_choices()
     if db_label not in dbs or not table:
         return None
-    quoted = '"' + table.replace('"', '""') + '"'
+    from engine.db.inspect import quote
+
+    quoted = quote(table, dialect(dbs[db_label]))
     result = run_readonly(dbs[db_label], f"SELECT * FROM {quoted} LIMIT {PREVIEW_ROWS}")
     return frame(result.columns, [list(r) for r in result.rows]) if result.ok else None
+
+
+def connect_database(url: str, password: str, name: str) -> tuple[str, str | None]:
+    """Connect form -> (status line, label of the connection or None). The password is kept
+    in memory only; the saved connection has none."""
+    from app.connections import ConnectRefused, connect
+
+    try:
+        done = connect(url, password, name)
+    except ConnectRefused as err:
+        return f"**Cannot connect:** {public(err)}", None
+    label = f"{done.name} (connection)"
+    note = f"\n\n⚠ {done.warning}" if done.warning else ""
+    return f"Connected **{label}** (read-only).{note}", label
 
 
 def index(
@@ -135,6 +151,21 @@ def build(
             name = gr.Textbox(label="Name for CSV uploads (optional)", elem_id="schema-name")
             upload = gr.Button("Import", variant="primary", elem_id="schema-import")
     upload_status = gr.Markdown(elem_id="schema-upload-status")
+    with gr.Accordion("Connect: PostgreSQL, MySQL/MariaDB or DuckDB", open=False):
+        gr.Markdown(
+            "A URL such as `postgresql+psycopg://USER@HOST:5432/DB`, "
+            "`mysql+pymysql://USER@HOST:3306/DB` or `duckdb:///path/to/file.duckdb`. The "
+            "password stays in memory (never saved or logged); or write `${ENV_VAR}` in its "
+            "place in the URL. Queries run read-only: use an account that can only read."
+        )
+        with gr.Row():
+            conn_url = gr.Textbox(label="Database URL", scale=3, elem_id="schema-conn-url")
+            conn_password = gr.Textbox(
+                label="Password (optional)", type="password", scale=1, elem_id="schema-conn-pw"
+            )
+            conn_name = gr.Textbox(label="Name (optional)", scale=1, elem_id="schema-conn-name")
+        conn_button = gr.Button("Connect", elem_id="schema-connect")
+        conn_status = gr.Markdown(elem_id="schema-conn-status")
     db = gr.Dropdown(dbs, value=default_database(dbs), label="Database", elem_id="schema-db")
     overview = gr.Markdown(elem_id="schema-overview")
     with gr.Row():
@@ -169,10 +200,24 @@ def build(
             return [status, *(gr.update(choices=choices, value=label) for _ in range(n))]
         return [status, *(gr.update(choices=choices) for _ in range(n))]
 
+    def on_connect(url, password, n):
+        status, label = connect_database(url, password, n)
+        choices = list(database_choices())
+        n = 1 + len(database_dropdowns)
+        # the password box is emptied either way: the value lives in memory only
+        if label:
+            return [status, "", *(gr.update(choices=choices, value=label) for _ in range(n))]
+        return [status, "", *(gr.update(choices=choices) for _ in range(n))]
+
     def on_index(label, d, progress=gr.Progress()):  # noqa: B008 (Gradio injects it)
         return index(label, d, pool, progress)
 
     upload.click(on_upload, [files, name], [upload_status, db, *database_dropdowns])
+    conn_button.click(
+        on_connect,
+        [conn_url, conn_password, conn_name],
+        [conn_status, conn_password, db, *database_dropdowns],
+    )
     db.change(on_describe, db, [overview, table, rows])
     table.change(preview, [db, table], rows)
     index_btn.click(on_index, [db, docs], index_status)

@@ -1,0 +1,113 @@
+"""Saved connections to PostgreSQL, MySQL/MariaDB and DuckDB databases (the Schema tab's
+Connect form).
+
+A connection is a name and a database URL, kept in ``<data dir>/connections.json`` without
+its password. A password typed in the form lives in this process's memory only
+(:func:`engine.db.url.remember_password`): after a restart the user types it again, or names
+an environment variable in the URL's password place (``USER:${PGPASSWORD}@HOST``), which is
+what the saved URL then keeps. Every message names the URL with its password hidden.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from engine.paths import data_dir
+
+FILE_NAME = "connections.json"
+_NAME = re.compile(r"[^A-Za-z0-9 _.-]+")
+_lock = threading.Lock()
+
+
+class ConnectRefused(ValueError):
+    """A connection was refused; the message is one line without any password."""
+
+
+@dataclass(frozen=True)
+class Connected:
+    name: str
+    url: str  # without its password
+    warning: str | None = None  # e.g. the account can write
+
+
+def _file(root: Path | None) -> Path:
+    return (root or data_dir()) / FILE_NAME
+
+
+def saved_connections(root: Path | None = None) -> dict[str, str]:
+    """Name -> URL (no passwords) of the saved connections; {} when there are none."""
+    path = _file(root)
+    try:
+        rows = json.loads(path.read_text(encoding="utf-8"))
+    except (FileNotFoundError, ValueError, OSError):
+        return {}
+    return {
+        str(r["name"]): str(r["url"])
+        for r in rows
+        if isinstance(r, dict) and r.get("name") and r.get("url")
+    }
+
+
+def connect(
+    url: str, password: str | None = None, name: str | None = None, root: Path | None = None
+) -> Connected:
+    """Check that ``url`` can be read (with ``password``, if given) and save it by name.
+
+    Raises :class:`ConnectRefused` with a one-line message that hides the password.
+    """
+    from engine.db import DatabaseError, check_database, dialect, is_url, label, role_can_write
+    from engine.db.url import remember_password, storable
+
+    url = (url or "").strip()
+    if not is_url(url):
+        raise ConnectRefused(
+            "Give a database URL: postgresql+psycopg://USER@HOST:PORT/DB, "
+            "mysql+pymysql://USER@HOST:PORT/DB or duckdb:///path/to/file.duckdb"
+        )
+    try:
+        if dialect(url) == "sqlite":
+            raise ConnectRefused("SQLite files: use the upload above")
+        public = remember_password(url, (password or "").strip() or None)
+        check_database(public)
+        writes = role_can_write(public)
+    except DatabaseError as err:
+        raise ConnectRefused(str(err)) from None
+    warning = None
+    if writes:
+        warning = (
+            "This account can change data. The workbench only ever reads, but a read-only "
+            "account (see the README) is safer."
+        )
+    title = _NAME.sub("_", (name or "").strip())[:60] or label(public)
+    with _lock:
+        saved = saved_connections(root)
+        saved[title] = storable(public)
+        _write(root, saved)
+    return Connected(title, storable(public), warning)
+
+
+def forget(name: str, root: Path | None = None) -> bool:
+    """Remove a saved connection (and the password remembered for it)."""
+    from engine.db.url import forget_password
+
+    with _lock:
+        saved = saved_connections(root)
+        url = saved.pop(name, None)
+        if url is None:
+            return False
+        _write(root, saved)
+    forget_password(url)
+    return True
+
+
+def _write(root: Path | None, saved: dict[str, str]) -> None:
+    path = _file(root)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    rows = [{"name": n, "url": u} for n, u in saved.items()]
+    tmp.write_text(json.dumps(rows, indent=2), encoding="utf-8")
+    tmp.replace(path)
