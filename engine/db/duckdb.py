@@ -48,7 +48,9 @@ CONFIG = {
 
 def connect(path: Path) -> Any:
     """A read-only DuckDB connection with external access off and the settings locked."""
-    import duckdb
+    from engine.db.url import require
+
+    duckdb = require("duckdb")
 
     if not path.is_file():
         raise DatabaseError(f"Database not found: {path}")
@@ -62,8 +64,6 @@ def connect(path: Path) -> Any:
 
 
 def run(path: Path, sql: str, timeout_s: float, max_rows: int) -> QueryResult:
-    import duckdb
-
     statement, refused = guard.check(sql, "duckdb")
     if refused:
         return QueryResult([], [], refused)
@@ -71,6 +71,8 @@ def run(path: Path, sql: str, timeout_s: float, max_rows: int) -> QueryResult:
         conn = connect(path)
     except DatabaseError as err:
         return QueryResult([], [], str(err))
+    import duckdb
+
     timer = threading.Timer(timeout_s, conn.interrupt)
     deadline = time.monotonic() + timeout_s
     try:
@@ -108,9 +110,9 @@ def read_schema(path: Path, *, count_rows: bool = False) -> Schema:
     Not SQLAlchemy's inspector: duckdb-engine 0.17 reflects through PostgreSQL catalog views
     that SQLAlchemy 2.1 queries and DuckDB does not have (``pg_collation``, ``regclass``).
     """
+    conn = connect(path)
     import duckdb
 
-    conn = connect(path)
     try:
         names = conn.execute(
             f"SELECT table_name, comment FROM duckdb_tables() WHERE {_HERE} ORDER BY table_oid"

@@ -31,7 +31,7 @@ from typing import Any
 
 from engine.db import guard
 from engine.db.fetch import TOO_LARGE, Deadline, ResultTooLarge, fetch_rows
-from engine.db.url import connect_url, redact, scrub
+from engine.db.url import connect_url, redact, require, scrub
 from engine.executor import DatabaseError, QueryResult
 
 CONNECT_TIMEOUT_S = 10
@@ -41,7 +41,7 @@ _READ_ONLY_CODES = {1792, 1290}  # read-only transaction, --read-only server
 
 def connect(db: str, timeout_s: float) -> Any:
     """A PyMySQL connection in a read-only, time-limited transaction (unbuffered cursors)."""
-    import pymysql
+    pymysql = require("pymysql")
     from pymysql.constants import CLIENT
     from sqlalchemy import create_engine
 
@@ -73,8 +73,6 @@ def connect(db: str, timeout_s: float) -> Any:
 
 
 def run(db: str, sql: str, timeout_s: float, max_rows: int) -> QueryResult:
-    import pymysql
-
     statement, refused = guard.check(sql, "mysql")
     if refused:
         return QueryResult([], [], refused)
@@ -82,6 +80,8 @@ def run(db: str, sql: str, timeout_s: float, max_rows: int) -> QueryResult:
         conn = connect(db, timeout_s)
     except DatabaseError as err:
         return QueryResult([], [], str(err))
+    import pymysql
+
     deadline = time.monotonic() + timeout_s
     finished = False
     cursor = conn.cursor()

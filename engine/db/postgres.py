@@ -35,7 +35,7 @@ from typing import Any
 
 from engine.db import guard
 from engine.db.fetch import TOO_LARGE, Deadline, ResultTooLarge, fetch_rows
-from engine.db.url import connect_url, redact, scrub
+from engine.db.url import connect_url, redact, require, scrub
 from engine.executor import DatabaseError, QueryResult
 
 CONNECT_TIMEOUT_S = 10
@@ -43,7 +43,7 @@ CONNECT_TIMEOUT_S = 10
 
 def connect(db: str, timeout_s: float) -> Any:
     """A psycopg connection whose every transaction is read-only and time-limited."""
-    import psycopg
+    psycopg = require("psycopg")
     from sqlalchemy import create_engine
 
     url = connect_url(db)
@@ -67,9 +67,6 @@ def connect(db: str, timeout_s: float) -> Any:
 
 
 def run(db: str, sql: str, timeout_s: float, max_rows: int) -> QueryResult:
-    import psycopg
-    from psycopg import errors
-
     statement, refused = guard.check(sql, "postgres")
     if refused:
         return QueryResult([], [], refused)
@@ -77,6 +74,9 @@ def run(db: str, sql: str, timeout_s: float, max_rows: int) -> QueryResult:
         conn = connect(db, timeout_s)
     except DatabaseError as err:
         return QueryResult([], [], str(err))
+    import psycopg
+    from psycopg import errors
+
     deadline = time.monotonic() + timeout_s
     try:
         ms = max(1, int(timeout_s * 1000))

@@ -43,12 +43,26 @@ class DatabaseURLError(DatabaseError):
     """A URL that cannot be used; the message never contains a password."""
 
 
+def require(module: str) -> Any:
+    """Import a database driver, or raise :class:`DatabaseError` saying how to install it."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise DatabaseError(
+            f"The {module} driver is not installed: pip install 'text2sql-workbench[db]' "
+            "(a checkout: make setup)"
+        ) from None
+
+
 def is_url(db: Any) -> bool:
     return isinstance(db, str) and bool(_SCHEME.match(db))
 
 
 def parse(db: str) -> Any:
     """The ``sqlalchemy.URL`` of ``db``, with the driver this project pins filled in."""
+    require("sqlalchemy")
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
 
