@@ -131,6 +131,7 @@ def cmd_index(args: argparse.Namespace) -> int:
     _rag_overrides(args, overrides)
     cfg = load_config(EngineConfig, args.config, overrides)
     try:
+        _files_only(args.db)
         report = index_database(
             cfg.rag,
             args.db,
@@ -141,7 +142,7 @@ def cmd_index(args: argparse.Namespace) -> int:
         )
     except (DatabaseError, RagInputError, StoreError, EmbedderError) as err:
         if args.json:
-            _print_json({"db": args.db, "error": str(err)})
+            _print_json({"db": _redact(args.db), "error": str(err)})
         print(f"Error: {err}", file=sys.stderr)
         return 1
     if args.json:
@@ -149,6 +150,23 @@ def cmd_index(args: argparse.Namespace) -> int:
     else:
         print(report.summary())
     return 0
+
+
+def _redact(db: str) -> str:
+    from engine.db import redact
+
+    return redact(db)
+
+
+def _files_only(db: str) -> None:
+    """Retrieval indexes and saved pairs are kept per database file, so far."""
+    from engine.db import DatabaseError, is_url
+
+    if is_url(db):
+        raise DatabaseError(
+            "Retrieval indexes and saved example pairs work on database files only, so far "
+            "(ask and run-sql take a URL)"
+        )
 
 
 def cmd_run_sql(args: argparse.Namespace) -> int:
@@ -185,15 +203,16 @@ def cmd_examples(args: argparse.Namespace) -> int:
     cfg = load_config(EngineConfig, args.config, overrides)
     examples = SavedExamples(cfg.rag, data_dir(), timeout_s=cfg.timeout_s)
     try:
+        _files_only(args.db)
         check_database(args.db)
         out, text = _EXAMPLE_ACTIONS[args.action](examples, args)
     except (DatabaseError, ExampleError, RagInputError, StoreError, EmbedderError) as err:
         if args.json:
-            _print_json({"db": args.db, "error": str(err)})
+            _print_json({"db": _redact(args.db), "error": str(err)})
         print(f"Error: {err}", file=sys.stderr)
         return 1
     if args.json:
-        _print_json({"db": args.db, **out})
+        _print_json({"db": _redact(args.db), **out})
     elif text:
         print(text)
     return 0

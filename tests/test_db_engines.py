@@ -143,3 +143,14 @@ def test_default_model_counts_customers_on_postgres(pg_server):
     out = _cli("ask", "--db", url, "--json", "How many customers are there?")
     assert out.returncode == 0, out.stderr[-2000:]
     assert json.loads(out.stdout)["rows"] == [[300]]
+
+
+@pytest.mark.parametrize("command", [["index"], ["examples", "list"], ["run-sql", "SELECT 1"]])
+def test_cli_never_prints_a_password(command):
+    """A URL with its password typed in: refused (index, examples: files only) or failing to
+    connect (run-sql); the password appears nowhere in the output."""
+    url = "postgresql+psycopg://bob:hunter2-secret@127.0.0.1:1/shop"
+    out = _cli(*command, "--db", url, "--json")
+    assert out.returncode == 1
+    assert "hunter2-secret" not in out.stdout + out.stderr
+    assert json.loads(out.stdout)["error"]
