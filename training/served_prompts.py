@@ -159,12 +159,16 @@ class ServedPrompts:
         }
 
     def rows(self, examples: list[Example], what: str = "examples") -> list[dict]:
+        """:meth:`row` of each example, with progress (a retrieval per row takes a while)."""
+        self._say(f"Rendering {len(examples)} {what} as the engine serves them")
         bar = _bar(len(examples), f"Rendering {what}", "row") if self.show_bar else None
         out = []
-        for example in examples:
+        for i, example in enumerate(examples, 1):
             out.append(self.row(example))
             if bar is not None:
                 bar.update(1)
+            elif i % 500 == 0:
+                self._say(f"Rendered {i}/{len(examples)} {what}")
         if bar is not None:
             bar.close()
         return out
