@@ -279,3 +279,16 @@ def test_training_prompts_default_to_the_engines_retrieval_settings() -> None:
     assert load_train_config(None, ["rag.enabled=false"]).rag.prompt_settings() is None
     with pytest.raises(ConfigError, match="rag.chroma_host"):
         TrainConfig(rag=RagConfig(chroma_host="localhost"))
+
+
+def test_each_process_of_a_distributed_run_indexes_into_its_own_folder(
+    tiny_llama: Path, served_data: Path, tokenizer, tmp_path: Path, monkeypatch
+) -> None:
+    """An embedded Chroma folder is not shared between processes (accelerate launch)."""
+    from training.data import load_examples
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    cfg = tiny_config(tiny_llama, served_data, tmp_path / "run")
+    store = _renderer(cfg, tokenizer, load_examples(served_data).examples).store_dir
+    assert store.parent == tmp_path / "run" / "vector_db" / "rank1"

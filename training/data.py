@@ -115,7 +115,9 @@ def split_by_database(
 
 
 def to_prompt_completion(example: Example, fmt: PromptFormat = DEFAULT_FORMAT) -> dict:
-    """A conversational prompt/completion row for TRL (loss on the completion only)."""
+    """A conversational prompt/completion row for TRL (loss on the completion only), with
+    the plain schema prompt; :mod:`training.served_prompts` renders rows as the engine serves
+    them (retrieved notes included), which is what training uses when retrieval is on."""
     return build_training_example(example.question, example.schema, example.sql, fmt=fmt)
 
 
