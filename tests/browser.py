@@ -33,18 +33,22 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@contextmanager
-def running_app(
-    *args: str, data_dir: Path, env: dict[str, str] | None = None, ready_timeout: float = 120
-):
-    """``python launch.py`` in a subprocess with its own data folder; yields its URL once up."""
+def launch_app(
+    *args: str,
+    data_dir: Path,
+    env: dict[str, str] | None = None,
+    ready_timeout: float = 120,
+    log_name: str | None = None,
+) -> tuple[subprocess.Popen, str, Path]:
+    """Start ``python launch.py`` with its own data folder; returns (process, URL, log file)
+    once it answers. The caller stops it (or kills it: the crash-safety tests)."""
     port = free_port()
     env = {
         "TEXT2SQL_DATA": str(data_dir),
         "TEXT2SQL_VECTOR_DB": str(data_dir / "chroma"),
         **(env or {}),
     }
-    log = ARTIFACTS / f"app-{port}.log"
+    log = ARTIFACTS / f"{log_name or 'app'}-{port}.log"
     ARTIFACTS.mkdir(exist_ok=True)
     with open(log, "w") as out:
         proc = subprocess.Popen(
@@ -54,26 +58,40 @@ def running_app(
             stderr=subprocess.STDOUT,
             env={**os.environ, **env},
         )
-        url = f"http://127.0.0.1:{port}/"
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.time() + ready_timeout
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"app exited early; see {log}:\n{log.read_text()[-2000:]}")
         try:
-            deadline = time.time() + ready_timeout
-            while True:
-                if proc.poll() is not None:
-                    raise RuntimeError(f"app exited early; see {log}:\n{log.read_text()[-2000:]}")
-                try:
-                    urllib.request.urlopen(url, timeout=2)
-                    break
-                except OSError:
-                    if time.time() > deadline:
-                        raise TimeoutError(f"app not ready after {ready_timeout} s") from None
-                    time.sleep(0.5)
-            yield url
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            urllib.request.urlopen(url, timeout=2)
+            return proc, url, log
+        except OSError:
+            if time.time() > deadline:
+                stop_app(proc)
+                raise TimeoutError(f"app not ready after {ready_timeout} s") from None
+            time.sleep(0.5)
+
+
+def stop_app(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=20)
+
+
+@contextmanager
+def running_app(
+    *args: str, data_dir: Path, env: dict[str, str] | None = None, ready_timeout: float = 120
+):
+    """``python launch.py`` in a subprocess with its own data folder; yields its URL once up."""
+    proc, url, _ = launch_app(*args, data_dir=data_dir, env=env, ready_timeout=ready_timeout)
+    try:
+        yield url
+    finally:
+        stop_app(proc)
 
 
 @contextmanager

@@ -1,0 +1,320 @@
+"""``kill -9`` of a real app process in the middle of work, then a restart on the same data.
+
+Each test starts ``launch.py`` as a subprocess, gets it busy (an upload, indexing, a training
+run, an evaluation), sends SIGKILL at a moment it can see on disk, starts the app again on
+the same data folder and checks what the next start does: nothing half-built is listed,
+temporary files are gone, the index is rebuilt and it says so, training and evaluation offer
+to resume and the resumed runs finish. Killing the training child alone is reported plainly
+while the app keeps serving. Logs are kept in test-artifacts/crash-*.log.
+"""
+
+import contextlib
+import csv
+import json
+import os
+import signal
+import sqlite3
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.browser import browser_page, launch_app, screenshot, stop_app
+
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
+
+
+def wait_for(check, timeout: float, what: str, interval: float = 0.1):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(interval)
+    raise TimeoutError(f"waited {timeout:.0f} s for {what}")
+
+
+def kill9(proc) -> float:
+    """SIGKILL the app; returns when it is gone (seconds taken)."""
+    started = time.perf_counter()
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    return time.perf_counter() - started
+
+
+def children(pid: int) -> list[int]:
+    out = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        text = (task / "children").read_text().split()
+        out += [int(c) for c in text]
+    return out
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def page_config(url: str) -> str:
+    return urllib.request.urlopen(f"{url}config", timeout=10).read().decode()
+
+
+def _client(url):
+    from gradio_client import Client
+
+    return Client(url, verbose=False)
+
+
+# --- uploads -----------------------------------------------------------------------------
+
+
+def test_kill_during_an_upload_lists_nothing_half_built(tmp_path):
+    big = tmp_path / "big.csv"
+    with open(big, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["id", "name", "city", "amount", "day"])
+        for i in range(400_000):
+            writer.writerow([i, f"name {i}", f"city {i % 977}", i * 0.25, f"2024-01-{i % 28 + 1:02d}"])  # fmt: skip
+    data = tmp_path / "data"
+    uploads = data / "uploads"
+    proc, url, _ = launch_app("--no-warm-up", data_dir=data, log_name="crash-upload")
+    try:
+        with browser_page() as page:
+            page.goto(url, wait_until="load")
+            page.get_by_role("tab", name="Schema").click()
+            page.locator("#schema-upload input[type=file]").set_input_files(str(big))
+            page.locator("#schema-import").click()
+            temps = wait_for(lambda: list(uploads.glob(".*.tmp*")), 120, "the upload's temp file")
+            took = kill9(proc)
+    finally:
+        if proc.poll() is None:
+            stop_app(proc)
+    print(f"killed during the upload ({temps[0].name} on disk) in {took:.2f} s")
+    assert list(uploads.glob(".*.tmp*")), "the kill came after the import finished"
+    assert not list(uploads.glob("*.sqlite"))
+
+    proc, url, log = launch_app("--no-warm-up", data_dir=data, log_name="crash-upload-restart")
+    try:
+        assert not list(uploads.glob(".*.tmp*"))
+        assert "big (uploaded)" not in _client(url).predict(api_name="/databases")
+        assert "unfinished upload" in page_config(url)
+    finally:
+        stop_app(proc)
+    assert "unfinished upload" in log.read_text()
+
+
+# --- indexing ----------------------------------------------------------------------------
+
+WIDE_TABLES = 400
+
+
+def _wide_database(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    con = sqlite3.connect(path)
+    for t in range(WIDE_TABLES):
+        con.execute(f"CREATE TABLE t{t} (id INTEGER PRIMARY KEY, label_{t} TEXT, size_{t} REAL)")
+        con.execute(f"INSERT INTO t{t} VALUES (1, 'alpha {t}', {t}.5), (2, 'beta {t}', 1.5)")
+    con.commit()
+    con.close()
+
+
+def _staging_collections(store: Path) -> list[str]:
+    db = store / "chroma.sqlite3"
+    if not db.is_file():
+        return []
+    try:
+        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1)
+        try:
+            rows = con.execute("SELECT name FROM collections WHERE name LIKE '%-new'").fetchall()
+        finally:
+            con.close()
+    except sqlite3.Error:
+        return []
+    return [r[0] for r in rows]
+
+
+def test_kill_during_indexing_rebuilds_the_index_and_says_so(tmp_path):
+    from engine.rag.config import RagConfig
+    from engine.rag.store import VectorStore
+
+    data = tmp_path / "data"
+    wide = data / "uploads" / "wide.sqlite"
+    _wide_database(wide)
+    store = data / "vector_db" / "chroma"
+    args = ("--no-warm-up", "--model", "smollm2-135m-instruct")
+    proc, url, _ = launch_app(*args, data_dir=data, log_name="crash-index")
+    try:
+
+        def ask():
+            with contextlib.suppress(Exception):  # the app is killed under it
+                _client(url).predict("How many t1?", "wide (uploaded)", api_name="/ask")
+
+        asking = threading.Thread(target=ask, daemon=True)
+        asking.start()  # the first question on a database indexes it
+        wait_for(lambda: _staging_collections(store), 300, "indexing to start")
+        time.sleep(1.0)  # some documents in, most not
+        took = kill9(proc)
+    finally:
+        if proc.poll() is None:
+            stop_app(proc)
+    print(f"killed during indexing in {took:.2f} s")
+    assert _staging_collections(store), "the kill came after indexing finished"
+
+    proc, url, log = launch_app(*args, data_dir=data, log_name="crash-index-restart")
+    try:
+        assert "Indexing of wide.sqlite was interrupted: rebuilding it." in page_config(url)
+        wait_for(lambda: "Rebuilt the index of wide.sqlite" in log.read_text(), 300, "the rebuild")
+    finally:
+        stop_app(proc)
+    assert "Indexing of wide.sqlite was interrupted" in log.read_text()
+    vectors = VectorStore(RagConfig(store_dir=str(store)))
+    assert _staging_collections(store) == []
+    assert vectors.info(wide)["tables"] == WIDE_TABLES
+    name = [c.name for c in vectors.client.list_collections() if c.name.startswith("wide-")]
+    assert len(name) == 1
+    assert vectors.client.get_collection(name[0]).count() == WIDE_TABLES
+
+
+# --- training ----------------------------------------------------------------------------
+
+STEPS, RUN = 16, "crash-run"  # a checkpoint every 4 steps
+
+
+def _checkpoints(run: Path) -> list[int]:
+    return sorted(
+        int(c.name.split("-")[1])
+        for c in run.glob("checkpoint-*")
+        if (c / "trainer_state.json").is_file()
+    )
+
+
+def _fill_training_form(page, tiny_llama) -> None:
+    model = page.locator("#train-model input")
+    model.fill(str(tiny_llama))
+    model.press("Enter")
+    for elem_id, value in (("train-steps", STEPS), ("train-maxlen", 2048)):
+        box = page.locator(f"#{elem_id} input").first
+        box.fill(str(value))
+        box.press("Tab")
+    page.locator("#train-name textarea, #train-name input").first.fill(RUN)
+
+
+def test_kill_during_training_then_resume_and_kill_the_child_alone(tmp_path, tiny_llama):
+    data = tmp_path / "data"
+    run = data / "runs" / RUN
+    proc, url, _ = launch_app("--no-warm-up", data_dir=data, log_name="crash-train")
+    try:
+        with browser_page() as page:
+            page.goto(url, wait_until="load")
+            page.get_by_role("tab", name="Training").click()
+            _fill_training_form(page, tiny_llama)
+            page.locator("#train-start").click()
+            wait_for(lambda: _checkpoints(run), 600, "a first checkpoint", interval=0.2)
+            jobs = children(proc.pid)
+            took = kill9(proc)
+    finally:
+        if proc.poll() is None:
+            stop_app(proc)
+    print(f"killed the app at checkpoint {_checkpoints(run)} in {took:.2f} s")
+    assert jobs, "no training process was running"
+    wait_for(lambda: not any(alive(p) for p in jobs), 30, "the training process to stop")
+    assert not (run / "adapter" / "adapter_config.json").is_file()
+    stopped_at = _checkpoints(run)[-1]
+    assert stopped_at < STEPS
+
+    proc, url, _ = launch_app("--no-warm-up", data_dir=data, log_name="crash-train-restart")
+    try:
+        with browser_page() as page:
+            page.goto(url, wait_until="load")
+            page.get_by_role("tab", name="Training").click()
+            offer = page.locator("#train-interrupted-box")
+            offer.wait_for(timeout=30_000)
+            screenshot(page, "training-resume-offer")
+            assert RUN in page.locator("#train-interrupted input").input_value()
+            page.locator("#train-resume-interrupted").click()
+            page.locator("#train-message").get_by_text("Resuming run").wait_for(timeout=60_000)
+            # Kill the training process alone once it has saved a later checkpoint.
+            wait_for(lambda: _checkpoints(run)[-1] > stopped_at, 600, "a resumed checkpoint")
+            [job] = children(proc.pid)
+            os.kill(job, signal.SIGKILL)
+            message = page.locator("#train-message")
+            message.get_by_text("stopped from outside").wait_for(timeout=60_000)
+            screenshot(page, "training-child-killed")
+            assert "SIGKILL" in message.inner_text()
+            ran = _client(url).predict("SELECT count(*) FROM customers", "shop (sample)",
+                                       api_name="/run_sql")  # fmt: skip
+            assert ran["error"] is None  # the app keeps serving
+            # The form's Resume finishes the run.
+            _fill_training_form(page, tiny_llama)
+            page.locator("#train-resume").click()
+            message.get_by_text("Done.").wait_for(timeout=600_000)
+            screenshot(page, "training-resumed-done")
+            assert f"step {STEPS}/{STEPS}" in page.locator("#train-progress").inner_text()
+            assert "Resuming from" in page.locator("#train-log textarea").input_value()
+    finally:
+        stop_app(proc)
+    assert (run / "adapter" / "adapter_config.json").is_file()
+
+
+# --- evaluation --------------------------------------------------------------------------
+
+LIMIT = 24
+
+
+def _records(evals: Path) -> list[dict]:
+    files = list(evals.glob("*/predictions.jsonl"))
+    if not files:
+        return []
+    lines = files[0].read_text().splitlines()
+    return [json.loads(x) for x in lines[:-1] if x.strip()]  # the last may be half-written
+
+
+def test_kill_during_an_evaluation_resumes_where_it_stopped(tmp_path):
+    data = tmp_path / "data"
+    evals = data / "evals"
+    # The Evaluation tab evaluates the chat's model: the small SmolLM2, short answers.
+    args = ("--no-warm-up", "--model", "smollm2-135m-instruct", "--set", "max_attempts=1",
+            "--set", "generation.max_new_tokens=48")  # fmt: skip
+    proc, url, _ = launch_app(*args, data_dir=data, log_name="crash-eval")
+    try:
+        with browser_page() as page:
+            page.goto(url, wait_until="load")
+            page.get_by_role("tab", name="Evaluation").click()
+            box = page.locator("#eval-limit input").first
+            box.fill(str(LIMIT))
+            box.press("Tab")
+            page.locator("#eval-run").click()
+            wait_for(lambda: len(_records(evals)) >= 4, 600, "four answers recorded")
+            took = kill9(proc)
+    finally:
+        if proc.poll() is None:
+            stop_app(proc)
+    before = _records(evals)
+    print(f"killed the app after {len(before)} of {LIMIT} answers in {took:.2f} s")
+    assert len(before) < LIMIT
+
+    proc, url, _ = launch_app(*args, data_dir=data, log_name="crash-eval-restart")
+    try:
+        with browser_page() as page:
+            page.goto(url, wait_until="load")
+            page.get_by_role("tab", name="Evaluation").click()
+            page.locator("#eval-interrupted-box").wait_for(timeout=30_000)
+            screenshot(page, "evaluation-resume-offer")
+            page.locator("#eval-resume").click()
+            page.locator("#eval-status").get_by_text("Done:").wait_for(timeout=600_000)
+            screenshot(page, "evaluation-resumed-done")
+            assert page.locator("#eval-metrics table tbody tr").count() == 1
+    finally:
+        stop_app(proc)
+    [run] = [p.parent for p in evals.glob("*/metrics.json")]
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["complete"] and metrics["n"] == LIMIT
+    after = [json.loads(x) for x in (run / "predictions.jsonl").read_text().splitlines() if x]
+    assert sorted(r["index"] for r in after) == list(range(LIMIT))
+    kept = {r["index"]: r for r in after}
+    assert all(kept[r["index"]] == r for r in before)  # answers before the kill were kept
