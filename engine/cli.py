@@ -37,7 +37,7 @@ def _rag_overrides(args: argparse.Namespace, overrides: dict[str, Any]) -> None:
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
-    from engine.db import DatabaseError, check_database, is_url
+    from engine.db import DatabaseError, check_database
     from engine.factory import engine_from_config
 
     overrides = parse_overrides(args.set)
@@ -63,9 +63,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
         return _fail(args, question, error)
     say = logging.getLogger("engine").info
     retriever = None
-    if cfg.rag.enabled and is_url(args.db):
-        say("Retrieval indexes database files only, so far: the whole schema goes in the prompt")
-    elif cfg.rag.enabled:
+    if cfg.rag.enabled:
         error, retriever = _prepare_retriever(cfg, args.db, say)
         if error:
             return _fail(args, question, error)
@@ -131,7 +129,6 @@ def cmd_index(args: argparse.Namespace) -> int:
     _rag_overrides(args, overrides)
     cfg = load_config(EngineConfig, args.config, overrides)
     try:
-        _files_only(args.db)
         report = index_database(
             cfg.rag,
             args.db,
@@ -158,17 +155,6 @@ def _redact(db: str) -> str:
     return redact(db)
 
 
-def _files_only(db: str) -> None:
-    """Retrieval indexes and saved pairs are kept per database file, so far."""
-    from engine.db import DatabaseError, is_url
-
-    if is_url(db):
-        raise DatabaseError(
-            "Retrieval indexes and saved example pairs work on database files only, so far "
-            "(ask and run-sql take a URL)"
-        )
-
-
 def cmd_run_sql(args: argparse.Namespace) -> int:
     from engine.db import run_readonly
 
@@ -191,7 +177,7 @@ def cmd_run_sql(args: argparse.Namespace) -> int:
 
 def cmd_examples(args: argparse.Namespace) -> int:
     """``examples list|add|remove|import|export``: the pairs saved for one database."""
-    from engine.executor import DatabaseError, check_database
+    from engine.db import DatabaseError, check_database
     from engine.paths import data_dir
     from engine.rag.documents import RagInputError
     from engine.rag.embeddings import EmbedderError
@@ -203,7 +189,6 @@ def cmd_examples(args: argparse.Namespace) -> int:
     cfg = load_config(EngineConfig, args.config, overrides)
     examples = SavedExamples(cfg.rag, data_dir(), timeout_s=cfg.timeout_s)
     try:
-        _files_only(args.db)
         check_database(args.db)
         out, text = _EXAMPLE_ACTIONS[args.action](examples, args)
     except (DatabaseError, ExampleError, RagInputError, StoreError, EmbedderError) as err:

@@ -24,7 +24,6 @@ from engine.db import (
     Db,
     QueryResult,
     as_db,
-    is_url,
     label,
     read_schema,
     run_readonly,
@@ -120,9 +119,8 @@ class TextToSQL:
         return max(256, self.backend.context_length - self.generation.max_new_tokens - 256)
 
     def context(self, question: str, db_path: Path | str, schema: Schema) -> Context:
-        """What the prompt shows of the database: the retriever's choice, or the whole schema
-        (always for a database URL: retrieval indexes files only, so far)."""
-        if self.retriever is None or is_url(db_path):
+        """What the prompt shows of the database: the retriever's choice, or the whole schema."""
+        if self.retriever is None:
             return Context(schema_text=schema.ddl())
         return self.retriever.context(
             question, db_path, schema, self.prompt_budget(), self.backend.count_tokens

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.db import dialect, run_readonly
+from engine.db import dialect, read_schema, run_readonly
 from engine.paths import sample_databases
 from training.eval_loop import transpile_gold
 
@@ -147,10 +147,34 @@ def test_default_model_counts_customers_on_postgres(pg_server):
 
 @pytest.mark.parametrize("command", [["index"], ["examples", "list"], ["run-sql", "SELECT 1"]])
 def test_cli_never_prints_a_password(command):
-    """A URL with its password typed in: refused (index, examples: files only) or failing to
-    connect (run-sql); the password appears nowhere in the output."""
+    """A URL with its password typed in, to a server that is not there: a one-line error,
+    and the password appears nowhere in the output."""
     url = "postgresql+psycopg://bob:hunter2-secret@127.0.0.1:1/shop"
     out = _cli(*command, "--db", url, "--json")
     assert out.returncode == 1
     assert "hunter2-secret" not in out.stdout + out.stderr
-    assert json.loads(out.stdout)["error"]
+    assert json.loads(out.stdout)["error"] and "***" in out.stdout
+
+
+def test_retrieval_indexes_each_engine_with_sample_values(samples, tmp_path):
+    """The RAG index of a server database or DuckDB file: table documents with sample values
+    read by bounded queries, schema linking from its own collection; the index of one
+    engine's shop is not the SQLite file's."""
+    from engine.rag.config import RagConfig
+    from engine.rag.index import index_database
+    from engine.rag.retriever import RagRetriever
+    from engine.rag.store import collection_name
+
+    url = samples["shop"]
+    cfg = RagConfig(store_dir=str(tmp_path / "store"), auto_index=False)
+    report = index_database(cfg, url)
+    assert report.tables == 6 and report.collection == collection_name(url)
+    assert collection_name(url) != collection_name(sample_databases()["shop"])
+    hits = RagRetriever(cfg).search("How many customers are in the gold tier?", url)
+    customers = [h for h in hits if h.metadata.get("table") == "customers"]
+    assert customers and "'gold'" in customers[0].metadata["values"]
+    schema = read_schema(url)
+    ctx = RagRetriever(cfg).context(
+        "How many customers are in the gold tier?", url, schema, 300, lambda t: len(t.split())
+    )
+    assert "customers" in ctx.schema_text and ctx.schema_text.startswith("-- Database:")

@@ -154,7 +154,7 @@ def ensure_index(retriever: Any, db_path: Path, ctx: RunContext) -> None:
 
 def prepare(item: Item, engine: Any, ctx: RunContext) -> None:
     """Find (or build) the database, run the gold query, index the database for retrieval."""
-    from engine.db import dialect, is_url, read_schema
+    from engine.db import dialect, read_schema
     from training.metrics import run_query
 
     ex = item.example
@@ -180,7 +180,7 @@ def prepare(item: Item, engine: Any, ctx: RunContext) -> None:
     except Exception as err:  # unreadable file: the question stays, unscored
         item.db_path, item.db_kind, item.db_error = None, None, _one_line(err)
         return
-    if engine.retriever is not None and not is_url(item.db_path):  # files only, so far
+    if engine.retriever is not None:
         try:
             ensure_index(engine.retriever, item.db_path, ctx)
         except Exception as err:  # the engine answers from the whole schema then

@@ -31,6 +31,7 @@ __all__ = [
     "as_db",
     "check_database",
     "dialect",
+    "display_name",
     "is_url",
     "label",
     "read_schema",
@@ -55,6 +56,11 @@ def dialect(db: Db) -> str:
 def label(db: Db) -> str:
     """A short name for messages and indexes: a file's stem, a URL's database name."""
     return _label(db)
+
+
+def display_name(db: Db) -> str:
+    """What messages call it: a file's name (``shop.sqlite``), a URL's database name."""
+    return _label(db) if is_url(db) else Path(db).name
 
 
 def _sqlite_file(db: Db) -> Path | None:

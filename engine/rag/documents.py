@@ -55,32 +55,74 @@ class Skipped:
 # --- tables --------------------------------------------------------------------------------
 
 
-def table_documents(db_path: Path, schema: Schema, sample_values: int = 3) -> list[Any]:
-    """One document per table, with sample values read from the live database."""
-    from langchain_core.documents import Document
+def table_documents(db_path: Path | str, schema: Schema, sample_values: int = 3) -> list[Any]:
+    """One document per table, with sample values read from the live database (a SQLite
+    file here; other engines through :func:`engine.db.run_readonly`, bounded by LIMIT)."""
+    from engine.db import dialect
 
+    if dialect(db_path) != "sqlite":
+        return _documents(_Queries(db_path), schema, sample_values)
     from engine.executor import open_readonly
 
     conn = open_readonly(db_path)
     try:
-        docs = []
-        for table in schema.tables.values():
-            values = _sample_values(conn, table, sample_values) if sample_values else {}
-            rows = conn.execute(f"SELECT count(*) FROM {_quote(table.name)}").fetchone()[0]
-            notes = [
-                f"{table.name}.{col}: " + ", ".join(_sql_literal(v) for v in vals)
-                for col, (vals, categorical) in values.items()
-                if categorical
-            ]
-            docs.append(
-                Document(
-                    page_content=table_text(table, schema, values, rows),
-                    metadata={"kind": "table", "table": table.name, "values": "\n".join(notes)},
-                )
-            )
-        return docs
+        return _documents(conn, schema, sample_values)
     finally:
         conn.close()
+
+
+class _Queries:
+    """``execute(sql).fetchall()/.fetchone()`` over :func:`engine.db.run_readonly`, for the
+    sample-value queries on another engine (each one read-only, with a timeout)."""
+
+    def __init__(self, db: Path | str) -> None:
+        from engine.db import dialect
+        from engine.db.inspect import quote
+
+        self.db, self.dialect = db, dialect(db)
+        self.quote = lambda name: quote(name, self.dialect)
+        self.text_filter = ""  # typed columns: no SQLite typeof() needed
+
+    def execute(self, sql: str) -> Any:
+        from engine.db import run_readonly
+
+        result = run_readonly(self.db, sql, timeout_s=10.0, max_rows=100)
+        if not result.ok:
+            raise ValueError(result.error)
+        return _Rows(result.rows)
+
+
+class _Rows:
+    def __init__(self, rows: list[tuple]) -> None:
+        self.rows = rows
+
+    def fetchall(self) -> list[tuple]:
+        return self.rows
+
+    def fetchone(self) -> tuple:
+        return self.rows[0]
+
+
+def _documents(conn: Any, schema: Schema, sample_values: int) -> list[Any]:
+    from langchain_core.documents import Document
+
+    quote = getattr(conn, "quote", _quote)
+    docs = []
+    for table in schema.tables.values():
+        values = _sample_values(conn, table, sample_values) if sample_values else {}
+        rows = conn.execute(f"SELECT count(*) FROM {quote(table.name)}").fetchone()[0]
+        notes = [
+            f"{table.name}.{col}: " + ", ".join(_sql_literal(v) for v in vals)
+            for col, (vals, categorical) in values.items()
+            if categorical
+        ]
+        docs.append(
+            Document(
+                page_content=table_text(table, schema, values, rows),
+                metadata={"kind": "table", "table": table.name, "values": "\n".join(notes)},
+            )
+        )
+    return docs
 
 
 def table_text(
@@ -129,14 +171,16 @@ def _sample_values(conn: Any, table: Table, n: int) -> dict[str, tuple[list[Any]
     text columns get their ``n`` most frequent values; numeric ones their smallest and largest.
     """
     out: dict[str, tuple[list[Any], bool]] = {}
-    q = _quote(table.name)
+    quote = getattr(conn, "quote", _quote)
+    text_only = getattr(conn, "text_filter", "WHERE typeof(v) = 'text' ")
+    q = quote(table.name)
     for c in table.columns:
-        col = _quote(c.name)
-        sample = f"(SELECT {col} AS v FROM {q} WHERE {col} IS NOT NULL LIMIT {_SAMPLE_ROWS})"
+        col = quote(c.name)
+        sample = f"(SELECT {col} AS v FROM {q} WHERE {col} IS NOT NULL LIMIT {_SAMPLE_ROWS}) s"
         try:
             if not c.type or any(t in c.type.upper() for t in _TEXT_TYPES):
                 rows = conn.execute(
-                    f"SELECT v FROM {sample} WHERE typeof(v) = 'text' "
+                    f"SELECT v FROM {sample} {text_only}"
                     f"GROUP BY v ORDER BY count(*) DESC, v LIMIT {max(n, _CATEGORICAL) + 1}"
                 ).fetchall()
                 vals = [r[0][:_VALUE_CHARS] for r in rows]

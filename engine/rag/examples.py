@@ -220,8 +220,7 @@ class SavedExamples:
 
     def check(self, db_path: str | Path, question: str, sql: str) -> Pair:
         """The pair as it would be saved, or :class:`ExampleError` saying why not."""
-        from engine.executor import run_readonly
-        from engine.schema import read_schema
+        from engine.db import read_schema, run_readonly
         from engine.sql_check import validate_sql
 
         question = " ".join((question or "").split())
@@ -296,8 +295,8 @@ class SavedExamples:
 
     def _index(self, db_path: str | Path, pairs: list[Pair], gone: list[str]) -> bool:
         """Replace the pairs' documents in the database's index; False when it has none."""
+        from engine.db import read_schema
         from engine.rag.embeddings import get_embeddings
-        from engine.schema import read_schema
 
         meta = self.store.info(db_path)
         if meta is None:

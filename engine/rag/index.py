@@ -54,8 +54,11 @@ def schema_fingerprint(schema: Any) -> str:
 
 def default_examples(db_path: Path) -> Path | None:
     """The bundled question/SQL pairs of a sample database, if ``db_path`` is one."""
+    from engine.db import is_url
     from engine.paths import SAMPLE_DBS_DIR, sample_pairs_file
 
+    if is_url(db_path):
+        return None
     path = Path(db_path).resolve()
     if path.parent != SAMPLE_DBS_DIR.resolve():
         return None
@@ -83,7 +86,7 @@ def index_database(
     ``DatabaseError``, ``RagInputError``, ``StoreError`` or ``EmbedderError`` with a one-line
     message; a store is changed only once everything else has been read.
     """
-    from engine.executor import DatabaseError
+    from engine.db import DatabaseError, as_db, display_name, label, read_schema, redact
     from engine.paths import data_dir
     from engine.rag.documents import (
         RagInputError,
@@ -96,14 +99,14 @@ def index_database(
     from engine.rag.embeddings import embedder_tokenizer, get_embeddings
     from engine.rag.examples import ExampleBook, pair_documents
     from engine.rag.store import VectorStore, collection_name
-    from engine.schema import read_schema
 
     started = time.perf_counter()
-    db_path = Path(db_path)
+    db_path = as_db(db_path)
+    name, stem = display_name(db_path), label(db_path)
     schema = read_schema(db_path)
     if not schema.tables:
-        raise DatabaseError(f"{db_path.name} has no tables to index")
-    report = IndexReport(str(db_path), collection_name(db_path), cfg.location())
+        raise DatabaseError(f"{name} has no tables to index")
+    report = IndexReport(redact(db_path), collection_name(db_path), cfg.location())
     skipped = Skipped()
     # Inputs first: a bad file must fail before anything is loaded or replaced.
     example_file = Path(examples) if examples else default_examples(db_path)
@@ -114,7 +117,7 @@ def index_database(
     if docs_dir is not None and not Path(docs_dir).is_dir():
         raise RagInputError(f"Docs folder {docs_dir} does not exist or is not a folder")
 
-    _say(progress, f"Reading {db_path.name}: {len(schema.tables)} tables")
+    _say(progress, f"Reading {name}: {len(schema.tables)} tables")
     docs = table_documents(db_path, schema, cfg.sample_values)
     report.tables = len(docs)
     embeddings = get_embeddings(cfg.embedder)
@@ -126,12 +129,12 @@ def index_database(
         report.doc_chunks = len(chunks)
         docs += chunks
     if saved:
-        saved_docs, saved_skips = pair_documents(saved, schema, db_path.stem)
+        saved_docs, saved_skips = pair_documents(saved, schema, stem)
         skipped.reasons.update(saved_skips.reasons)
         report.examples = report.saved_examples = len(saved_docs)
         docs += saved_docs
     if rows:
-        ex_docs, ex_skips = example_documents(rows, schema, db_path.stem, example_file.name)
+        ex_docs, ex_skips = example_documents(rows, schema, stem, example_file.name)
         skipped.reasons.update(ex_skips.reasons)
         report.examples += len(ex_docs)
         docs += ex_docs
@@ -146,8 +149,8 @@ def index_database(
         "doc_chunks": report.doc_chunks,
         "examples": report.examples,
     }
-    _say(progress, f"Embedding {len(docs)} documents for {db_path.name}")
-    bar = _bar(len(docs), db_path.name) if show_bar else None
+    _say(progress, f"Embedding {len(docs)} documents for {name}")
+    bar = _bar(len(docs), name) if show_bar else None
     try:
         store.replace(db_path, docs, embeddings, meta, _progress_fn(bar))
     finally:

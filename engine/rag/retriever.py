@@ -28,10 +28,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from engine.db import as_db, display_name, label, read_schema, redact
 from engine.rag.config import RagConfig
 from engine.rag.documents import example_text
 from engine.retrieval import Context, Source
-from engine.schema import Schema, read_schema
+from engine.schema import Schema
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str], None]
@@ -84,22 +85,23 @@ class RagRetriever:
         from engine.rag.index import index_database, schema_fingerprint
         from engine.rag.store import StoreError
 
-        db_path = Path(db_path)
+        db_path = as_db(db_path)
+        name = display_name(db_path)
         meta = self.store.info(db_path)
         if meta is None:
             if not self.cfg.auto_index:
                 raise StoreError(
-                    f"{db_path.name} has no index yet: run python -m engine index --db {db_path}"
+                    f"{name} has no index yet: run python -m engine index --db {redact(db_path)}"
                 )
-            self._say(f"No index for {db_path.name} in {self.cfg.location()} yet: indexing it now")
+            self._say(f"No index for {name} in {self.cfg.location()} yet: indexing it now")
             index_database(
                 self.cfg, db_path, store=self.store, progress=self.progress, show_bar=self.show_bar
             )
             meta = self.store.info(db_path) or {}
         elif meta.get("embedder") != self.cfg.embedder:
             raise StoreError(
-                f"{db_path.name} was indexed with embedder {meta.get('embedder')!r}, not "
-                f"{self.cfg.embedder!r}: run python -m engine index --db {db_path} again"
+                f"{name} was indexed with embedder {meta.get('embedder')!r}, not "
+                f"{self.cfg.embedder!r}: run python -m engine index --db {redact(db_path)} again"
             )
         embeddings = get_embeddings(self.cfg.embedder)
         schema = schema or read_schema(db_path)
@@ -107,7 +109,7 @@ class RagRetriever:
         if meta.get("schema_sha") != fingerprint:
             from engine.rag.documents import table_documents
 
-            self._say(f"The schema of {db_path.name} changed since indexing: refreshing its tables")
+            self._say(f"The schema of {name} changed since indexing: refreshing its tables")
             docs = table_documents(db_path, schema, self.cfg.sample_values)
             self.store.replace_kind(
                 db_path, "table", docs, embeddings, schema_sha=fingerprint, tables=len(docs)
@@ -169,7 +171,7 @@ class RagRetriever:
             from engine.rag.pool import example_pool
 
             pool = example_pool(self.cfg.embedder).select(
-                question, schema, Path(db_path).stem, self.cfg.pool_examples, leave_out
+                question, schema, label(db_path), self.cfg.pool_examples, leave_out
             )
         return build_context(schema, hits, self.cfg, budget_tokens, count_tokens, values, pool)
 

@@ -39,11 +39,21 @@ class StoreError(RuntimeError):
 
 
 def collection_name(db_path: str | Path) -> str:
-    """``<stem>-<10 hex of the absolute path's sha1>``: valid for Chroma, unique per file."""
-    path = Path(db_path).expanduser().resolve()
-    stem = re.sub(r"[^A-Za-z0-9_-]+", "_", path.stem).strip("_-")[:40] or "db"
-    digest = hashlib.sha1(str(path).encode()).hexdigest()[:10]
+    """``<stem>-<10 hex of the absolute path's sha1>``: valid for Chroma, unique per file
+    (a database URL: its database name and the URL without a password)."""
+    key, stem = _db_key(db_path)
+    stem = re.sub(r"[^A-Za-z0-9_-]+", "_", stem).strip("_-")[:40] or "db"
+    digest = hashlib.sha1(key.encode()).hexdigest()[:10]
     return f"{stem}-{digest}"
+
+
+def _db_key(db_path: str | Path) -> tuple[str, str]:
+    from engine.db.url import is_url, label, storable
+
+    if is_url(db_path):
+        return storable(str(db_path)), label(db_path)
+    path = Path(db_path).expanduser().resolve()
+    return str(path), path.stem
 
 
 def _settings() -> Any:
@@ -178,7 +188,7 @@ class VectorStore:
         name = collection_name(db_path)
         staging = f"{name}-new"
         self._drop(staging)  # left over from an interrupted run
-        meta = {**metadata, "text2sql_format": FORMAT, "db_path": str(Path(db_path).resolve())}
+        meta = {**metadata, "text2sql_format": FORMAT, "db_path": _db_key(db_path)[0]}
         vs = Chroma(
             client=self.client,
             collection_name=staging,
