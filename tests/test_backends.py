@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.backends import llamacpp
+from engine.backends import llamacpp, llamacpp_batch
 from engine.backends.base import GenerationConfig
 from engine.backends.loader import load_backend
 from engine.backends.lora_gguf import LoraConversionError, convert_lora
@@ -221,6 +221,44 @@ def test_priming_a_database_puts_its_prompt_prefix_in_the_cache(smol_pair, shop_
     stats = fast.stats
     assert stats.prompt_tokens_reused / stats.prompt_tokens > 0.9  # all but the question
     assert fast.runtime_timings()["prompt_tokens"] < 40
+
+
+@needs_llamacpp
+def test_switching_databases_restores_the_saved_prompt_state(smol_pair, shop_db):
+    """Questions that alternate between two databases: back on a database, its prompt comes
+    back from the saved state (only the question's last token is evaluated) and the answer
+    is the one the same prompt cache gives when evaluated afresh."""
+    from engine.paths import sample_databases
+    from engine.pipeline import TextToSQL
+
+    fast, _ = smol_pair
+    hr = sample_databases()["hr"]
+    engine = TextToSQL(fast, generation=GenerationConfig(max_new_tokens=16), max_attempts=1)
+    questions = [(shop_db, "How many customers are there?"), (hr, "How many employees?")]
+    fast.clear_cache()
+    for db, question in questions:  # the first visit of each evaluates its whole prompt
+        engine.ask(question, db)
+    (shop_prompt,) = fast.decoder.saved  # shop's, saved when hr's prompt replaced it
+    restored = []
+    for db, question in questions:
+        fast.reset_timings()
+        restored.append(engine.ask(question, db).raw_output)
+        assert fast.runtime_timings()["prompt_tokens"] == 1
+    assert len(fast.decoder.saved) == 2
+    fast.clear_cache()
+    fast.decoder.prefill(list(shop_prompt))  # the same cache, evaluated again
+    assert engine.ask(*questions[0][::-1]).raw_output == restored[0]
+
+    fast.decoder.saved_states_mb = 0  # no saving: every switch evaluates the schema again
+    try:
+        fast.clear_cache()
+        for db, question in questions * 2:
+            fast.reset_timings()
+            engine.ask(question, db)
+            assert fast.runtime_timings()["prompt_tokens"] > 200
+        assert not fast.decoder.saved
+    finally:
+        fast.decoder.saved_states_mb = llamacpp_batch.SAVED_STATES_MB
 
 
 @needs_llamacpp

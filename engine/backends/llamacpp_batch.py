@@ -12,7 +12,11 @@ The KV cache is shared between sequences (``kv_unified``):
   evaluates only what follows the part of it that its own prompts share; ``prefill`` fills
   it ahead of time;
 - each distinct prompt is evaluated once, after the cached prefix, in its first sequence;
-  copies of a prompt (the candidates of one question) get its cache by a copy, not again.
+  copies of a prompt (the candidates of one question) get its cache by a copy, not again;
+- when a prompt on another database replaces the prompt cache, the cache's state is saved
+  (a few MB per database, the most recent first, up to ``SAVED_STATES_MB``) and restored
+  when a later prompt shares more with it than with the cache: switching between databases
+  costs a memory copy instead of evaluating the schema again.
 
 Greedy sequences take the argmax of the logits straight away (llama-cpp-python's sampler
 builds a candidate list over the whole vocabulary, 150k entries for Qwen, at every step);
@@ -22,6 +26,7 @@ sampled ones use llama.cpp's sampler chain, seeded per sequence.
 from __future__ import annotations
 
 import time
+from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
@@ -30,12 +35,22 @@ from engine.sql_check import is_statement_complete
 
 # Every sequence of a call shares this context: prompts, copies and generated tokens.
 BATCH_CONTEXT = 16384
+# Saved prompt-cache states (one per database recently asked): memory they may use, and the
+# shortest prefix worth saving or restoring (shorter ones are evaluated again in no time).
+SAVED_STATES_MB = 256
+MIN_SAVED_TOKENS = 64
 
 
 class BatchDecoder:
     """Greedy or sampled decoding of up to ``n_seq`` sequences at once (see module doc)."""
 
-    def __init__(self, backend: Any, n_seq: int, n_ctx: int = BATCH_CONTEXT) -> None:
+    def __init__(
+        self,
+        backend: Any,
+        n_seq: int,
+        n_ctx: int = BATCH_CONTEXT,
+        saved_states_mb: float = SAVED_STATES_MB,
+    ) -> None:
         import llama_cpp
         from llama_cpp import _internals
 
@@ -67,6 +82,9 @@ class BatchDecoder:
         self.n_batch = params.n_batch
         self.batch = _internals.LlamaBatch(n_tokens=self.n_batch, embd=0, n_seq_max=n_seq + 1)
         self.cached: list[int] = []  # the tokens whose KV sequence 0 holds, from position 0
+        self.saved_states_mb = saved_states_mb
+        # token prefix -> sequence 0's saved state for it; least recently used first
+        self.saved: OrderedDict[tuple[int, ...], Any] = OrderedDict()
 
     @property
     def memory(self) -> Any:
@@ -75,10 +93,12 @@ class BatchDecoder:
         return llama_cpp.llama_get_memory(self.ctx.ctx)
 
     def clear(self) -> None:
+        """Forget the prompt cache and every saved state."""
         import llama_cpp
 
         llama_cpp.llama_memory_clear(self.memory, True)
         self.cached = []
+        self.saved.clear()
 
     def fits(self, tokens: Sequence[list[int]], cfgs: Sequence[GenerationConfig]) -> bool:
         """Whether these prompts and their answers fit this context together."""
@@ -175,17 +195,60 @@ class BatchDecoder:
         return out
 
     def _reuse(self, tokens: list[int], length: int) -> int:
-        """Keep the cached prefix ``tokens[:length]`` shares (dropping the rest); its length."""
+        """Keep the cached prefix ``tokens[:length]`` shares (dropping the rest); its length.
+
+        A saved state that shares more with ``tokens`` than the cache does is restored first;
+        a cache about to lose most of itself to another database's prompt is saved first.
+        """
         import llama_cpp
 
-        reused = 0
-        for a, b in zip(self.cached, tokens[:length], strict=False):
-            if a != b:
-                break
-            reused += 1
+        reused = _shared(self.cached, tokens, length)
+        best = max(self.saved, key=lambda k: _shared(k, tokens, length), default=None)
+        gain = _shared(best, tokens, length) - reused if best is not None else 0
+        lost = len(self.cached) - reused
+        if lost >= MIN_SAVED_TOKENS and (reused < len(self.cached) // 2 or gain > 0):
+            self._save()
+        if best is not None and gain >= MIN_SAVED_TOKENS:
+            self._restore(best)
+            reused = _shared(self.cached, tokens, length)
         llama_cpp.llama_memory_seq_rm(self.memory, 0, reused, -1)
         self.cached = self.cached[:reused]
         return reused
+
+    def _save(self) -> None:
+        """Keep sequence 0's state under its tokens (replacing an older state of the same
+        prompt start), within the memory allowed; the least recently used go first."""
+        import ctypes
+
+        import llama_cpp
+
+        key = tuple(self.cached)
+        if self.saved_states_mb <= 0 or len(key) < MIN_SAVED_TOKENS:
+            return
+        for old in [k for k in self.saved if _shared(k, key, len(key)) >= len(k) // 2]:
+            del self.saved[old]
+        size = llama_cpp.llama_state_seq_get_size(self.ctx.ctx, 0)
+        buf = (ctypes.c_uint8 * size)()
+        if llama_cpp.llama_state_seq_get_data(self.ctx.ctx, buf, size, 0) != size:
+            return
+        self.saved[key] = buf
+        limit = self.saved_states_mb * 2**20
+        while self.saved and sum(ctypes.sizeof(b) for b in self.saved.values()) > limit:
+            self.saved.popitem(last=False)
+
+    def _restore(self, key: tuple[int, ...]) -> None:
+        import ctypes
+
+        import llama_cpp
+
+        buf = self.saved[key]
+        llama_cpp.llama_memory_seq_rm(self.memory, 0, 0, -1)
+        if llama_cpp.llama_state_seq_set_data(self.ctx.ctx, buf, ctypes.sizeof(buf), 0) == 0:
+            self.saved.pop(key)  # could not be restored: the prompt is evaluated instead
+            self.cached = []
+            return
+        self.saved.move_to_end(key)
+        self.cached = list(key)
 
     def _decode(self, items: list[tuple[tuple[int, ...], int, int, bool]]) -> dict[int, int]:
         """Decode (sequences, pos, token, want_logits) items; {seq: batch index of its logits}.
@@ -233,6 +296,16 @@ class _Picker:
 
         logits = llama_cpp.llama_get_logits_ith(ctx.ctx, index)
         return int(np.ctypeslib.as_array(logits, shape=(self.n_vocab,)).argmax())
+
+
+def _shared(cached: Sequence[int], tokens: Sequence[int], length: int) -> int:
+    """How many leading tokens ``cached`` has in common with ``tokens[:length]``."""
+    n = 0
+    for a, b in zip(cached, tokens[:length], strict=False):
+        if a != b:
+            break
+        n += 1
+    return n
 
 
 def _common_prefix(tokens: list[list[int]]) -> int:
