@@ -1,0 +1,159 @@
+"""Users apart: sign-in settings, and two signed-in users of one real app who never see each
+other's uploads, saved pairs or history."""
+
+from pathlib import Path
+
+import pytest
+
+from app.users import AuthError, exposure_warning, read_auth, user_folder
+
+SHOP = "shop (sample)"
+
+
+def test_a_password_on_the_command_line_is_refused(monkeypatch):
+    monkeypatch.delenv("TEXT2SQL_PASSWORD", raising=False)
+    with pytest.raises(AuthError, match="visible to every process"):
+        read_auth("ann:secret", None)
+    with pytest.raises(AuthError, match="TEXT2SQL_PASSWORD"):
+        read_auth("ann", None)
+    monkeypatch.setenv("TEXT2SQL_PASSWORD", "from-env")
+    assert read_auth("ann", None) == [("ann", "from-env")]
+    assert read_auth(None, None) is None
+
+
+def test_auth_file_lines_and_their_mistakes(tmp_path):
+    good = tmp_path / "users.txt"
+    good.write_text("# name:password\nann:one:with:colons\n\nbo:two\n")
+    assert read_auth(None, str(good)) == [("ann", "one:with:colons"), ("bo", "two")]
+    for text, message in (("ann\n", "Line 1"), ("", "no name:password"), ("a:1\na:2\n", "twice")):
+        bad = tmp_path / "bad.txt"
+        bad.write_text(text)
+        with pytest.raises(AuthError, match=message):
+            read_auth(None, str(bad))
+    with pytest.raises(AuthError, match="Cannot read"):
+        read_auth(None, str(tmp_path / "missing.txt"))
+    with pytest.raises(AuthError, match="not both"):
+        read_auth("ann", str(good))
+
+
+def test_only_loopback_without_sign_in_is_quiet():
+    for host in ("127.0.0.1", "localhost", "::1"):
+        assert exposure_warning(host, signed_in=False) is None
+    assert "without sign-in" in exposure_warning("0.0.0.0", signed_in=False)
+    assert "without sign-in" in exposure_warning("192.168.1.5", signed_in=False)
+    assert exposure_warning("0.0.0.0", signed_in=True) is None
+
+
+def test_user_folders_are_distinct_and_safe():
+    assert user_folder("ann") != user_folder("Ann") != user_folder("a/n/n")
+    assert "/" not in user_folder("../../etc") and not user_folder("..").startswith(".")
+
+
+# --- a real app with two users -----------------------------------------------------------
+
+PASSWORDS = {"ann": "ann-pass-1", "bo": "bo-pass-2"}
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory):
+    from tests.browser import launch_app, stop_app
+
+    folder = tmp_path_factory.mktemp("users")
+    auth = folder / "users.txt"
+    auth.write_text("".join(f"{u}:{p}\n" for u, p in PASSWORDS.items()))
+    data = folder / "data"
+    proc, url, log = launch_app("--auth-file", str(auth), "--model", "smollm2-135m-instruct",
+                                "--no-warm-up", data_dir=data, log_name="users")  # fmt: skip
+    try:
+        yield url, data, proc
+    finally:
+        stop_app(proc)
+
+
+def _client(url, user):
+    from gradio_client import Client
+
+    return Client(url, auth=(user, PASSWORDS[user]), verbose=False)
+
+
+def _sign_in(page, url, user):
+    page.goto(url, wait_until="load")
+    page.locator("input[type=text], input:not([type])").first.fill(user)
+    page.locator("input[type=password]").fill(PASSWORDS[user])
+    page.get_by_role("button", name="Login").click()
+    page.locator("#chat-question textarea").wait_for(timeout=60_000)
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+def test_each_user_keeps_uploads_pairs_and_history_apart(app, tmp_path):
+    from tests.browser import browser_page, screenshot
+
+    url, data, proc = app
+    assert not any(p in Path(f"/proc/{proc.pid}/cmdline").read_text() for p in PASSWORDS.values())
+    with pytest.raises(Exception):  # noqa: B017 - no sign-in, no API
+        _client_without_auth(url)
+
+    ann, bo = _client(url, "ann"), _client(url, "bo")
+    asked = ann.predict("How many customers are there?", SHOP, api_name="/ask")
+    assert "How many customers are there?" in [h["question"] for h in asked["history"]]
+    other = bo.predict("How many orders are there?", SHOP, api_name="/ask")
+    assert [h["question"] for h in other["history"]] == ["How many orders are there?"]
+
+    script = tmp_path / "annsbooks.sql"
+    script.write_text("CREATE TABLE books (id INTEGER PRIMARY KEY, title TEXT);\n"
+                      "INSERT INTO books VALUES (1, 'Notes'), (2, 'Compilers');\n")  # fmt: skip
+    with browser_page() as page:
+        _sign_in(page, url, "ann")
+        # A pair saved by hand: write the SQL, run it, save it as correct.
+        page.locator("#chat-write-sql").click()
+        editor = page.locator("#chat-sql .cm-content")
+        editor.wait_for(timeout=30_000)
+        editor.click()
+        editor.fill("SELECT count(*) FROM customers")
+        page.locator("#chat-rerun").click()
+        page.locator("#chat-status").get_by_text("1 row(s)").wait_for(timeout=60_000)
+        page.locator("#chat-save-question textarea").fill("How many customers do we have?")
+        page.locator("#chat-save").click()
+        page.locator("#chat-feedback").get_by_text("Saved").wait_for(timeout=120_000)
+        screenshot(page, "users-ann-saved-pair")
+        page.get_by_role("tab", name="Schema").click()
+        page.locator("#schema-upload input[type=file]").set_input_files(str(script))
+        page.locator("#schema-import").click()
+        page.locator("#schema-upload-status").get_by_text("Imported").wait_for(timeout=60_000)
+
+    assert "annsbooks (uploaded)" in ann.predict(api_name="/databases")
+    assert "annsbooks (uploaded)" not in bo.predict(api_name="/databases")
+    refused = bo.predict("SELECT * FROM books", "annsbooks (uploaded)", api_name="/run_sql")
+    assert refused["error"] == "Please choose a database."
+    ann_root, bo_root = (data / "users" / user_folder(u) for u in ("ann", "bo"))
+    assert (ann_root / "uploads" / "annsbooks.sqlite").is_file()
+    assert list((ann_root / "examples").glob("shop-*.json"))
+    assert not (bo_root / "examples").exists() and not (bo_root / "uploads").exists()
+    assert (bo_root / "history.sqlite").is_file()
+    # Nothing of theirs lands in the local (no sign-in) user's folders.
+    assert not (data / "uploads").exists() and not (data / "examples").exists()
+    assert not (data / "history.sqlite").exists()
+
+
+def _client_without_auth(url):
+    from gradio_client import Client
+
+    return Client(url, verbose=False).predict(api_name="/databases")
+
+
+@pytest.mark.slow
+def test_env_password_reaches_the_app_not_its_command_line(tmp_path):
+    """--auth NAME with the password in the environment: the sign-in works."""
+    from tests.browser import launch_app, stop_app
+
+    proc, url, _ = launch_app("--auth", "cy", "--no-warm-up", data_dir=tmp_path / "data",
+                              env={"TEXT2SQL_PASSWORD": "cy-pass-3"}, log_name="users-env")  # fmt: skip
+    try:
+        assert "cy-pass-3" not in Path(f"/proc/{proc.pid}/cmdline").read_text()
+        from gradio_client import Client
+
+        labels = Client(url, auth=("cy", "cy-pass-3"), verbose=False).predict(api_name="/databases")
+        assert SHOP in labels
+    finally:
+        stop_app(proc)
