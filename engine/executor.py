@@ -15,16 +15,17 @@ it never raises for bad SQL. Layers, each of which stops most attacks on its own
 4. Resources: wall-clock timeout (progress handler), row cap, caps on each string/blob
    (randomblob, zeroblob, replace, printf, group_concat), on the fetched result, on the SQL
    text and on LIKE/GLOB patterns.
+5. Process (``isolated=True``, the default): the query runs in a worker process of
+   :mod:`engine.sandbox`, killed at the time limit even inside one long function call
+   (printf('%.*c', 2e9, 'x'): seconds in one VM step, which the progress handler never
+   interrupts), with SQLite's heap capped (``sandbox.MEMORY_LIMIT_MB``) and an address-space
+   limit on the worker: "Query stopped after 10 s", "it used more than 256 MB of memory".
 
 What it does NOT protect against:
 
-- CPU use up to the timeout. The timeout is checked between VM steps, so one function call
-  runs to its end: printf('%.*c', N, 'x') costs time linear in N (seconds near 2**31 on
-  SQLite 3.40), and instr/replace/LIKE/GLOB on values near the caps are quadratic. A query
-  built from many such calls can overrun the timeout by minutes. Only a separate process
-  that can be killed would bound this.
-- Memory below the limits: SQLite's own sorts and hash tables, or one row of up to 2000
-  columns of ``MAX_VALUE_BYTES`` each before the result cap applies.
+- CPU use up to the timeout (and, with ``isolated=False``, past it: one function call runs
+  to its end, and instr/replace/LIKE/GLOB on values near the caps are quadratic).
+- Disk used by SQLite's temporary files for big sorts within the time limit.
 - Reading: every table of the given database is readable (also sqlite_master and dbstat).
   Only hand it databases the user may see in full.
 - Timing and other side channels, and bugs in SQLite or Python's sqlite3 module.
@@ -369,14 +370,41 @@ def _explain(exc: Exception, refusal: str | None, timed_out: bool, timeout_s: fl
 
 
 def run_readonly(
-    db_path: str | os.PathLike[str], sql: str, *, timeout_s: float = 5.0, max_rows: int = 1000
+    db_path: str | os.PathLike[str],
+    sql: str,
+    *,
+    timeout_s: float = 5.0,
+    max_rows: int = 1000,
+    isolated: bool = True,
 ) -> QueryResult:
-    """Run one read-only statement; refusals and failures come back as ``error``."""
+    """Run one read-only statement; refusals and failures come back as ``error``.
+
+    ``isolated`` (the default): in a worker process of :mod:`engine.sandbox`, killed at the
+    time limit even inside one long function call, under a memory ceiling."""
     if timeout_s <= 0 or max_rows < 0:
         raise ValueError("timeout_s must be > 0 and max_rows >= 0")
     start = time.monotonic()
-    result = _run(db_path, sql, timeout_s, max_rows)
+    if isolated:
+        result = _run_isolated(db_path, sql, timeout_s, max_rows)
+    else:
+        result = _run(db_path, sql, timeout_s, max_rows)
     result.elapsed_s = time.monotonic() - start
+    return result
+
+
+def _run_isolated(
+    db_path: str | os.PathLike[str], sql: str, timeout_s: float, max_rows: int
+) -> QueryResult:
+    from engine.sandbox import Stopped, default_sandbox
+
+    sandbox = default_sandbox()
+    args = (os.fspath(db_path), sql, timeout_s, max_rows)
+    try:
+        result = sandbox.call("engine.executor:_run", args, timeout_s)
+    except Stopped as stop:
+        return QueryResult([], [], str(stop))
+    if result.error and "out of memory" in result.error:
+        result.error = sandbox.memory_message()
     return result
 
 

@@ -476,3 +476,30 @@ def test_query_under_the_timeout_finishes(db: Path) -> None:
     result = run_readonly(db, "SELECT count(*) FROM big a, big b WHERE a.n < b.n", timeout_s=10)
     assert result.ok, result.error
     assert result.rows == [(BIG_ROWS * (BIG_ROWS - 1) // 2,)]
+
+
+# --- bounds that only a separate process can hold (engine.sandbox) ------------------------
+
+
+def test_one_long_function_call_is_stopped_at_the_time_limit(db: Path) -> None:
+    """printf('%.*c', 2e9, 'x') is one VM step of several seconds: the progress handler
+    never runs during it, the worker is killed instead."""
+    start = time.monotonic()
+    result = assert_refused(db, "SELECT printf('%.*c', 2000000000, 'x')", timeout_s=1.0)
+    took = time.monotonic() - start
+    assert result.error == "Query stopped after 1 s (the time limit)"
+    assert took < 2.0, took
+    assert run_readonly(db, "SELECT count(*) FROM t").rows == [(3,)]  # a new worker answers
+
+
+def test_a_memory_hungry_query_is_stopped_with_the_memory_message(db: Path) -> None:
+    """400 one-megabyte values in one row: 400 MB before the result cap could apply."""
+    columns = ", ".join(f"randomblob({MAX_VALUE_BYTES - 1}) AS c{i}" for i in range(400))
+    result = assert_refused(db, f"SELECT {columns}", timeout_s=30.0)
+    assert result.error == "Query stopped: it used more than 256 MB of memory"
+    assert run_readonly(db, "SELECT count(*) FROM t").rows == [(3,)]
+
+
+def test_in_process_mode_is_still_there_for_callers_that_choose_it(db: Path) -> None:
+    result = run_readonly(db, "SELECT name FROM t ORDER BY id", isolated=False)
+    assert result.rows == [("ann",), ("bob",), ("cy",)]
