@@ -35,7 +35,7 @@ from typing import Any, BinaryIO
 
 MEMORY_LIMIT_MB = 256  # SQLite's heap in each worker
 _ADDRESS_SPACE_MB = 1536  # the whole worker: Python, SQLite's heap, the result
-_GRACE_S = 0.5  # the in-process timeout (SQLite's progress handler) answers first when it can
+_GRACE_S = 0.3  # the in-process timeout (SQLite's progress handler) answers first when it can
 _START_S = 60.0  # a worker's start (Python and the executor's imports) on a busy machine
 _KEEP_IDLE = 4
 _HEAD = struct.Struct("!Q")
