@@ -229,6 +229,9 @@ def build(manager: JobManager) -> list[Any]:
     ).then(lambda ok: gr.update(visible=not ok), started, interrupted_box)
     finished.append(event.then(on_follow, started, [bar, plot, logs, message]))
     cancel_btn.click(lambda: _cancel(manager), None, message)
+    from app import export_panel
+
+    export_panel.build()
     return finished
 
 
