@@ -24,6 +24,10 @@ from typing import Any
 from engine.paths import data_dir
 
 PASSWORD_ENV = "TEXT2SQL_PASSWORD"
+# With sign-in, what is built outside any user's event (the page's first lists) belongs to
+# this nobody, whose folders stay empty: never the local user's uploads.
+SIGNED_OUT = "(signed out)"
+_signed_in = False  # set by Spaces(signed_in=True): one app per process
 
 
 class AuthError(ValueError):
@@ -58,7 +62,8 @@ def current_user() -> str:
     except ImportError:  # pragma: no cover - gradio is installed with the app
         return ""
     request = LocalContext.request.get(None)
-    return str(getattr(request, "username", None) or "")
+    name = str(getattr(request, "username", None) or "")
+    return name or (SIGNED_OUT if _signed_in else "")
 
 
 def user_root(name: str = "") -> Path:
@@ -76,13 +81,18 @@ class Spaces:
     _spaces: dict[str, UserSpace] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
+    def __post_init__(self) -> None:
+        global _signed_in
+        _signed_in = self.signed_in
+
     def for_request(self, request: Any) -> UserSpace:
-        name = (getattr(request, "username", None) or "") if self.signed_in else ""
-        return self.get(name)
+        if not self.signed_in:
+            return self.get("")
+        return self.get(getattr(request, "username", None) or SIGNED_OUT)
 
     def current(self) -> UserSpace:
         """The space of the user whose event is being handled."""
-        return self.get(current_user() if self.signed_in else "")
+        return self.get(current_user() if self.signed_in else "")  # never "" when signed in
 
     def get(self, name: str = "") -> UserSpace:
         with self._lock:

@@ -1,6 +1,8 @@
 """Users apart: sign-in settings, and two signed-in users of one real app who never see each
 other's uploads, saved pairs or history."""
 
+import json
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -62,6 +64,8 @@ def app(tmp_path_factory):
     auth = folder / "users.txt"
     auth.write_text("".join(f"{u}:{p}\n" for u, p in PASSWORDS.items()))
     data = folder / "data"
+    (data / "uploads").mkdir(parents=True)  # the local user's, from a run without sign-in
+    sqlite3.connect(data / "uploads" / "localonly.sqlite").execute("CREATE TABLE t (a)").close()
     proc, url, log = launch_app("--auth-file", str(auth), "--model", "smollm2-135m-instruct",
                                 "--no-warm-up", data_dir=data, log_name="users")  # fmt: skip
     try:
@@ -131,8 +135,12 @@ def test_each_user_keeps_uploads_pairs_and_history_apart(app, tmp_path):
     assert list((ann_root / "examples").glob("shop-*.json"))
     assert not (bo_root / "examples").exists() and not (bo_root / "uploads").exists()
     assert (bo_root / "history.sqlite").is_file()
-    # Nothing of theirs lands in the local (no sign-in) user's folders.
-    assert not (data / "uploads").exists() and not (data / "examples").exists()
+    # Nothing of theirs lands in the local (no sign-in) user's folders, nor the reverse.
+    assert [p.name for p in (data / "uploads").iterdir()] == ["localonly.sqlite"]
+    assert not (data / "examples").exists()
+    for client in (ann, bo):
+        assert "localonly" not in json.dumps(client.config)
+        assert "localonly (uploaded)" not in client.predict(api_name="/databases")
     assert not (data / "history.sqlite").exists()
 
 
