@@ -44,6 +44,14 @@ def test_only_the_named_endpoints_are_offered(app):
     }
     assert names == {"/ask": ["question", "database"], "/run_sql": ["sql", "database"],
                      "/databases": []}  # fmt: skip
+    with browser_page() as page:  # the "Use via API" page shows the same three
+        page.goto(url, wait_until="load")
+        page.get_by_text("Use via API").click()
+        page.get_by_text("API name: /databases").first.wait_for(timeout=60_000)
+        screenshot(page, "api-page")
+        text = page.locator("body").inner_text()
+        assert "API name: /ask" in text and "API name: /run_sql" in text
+        assert text.count("API name: /") == 3, text
     # An internal event (here: the chat's Ask button) is refused to the client.
     with pytest.raises(Exception):  # noqa: B017 - gradio_client's own error types vary
         _client(url).predict("How many customers?", api_name="/on_ask")
