@@ -92,6 +92,10 @@ class _Work:
     db_path: Path | str
     schema: Schema
     messages: list[Message]
+    first: list[Message] = field(default_factory=list)  # the question's own prompt
+
+    def __post_init__(self) -> None:
+        self.first = self.first or self.messages
 
 
 class TextToSQL:
@@ -160,8 +164,13 @@ class TextToSQL:
                 break
             cfgs = self.generation.candidate_configs(attempt)
             n = len(cfgs)
-            prompts = [self.backend.render(w.messages) for w in pending]
-            outputs = self._generate([p for p in prompts for _ in cfgs], cfgs * len(pending))
+            # The first candidate answers the conversation so far (a repair prompt after a
+            # failure); the others are fresh samples of the question's own prompt: sampled
+            # repairs tend to repeat the failed answer, fresh samples find other ones.
+            prompts = [
+                self.backend.render(m) for w in pending for m in [w.messages, *[w.first] * (n - 1)]
+            ]
+            outputs = self._generate(prompts, cfgs * len(pending))
             retry = []
             for k, work in enumerate(pending):
                 final = self._attempt(work, attempt, outputs[k * n : (k + 1) * n])

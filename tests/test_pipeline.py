@@ -206,22 +206,27 @@ def test_when_every_candidate_fails_the_greedy_error_is_repaired(db):
     )
     answer = engine.ask("Who is first?", db)
     assert answer.rows == [["Ann"]] and answer.attempts == 2 and answer.votes == 1
-    repair = json.loads(backend.prompts[-1])
+    repair = json.loads(backend.prompts[3])  # attempt 2's first prompt
     assert repair[-2]["content"] == "SELECT nme FROM customers"  # the greedy one
     assert "Unknown column: nme" in repair[-1]["content"]
 
 
 def test_a_cascade_votes_only_when_the_greedy_answer_failed(db):
-    """candidates=1, retry_candidates=3: one greedy answer; the repair attempt draws three
-    from the repair prompt and they vote."""
-    repair = {0: "SELECT nme FROM customers", 1: "SELECT 1", 2: "SELECT 1"}
-    backend, engine = _voter({0: "SELECT count(*) FROM customers"}, repair, 1, 3)
+    """candidates=1, retry_candidates=3: one greedy answer; after a failure, the greedy
+    repair and two fresh samples of the question's own prompt vote."""
+    fresh = {0: "SELECT nme FROM customers", 2: "SELECT 1", 3: "SELECT 1"}
+    backend, engine = _voter({0: "SELECT count(*) FROM customers"}, {}, 1, 3)
     answer = engine.ask("How many customers?", db)
     assert answer.rows == [[3]] and answer.candidates == 1 and backend.calls == [1]
 
-    backend, engine = _voter({0: "SELECT nme FROM customers"}, repair, 1, 3)
+    backend, engine = _voter(fresh, {0: "SELECT count(*) FROM customers"}, 1, 3)
     answer = engine.ask("How many customers?", db)
-    assert backend.calls == [1, 3] and [c.seed for c in backend.cfgs[1]] == [0, 1, 2]
+    assert backend.calls == [1, 3]
+    assert [(c.temperature, c.seed) for c in backend.cfgs[1]] == [(0.0, 0), (0.8, 2), (0.8, 3)]
+    repair, *samples = (json.loads(p) for p in backend.prompts[1:])
+    assert "Unknown column: nme" in repair[-1]["content"]
+    assert samples == [json.loads(backend.prompts[0])] * 2  # the question's own prompt
+    # two samples that agree outvote the repair (seeds 2 and 3: attempt 1 had seed 1's)
     assert answer.rows == [[1]] and (answer.attempts, answer.candidates, answer.votes) == (2, 3, 2)
 
 

@@ -36,9 +36,10 @@ class GenerationConfig:
     # result rows (execution-guided); the first is greedy (unless temperature > 0), the
     # others are sampled at candidate_temperature with seeds seed+1, seed+2, ...
     candidates: int = 1
-    # Answers drawn in each later attempt (self-correction from the failed answer's error);
-    # 0 = as many as ``candidates``. candidates=1 with retry_candidates>1 is a cascade: one
-    # greedy answer, and a vote only for the questions whose first answer failed.
+    # Answers drawn in each later attempt: the greedy repair of the failed answer, and fresh
+    # samples of the question's own prompt; 0 = as many as ``candidates``. candidates=1 with
+    # retry_candidates>1 is a cascade: one greedy answer, and a vote only for the questions
+    # whose first answer failed.
     retry_candidates: int = 0
     candidate_temperature: float = 0.7
 
@@ -62,11 +63,14 @@ class GenerationConfig:
         return asdict(self)
 
     def candidate_configs(self, attempt: int = 1) -> list[GenerationConfig]:
-        """One config per candidate answer of an attempt (see ``candidates``)."""
+        """One config per candidate answer of an attempt (see ``candidates``); each attempt
+        samples with seeds of its own."""
         count = self.candidates if attempt == 1 else self.most_candidates(retry_only=True)
         temperature = self.temperature or self.candidate_temperature
+        offset = 0 if attempt == 1 else self.candidates + (attempt - 2) * count
         return [self] + [
-            replace(self, temperature=temperature, seed=self.seed + k) for k in range(1, count)
+            replace(self, temperature=temperature, seed=self.seed + offset + k)
+            for k in range(1, count)
         ]
 
     def most_candidates(self, retry_only: bool = False) -> int:
