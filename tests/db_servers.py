@@ -101,7 +101,7 @@ def postgres_server() -> Iterator[Server]:
         _run([str(bindir / "pg_ctl"), "-D", str(data), "-o", options, "-l",
               str(folder / "log"), "-w", "-t", "60", "start"])  # fmt: skip
         server = Server("postgresql", "127.0.0.1", port, folder)
-        _admin_sql(server, f"CREATE ROLE {READER} LOGIN PASSWORD '{READER_PASSWORD}'")
+        admin_sql(server, f"CREATE ROLE {READER} LOGIN PASSWORD '{READER_PASSWORD}'")
         yield server
     finally:
         with contextlib.suppress(Exception):
@@ -179,7 +179,7 @@ def _wait_for_socket(sock: Path, proc: subprocess.Popen, log: Path) -> None:
     raise RuntimeError("mariadbd did not start within 60 s")
 
 
-def _admin_sql(server: Server, *statements: str, database: str | None = None) -> None:
+def admin_sql(server: Server, *statements: str, database: str | None = None) -> None:
     """Run statements as the admin account (autocommit): setup only, never the code under test."""
     if server.kind == "postgresql":
         import psycopg
@@ -202,9 +202,6 @@ def _admin_sql(server: Server, *statements: str, database: str | None = None) ->
                 cur.execute(stmt)
     finally:
         con.close()
-
-
-admin_sql = _admin_sql
 
 
 # --- pytest fixtures (imported by conftest.py, so each server starts once per session) -----

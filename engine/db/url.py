@@ -28,12 +28,6 @@ DUCKDB_SUFFIXES = (".duckdb", ".ddb")
 # SQLAlchemy backend name -> sqlglot dialect
 DIALECTS = {"postgresql": "postgres", "mysql": "mysql", "mariadb": "mysql", "duckdb": "duckdb"}
 DRIVERS = {"postgresql": "psycopg", "mysql": "pymysql", "mariadb": "pymysql"}
-DIALECT_TITLES = {
-    "sqlite": "SQLite",
-    "postgres": "PostgreSQL",
-    "mysql": "MySQL/MariaDB",
-    "duckdb": "DuckDB",
-}
 _ENV_PASSWORD = re.compile(r"^\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?$")
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 _passwords: dict[str, str] = {}  # URL without password -> password (process memory only)
