@@ -1,8 +1,8 @@
 """Saved connections to PostgreSQL, MySQL/MariaDB and DuckDB databases (the Schema tab's
 Connect form).
 
-A connection is a name and a database URL, kept in ``<data dir>/connections.json`` without
-its password. A password typed in the form lives in this process's memory only
+A connection is a name and a database URL, kept in the user's folder (``<data
+dir>/connections.json``, or that of the signed-in user, see app.users) without its password. A password typed in the form lives in this process's memory only
 (:func:`engine.db.url.remember_password`): after a restart the user types it again, or names
 an environment variable in the URL's password place (``USER:${PGPASSWORD}@HOST``), which is
 what the saved URL then keeps. Every message names the URL with its password hidden.
@@ -15,8 +15,6 @@ import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-
-from engine.paths import data_dir
 
 FILE_NAME = "connections.json"
 _NAME = re.compile(r"[^A-Za-z0-9 _.-]+")
@@ -35,7 +33,11 @@ class Connected:
 
 
 def _file(root: Path | None) -> Path:
-    return (root or data_dir()) / FILE_NAME
+    if root is None:  # the user whose event is being handled (app.users), as uploads
+        from app.users import current_user, user_root
+
+        root = user_root(current_user())
+    return root / FILE_NAME
 
 
 def saved_connections(root: Path | None = None) -> dict[str, str]:
@@ -59,8 +61,9 @@ def connect(
 
     Raises :class:`ConnectRefused` with a one-line message that hides the password.
     """
-    from engine.db import DatabaseError, check_database, dialect, is_url, label, role_can_write
-    from engine.db.url import remember_password, storable
+    from app.users import current_user
+    from engine.db import DatabaseError, check_database, is_url, label, role_can_write
+    from engine.db.url import kind, remember_password, remembered, restore_password, storable
 
     url = (url or "").strip()
     if not is_url(url):
@@ -69,10 +72,19 @@ def connect(
             "mysql+pymysql://USER@HOST:PORT/DB or duckdb:///path/to/file.duckdb"
         )
     try:
-        if dialect(url) == "sqlite":
+        if kind(url) == "sqlite":
             raise ConnectRefused("SQLite files: use the upload above")
-        public = remember_password(url, (password or "").strip() or None)
-        check_database(public)
+        password = password or None  # as typed: spaces may belong to it
+        before = remembered(url)
+        if password is None and current_user() and before is not None:
+            # another signed-in user's password is in memory: each types their own
+            raise ConnectRefused("Type the password for this database")
+        public = remember_password(url, password)
+        try:
+            check_database(public)
+        except DatabaseError:
+            restore_password(public, before)  # a wrong password never replaces a right one
+            raise
         writes = role_can_write(public)
     except DatabaseError as err:
         raise ConnectRefused(str(err)) from None

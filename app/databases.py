@@ -22,7 +22,8 @@ def database_choices(upload_dir: Path | None = None) -> dict[str, Path | str]:
     }
     uploads = uploaded_databases(upload_dir)
     dbs.update({f"{name} (uploaded)": path for name, path in uploads.items()})
-    dbs.update({f"{name} (connection)": url for name, url in saved_connections().items()})
+    root = upload_dir.parent if upload_dir is not None else None  # the user's folder
+    dbs.update({f"{name} (connection)": url for name, url in saved_connections(root).items()})
     return dbs
 
 

@@ -49,6 +49,9 @@ def test_connect_with_a_password_saves_none(pg_server, data):
     assert line.startswith("**Could not run:**") and "Refused" in line
     result, line = run_edited_sql("SELECT count(*) FROM customers", label, pool)
     assert result.rows == [(300,)]
+    # a wrong password for the same URL fails and does not replace the right one
+    assert connect_database(url, "wrong-again", "other")[1] is None
+    assert run_edited_sql("SELECT 1", label, pool)[0].rows == [(1,)]
     assert transpile("SELECT name::text FROM t", "sqlite", "postgres").startswith("SELECT")
 
 

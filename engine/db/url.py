@@ -163,6 +163,19 @@ def forget_password(db: str) -> None:
     _passwords.pop(storable(db), None)
 
 
+def remembered(db: str) -> str | None:
+    """The password kept in memory for ``db``, if any."""
+    return _passwords.get(storable(db))
+
+
+def restore_password(db: str, password: str | None) -> None:
+    """Put back what :func:`remember_password` replaced (a failed connection attempt)."""
+    if password is None:
+        forget_password(db)
+    else:
+        _passwords[storable(db)] = password
+
+
 def connect_url(db: str) -> Any:
     """The URL to connect with: the password filled in from memory or the environment."""
     url = parse(db)
