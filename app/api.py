@@ -20,6 +20,7 @@ from typing import Any
 
 import gradio as gr
 
+from app import chat_tab
 from app.chat_tab import ANSWER_GROUP
 from app.databases import DEFAULT_DB
 
@@ -29,7 +30,6 @@ PUBLIC = ("ask", "run_sql", "databases")
 def register(pool: Any, spaces: Callable[[Any], Any]) -> None:
     """Add the public endpoints to the current ``gr.Blocks``. ``spaces(request)`` gives the
     caller's user space (app.users.UserSpace: their databases and history)."""
-    from app import chat_tab
 
     def ask(question: str, database: str = DEFAULT_DB, request: gr.Request = None) -> dict:
         """Answer a question about a database as the chat does: the SQL, its result rows
@@ -40,8 +40,8 @@ def register(pool: Any, spaces: Callable[[Any], Any]) -> None:
             database: a label from /databases, such as "shop (sample)"
         """
         space = spaces(request)
-        turn = chat_tab.ask(question, database, pool.base.model, [], [], pool, space.history,
-                            space)  # fmt: skip
+        model = pool.base.model
+        turn = chat_tab.ask(question, database, model, [], [], pool, space.history, space)
         answer = turn.answer
         out: dict[str, Any] = {"question": (question or "").strip(), "database": database}
         if answer is None:

@@ -49,7 +49,16 @@ class EnginePool:
                 if mine.done.is_set():  # answered in another caller's batch
                     break
                 with self._waiting_lock:
-                    others = [w for w in self._waiting if w.engine is engine and w is not mine]
+                    # Same engine and database: their prompts share the schema part, which
+                    # the prompt cache then evaluates once (bench/load.py: mixed databases
+                    # in one batch cost more than they save).
+                    others = [
+                        w
+                        for w in self._waiting
+                        if w.engine is engine
+                        and w is not mine
+                        and w.request.db_path == request.db_path
+                    ]
                     batch = [mine, *others[: self.max_batch - 1]]
                     self._waiting = [w for w in self._waiting if w not in batch]
                 _run_batch(engine, batch)

@@ -77,6 +77,19 @@ def sql_tables(sql: str) -> set[str]:
     return {t.name.lower() for t in tree.find_all(exp.Table)} - ctes
 
 
+def connect(url: str, tries: int = 5) -> Any:
+    """A gradio_client session; the app may be slow to hand out its config while it loads."""
+    from gradio_client import Client
+
+    for attempt in range(tries):
+        try:
+            return Client(url, verbose=False)
+        except Exception:
+            if attempt == tries - 1:
+                raise
+            time.sleep(2.0)
+
+
 class Session(threading.Thread):
     def __init__(self, url: str, database: str, questions: list[str], offset: int,
                  deadline: float, own: dict[str, Any]) -> None:  # fmt: skip
@@ -89,9 +102,12 @@ class Session(threading.Thread):
         self.open_since: float | None = None
 
     def run(self) -> None:
-        from gradio_client import Client
-
-        client = Client(self.url, verbose=False)
+        try:
+            client = connect(self.url)
+        except Exception as err:  # never connected: its first request is lost
+            self.requests, self.lost = 1, 1
+            self.error_kinds[f"lost: {type(err).__name__}"] += 1
+            return
         i = self.offset
         while time.time() < self.deadline:
             question = self.questions[i % len(self.questions)]
@@ -203,9 +219,7 @@ def launched_app(args: list[str], data: Path, ready_s: float = 600):
 
 def warm(url: str) -> dict[str, float]:
     """One question per database (model load, index, prompt cache): seconds each."""
-    from gradio_client import Client
-
-    client = Client(url, verbose=False)
+    client = connect(url)
     out = {}
     for label, qs in questions_by_database().items():
         t = time.perf_counter()
@@ -222,7 +236,7 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--sessions", type=int, default=8)
     p.add_argument("--seconds", type=float, default=90.0, help="time to keep asking")
-    p.add_argument("--grace", type=float, default=120.0, help="wait for open requests")
+    p.add_argument("--grace", type=float, default=300.0, help="wait for open requests")
     p.add_argument("--url", help="a running app (default: start one)")
     p.add_argument("--batch", type=int, default=1, help="the started app's --batch")
     args = p.parse_args(argv)
