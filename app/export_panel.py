@@ -28,7 +28,7 @@ def export(choice: str | None, quant: str) -> Iterator[str]:
     done = [f"Done in {result.seconds:.0f} s: merged model in `{result.merged}`."]
     if result.gguf is not None:
         done.append(
-            f"GGUF: `{result.gguf}` (the chat loads it as a model path); "
+            f"GGUF: `{result.gguf}` (`text2sql ask --model` loads it); "
             f"Ollama: `ollama create NAME -f {result.modelfile}`."
         )
     yield "\n\n".join(done)
