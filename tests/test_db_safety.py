@@ -364,3 +364,17 @@ def _grant_reader(server: Server) -> list[str]:
     if server.kind == "postgresql":
         return [f"GRANT SELECT ON ALL TABLES IN SCHEMA public TO {READER}"]
     return [f"GRANT SELECT ON shop.* TO '{READER}'@'%'"]
+
+
+@pytest.mark.parametrize("engine", ["duckdb"], indirect=True)
+def test_duckdb_memory_is_bounded(engine: Engine) -> None:
+    """DuckDB runs in a sandbox worker with its own memory limit: a huge string fails in one
+    line (DuckDB's limit, or the worker's), the caller keeps running."""
+    before = engine.dump()
+    result = run_readonly(
+        engine.url, "SELECT string_agg(repeat('x', 1000), '') FROM range(3000000)"
+    )
+    assert not result.ok and "\n" not in result.error
+    assert "Out of Memory" in result.error or "Query stopped" in result.error, result.error
+    assert run_readonly(engine.url, "SELECT count(*) FROM t").rows == [(3,)]
+    assert engine.dump() == before

@@ -87,9 +87,7 @@ def run_readonly(db: Db, sql: str, *, timeout_s: float = 5.0, max_rows: int = 10
         return executor.run_readonly(path, sql, timeout_s=timeout_s, max_rows=max_rows)
     start = time.monotonic()
     if which == "duckdb":
-        from engine.db import duckdb
-
-        result = duckdb.run(file_path(db) or Path(""), sql, timeout_s, max_rows)
+        result = _run_duckdb_isolated(file_path(db) or Path(""), sql, timeout_s, max_rows)
     elif which == "postgres":
         from engine.db import postgres
 
@@ -100,6 +98,21 @@ def run_readonly(db: Db, sql: str, *, timeout_s: float = 5.0, max_rows: int = 10
         result = mysql.run(str(db), sql, timeout_s, max_rows)
     result.elapsed_s = time.monotonic() - start
     return result
+
+
+def _run_duckdb_isolated(path: Path, sql: str, timeout_s: float, max_rows: int) -> QueryResult:
+    """DuckDB runs in this process's library: in a worker of :mod:`engine.sandbox`, as SQLite
+    queries do, it is killed at the time limit even inside one long step, and its memory is
+    bounded by the worker's address-space limit."""
+    from engine.sandbox import Stopped, default_sandbox
+
+    args = (path, sql, timeout_s, max_rows)
+    try:
+        return default_sandbox().call("engine.db.duckdb:run", args, timeout_s)
+    except Stopped as err:
+        return QueryResult([], [], str(err))
+    except RuntimeError as err:  # the worker failed outside the query
+        return QueryResult([], [], "Query failed: " + " ".join(str(err).split())[:300])
 
 
 def read_schema(db: Db, *, count_rows: bool = False) -> Schema:

@@ -12,13 +12,15 @@
    on; one thread and a memory limit.
 4. Resources: a timer interrupts the query at the timeout; rows fetched in batches up to the
    cap and the result size cap.
+5. Process: :func:`engine.db.run_readonly` calls :func:`run` in a worker of
+   :mod:`engine.sandbox`, killed at the time limit (DuckDB checks for an interrupt only
+   between steps of a query) and under its address-space limit.
 
 What it does NOT protect against:
 
 - A DuckDB file that another process is writing: opening it read-only fails while a writer
   holds its lock (the message says so).
-- CPU and memory (up to ``MEMORY_LIMIT``) until the interrupt lands; DuckDB checks for it
-  between steps of a query, so one long step can overrun.
+- CPU up to the time limit, and memory up to ``MEMORY_LIMIT`` (and the worker's limit).
 - Reading: every table of the file is readable. Only hand it files the user may see in full.
 """
 
