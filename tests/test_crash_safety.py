@@ -44,12 +44,20 @@ def kill9(proc) -> float:
     return time.perf_counter() - started
 
 
-def children(pid: int) -> list[int]:
+def children(pid: int, running: str = "") -> list[int]:
+    """The process's children, those whose command line contains ``running`` (the app also
+    has query workers, engine.sandbox)."""
     out = []
     for task in Path(f"/proc/{pid}/task").iterdir():
-        text = (task / "children").read_text().split()
-        out += [int(c) for c in text]
-    return out
+        out += [int(c) for c in (task / "children").read_text().split()]
+    return [c for c in out if running in _cmdline(c)]
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_text().replace("\0", " ")
+    except OSError:
+        return ""
 
 
 def alive(pid: int) -> bool:
@@ -215,7 +223,7 @@ def test_kill_during_training_then_resume_and_kill_the_child_alone(tmp_path, tin
             _fill_training_form(page, tiny_llama)
             page.locator("#train-start").click()
             wait_for(lambda: _checkpoints(run), 600, "a first checkpoint", interval=0.2)
-            jobs = children(proc.pid)
+            jobs = children(proc.pid, "training.guard")
             took = kill9(proc)
     finally:
         if proc.poll() is None:
@@ -240,7 +248,7 @@ def test_kill_during_training_then_resume_and_kill_the_child_alone(tmp_path, tin
             page.locator("#train-message").get_by_text("Resuming run").wait_for(timeout=60_000)
             # Kill the training process alone once it has saved a later checkpoint.
             wait_for(lambda: _checkpoints(run)[-1] > stopped_at, 600, "a resumed checkpoint")
-            [job] = children(proc.pid)
+            [job] = children(proc.pid, "training.guard")
             os.kill(job, signal.SIGKILL)
             message = page.locator("#train-message")
             message.get_by_text("stopped from outside").wait_for(timeout=60_000)
