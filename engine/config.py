@@ -34,7 +34,10 @@ class EngineConfig:
     max_attempts: int = 2  # self-correction: total tries per question
     timeout_s: float = 10.0
     max_rows: int = 1000
-    generation: GenerationConfig = field(default_factory=GenerationConfig)
+    # the cascade: after a failed answer, its repair and 4 fresh samples vote (bench/ablation)
+    generation: GenerationConfig = field(
+        default_factory=lambda: GenerationConfig(retry_candidates=5)
+    )
     rag: RagConfig = field(default_factory=RagConfig)  # retrieval (engine.rag)
     openai: OpenAIConfig = field(default_factory=OpenAIConfig)  # the server for backend openai
 
@@ -126,14 +129,17 @@ def load_config(
 
 def from_dict(cls: type[T], data: dict[str, Any], prefix: str = "") -> T:
     hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    unknown = sorted(set(data) - names)
+    unknown = sorted(set(data) - {f.name for f in dataclasses.fields(cls)})  # type: ignore[arg-type]
     if unknown:
         raise ConfigError(f"Unknown config key: {prefix}{unknown[0]}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     kwargs = {}
     for key, value in data.items():
         hint = _nested_dataclass(hints[key])
         if hint is not None and isinstance(value, dict):
+            default = fields[key].default_factory
+            if default is not dataclasses.MISSING:  # a section given in part keeps the rest
+                value = _merge(dataclasses.asdict(default()), value)
             value = from_dict(hint, value, prefix=f"{prefix}{key}.")
         kwargs[key] = value
     return cls(**kwargs)

@@ -75,3 +75,13 @@ def test_no_shipped_yaml_sets_a_key_twice(path):
     from engine.config import read_yaml
 
     assert read_yaml(path)
+
+
+def test_a_section_given_in_part_keeps_the_engine_defaults_of_the_rest(tmp_path):
+    """engine.yaml's cascade (generation.retry_candidates 5) is the engine's default, not
+    GenerationConfig's; a config that sets only the temperature keeps it."""
+    path = tmp_path / "mine.yaml"
+    path.write_text("generation:\n  temperature: 0.2\n")
+    cfg = load_config(EngineConfig, path)
+    assert cfg.generation.temperature == 0.2 and cfg.generation.retry_candidates == 5
+    assert EngineConfig().generation.retry_candidates == 5

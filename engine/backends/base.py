@@ -39,7 +39,9 @@ class GenerationConfig:
     # Answers drawn in each later attempt: the greedy repair of the failed answer, and fresh
     # samples of the question's own prompt; 0 = as many as ``candidates``. candidates=1 with
     # retry_candidates>1 is a cascade: one greedy answer, and a vote only for the questions
-    # whose first answer failed.
+    # whose first answer failed. The engine's default (EngineConfig) is 5: on held-out Spider
+    # databases that matched voting on every question (0.70, greedy 0.585) while drawing
+    # extra answers for a quarter of them.
     retry_candidates: int = 0
     candidate_temperature: float = 0.7
 
