@@ -9,6 +9,7 @@ for DuckDB also the file's bytes and its folder). Harmless look-alikes must stil
 from __future__ import annotations
 
 import hashlib
+import time
 from pathlib import Path
 
 import pytest
@@ -269,13 +270,18 @@ def test_harmless_look_alikes_still_work(engine: Engine, sql: str, rows) -> None
 def test_long_query_times_out(engine: Engine) -> None:
     bomb = {
         "postgres": "SELECT count(*) FROM generate_series(1, 10000000000)",
-        "duckdb": "SELECT count(*) FROM range(10000000000)",
+        "duckdb": "SELECT sum(hash(a.range * 31 + b.range)) FROM range(100000) a, range(100000) b",
         "mysql": "SELECT count(*) FROM customers a, customers b, customers c, customers d, "
         "customers e",
     }[engine.dialect]
+    started = time.perf_counter()
     result = run_readonly(engine.url, bomb, timeout_s=FAST)
-    assert result.error == f"Query timed out after {FAST:g} s"
-    assert result.elapsed_s < FAST + 4
+    # the server's own timeout, or (DuckDB, in the query worker) the worker killed at it
+    assert result.error in (
+        f"Query timed out after {FAST:g} s",
+        f"Query stopped after {FAST:g} s (the time limit)",
+    )
+    assert time.perf_counter() - started < FAST + 4
 
 
 @EACH

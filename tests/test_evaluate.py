@@ -414,6 +414,7 @@ def test_error_kinds():
     assert error_kind("The model's answer contains no SQL query.") == "no SQL"
     assert error_kind("Unknown column: x") == "unknown column"
     assert error_kind("Query timed out after 5 s") == "timed out"
+    assert error_kind("Query stopped after 10 s (the time limit)") == "timed out"
     assert error_kind("Query failed: no such column: y") == "unknown name (SQLite)"
 
 

@@ -30,6 +30,8 @@ _ERROR_KINDS = (  # (lower-case text in the error, kind shown in the report)
     ("unknown table", "unknown table"),
     ("unknown column", "unknown column"),
     ("timed out", "timed out"),
+    ("(the time limit)", "timed out"),  # the query worker killed at the limit
+    ("mb of memory", "out of memory"),  # "it used more than 256 MB of memory"
     ("refused", "refused"),
     ("generation failed", "generation failed"),
     ("no such", "unknown name (SQLite)"),
