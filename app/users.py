@@ -118,7 +118,7 @@ class Spaces:
             from engine.rag.retriever import RagRetriever
 
             rag = replace(rag, store_dir=str(root / "vector_db" / "chroma"))
-            retriever = RagRetriever(rag) if rag.enabled else None
+            retriever = RagRetriever(rag, examples_root=root) if rag.enabled else None
         return UserSpace(
             name,
             root,

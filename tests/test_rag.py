@@ -135,6 +135,23 @@ def test_reindex_replaces_instead_of_duplicating(tmp_path, small_db):
     assert len(folders) == 1  # the replaced collection's vector folder is gone too
 
 
+@pytest.mark.parametrize("own", [True, False])
+def test_indexing_on_first_use_takes_the_pairs_of_its_examples_root(tmp_path, small_db, own):
+    """A signed-in user's retriever (examples_root = their folder) indexes a new database with
+    their saved pairs, never another folder's."""
+    from engine.rag.examples import ExampleBook, Pair
+    from engine.rag.retriever import RagRetriever
+
+    alice, bob = tmp_path / "alice", tmp_path / "bob"
+    ExampleBook(alice).put(small_db, [Pair("Which secret thing?", "SELECT 1")])
+    retriever = RagRetriever(
+        RagConfig(store_dir=str(tmp_path / "s")), examples_root=alice if own else bob
+    )
+    vs = retriever.prepare(small_db)
+    found = vs._collection.get(where={"kind": "example"}, include=["documents"])
+    assert bool(found["ids"]) is own
+
+
 def test_index_persists_across_processes(store_dir):
     code = (
         "import sys; from engine.rag.config import RagConfig; "

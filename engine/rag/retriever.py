@@ -61,11 +61,14 @@ class RagRetriever:
         *,
         show_bar: bool = False,
         store: Any = None,
+        examples_root: str | Path | None = None,
     ) -> None:
         self.cfg = cfg or RagConfig()
         self.progress = progress
         self.show_bar = show_bar
         self._store = store
+        # whose saved pairs a database indexed on first use gets (None: the data folder's)
+        self.examples_root = examples_root
         self._values: dict[str, Any] = {}  # the last database's table values, see table_values
 
     @property
@@ -95,7 +98,12 @@ class RagRetriever:
                 )
             self._say(f"No index for {name} in {self.cfg.location()} yet: indexing it now")
             index_database(
-                self.cfg, db_path, store=self.store, progress=self.progress, show_bar=self.show_bar
+                self.cfg,
+                db_path,
+                store=self.store,
+                progress=self.progress,
+                show_bar=self.show_bar,
+                examples_root=self.examples_root,
             )
             meta = self.store.info(db_path) or {}
         elif meta.get("embedder") != self.cfg.embedder:
