@@ -92,10 +92,10 @@ class _Work:
     db_path: Path | str
     schema: Schema
     messages: list[Message]
-    first: list[Message] = field(default_factory=list)  # the question's own prompt
+    first: list[Message] = field(init=False)  # the question's own prompt, kept for resampling
 
     def __post_init__(self) -> None:
-        self.first = self.first or self.messages
+        self.first = self.messages
 
 
 class TextToSQL:
@@ -167,9 +167,11 @@ class TextToSQL:
             # The first candidate answers the conversation so far (a repair prompt after a
             # failure); the others are fresh samples of the question's own prompt: sampled
             # repairs tend to repeat the failed answer, fresh samples find other ones.
-            prompts = [
-                self.backend.render(m) for w in pending for m in [w.messages, *[w.first] * (n - 1)]
-            ]
+            prompts = []
+            for w in pending:
+                head = self.backend.render(w.messages)
+                fresh = head if w.messages is w.first else self.backend.render(w.first)
+                prompts += [head, *[fresh] * (n - 1)]
             outputs = self._generate(prompts, cfgs * len(pending))
             retry = []
             for k, work in enumerate(pending):

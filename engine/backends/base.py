@@ -67,7 +67,7 @@ class GenerationConfig:
     def candidate_configs(self, attempt: int = 1) -> list[GenerationConfig]:
         """One config per candidate answer of an attempt (see ``candidates``); each attempt
         samples with seeds of its own."""
-        count = self.candidates if attempt == 1 else self.most_candidates(retry_only=True)
+        count = self.candidate_count(attempt)
         temperature = self.temperature or self.candidate_temperature
         offset = 0 if attempt == 1 else self.candidates + (attempt - 2) * count
         return [self] + [
@@ -75,10 +75,13 @@ class GenerationConfig:
             for k in range(1, count)
         ]
 
-    def most_candidates(self, retry_only: bool = False) -> int:
-        """The most answers one question draws at once (first attempt or a later one)."""
-        retry = self.retry_candidates or self.candidates
-        return retry if retry_only else max(self.candidates, retry)
+    def candidate_count(self, attempt: int = 1) -> int:
+        """Answers one question draws in an attempt (``retry_candidates`` after the first)."""
+        return self.candidates if attempt == 1 else self.retry_candidates or self.candidates
+
+    def most_candidates(self) -> int:
+        """The most answers one question draws at once, in any attempt."""
+        return max(self.candidate_count(1), self.candidate_count(2))
 
 
 def per_prompt(

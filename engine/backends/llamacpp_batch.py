@@ -203,8 +203,9 @@ class BatchDecoder:
         import llama_cpp
 
         reused = _shared(self.cached, tokens, length)
-        best = max(self.saved, key=lambda k: _shared(k, tokens, length), default=None)
-        gain = _shared(best, tokens, length) - reused if best is not None else 0
+        shared = {key: _shared(key, tokens, length) for key in self.saved}
+        best = max(shared, key=shared.__getitem__, default=None)
+        gain = shared[best] - reused if best is not None else 0
         lost = len(self.cached) - reused
         if lost >= MIN_SAVED_TOKENS and (reused < len(self.cached) // 2 or gain > 0):
             self._save()
