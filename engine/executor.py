@@ -354,12 +354,17 @@ def _fetch(cursor: sqlite3.Cursor, max_rows: int) -> tuple[list[tuple], bool]:
     return rows, False
 
 
-def _explain(exc: Exception, refusal: str | None, timed_out: bool, timeout_s: float) -> str:
+def timed_out(timeout_s: float) -> str:
+    """The message of a query stopped by the database's own timeout (every engine's)."""
+    return f"Query timed out after {timeout_s:g} s"
+
+
+def _explain(exc: Exception, refusal: str | None, late: bool, timeout_s: float) -> str:
     message = str(exc)
     if refusal:
         return refusal
-    if timed_out and "interrupted" in message:
-        return f"Query timed out after {timeout_s:g} s"
+    if late and "interrupted" in message:
+        return timed_out(timeout_s)
     if "one statement at a time" in message:
         return "Refused: only one SQL statement is allowed"
     if "too many attached databases" in message:
@@ -429,7 +434,7 @@ def _run(db_path: str | os.PathLike[str], sql: str, timeout_s: float, max_rows: 
             [], [], f"Refused: the result is larger than {mb} MB; select fewer rows or columns"
         )
     except (sqlite3.Error, ValueError) as exc:
-        timed_out = time.monotonic() > deadline
-        return QueryResult([], [], _explain(exc, authorizer.refusal, timed_out, timeout_s))
+        late = time.monotonic() > deadline
+        return QueryResult([], [], _explain(exc, authorizer.refusal, late, timeout_s))
     finally:
         conn.close()

@@ -32,8 +32,14 @@ from pathlib import Path
 from typing import Any
 
 from engine.db import guard
-from engine.db.fetch import TOO_LARGE, Deadline, ResultTooLarge, fetch_rows
-from engine.executor import DatabaseError, QueryResult
+from engine.db.fetch import (
+    TOO_LARGE,
+    Deadline,
+    ResultTooLarge,
+    fetch_rows,
+    first_line,
+)
+from engine.executor import DatabaseError, QueryResult, timed_out
 from engine.schema import Column, ForeignKey, Schema, Table
 
 MEMORY_LIMIT = "1GB"
@@ -92,11 +98,11 @@ def run(path: Path, sql: str, timeout_s: float, max_rows: int) -> QueryResult:
     except ResultTooLarge:
         return QueryResult([], [], TOO_LARGE)
     except (Deadline, duckdb.InterruptException):
-        return QueryResult([], [], f"Query timed out after {timeout_s:g} s")
+        return QueryResult([], [], timed_out(timeout_s))
     except duckdb.PermissionException as err:
-        return QueryResult([], [], f"Refused: {_first_line(err)}")
+        return QueryResult([], [], f"Refused: {_one_line(err)}")
     except duckdb.Error as err:
-        return QueryResult([], [], f"Query failed: {_first_line(err)}")
+        return QueryResult([], [], f"Query failed: {_one_line(err)}")
     finally:
         timer.cancel()
         conn.close()
@@ -153,12 +159,12 @@ def read_schema(path: Path, *, count_rows: bool = False) -> Schema:
                 rows = conn.execute(f"SELECT count(*) FROM {quoted}").fetchone()[0]
             tables[name] = Table(name, cols, fks.get(name, []), rows, comment or None)
     except duckdb.Error as err:
-        raise DatabaseError(f"Cannot read {path.name}: {_first_line(err)}") from None
+        raise DatabaseError(f"Cannot read {path.name}: {_one_line(err)}") from None
     finally:
         conn.close()
     return Schema(tables=tables, dialect="duckdb")
 
 
-def _first_line(err: BaseException) -> str:
-    lines = str(err).strip().splitlines()
-    return " ".join(lines[0].split()) if lines else type(err).__name__
+def _one_line(err: BaseException) -> str:
+    """DuckDB's first error line with its runs of spaces closed up."""
+    return " ".join(first_line(err).split())

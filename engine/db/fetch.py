@@ -15,6 +15,12 @@ from engine.executor import MAX_RESULT_BYTES, MAX_VALUE_BYTES
 BATCH_ROWS = 500
 
 
+def first_line(err: BaseException) -> str:
+    """A driver error's first line (its name when it has no text)."""
+    lines = str(err).strip().splitlines()
+    return lines[0] if lines else type(err).__name__
+
+
 class ResultTooLarge(Exception):
     pass
 

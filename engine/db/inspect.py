@@ -13,6 +13,7 @@ import contextlib
 from pathlib import Path
 from typing import Any
 
+from engine.db.fetch import first_line
 from engine.db.url import connect_url, file_path, kind, redact, scrub
 from engine.executor import DatabaseError
 from engine.schema import Column, ForeignKey, Schema, Table, _quote
@@ -64,7 +65,7 @@ def read_schema(db: Any, *, count_rows: bool = False) -> Schema:
             with contextlib.suppress(Exception):
                 conn.rollback()
     except SQLAlchemyError as err:
-        message = scrub(_first_line(getattr(err, "orig", None) or err), db)
+        message = scrub(first_line(getattr(err, "orig", None) or err), db)
         raise DatabaseError(f"Cannot read {redact(db)}: {message}") from None
     finally:
         engine.dispose()
@@ -119,11 +120,6 @@ def quote(name: str, dialect: str) -> str:
     return _quote(name) if dialect == "sqlite" else '"' + name.replace('"', '""') + '"'
 
 
-def _first_line(err: Any) -> str:
-    lines = str(err).strip().splitlines()
-    return lines[0] if lines else type(err).__name__
-
-
 def check(db: Any) -> None:
     """Raise :class:`DatabaseError` unless ``db`` can be connected to and read."""
     from sqlalchemy import text
@@ -139,7 +135,7 @@ def check(db: Any) -> None:
         with engine.connect() as conn:
             conn.execute(text("SELECT 1")).scalar()
     except SQLAlchemyError as err:
-        message = scrub(_first_line(getattr(err, "orig", None) or err), db)
+        message = scrub(first_line(getattr(err, "orig", None) or err), db)
         raise DatabaseError(f"Cannot connect to {redact(db)}: {message}") from None
     finally:
         engine.dispose()

@@ -32,7 +32,7 @@ from typing import Any
 from engine.db import guard
 from engine.db.fetch import TOO_LARGE, Deadline, ResultTooLarge, fetch_rows
 from engine.db.url import connect_url, redact, require, scrub
-from engine.executor import DatabaseError, QueryResult
+from engine.executor import DatabaseError, QueryResult, timed_out
 
 CONNECT_TIMEOUT_S = 10
 _TIMEOUT_CODES = {1317, 1969, 3024}  # interrupted, max_statement_time, MAX_EXECUTION_TIME
@@ -94,13 +94,13 @@ def run(db: str, sql: str, timeout_s: float, max_rows: int) -> QueryResult:
     except ResultTooLarge:
         return QueryResult([], [], TOO_LARGE)
     except Deadline:
-        return QueryResult([], [], f"Query timed out after {timeout_s:g} s")
+        return QueryResult([], [], timed_out(timeout_s))
     except pymysql.Error as err:
         code = err.args[0] if err.args and isinstance(err.args[0], int) else None
         if code in _TIMEOUT_CODES or (
             isinstance(err, pymysql.err.OperationalError) and code == 2013
         ):
-            return QueryResult([], [], f"Query timed out after {timeout_s:g} s")
+            return QueryResult([], [], timed_out(timeout_s))
         if code in _READ_ONLY_CODES:
             return QueryResult([], [], guard.refusal("the transaction is read-only"))
         return QueryResult([], [], scrub(f"Query failed: {_message(err)}", db))

@@ -34,9 +34,15 @@ import time
 from typing import Any
 
 from engine.db import guard
-from engine.db.fetch import TOO_LARGE, Deadline, ResultTooLarge, fetch_rows
+from engine.db.fetch import (
+    TOO_LARGE,
+    Deadline,
+    ResultTooLarge,
+    fetch_rows,
+    first_line,
+)
 from engine.db.url import connect_url, redact, require, scrub
-from engine.executor import DatabaseError, QueryResult
+from engine.executor import DatabaseError, QueryResult, timed_out
 
 CONNECT_TIMEOUT_S = 10
 
@@ -60,7 +66,7 @@ def connect(db: str, timeout_s: float) -> Any:
         conn = psycopg.connect(autocommit=False, **kwargs)
     except psycopg.Error as err:
         raise DatabaseError(
-            f"Cannot connect to {redact(db)}: {scrub(_first_line(err), db)}"
+            f"Cannot connect to {redact(db)}: {scrub(first_line(err), db)}"
         ) from None
     conn.read_only = True  # psycopg opens each transaction with BEGIN READ ONLY
     return conn
@@ -90,11 +96,11 @@ def run(db: str, sql: str, timeout_s: float, max_rows: int) -> QueryResult:
     except ResultTooLarge:
         return QueryResult([], [], TOO_LARGE)
     except (Deadline, errors.QueryCanceled):
-        return QueryResult([], [], f"Query timed out after {timeout_s:g} s")
+        return QueryResult([], [], timed_out(timeout_s))
     except errors.ReadOnlySqlTransaction:
         return QueryResult([], [], guard.refusal("the transaction is read-only"))
     except psycopg.Error as err:
-        return QueryResult([], [], scrub(f"Query failed: {_first_line(err)}", db))
+        return QueryResult([], [], scrub(f"Query failed: {first_line(err)}", db))
     finally:
         _close(conn)
 
@@ -121,8 +127,3 @@ def _close(conn: Any) -> None:
     with contextlib.suppress(Exception):
         conn.rollback()
     conn.close()
-
-
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip().splitlines()
-    return text[0] if text else type(err).__name__
