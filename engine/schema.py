@@ -66,9 +66,16 @@ class Schema:
             (t for k, t in self.tables.items() if k.lower() == name.lower()), None
         )
 
-    def ddl(self, only: list[str] | None = None) -> str:
+    def ddl(self, only: list[str] | None = None, after: dict[str, str] | None = None) -> str:
+        """The tables' CREATE TABLE statements (``only`` these, in that order); ``after``
+        maps a table name to text placed right under its statement (sample rows)."""
         names = only if only is not None else list(self.tables)
-        text = "\n".join(t.ddl() for n in names if (t := self.table(n)) is not None)
+        after = after or {}
+        text = "\n".join(
+            t.ddl() + (f"\n{after[t.name]}" if after.get(t.name) else "")
+            for n in names
+            if (t := self.table(n)) is not None
+        )
         if self.dialect == "sqlite" or not text:
             return text
         # The prompt's schema slot names the dialect the query must be written in.

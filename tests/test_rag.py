@@ -365,6 +365,49 @@ def test_whole_schema_notes_start_with_every_tables_values_the_same_each_time(ra
     assert a.context.notes.index("Values found") < a.context.notes.index("Similar questions")
 
 
+def test_sample_rows_go_under_each_create_table_when_the_whole_schema_fits(tmp_path, store_dir):
+    from engine.rag.retriever import RagRetriever
+
+    shop = SAMPLES / "shop.sqlite"
+    schema = read_schema(shop)
+    words = lambda text: len(text.split())  # noqa: E731
+    cfg = RagConfig(store_dir=str(store_dir), auto_index=False, sample_rows=2)
+    q = "How many orders were paid by paypal?"
+    ctx = RagRetriever(cfg).retrieve(q, shop, schema, 10_000, words).context
+    first = sqlite3.connect(shop).execute("SELECT * FROM customers LIMIT 1").fetchone()
+    block = ctx.schema_text.split("CREATE TABLE customers (")[1].split("CREATE TABLE")[0]
+    head = [c.name for c in schema.tables["customers"].columns]
+    assert "/* 2 example rows:\nSELECT * FROM customers LIMIT 2;\n" + " | ".join(head) in block
+    assert " | ".join(str(v) for v in first[:2]) in block
+    assert ctx.schema_text.count("example rows:") == len(schema.tables)
+    # the same for every question: the prompt cache keeps covering the schema
+    other = RagRetriever(cfg).retrieve("Which gold tier customers live in France?", shop, schema,
+                                       10_000, words)  # fmt: skip
+    assert other.context.schema_text == ctx.schema_text
+    # no room for the rows: the plain schema, as without the setting
+    tight = RagRetriever(cfg).retrieve(q, shop, schema, words(schema.ddl()) + 5, words).context
+    assert tight.schema_text == schema.ddl()
+
+
+def test_sample_rows_show_nulls_blobs_and_long_text_in_one_line(tmp_path):
+    from engine.rag.documents import table_rows
+
+    db = tmp_path / "odd.sqlite"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE t (a INTEGER, b TEXT, c BLOB)")
+        conn.execute("INSERT INTO t VALUES (1, ?, x'00ff')", ("line one\nline two */ " * 5,))
+        conn.execute("INSERT INTO t VALUES (NULL, 'x', NULL)")
+        conn.execute("CREATE TABLE empty (a INTEGER)")
+    rows = table_rows(db, read_schema(db), 3)
+    assert set(rows) == {"t"}  # an empty table shows its DDL only
+    lines = rows["t"].splitlines()
+    assert lines[:3] == ["/* 2 example rows:", "SELECT * FROM t LIMIT 3;", "a | b | c"]
+    assert lines[3].startswith("1 | line one line two * / line one") and lines[3].endswith(
+        "... | <blob>"
+    )
+    assert lines[4:] == ["NULL | x | NULL", "*/"]
+
+
 def test_linking_adds_foreign_key_neighbours():
     from engine.rag.retriever import link_tables
 

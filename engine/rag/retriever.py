@@ -70,6 +70,7 @@ class RagRetriever:
         # whose saved pairs a database indexed on first use gets (None: the data folder's)
         self.examples_root = examples_root
         self._values: dict[str, Any] = {}  # the last database's table values, see table_values
+        self._rows: dict[str, Any] = {}  # and its sample rows, see table_rows
 
     @property
     def store(self) -> Any:
@@ -181,7 +182,10 @@ class RagRetriever:
             pool = example_pool(self.cfg.embedder).select(
                 question, schema, label(db_path), self.cfg.pool_examples, leave_out
             )
-        return build_context(schema, hits, self.cfg, budget_tokens, count_tokens, values, pool)
+        rows = self.table_rows(db_path, schema, vs) if self.cfg.sample_rows else None
+        return build_context(
+            schema, hits, self.cfg, budget_tokens, count_tokens, values, pool, rows
+        )
 
     def table_values(self, vs: Any) -> dict[str, str]:
         """Table name -> its sample-values note, for every indexed table of the database.
@@ -189,10 +193,9 @@ class RagRetriever:
         ``vs`` is the database's opened store (:meth:`prepare`); its table documents are read
         again only when the collection's metadata (schema hash, index time) changed.
         """
-        collection = vs._collection  # langchain_chroma's handle on the Chroma collection
-        key = (collection.name, tuple(sorted((collection.metadata or {}).items())))
+        key = _index_key(vs)
         if self._values.get("key") != key:
-            found = collection.get(where={"kind": "table"}, include=["metadatas"])
+            found = vs._collection.get(where={"kind": "table"}, include=["metadatas"])
             self._values = {
                 "key": key,
                 "values": {
@@ -202,6 +205,16 @@ class RagRetriever:
                 },
             }
         return self._values["values"]
+
+    def table_rows(self, db_path: str | Path, schema: Schema, vs: Any) -> dict[str, str]:
+        """Table name -> its first ``rag.sample_rows`` rows as a comment block, read from the
+        database again only when its index changed (as :meth:`table_values`)."""
+        from engine.rag.documents import table_rows
+
+        key = (_index_key(vs), self.cfg.sample_rows)
+        if self._rows.get("key") != key:
+            self._rows = {"key": key, "rows": table_rows(db_path, schema, self.cfg.sample_rows)}
+        return self._rows["rows"]
 
     def context(
         self,
@@ -232,12 +245,15 @@ def build_context(
     count_tokens: Callable[[str], int],
     table_values: dict[str, str] | None = None,
     pool: list[Any] | None = None,
+    table_rows: dict[str, str] | None = None,
 ) -> Retrieval:
     """Fit the schema (linked if needed) and the best notes into ``budget_tokens``.
 
     ``table_values`` (table -> sample-values note, all tables) gives the whole-schema prompt
     the values of every table; without it, those of the retrieved tables are used. ``pool``:
     solved questions of other databases (:class:`engine.rag.pool.PoolExample`), shown last.
+    ``table_rows`` (table -> sample-rows block) goes under each CREATE TABLE when the whole
+    schema fits with it.
     """
     by_kind: dict[str, list[Any]] = {"table": [], "doc": [], "example": []}
     for doc in sorted(hits, key=lambda d: -d.metadata.get("score", 0.0)):
@@ -249,8 +265,10 @@ def build_context(
     used = list(passing["table"])
 
     full = schema.ddl()
-    if count_tokens(full) <= budget_tokens:
-        schema_text = full
+    with_rows = schema.ddl(after=table_rows) if table_rows else full
+    whole = count_tokens(full) <= budget_tokens
+    if whole:
+        schema_text = with_rows if count_tokens(with_rows) <= budget_tokens else full
         linked = list(schema.tables)
     else:
         seeds = passing["table"] or by_kind["table"]  # nothing passed: best tables anyway
@@ -264,7 +282,7 @@ def build_context(
         log.info("Schema linking: %d of %d tables in the prompt", len(linked), len(schema.tables))
 
     room = budget_tokens - count_tokens(schema_text)
-    if table_values is not None and schema_text == full:
+    if table_values is not None and whole:
         values = [table_values.get(name, "") for name in schema.tables]
     else:
         in_prompt = {n.lower() for n in linked}
@@ -340,3 +358,9 @@ def _source_text(doc: Any) -> str:
     if doc.metadata.get("kind") == "example":
         return example_text(doc)
     return doc.page_content
+
+
+def _index_key(vs: Any) -> tuple:
+    """What changes when a database's index is rebuilt or refreshed (schema hash, time)."""
+    collection = vs._collection  # langchain_chroma's handle on the Chroma collection
+    return (collection.name, tuple(sorted((collection.metadata or {}).items())))
