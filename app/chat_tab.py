@@ -113,9 +113,11 @@ def _own_context(engine: Any, space: Any, question: str, db_path: Any) -> Any:
     )
 
 
-def prime(db_label: str, model: str, pool: EnginePool) -> threading.Thread | None:
+def prime(
+    db_label: str, model: str, pool: EnginePool, space: Any = None
+) -> threading.Thread | None:
     """A database was chosen: get it ready in the background (see EnginePool.prime)."""
-    path = database_choices().get(db_label)
+    path = (space.databases() if space is not None else database_choices()).get(db_label)
     return pool.prime(*_safe_resolve(model), path) if path is not None else None
 
 
@@ -151,14 +153,17 @@ def transpile(sql: str, dialect: str, source: str = "sqlite") -> str:
         return f"-- cannot transpile: {str(err).splitlines()[0]}"
 
 
-def save_example(examples: Any, db_label: str, question: str, sql: str) -> tuple[bool, str]:
-    """Keep a question and its SQL as a solved example of the database: (saved, message)."""
+def save_example(
+    examples: Any, db_label: str, question: str, sql: str, space: Any = None
+) -> tuple[bool, str]:
+    """Keep a question and its SQL as a solved example of the database: (saved, message).
+    ``space`` (app.users.UserSpace): whose databases; None: the local user's."""
     from engine.rag.documents import RagInputError
     from engine.rag.embeddings import EmbedderError
     from engine.rag.examples import ExampleError
     from engine.rag.store import StoreError
 
-    path = database_choices().get(db_label)
+    path = (space.databases() if space is not None else database_choices()).get(db_label)
     if path is None:
         return False, "Please choose a database."
     try:
@@ -194,7 +199,7 @@ class ChatTab:
         dropdowns."""
         import gradio as gr
 
-        dbs = list(database_choices())
+        dbs = list(self._space().databases() if self.spaces is not None else database_choices())
         self.turns = gr.State([])
         self.last_question = gr.State("")
         self.answered = gr.State(None)  # {"db", "question", "sql"} of the last good answer
@@ -298,12 +303,20 @@ class ChatTab:
 
     # --- handlers -------------------------------------------------------------------------
 
+    def _space(self) -> Any:
+        """The caller's app.users.UserSpace; None: the local user (no Spaces given)."""
+        return self.spaces.current() if self.spaces is not None else None
+
+    def databases(self) -> dict[str, Any]:
+        """The caller's databases by label."""
+        space = self._space()
+        return space.databases() if space is not None else database_choices()
+
     def on_ask(self, q: str, d: str, m: str, chat: list, turns: list) -> Any:
         loading = not self.pool.is_loaded(m)
         busy = "Loading the model (first use can take a minute)…" if loading else "Working…"
         yield {self.status: busy, self.feedback: ""}
-        space = self.spaces.current() if self.spaces is not None else None
-        turn = ask(q, d, m, chat, turns, self.pool, self.history, space)
+        turn = ask(q, d, m, chat, turns, self.pool, self.history, self._space())
         yield {**self._answer(turn, d), self.question: "", **self.past.refresh(d)}
 
     def _answer(self, turn: Turn, d: str) -> dict:
@@ -381,7 +394,7 @@ class ChatTab:
         """Run SQL from the editor: its result, and "Save as correct" when it ran."""
         import gradio as gr
 
-        result, status = run_edited_sql(sql, d, self.pool)
+        result, status = run_edited_sql(sql, d, self.pool, self._space())
         ok = result is not None and result.ok
         out = {
             self.status: status,
@@ -403,7 +416,7 @@ class ChatTab:
         if not answered:
             return {self.feedback: "There is no answer to mark as correct."}
         saved, message = save_example(
-            self.examples, answered["db"], answered["question"], answered["sql"]
+            self.examples, answered["db"], answered["question"], answered["sql"], self._space()
         )
         return {self.feedback: message, self.correct: gr.update(visible=not saved)}
 
@@ -414,7 +427,7 @@ class ChatTab:
             return {self.feedback: "Run the SQL first; only SQL that runs can be saved."}
         if not (question or "").strip():
             return {self.feedback: "Type the question this SQL answers, then save."}
-        saved, message = save_example(self.examples, ran["db"], question, ran["sql"])
+        saved, message = save_example(self.examples, ran["db"], question, ran["sql"], self._space())
         return {self.feedback: message, self.save_row: gr.update(visible=not saved)}
 
     def on_transpile(self, sql: str, dialect: str, db_label: str | None = None) -> dict:
@@ -422,12 +435,12 @@ class ChatTab:
 
         from engine.db import dialect as dialect_of
 
-        db = database_choices().get(db_label or "")
+        db = self.databases().get(db_label or "")
         text = transpile(sql, dialect, dialect_of(db) if db is not None else "sqlite")
         return {self.transpiled: gr.update(value=text, visible=bool(text))}
 
     def on_db_change(self, d: str, m: str) -> dict:
-        prime(d, m, self.pool)
+        prime(d, m, self.pool, self._space())
         return self.past.refresh(d)
 
     def on_history_clear(self, d: str) -> dict:

@@ -8,6 +8,7 @@ database's vector index at once (engine.rag.examples.SavedExamples).
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -42,8 +43,11 @@ def bundled_count(db_path: Path) -> int:
 class ExamplesPanel:
     """Components and handlers; handlers return {component: update} dicts."""
 
-    def __init__(self, examples: Any) -> None:
+    def __init__(self, examples: Any, databases: Callable[[], dict[str, Any]] | None = None):
         self.examples = examples  # engine.rag.examples.SavedExamples
+        # the caller's databases by label (app.users.UserSpace.databases); default: the local
+        # user's
+        self.databases = databases or database_choices
 
     def build(self, db: Any) -> None:
         """Lay out the panel in the current ``gr.Blocks``; ``db`` is the tab's dropdown."""
@@ -104,7 +108,7 @@ class ExamplesPanel:
         import gradio as gr
         import pandas as pd
 
-        path = database_choices().get(label or "")
+        path = self.databases().get(label or "")
         if path is None:
             return {self.summary: "Choose a database.", self.table: gr.update(visible=False)}
         try:
@@ -150,7 +154,7 @@ class ExamplesPanel:
         return {**self.refresh(label), **self._form(), self.status: ""}
 
     def on_select(self, row: int, col: int, ids: list[str], label: str | None) -> dict:
-        path = database_choices().get(label or "")
+        path = self.databases().get(label or "")
         pairs = {p.id: p for p in self.examples.list(path)} if path else {}
         pair = pairs.get(ids[row]) if 0 <= row < len(ids) else None
         if pair is None:
@@ -163,7 +167,7 @@ class ExamplesPanel:
     def on_save(
         self, label: str | None, selected: str | None, question: str, sql: str, search: str
     ) -> dict:
-        path = database_choices().get(label or "")
+        path = self.databases().get(label or "")
         if path is None:
             return {self.status: "Choose a database first."}
         try:
@@ -179,7 +183,7 @@ class ExamplesPanel:
         }
 
     def on_delete(self, label: str | None, selected: str | None, search: str) -> dict:
-        path = database_choices().get(label or "")
+        path = self.databases().get(label or "")
         if path is None or not selected:
             return {self.status: "Click a pair in the list first."}
         try:
@@ -194,7 +198,7 @@ class ExamplesPanel:
         }
 
     def on_import(self, label: str | None, upload: Any, search: str) -> dict:
-        path = database_choices().get(label or "")
+        path = self.databases().get(label or "")
         if path is None:
             return {self.status: "Choose a database first."}
         if not upload:

@@ -52,7 +52,7 @@ def build_app(
             chat = chat_tab.ChatTab(pool, examples, history, spaces)
             chat_db, chat_model = chat.build()
         with gr.Tab("Schema", id="schema") as schema:
-            panel = schema_tab.build(pool, examples, [chat_db], demo)
+            panel = schema_tab.build(pool, examples, [chat_db], demo, spaces)
         with gr.Tab("Training", id="training"):
             runs_finished = train_tab.build(jobs)
         with gr.Tab("Evaluation", id="evaluation"):
@@ -63,7 +63,7 @@ def build_app(
         # Evaluation measures the model the chat serves unless told otherwise.
         chat_model.change(lambda m: gr.update(value=[m] if m else []), chat_model, eval_models)
         # Each new page sees databases uploaded since the app started, and its history.
-        demo.load(lambda: gr.update(choices=list(database_choices())), None, chat_db)
+        demo.load(lambda: gr.update(choices=list(chat.databases())), None, chat_db)
         demo.load(chat.past.refresh, chat_db, chat.past.outputs)
         # Pairs saved from the chat show up in the examples manager.
         schema.select(panel.refresh, [panel.db, panel.search], panel.outputs)

@@ -20,21 +20,29 @@ PREVIEW_ROWS = 20
 MAX_OVERVIEW_TABLES = 200
 
 
-def import_files(files: list[Any] | None, name: str | None) -> tuple[str, str | None]:
-    """Upload -> (status line, label of the new database or None)."""
+def _databases(space: Any = None) -> dict[str, Any]:
+    """The databases of ``space`` (app.users.UserSpace); None: the local user's."""
+    return space.databases() if space is not None else database_choices()
+
+
+def import_files(
+    files: list[Any] | None, name: str | None, space: Any = None
+) -> tuple[str, str | None]:
+    """Upload into ``space``'s folder -> (status line, label of the new database or None)."""
     paths = [Path(getattr(f, "name", f)) for f in files or []]
+    dest = space.upload_dir if space is not None else None
     try:
-        imported = import_upload(paths, name=(name or "").strip() or None)
+        imported = import_upload(paths, name=(name or "").strip() or None, dest_dir=dest)
     except UploadError as err:
         return f"**Upload refused:** {public(err)}", None
-    label = next(label for label, p in database_choices().items() if p == imported.path)
+    label = next(label for label, p in _databases(space).items() if p == imported.path)
     notes = "".join(f"\n\n{public(n)}" for n in imported.notes)
     return f"Imported **{label}**.{notes}", label
 
 
-def describe(db_label: str | None) -> tuple[str, list[str]]:
+def describe(db_label: str | None, space: Any = None) -> tuple[str, list[str]]:
     """Markdown overview of tables, columns and keys, plus the table names."""
-    dbs = database_choices()
+    dbs = _databases(space)
     if db_label not in dbs:
         return "Choose a database.", []
     try:
@@ -59,8 +67,8 @@ def describe(db_label: str | None) -> tuple[str, list[str]]:
     return "\n".join(lines), list(schema.tables)
 
 
-def preview(db_label: str | None, table: str | None) -> Any:
-    dbs = database_choices()
+def preview(db_label: str | None, table: str | None, space: Any = None) -> Any:
+    dbs = _databases(space)
     if db_label not in dbs or not table:
         return None
     from engine.db.inspect import quote
@@ -89,12 +97,14 @@ def index(
     doc_files: list[Any] | None,
     pool: EnginePool,
     progress: Any = None,
+    space: Any = None,
 ) -> str:
     """Index the tables, the docs and the saved example pairs of one database (a full
-    rebuild of its index; saved pairs are added one by one without it)."""
+    rebuild of its index; saved pairs are added one by one without it) into ``space``'s
+    index (app.users.UserSpace; None: the local user's, the app's store)."""
     from engine.rag.index import index_database
 
-    dbs = database_choices()
+    dbs = _databases(space)
     if db_label not in dbs:
         return "Choose a database first."
     docs_dir = None
@@ -111,7 +121,16 @@ def index(
             if progress is not None:
                 progress(None, desc=message)
 
-        report = index_database(pool.base.rag, dbs[db_label], docs_dir, progress=say)
+        rag = space.rag if space is not None and space.rag is not None else pool.base.rag
+        report = index_database(
+            rag,
+            dbs[db_label],
+            docs_dir,
+            progress=say,
+            # the retriever that answers the user reads this store: write through it
+            store=space.retriever.store if space is not None and space.retriever else None,
+            examples_root=space.root if space is not None else None,
+        )
     except Exception as err:  # every index failure is a one-line message, the app keeps serving
         return f"**Indexing failed:** {first_line(err)}"
     finally:
@@ -128,13 +147,17 @@ def index(
 
 
 def build(
-    pool: EnginePool, examples: Any, database_dropdowns: list[Any], demo: Any
+    pool: EnginePool, examples: Any, database_dropdowns: list[Any], demo: Any, spaces: Any = None
 ) -> ExamplesPanel:
     """Lay out the tab; uploads also refresh ``database_dropdowns`` of other tabs. Returns
-    the examples manager (refreshed when the tab is opened)."""
+    the examples manager (refreshed when the tab is opened). ``spaces`` (app.users.Spaces)
+    gives each event its caller's databases and index; None: the local user's."""
     import gradio as gr
 
-    dbs = list(database_choices())
+    def space() -> Any:
+        return spaces.current() if spaces is not None else None
+
+    dbs = list(_databases(space()))
     gr.Markdown(
         "Upload a SQLite file (`.sqlite`/`.db`), a `.sql` script of DDL and INSERTs, or CSV "
         f"files (each becomes a table). Uploads are copied into the app's data folder and "
@@ -174,25 +197,29 @@ def build(
         label=f"First {PREVIEW_ROWS} rows", interactive=False, elem_id="schema-preview"
     )
     with gr.Accordion("Example questions: solved pairs retrieved for similar questions"):
-        panel = ExamplesPanel(examples)
+        panel = ExamplesPanel(examples, lambda: _databases(space()))
         panel.build(db)
     with gr.Accordion("Documentation (for retrieval)", open=False):
         docs = gr.File(
             label="Docs (.md, .txt, .pdf)",
             file_count="multiple",
             file_types=[".md", ".txt", ".pdf"],
+            elem_id="schema-docs",
         )
         index_btn = gr.Button("Rebuild the index with these docs", elem_id="schema-index")
         index_status = gr.Markdown(elem_id="schema-index-status")
 
     def on_describe(label):
-        text, tables = describe(label)
+        text, tables = describe(label, space())
         first = tables[0] if tables else None
-        return text, gr.update(choices=tables, value=first), preview(label, first)
+        return text, gr.update(choices=tables, value=first), preview(label, first, space())
+
+    def on_preview(label, name):
+        return preview(label, name, space())
 
     def on_upload(fs, n):
-        status, label = import_files(fs, n)
-        choices = list(database_choices())
+        status, label = import_files(fs, n, space())
+        choices = list(_databases(space()))
         # The new database is selected here and in the chat, ready for a question. One update
         # object per output: Gradio consumes them.
         n = 1 + len(database_dropdowns)
@@ -202,7 +229,7 @@ def build(
 
     def on_connect(url, password, n):
         status, label = connect_database(url, password, n)
-        choices = list(database_choices())
+        choices = list(_databases(space()))
         n = 1 + len(database_dropdowns)
         # the password box is emptied either way: the value lives in memory only
         if label:
@@ -210,7 +237,10 @@ def build(
         return [status, "", *(gr.update(choices=choices) for _ in range(n))]
 
     def on_index(label, d, progress=gr.Progress()):  # noqa: B008 (Gradio injects it)
-        return index(label, d, pool, progress)
+        return index(label, d, pool, progress, space())
+
+    def on_load():  # the caller's databases, uploaded since the app started included
+        return gr.update(choices=list(_databases(space())))
 
     upload.click(on_upload, [files, name], [upload_status, db, *database_dropdowns])
     conn_button.click(
@@ -219,8 +249,8 @@ def build(
         [conn_status, conn_password, db, *database_dropdowns],
     )
     db.change(on_describe, db, [overview, table, rows])
-    table.change(preview, [db, table], rows)
+    table.change(on_preview, [db, table], rows)
     index_btn.click(on_index, [db, docs], index_status)
-    demo.load(on_describe, db, [overview, table, rows])
+    demo.load(on_load, None, db).then(on_describe, db, [overview, table, rows])
     demo.load(panel.on_db_change, db, panel.outputs)
     return panel

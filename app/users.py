@@ -43,6 +43,7 @@ class UserSpace:
     history: Any  # engine.history.QuestionHistory
     examples: Any  # engine.rag.examples.SavedExamples
     retriever: Any = None  # engine.rag.retriever.RagRetriever over the user's own index
+    rag: Any = None  # engine.rag.config.RagConfig of the user's index (None: the app's)
 
     @property
     def upload_dir(self) -> Path:
@@ -110,6 +111,7 @@ class Spaces:
                 data_dir(),
                 QuestionHistory(data_dir()),
                 SavedExamples(self.rag, data_dir(), timeout_s=self.timeout_s),
+                rag=self.rag,
             )
         root = user_root(name)
         rag = self.rag
@@ -125,6 +127,7 @@ class Spaces:
             QuestionHistory(root),
             SavedExamples(rag, root, timeout_s=self.timeout_s),
             retriever,
+            rag,
         )
 
 

@@ -165,3 +165,80 @@ def test_env_password_reaches_the_app_not_its_command_line(tmp_path):
         assert SHOP in labels
     finally:
         stop_app(proc)
+
+
+def _open_page(page, url) -> None:
+    """A new page of the signed-in user, its first lists loaded (the Schema tab describes
+    its database once the list is refreshed)."""
+    page.goto(url, wait_until="load")
+    page.locator("#chat-question textarea").wait_for(timeout=60_000)
+    page.get_by_role("tab", name="Schema").click()
+    page.locator("#schema-overview").get_by_text("table(s)").wait_for(timeout=60_000)
+    page.get_by_role("tab", name="Chat").click()
+
+
+def _choices(page, elem_id: str) -> list[str]:
+    """The labels a dropdown offers (opened, read, closed)."""
+    box = page.locator(f"#{elem_id} input")
+    box.click()
+    options = page.get_by_role("option")
+    options.first.wait_for(timeout=15_000)
+    labels = [o.strip().splitlines()[-1] for o in options.all_inner_texts()]  # less "✓"
+    box.press("Escape")
+    return labels
+
+
+def _collection_info(store: Path, db: Path) -> dict | None:
+    """What the store at ``store`` holds for ``db`` (None: no index there)."""
+    from engine.rag.config import RagConfig
+    from engine.rag.store import VectorStore
+
+    if not store.is_dir():
+        return None
+    return VectorStore(RagConfig(store_dir=str(store))).info(db)
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+def test_schema_tab_and_chat_list_the_callers_databases_and_index_into_their_store(app, tmp_path):
+    from tests.browser import browser_page, screenshot
+
+    url, data, _ = app
+    script = tmp_path / "annsnotes.sql"
+    script.write_text("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT);\n"
+                      "INSERT INTO notes VALUES (1, 'buy milk');\n")  # fmt: skip
+    guide = tmp_path / "notes-guide.md"
+    guide.write_text("# Notes\n\nA note's body is free text written by its author.\n")
+    label = "annsnotes (uploaded)"
+    ann_root = data / "users" / user_folder("ann")
+    db = ann_root / "uploads" / "annsnotes.sqlite"
+    with browser_page() as page:
+        _sign_in(page, url, "ann")
+        page.get_by_role("tab", name="Schema").click()
+        page.locator("#schema-upload input[type=file]").set_input_files(str(script))
+        page.locator("#schema-import").click()
+        page.locator("#schema-upload-status").get_by_text("Imported").wait_for(timeout=60_000)
+        page.get_by_text("Documentation (for retrieval)").click()
+        page.locator("#schema-docs input[type=file]").set_input_files(str(guide))
+        page.locator("#schema-index").click()
+        status = page.locator("#schema-index-status")
+        status.get_by_text("Indexed").wait_for(timeout=300_000)
+        screenshot(page, "users-ann-indexed-with-docs")
+        assert "doc chunks from 1 file(s)" in status.inner_text()
+        # The index with the docs is ann's, not in the store everyone else's answers read.
+        own = _collection_info(ann_root / "vector_db" / "chroma", db)
+        assert own is not None and own["doc_chunks"] >= 1 and own["tables"] == 1
+        assert _collection_info(data / "vector_db" / "chroma", db) is None
+        # A new page of ann's lists the upload in the chat and in the Schema tab.
+        _open_page(page, url)
+        assert label in _choices(page, "chat-db")
+        page.get_by_role("tab", name="Schema").click()
+        assert label in _choices(page, "schema-db")
+    with browser_page() as page:
+        _sign_in(page, url, "bo")
+        _open_page(page, url)
+        chat_list = _choices(page, "chat-db")
+        page.get_by_role("tab", name="Schema").click()
+        schema_list = _choices(page, "schema-db")
+        assert SHOP in chat_list and SHOP in schema_list
+        assert label not in chat_list and label not in schema_list
