@@ -1,4 +1,8 @@
-"""Evaluation tab: run models on an evaluation set, see metrics, examples and comparisons."""
+"""Evaluation tab: run models on an evaluation set, see metrics, examples and comparisons.
+
+Each evaluation runs in a child process (training.eval_jobs), as training does: the app keeps
+serving meanwhile, and a child killed alone is reported in one line and can be resumed.
+"""
 
 from __future__ import annotations
 
@@ -100,19 +104,21 @@ def examples(run_dir: str | None, wrong_only: bool) -> Any:
 
 def run_all(base: EngineConfig, models: list[str], *settings: Any):
     """Evaluate each chosen model in turn; yields (status, comparison, run dirs, last run)."""
-    from training.evaluate import EvalJob
+    from training.eval_jobs import EvalProcess
 
     if not models:
         yield "Choose at least one model.", None, [], None
         return
     dirs: list[str] = []
+    failed: list[str] = []  # one line per model that did not finish, kept to the end
     for i, choice in enumerate(models, 1):
         try:
             cfg = make_config(base, choice, *settings)
         except Exception as err:  # ConfigError, bad adapter: one line, next model
-            yield f"**{choice}:** {first_line(err)}", comparison(dirs), dirs, None
+            failed.append(f"**{public(choice)}:** {first_line(err)}")
+            yield failed[-1], comparison(dirs), dirs, None
             continue
-        job = EvalJob(cfg).start()
+        job = EvalProcess(cfg).start()
         while job.running:
             snap = job.snapshot()
             eta = f", ETA {snap['eta_s']:.0f} s" if snap.get("eta_s") else ""
@@ -124,26 +130,47 @@ def run_all(base: EngineConfig, models: list[str], *settings: Any):
             text = f"Model {i}/{len(models)} ({choice}): {snap['done']}/{snap['total']} questions{eta}{acc}. {snap.get('message') or ''}"
             yield text, gr_skip(), dirs, gr_skip()
             time.sleep(1.0)
-        if job.error:
-            yield f"**{choice} failed:** {public(job.error)}", comparison(dirs), dirs, None
+        if job.error:  # e.g. its process was killed: said in one line, resumable
+            failed.append(f"**{public(choice)} failed:** {public(job.error)}")
+            yield failed[-1], comparison(dirs), dirs, None
             continue
         dirs.append(cfg.out)
         yield f"Finished {i}/{len(models)}: {choice}", comparison(dirs), dirs, cfg.out
-    yield f"Done: {len(dirs)} run(s).", comparison(dirs), dirs, dirs[-1] if dirs else None
+    end = " ".join(failed) + f" ({len(dirs)} of {len(models)} run(s) finished.)"
+    yield (
+        end if failed else f"Done: {len(dirs)} run(s).",
+        comparison(dirs),
+        dirs,
+        dirs[-1] if dirs else None,
+    )
 
 
 def interrupted_choices() -> list[str]:
-    """Evaluations cut short (the app or the machine stopped) that can be resumed."""
+    """Evaluations cut short (the app, the machine or the evaluation's process stopped) that
+    can be resumed; not those running now."""
     from app.recovery import interrupted_evaluations
+    from training.eval_jobs import running_outputs
 
-    return [r.folder.name for r in interrupted_evaluations(evals_dir())]
+    running = running_outputs()
+    found = interrupted_evaluations(evals_dir())
+    return [r.folder.name for r in found if r.folder.resolve() not in running]
+
+
+def interrupted_update() -> tuple[Any, Any]:
+    """The tab's resume offer, shown when there is something to resume."""
+    import gradio as gr
+
+    choices = interrupted_choices()
+    value = choices[0] if choices else None
+    return gr.update(visible=bool(choices)), gr.update(choices=choices, value=value)
 
 
 def resume(run: str | None):
     """Resume an interrupted evaluation where it stopped (its recorded answers are kept);
     yields what :func:`run_all` yields."""
     from engine.config import from_dict
-    from training.evaluate import RUN_FILE, EvalConfig, EvalJob
+    from training.eval_jobs import EvalProcess
+    from training.evaluate import RUN_FILE, EvalConfig
 
     folder = evals_dir() / Path(run or "").name
     if not run or not (folder / RUN_FILE).is_file():
@@ -155,7 +182,7 @@ def resume(run: str | None):
     except Exception as err:  # a damaged run file: say so
         yield f"**Cannot resume {run}:** {first_line(err)}", None, [], None
         return
-    job = EvalJob(cfg).start()
+    job = EvalProcess(cfg).start()
     while job.running:
         snap = job.snapshot()
         text = (
@@ -181,8 +208,10 @@ def build(base: EngineConfig) -> Any:
     import gradio as gr
 
     gen = base.generation
+    # any model path, as the chat's model (which it starts with) may be
     models = gr.Dropdown(model_choices(), value=[base.model], multiselect=True,
-                         label="Models / adapters to compare", elem_id="eval-models")  # fmt: skip
+                         allow_custom_value=True, label="Models / adapters to compare",
+                         elem_id="eval-models")  # fmt: skip
     with gr.Row():
         data = gr.Dropdown(dataset_choices(), value="samples", allow_custom_value=True,
                            label="Evaluation set (or a path)", elem_id="eval-data")  # fmt: skip
@@ -206,8 +235,11 @@ def build(base: EngineConfig) -> Any:
                             label="Max new tokens")  # fmt: skip
     run_btn = gr.Button("Run evaluation", variant="primary", elem_id="eval-run")
     interrupted = interrupted_choices()
-    with gr.Row(visible=bool(interrupted), elem_id="eval-interrupted-box"):
-        gr.Markdown("**Interrupted evaluations** (the app stopped): resume where they stopped.")
+    with gr.Row(visible=bool(interrupted), elem_id="eval-interrupted-box") as interrupted_box:
+        gr.Markdown(
+            "**Interrupted evaluations** (the app or the evaluation stopped): resume where "
+            "they stopped."
+        )
         interrupted_run = gr.Dropdown(interrupted, value=interrupted[0] if interrupted else None,
                                       label="Evaluation", elem_id="eval-interrupted")  # fmt: skip
         resume_btn = gr.Button("Resume evaluation", elem_id="eval-resume")
@@ -221,13 +253,15 @@ def build(base: EngineConfig) -> Any:
                                elem_id="eval-examples")  # fmt: skip
 
     settings = [data, split, limit, rag, attempts, temperature, top_k, top_p, max_new]
-    run_btn.click(
+    offer = [interrupted_box, interrupted_run]
+    ran = run_btn.click(
         functools.partial(run_all, base),
         [models, *settings],
         [status, table, run_dirs, last_run],
-    ).then(examples, [last_run, wrong_only], per_example)
-    wrong_only.change(examples, [last_run, wrong_only], per_example)
-    resume_btn.click(resume, interrupted_run, [status, table, run_dirs, last_run]).then(
-        examples, [last_run, wrong_only], per_example
     )
+    resumed = resume_btn.click(resume, interrupted_run, [status, table, run_dirs, last_run])
+    for event in (ran, resumed):  # a run stopped from outside is offered for resuming
+        event.then(examples, [last_run, wrong_only], per_example)
+        event.then(interrupted_update, None, offer)
+    wrong_only.change(examples, [last_run, wrong_only], per_example)
     return models

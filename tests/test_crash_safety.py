@@ -4,8 +4,8 @@ Each test starts ``launch.py`` as a subprocess, gets it busy (an upload, indexin
 run, an evaluation), sends SIGKILL at a moment it can see on disk, starts the app again on
 the same data folder and checks what the next start does: nothing half-built is listed,
 temporary files are gone, the index is rebuilt and it says so, training and evaluation offer
-to resume and the resumed runs finish. Killing the training child alone is reported plainly
-while the app keeps serving. Logs are kept in test-artifacts/crash-*.log.
+to resume and the resumed runs finish. Killing the training or the evaluation child alone is
+reported plainly while the app keeps serving. Logs are kept in test-artifacts/crash-*.log.
 """
 
 import contextlib
@@ -326,3 +326,58 @@ def test_kill_during_an_evaluation_resumes_where_it_stopped(tmp_path):
     assert sorted(r["index"] for r in after) == list(range(LIMIT))
     kept = {r["index"]: r for r in after}
     assert all(kept[r["index"]] == r for r in before)  # answers before the kill were kept
+
+
+def test_killing_the_evaluation_child_alone_is_reported_then_resumed(tmp_path, tiny_llama):
+    """The Evaluation tab runs in a child process: a SIGKILL of that child alone is said in
+    one line, the app keeps serving, and the tab resumes the run; the child also stops when
+    the app is killed."""
+    data = tmp_path / "data"
+    evals = data / "evals"
+    limit = 48
+    args = ("--no-warm-up", "--model", str(tiny_llama), "--set", "backend=transformers",
+            "--set", "rag.enabled=false", "--set", "max_attempts=1",
+            "--set", "generation.max_new_tokens=96")  # fmt: skip
+    proc, url, _ = launch_app(*args, data_dir=data, log_name="crash-eval-child")
+    try:
+        with browser_page() as page:
+            page.goto(url, wait_until="load")
+            page.get_by_role("tab", name="Evaluation").click()
+            box = page.locator("#eval-limit input").first
+            box.fill(str(limit))
+            box.press("Tab")
+            page.locator("#eval-run").click()
+            wait_for(lambda: len(_records(evals)) >= 2, 300, "two answers recorded")
+            [child] = children(proc.pid, "training.evaluate")
+            os.kill(child, signal.SIGKILL)
+            before = _records(evals)
+            status = page.locator("#eval-status")
+            status.get_by_text("stopped from outside").wait_for(timeout=60_000)
+            screenshot(page, "evaluation-child-killed")
+            status.get_by_text("run(s) finished").wait_for(timeout=30_000)  # and stays
+            said = status.inner_text().strip()
+            assert "SIGKILL" in said and "\n" not in said, said
+            assert len(before) < limit, "the evaluation finished before the kill"
+            ran = _client(url).predict("SELECT count(*) FROM customers", "shop (sample)",
+                                       api_name="/run_sql")  # fmt: skip
+            assert ran["error"] is None and ran["rows"]  # the app keeps serving
+            # The tab offers the killed run for resuming; the resumed run finishes.
+            page.locator("#eval-interrupted-box").wait_for(timeout=30_000)
+            page.locator("#eval-resume").click()
+            status.get_by_text("Done:").wait_for(timeout=600_000)
+            screenshot(page, "evaluation-child-resumed-done")
+            [run] = [p.parent for p in evals.glob("*/metrics.json")]
+            metrics = json.loads((run / "metrics.json").read_text())
+            assert metrics["complete"] and metrics["n"] == limit
+            after = [json.loads(x) for x in (run / "predictions.jsonl").read_text().splitlines()]
+            assert sorted(r["index"] for r in after) == list(range(limit))
+            kept = {r["index"]: r for r in after}
+            assert all(kept[r["index"]] == r for r in before)  # answers before the kill kept
+            # A new evaluation's child stops when the app is killed.
+            page.locator("#eval-run").click()
+            jobs = wait_for(lambda: children(proc.pid, "training.evaluate"), 60, "a new child")
+            kill9(proc)
+    finally:
+        if proc.poll() is None:
+            stop_app(proc)
+    wait_for(lambda: not any(alive(p) for p in jobs), 30, "the evaluation process to stop")

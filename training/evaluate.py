@@ -1,5 +1,6 @@
 """Evaluate a text-to-SQL model: ``python -m training.evaluate`` (CLI), :func:`run` (Python),
-:class:`EvalJob` (background thread for the app).
+:class:`EvalJob` (a background thread). The app runs the CLI in a child process
+(training.eval_jobs, ``--events-json``).
 
 What is evaluated is what the chat serves: the engine is built from the chat's own settings
 (``configs/engine.yaml``: model, retrieval, attempts, generation; flags and the ``engine:``
@@ -333,6 +334,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key")
     p.add_argument("--out", help="output folder")
     p.add_argument("-v", "--verbose", action="store_true")
+    p.add_argument("--events-json", action="store_true",
+                   help="progress as JSON lines on stdout (the app's child process)")  # fmt: skip
     return p
 
 
@@ -402,6 +405,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(levelname)s %(name)s: %(message)s")  # fmt: skip
+    if args.events_json:
+        return _run_with_events(args)
     try:
         cfg = config_from_args(args)
         metrics = run(cfg, progress=_tqdm_progress())
@@ -412,6 +417,22 @@ def main(argv: list[str] | None = None) -> int:
             "avg_attempts", "questions_per_minute")  # fmt: skip
     print(json.dumps({k: metrics[k] for k in keys}))
     print(f"Wrote {Path(cfg.out) / 'metrics.json'} and report.md", file=sys.stderr)
+    return 0
+
+
+def _run_with_events(args: argparse.Namespace) -> int:
+    """As main, for the app (training.eval_jobs): JSON lines, every failure one of them."""
+    from training.eval_jobs import print_events
+
+    try:
+        cfg = config_from_args(args)
+        metrics = run(cfg, progress=print_events())
+    except Exception as err:  # the app shows it in one line
+        log.exception("evaluation failed")
+        message = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+        print(json.dumps({"kind": "error", "message": message}), flush=True)
+        return 2
+    print(json.dumps({"kind": "done", "out": cfg.out, "complete": metrics.get("complete")}))
     return 0
 
 

@@ -211,16 +211,20 @@ class TrainingJob:
 
 def _exit_reason(code: int) -> str:
     """Why the training process ended without saying so itself, in words."""
+    return exit_reason(code, "training", "Resume continues from its last checkpoint.")
+
+
+def exit_reason(code: int, job: str, resume: str, detail: str = "see the log above") -> str:
+    """Why a ``job`` ("training", "evaluation") process ended without saying so itself, in
+    one line; ``resume`` says how to go on after a kill, ``detail`` where to look otherwise."""
     if code < 0:
         try:
             name = signal.Signals(-code).name
         except ValueError:
             name = f"signal {-code}"
-        return (
-            f"The training process was stopped from outside ({name}: killed, or out of "
-            "memory). Resume continues from its last checkpoint."
-        )
-    return f"The training process ended with exit code {code}; see the log above."
+        why = f"{name}: killed, or out of memory"
+        return f"The {job} process was stopped from outside ({why}). {resume}"
+    return f"The {job} process ended with exit code {code}; {detail}."
 
 
 class JobManager:
