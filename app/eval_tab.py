@@ -16,7 +16,7 @@ from typing import Any
 from app.messages import first_line, public
 from app.model_choices import model_choices, resolve
 from engine.config import EngineConfig
-from engine.paths import REPO_ROOT, data_dir
+from engine.paths import REPO_ROOT
 
 SHARED = REPO_ROOT.parent / "shared" / "data"
 METRIC_COLUMNS = (
@@ -26,7 +26,11 @@ METRIC_COLUMNS = (
 
 
 def evals_dir() -> Path:
-    return data_dir() / "evals"
+    """The evaluations of the user whose event is being handled (app.users; the data
+    folder's without sign-in)."""
+    from app.users import current_user, user_root
+
+    return user_root(current_user()) / "evals"
 
 
 def dataset_choices() -> list[str]:
@@ -202,9 +206,10 @@ def gr_skip() -> Any:
     return gr.skip()
 
 
-def build(base: EngineConfig) -> Any:
+def build(base: EngineConfig, demo: Any = None) -> Any:
     """Lay out the tab, its defaults the chat's settings (``base``); returns its model
-    selector (refreshed when training finishes, following the chat's model choice)."""
+    selector (refreshed when training finishes, following the chat's model choice). Each
+    page of ``demo`` sees its user's interrupted evaluations."""
     import gradio as gr
 
     gen = base.generation
@@ -264,4 +269,6 @@ def build(base: EngineConfig) -> Any:
         event.then(examples, [last_run, wrong_only], per_example)
         event.then(interrupted_update, None, offer)
     wrong_only.change(examples, [last_run, wrong_only], per_example)
+    if demo is not None:
+        demo.load(interrupted_update, None, offer)
     return models

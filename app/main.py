@@ -54,9 +54,9 @@ def build_app(
         with gr.Tab("Schema", id="schema") as schema:
             panel = schema_tab.build(pool, examples, [chat_db], demo, spaces)
         with gr.Tab("Training", id="training"):
-            runs_finished = train_tab.build(jobs)
+            runs_finished = train_tab.build(jobs, demo)
         with gr.Tab("Evaluation", id="evaluation"):
-            eval_models = eval_tab.build(pool.base)
+            eval_models = eval_tab.build(pool.base, demo)
         # A finished training run's adapter shows up in the chat and evaluation model lists.
         for event in runs_finished:
             event.then(_refresh_models, None, [chat_model, eval_models])
@@ -65,6 +65,8 @@ def build_app(
         # Each new page sees databases uploaded since the app started, and its history.
         demo.load(lambda: gr.update(choices=list(chat.databases())), None, chat_db)
         demo.load(chat.past.refresh, chat_db, chat.past.outputs)
+        # and its user's adapters (with sign-in, each user's runs are their own)
+        demo.load(_refresh_models, None, [chat_model, eval_models])
         # Pairs saved from the chat show up in the examples manager.
         schema.select(panel.refresh, [panel.db, panel.search], panel.outputs)
         api.register(pool, spaces.for_request)

@@ -1,17 +1,22 @@
-"""Models the app offers: bundled presets, fine-tuned adapters in the runs folder, any path."""
+"""Models the app offers: bundled presets, fine-tuned adapters in the runs folder, any path.
+
+The runs folder is the caller's (app.users): with sign-in, each user trains and sees their own
+runs and adapters."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from app.users import current_user, user_root
 from engine.models import PRESETS, read_adapter_meta
-from engine.paths import data_dir
 
 ADAPTER_PREFIX = "adapter: "
 
 
 def runs_dir() -> Path:
-    return data_dir() / "runs"
+    """The training runs of the user whose event is being handled (the data folder's without
+    sign-in)."""
+    return user_root(current_user()) / "runs"
 
 
 def adapters() -> dict[str, Path]:

@@ -144,9 +144,19 @@ def follow(manager: JobManager):
         yield progress_html(status), plot, logs, message
 
 
-def build(manager: JobManager) -> list[Any]:
+def interrupted_update() -> tuple[Any, Any]:
+    """The tab's offer to resume the caller's interrupted runs, shown when there are some."""
+    import gradio as gr
+
+    choices = interrupted_choices()
+    value = choices[0] if choices else None
+    return gr.update(visible=bool(choices)), gr.update(choices=choices, value=value)
+
+
+def build(manager: JobManager, demo: Any = None) -> list[Any]:
     """Lay out the tab; returns the events that end with a run, so the app can refresh the
-    other tabs' model lists after them."""
+    other tabs' model lists after them. Each page of ``demo`` sees its user's interrupted
+    runs."""
     import gradio as gr
 
     cuda, hw = hardware()
@@ -229,6 +239,8 @@ def build(manager: JobManager) -> list[Any]:
     ).then(lambda ok: gr.update(visible=not ok), started, interrupted_box)
     finished.append(event.then(on_follow, started, [bar, plot, logs, message]))
     cancel_btn.click(lambda: _cancel(manager), None, message)
+    if demo is not None:
+        demo.load(interrupted_update, None, [interrupted_box, interrupted_run])
     from app import export_panel
 
     export_panel.build()
@@ -236,5 +248,10 @@ def build(manager: JobManager) -> list[Any]:
 
 
 def _cancel(manager: JobManager) -> str:
+    job = manager.current
+    if job is None or not job.running:
+        return "No job is running."
+    if job.output_dir.parent != runs_dir().resolve():  # another user's run (app.users)
+        return "The running job is not one of your runs."
     status = manager.cancel(grace_s=30)
     return "No job is running." if status is None else f"Stopping: {status.describe()}"

@@ -242,3 +242,83 @@ def test_schema_tab_and_chat_list_the_callers_databases_and_index_into_their_sto
         schema_list = _choices(page, "schema-db")
         assert SHOP in chat_list and SHOP in schema_list
         assert label not in chat_list and label not in schema_list
+
+
+def _seed_runs(root: Path, name: str) -> None:
+    """Under ``root``: an interrupted training run, a finished adapter and an interrupted
+    evaluation, each named after ``name``."""
+    run = root / "runs" / f"{name}-run"
+    (run / "checkpoint-2").mkdir(parents=True)
+    (run / "job_config.yaml").write_text("max_steps: 8\n")
+    (run / "checkpoint-2" / "trainer_state.json").write_text('{"global_step": 2}')
+    (root / "runs" / f"{name}-tuned" / "adapter").mkdir(parents=True)
+    (root / "runs" / f"{name}-tuned" / "adapter" / "adapter_config.json").write_text("{}")
+    evaluation = root / "evals" / f"20250101-000000-{name}-eval"
+    evaluation.mkdir(parents=True)
+    (evaluation / "run.json").write_text('{"settings": {"limit": 5}}')
+
+
+def _offered(page, tab: str, box: str, dropdown: str, expected: str | None = None) -> str | None:
+    """The run a tab offers to resume, or None when its offer is hidden; waits a while for
+    ``expected`` (the page's first lists load after it shows)."""
+    from playwright.sync_api import expect
+
+    page.get_by_role("tab", name=tab).click()
+    if expected is not None:
+        expect(page.locator(f"#{dropdown} input")).to_have_value(expected, timeout=15_000)
+    page.wait_for_timeout(500)
+    if not page.locator(f"#{box}").is_visible():
+        return None
+    return page.locator(f"#{dropdown} input").input_value()
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+def test_training_runs_and_evaluations_are_each_users_own(tmp_path, tiny_llama):
+    from tests.browser import browser_page, launch_app, screenshot, stop_app
+
+    auth = tmp_path / "users.txt"
+    auth.write_text("".join(f"{u}:{p}\n" for u, p in PASSWORDS.items()))
+    data = tmp_path / "data"
+    ann_root, bo_root = (data / "users" / user_folder(u) for u in ("ann", "bo"))
+    _seed_runs(ann_root, "ann")
+    _seed_runs(data, "local")  # the local user's, from a run without sign-in
+    proc, url, _ = launch_app(
+        "--auth-file", str(auth), "--no-warm-up", "--model", str(tiny_llama),
+        "--set", "backend=transformers", "--set", "rag.enabled=false",
+        "--set", "max_attempts=1", "--set", "generation.max_new_tokens=16",
+        data_dir=data, log_name="users-runs",
+    )  # fmt: skip
+    try:
+        with browser_page() as page:
+            _sign_in(page, url, "ann")
+            assert "adapter: ann-tuned" in _choices(page, "chat-model")
+            assert "adapter: local-tuned" not in _choices(page, "chat-model")
+            run = _offered(
+                page, "Training", "train-interrupted-box", "train-interrupted", "ann-run"
+            )
+            assert run == "ann-run"
+            ann_eval = "20250101-000000-ann-eval"
+            offer = _offered(
+                page, "Evaluation", "eval-interrupted-box", "eval-interrupted", ann_eval
+            )
+            assert offer == ann_eval
+            # An evaluation ann runs is stored in her folder.
+            box = page.locator("#eval-limit input").first
+            box.fill("2")
+            box.press("Tab")
+            page.locator("#eval-run").click()
+            page.locator("#eval-status").get_by_text("Done: 1 run(s).").wait_for(timeout=300_000)
+            screenshot(page, "users-ann-evaluation")
+        [done] = [p.parent for p in (ann_root / "evals").glob("*/metrics.json")]
+        assert json.loads((done / "metrics.json").read_text())["n"] == 2
+        assert not list((data / "evals").glob("*/metrics.json"))
+        with browser_page() as page:
+            _sign_in(page, url, "bo")
+            models = _choices(page, "chat-model")
+            assert not [m for m in models if m.startswith("adapter: ")], models
+            assert _offered(page, "Training", "train-interrupted-box", "train-interrupted") is None
+            assert _offered(page, "Evaluation", "eval-interrupted-box", "eval-interrupted") is None
+    finally:
+        stop_app(proc)
+    assert not (bo_root / "evals").exists() and not (bo_root / "runs").exists()
