@@ -45,7 +45,6 @@ def launch_app(
     port = free_port()
     env = {
         "TEXT2SQL_DATA": str(data_dir),
-        "TEXT2SQL_VECTOR_DB": str(data_dir / "chroma"),
         **(env or {}),
     }
     log = ARTIFACTS / f"{log_name or 'app'}-{port}.log"
