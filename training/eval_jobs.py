@@ -12,16 +12,13 @@ from __future__ import annotations
 
 import collections
 import json
-import os
 import subprocess
 import sys
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from engine.paths import REPO_ROOT
-from training.guard import APP_PID_ENV
-from training.jobs import exit_reason
+from training.jobs import exit_reason, start_child
 
 if TYPE_CHECKING:
     from training.evaluate import EvalConfig, EvalProgress, ProgressFn
@@ -71,18 +68,9 @@ class EvalProcess:
         config.write_text(yaml.safe_dump(self.cfg.settings(), sort_keys=False))
         cmd = [sys.executable, "-m", "training.guard", "training.evaluate", "--config",
                str(config), "--events-json"]  # fmt: skip
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
-        env[APP_PID_ENV] = str(os.getpid())
-        env.setdefault("TOKENIZERS_PARALLELISM", "false")
-        self._proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                      text=True, bufsize=1, env=env)  # fmt: skip
+        self._proc, self._readers = start_child(cmd, self._read_events, self._read_stderr)
         with _running_lock:
             _running.add(self.out)
-        self._readers = [
-            threading.Thread(target=self._read_events, daemon=True),
-            threading.Thread(target=self._read_stderr, daemon=True),
-        ]
         for t in self._readers:
             t.start()
         return self

@@ -23,7 +23,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 
 from engine.paths import REPO_ROOT
@@ -92,23 +92,7 @@ class TrainingJob:
         cmd += ["--events-json", "--cancel-file", str(self.output_dir / CANCEL_FILE)]
         if self.resume:
             cmd.append("--resume")
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
-        env[APP_PID_ENV] = str(os.getpid())
-        env.setdefault("TOKENIZERS_PARALLELISM", "false")
-        env.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")  # keeps the log readable
-        self._proc = subprocess.Popen(
-            cmd,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            bufsize=1,
-            env=env,
-        )
-        self._readers = [
-            threading.Thread(target=self._read_events, daemon=True),
-            threading.Thread(target=self._read_stderr, daemon=True),
-        ]
+        self._proc, self._readers = start_child(cmd, self._read_events, self._read_stderr)
         for t in self._readers:
             t.start()
         return self
@@ -212,6 +196,26 @@ class TrainingJob:
 def _exit_reason(code: int) -> str:
     """Why the training process ended without saying so itself, in words."""
     return exit_reason(code, "training", "Resume continues from its last checkpoint.")
+
+
+def start_child(
+    cmd: list[str], read_stdout: Callable[[], None], read_stderr: Callable[[], None]
+) -> tuple[subprocess.Popen[str], list[threading.Thread]]:
+    """Start a child of the app (run under training.guard, it stops when the app does) with
+    line-buffered text pipes; returns it and two reader threads, not yet started (they read
+    the returned process: store it first)."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+    env[APP_PID_ENV] = str(os.getpid())
+    env.setdefault("TOKENIZERS_PARALLELISM", "false")
+    env.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")  # keeps the log readable
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            bufsize=1, env=env)  # fmt: skip
+    readers = [
+        threading.Thread(target=read_stdout, daemon=True),
+        threading.Thread(target=read_stderr, daemon=True),
+    ]
+    return proc, readers
 
 
 def exit_reason(code: int, job: str, resume: str, detail: str = "see the log above") -> str:
