@@ -118,7 +118,11 @@ def prime(
 ) -> threading.Thread | None:
     """A database was chosen: get it ready in the background (see EnginePool.prime)."""
     path = (space.databases() if space is not None else database_choices()).get(db_label)
-    return pool.prime(*_safe_resolve(model), path) if path is not None else None
+    if path is None:
+        return None
+    # a signed-in user's database is indexed into their own store (their saved pairs)
+    retriever = getattr(space, "retriever", None)
+    return pool.prime(*_safe_resolve(model), path, retriever)
 
 
 def run_edited_sql(sql: str, db_label: str, pool: EnginePool, space: Any = None) -> tuple[Any, str]:

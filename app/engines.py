@@ -16,6 +16,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from engine.config import EngineConfig
 from engine.factory import engine_from_config
@@ -116,25 +117,29 @@ class EnginePool:
         return thread
 
     def prime(
-        self, model: str | None, adapter: str | None, db_path: Path
+        self, model: str | None, adapter: str | None, db_path: Path, retriever: Any = None
     ) -> threading.Thread | None:
         """In the background, index ``db_path`` if needed and put the prompt part that every
         question on it shares into the model's prompt cache, so the first answer comes as
         fast as the next ones. Only for a model already loaded (a choice in a dropdown does
-        not start a download); None when nothing was started."""
+        not start a download); None when nothing was started. ``retriever``: the caller's
+        own (a signed-in user's index), instead of the engine's."""
         if not self.is_loaded(model, adapter):
             return None
         engine = self.get(model, adapter)
         thread = threading.Thread(
-            target=self._prime, args=(engine, db_path), name="prime-database", daemon=True
+            target=self._prime,
+            args=(engine, db_path, retriever),
+            name="prime-database",
+            daemon=True,
         )
         thread.start()
         return thread
 
-    def _prime(self, engine: TextToSQL, db_path: Path) -> None:
+    def _prime(self, engine: TextToSQL, db_path: Path, retriever: Any = None) -> None:
         with self.generate_lock:
             try:
-                cached = engine.prime(db_path)
+                cached = engine.prime(db_path, retriever)
             except Exception as err:  # the question itself will report a real problem
                 log.warning("Could not prepare %s: %s", Path(db_path).name, err)
                 return

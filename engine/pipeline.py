@@ -256,19 +256,24 @@ class TextToSQL:
             log.warning("batch generation failed (%s); retrying one by one", _one_line(err))
         return [self._generate([p], [c])[0] for p, c in zip(prompts, cfgs, strict=True)]
 
-    def prime(self, db_path: Db) -> int:
+    def prime(self, db_path: Db, retriever: Retriever | None = None) -> int:
         """Get a database ready for quick first answers; returns the prompt tokens now cached.
 
         Indexes it when the retriever does that on first use, and lets a backend with a prompt
         cache (llama.cpp's ``prefill``) evaluate a prompt for it: every later question on the
-        database reuses what they share (system prompt, schema, sample values). Raises
-        ``DatabaseError`` for an unreadable database.
+        database reuses what they share (system prompt, schema, sample values). ``retriever``:
+        retrieve from that one instead of the engine's (a signed-in user's own index; ignored
+        when the engine retrieves nothing). Raises ``DatabaseError`` for an unreadable database.
         """
         db_path = as_db(db_path)
         schema = read_schema(db_path)
         if not schema.tables:
             return 0
-        messages, _ = self.build_messages(PRIMING_QUESTION, db_path, schema)
+        context = None
+        if retriever is not None and self.retriever is not None:
+            budget, count = self.prompt_budget(), self.backend.count_tokens
+            context = retriever.context(PRIMING_QUESTION, db_path, schema, budget, count)
+        messages, _ = self.build_messages(PRIMING_QUESTION, db_path, schema, context=context)
         prefill = getattr(self.backend, "prefill", None)
         return prefill(self.backend.render(messages)) if prefill is not None else 0
 

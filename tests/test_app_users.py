@@ -51,6 +51,35 @@ def test_user_folders_are_distinct_and_safe():
     assert "/" not in user_folder("../../etc") and not user_folder("..").startswith(".")
 
 
+def test_a_signed_in_users_database_is_primed_from_their_own_index(tmp_path, monkeypatch):
+    """Choosing a database gets it ready in the background (indexing it on first use): for a
+    signed-in user, in their own store, never in the one everyone else's answers read."""
+    from app import chat_tab
+    from app.engines import EnginePool
+    from app.users import Spaces
+    from engine.config import EngineConfig
+    from engine.pipeline import TextToSQL
+    from engine.rag.config import RagConfig
+    from engine.rag.retriever import RagRetriever
+    from tests.test_pipeline import PrefillingBackend
+
+    monkeypatch.setenv("TEXT2SQL_DATA", str(tmp_path / "data"))
+    shared = tmp_path / "data" / "vector_db" / "chroma"
+    rag = RagConfig(store_dir=str(shared))
+    pool = EnginePool(EngineConfig(rag=rag))
+    backend = PrefillingBackend([])
+    pool.put("scripted", None, TextToSQL(backend, retriever=RagRetriever(rag)))
+    ann = Spaces(rag, 5.0, signed_in=True).get("ann")
+    ann.upload_dir.mkdir(parents=True)
+    db = ann.upload_dir / "annsnotes.sqlite"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT)")
+    chat_tab.prime("annsnotes (uploaded)", "scripted", pool, ann).join(timeout=120)
+    assert "CREATE TABLE notes" in backend.prefilled[0]
+    assert _collection_info(ann.root / "vector_db" / "chroma", db) is not None
+    assert _collection_info(shared, db) is None
+
+
 # --- a real app with two users -----------------------------------------------------------
 
 PASSWORDS = {"ann": "ann-pass-1", "bo": "bo-pass-2"}
