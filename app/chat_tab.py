@@ -108,9 +108,7 @@ def _own_context(engine: Any, space: Any, question: str, db_path: Any) -> Any:
         schema = read_schema(db_path)
     except DatabaseError:
         return None  # the engine reports it
-    return space.retriever.context(
-        question, db_path, schema, engine.prompt_budget(), engine.backend.count_tokens
-    )
+    return engine.context(question, db_path, schema, space.retriever)
 
 
 def prime(

@@ -122,11 +122,15 @@ class TextToSQL:
         """Tokens the schema/context may use: the context window less room for the answer."""
         return max(256, self.backend.context_length - self.generation.max_new_tokens - 256)
 
-    def context(self, question: str, db_path: Path | str, schema: Schema) -> Context:
-        """What the prompt shows of the database: the retriever's choice, or the whole schema."""
+    def context(
+        self, question: str, db_path: Path | str, schema: Schema, retriever: Retriever | None = None
+    ) -> Context:
+        """What the prompt shows of the database: the retriever's choice, or the whole schema.
+        ``retriever``: retrieve from that one instead of the engine's (a signed-in user's own
+        index); an engine without retrieval still shows the whole schema."""
         if self.retriever is None:
             return Context(schema_text=schema.ddl())
-        return self.retriever.context(
+        return (retriever or self.retriever).context(
             question, db_path, schema, self.prompt_budget(), self.backend.count_tokens
         )
 
@@ -269,10 +273,7 @@ class TextToSQL:
         schema = read_schema(db_path)
         if not schema.tables:
             return 0
-        context = None
-        if retriever is not None and self.retriever is not None:
-            budget, count = self.prompt_budget(), self.backend.count_tokens
-            context = retriever.context(PRIMING_QUESTION, db_path, schema, budget, count)
+        context = self.context(PRIMING_QUESTION, db_path, schema, retriever)
         messages, _ = self.build_messages(PRIMING_QUESTION, db_path, schema, context=context)
         prefill = getattr(self.backend, "prefill", None)
         return prefill(self.backend.render(messages)) if prefill is not None else 0
