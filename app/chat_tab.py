@@ -12,7 +12,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-from app.databases import database_choices, default_database, frame
+from app.databases import databases_of, default_database, frame
 from app.engines import EnginePool
 from app.history_panel import SQL_COLUMN, HistoryPanel
 from app.messages import first_line, public
@@ -75,7 +75,7 @@ def ask(
     user's."""
     question = (question or "").strip()
     chat, turns = list(chat or []), list(turns or [])
-    dbs = space.databases() if space is not None else database_choices()
+    dbs = databases_of(space)
     if not question:
         return Turn(chat, turns, "Please type a question.")
     if db_label not in dbs:
@@ -115,7 +115,7 @@ def prime(
     db_label: str, model: str, pool: EnginePool, space: Any = None
 ) -> threading.Thread | None:
     """A database was chosen: get it ready in the background (see EnginePool.prime)."""
-    path = (space.databases() if space is not None else database_choices()).get(db_label)
+    path = databases_of(space).get(db_label)
     if path is None:
         return None
     # a signed-in user's database is indexed into their own store (their saved pairs)
@@ -128,7 +128,7 @@ def run_edited_sql(sql: str, db_label: str, pool: EnginePool, space: Any = None)
     None, status line)."""
     from engine.db import run_readonly
 
-    dbs = space.databases() if space is not None else database_choices()
+    dbs = databases_of(space)
     if db_label not in dbs:
         return None, "Please choose a database."
     if not (sql or "").strip():
@@ -165,7 +165,7 @@ def save_example(
     from engine.rag.examples import ExampleError
     from engine.rag.store import StoreError
 
-    path = (space.databases() if space is not None else database_choices()).get(db_label)
+    path = databases_of(space).get(db_label)
     if path is None:
         return False, "Please choose a database."
     try:
@@ -201,7 +201,7 @@ class ChatTab:
         dropdowns."""
         import gradio as gr
 
-        dbs = list(self._space().databases() if self.spaces is not None else database_choices())
+        dbs = list(self.databases())
         self.turns = gr.State([])
         self.last_question = gr.State("")
         self.answered = gr.State(None)  # {"db", "question", "sql"} of the last good answer
@@ -311,8 +311,7 @@ class ChatTab:
 
     def databases(self) -> dict[str, Any]:
         """The caller's databases by label."""
-        space = self._space()
-        return space.databases() if space is not None else database_choices()
+        return databases_of(self._space())
 
     def on_ask(self, q: str, d: str, m: str, chat: list, turns: list) -> Any:
         loading = not self.pool.is_loaded(m)

@@ -27,6 +27,12 @@ def database_choices(upload_dir: Path | None = None) -> dict[str, Path | str]:
     return dbs
 
 
+def databases_of(space: Any = None) -> dict[str, Path | str]:
+    """The databases of ``space`` (app.users.UserSpace: a signed-in user's); None: the local
+    user's."""
+    return space.databases() if space is not None else database_choices()
+
+
 def default_database(choices: dict[str, Path] | list[str]) -> str | None:
     labels = list(choices)
     return DEFAULT_DB if DEFAULT_DB in labels else (labels[0] if labels else None)

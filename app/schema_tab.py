@@ -9,7 +9,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from app.databases import database_choices, default_database, frame
+from app.databases import databases_of, default_database, frame
 from app.engines import EnginePool
 from app.examples_panel import ExamplesPanel
 from app.messages import first_line, public
@@ -18,11 +18,6 @@ from engine.db import DatabaseError, dialect, read_schema, run_readonly
 
 PREVIEW_ROWS = 20
 MAX_OVERVIEW_TABLES = 200
-
-
-def _databases(space: Any = None) -> dict[str, Any]:
-    """The databases of ``space`` (app.users.UserSpace); None: the local user's."""
-    return space.databases() if space is not None else database_choices()
 
 
 def import_files(
@@ -35,14 +30,14 @@ def import_files(
         imported = import_upload(paths, name=(name or "").strip() or None, dest_dir=dest)
     except UploadError as err:
         return f"**Upload refused:** {public(err)}", None
-    label = next(label for label, p in _databases(space).items() if p == imported.path)
+    label = next(label for label, p in databases_of(space).items() if p == imported.path)
     notes = "".join(f"\n\n{public(n)}" for n in imported.notes)
     return f"Imported **{label}**.{notes}", label
 
 
 def describe(db_label: str | None, space: Any = None) -> tuple[str, list[str]]:
     """Markdown overview of tables, columns and keys, plus the table names."""
-    dbs = _databases(space)
+    dbs = databases_of(space)
     if db_label not in dbs:
         return "Choose a database.", []
     try:
@@ -68,7 +63,7 @@ def describe(db_label: str | None, space: Any = None) -> tuple[str, list[str]]:
 
 
 def preview(db_label: str | None, table: str | None, space: Any = None) -> Any:
-    dbs = _databases(space)
+    dbs = databases_of(space)
     if db_label not in dbs or not table:
         return None
     from engine.db.inspect import quote
@@ -104,7 +99,7 @@ def index(
     index (app.users.UserSpace; None: the local user's, the app's store)."""
     from engine.rag.index import index_database
 
-    dbs = _databases(space)
+    dbs = databases_of(space)
     if db_label not in dbs:
         return "Choose a database first."
     docs_dir = None
@@ -157,7 +152,7 @@ def build(
     def space() -> Any:
         return spaces.current() if spaces is not None else None
 
-    dbs = list(_databases(space()))
+    dbs = list(databases_of(space()))
     gr.Markdown(
         "Upload a SQLite file (`.sqlite`/`.db`), a `.sql` script of DDL and INSERTs, or CSV "
         f"files (each becomes a table). Uploads are copied into the app's data folder and "
@@ -197,7 +192,7 @@ def build(
         label=f"First {PREVIEW_ROWS} rows", interactive=False, elem_id="schema-preview"
     )
     with gr.Accordion("Example questions: solved pairs retrieved for similar questions"):
-        panel = ExamplesPanel(examples, lambda: _databases(space()))
+        panel = ExamplesPanel(examples, lambda: databases_of(space()))
         panel.build(db)
     with gr.Accordion("Documentation (for retrieval)", open=False):
         docs = gr.File(
@@ -219,7 +214,7 @@ def build(
 
     def on_upload(fs, n):
         status, label = import_files(fs, n, space())
-        choices = list(_databases(space()))
+        choices = list(databases_of(space()))
         # The new database is selected here and in the chat, ready for a question. One update
         # object per output: Gradio consumes them.
         n = 1 + len(database_dropdowns)
@@ -229,7 +224,7 @@ def build(
 
     def on_connect(url, password, n):
         status, label = connect_database(url, password, n)
-        choices = list(_databases(space()))
+        choices = list(databases_of(space()))
         n = 1 + len(database_dropdowns)
         # the password box is emptied either way: the value lives in memory only
         if label:
@@ -240,7 +235,7 @@ def build(
         return index(label, d, pool, progress, space())
 
     def on_load():  # the caller's databases, uploaded since the app started included
-        return gr.update(choices=list(_databases(space())))
+        return gr.update(choices=list(databases_of(space())))
 
     upload.click(on_upload, [files, name], [upload_status, db, *database_dropdowns])
     conn_button.click(
