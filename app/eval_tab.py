@@ -162,11 +162,9 @@ def interrupted_choices() -> list[str]:
 
 def interrupted_update() -> tuple[Any, Any]:
     """The tab's resume offer, shown when there is something to resume."""
-    import gradio as gr
+    from app.recovery import resume_offer
 
-    choices = interrupted_choices()
-    value = choices[0] if choices else None
-    return gr.update(visible=bool(choices)), gr.update(choices=choices, value=value)
+    return resume_offer(interrupted_choices())
 
 
 def resume(run: str | None):

@@ -194,3 +194,12 @@ def interrupted_evaluations(evals: Path) -> list[Interrupted]:
         limit = json.loads(run_file.read_text()).get("settings", {}).get("limit")
         found.append((run_file.stat().st_mtime, Interrupted(run, done, limit)))
     return [r for _, r in sorted(found, key=lambda x: -x[0])]
+
+
+def resume_offer(choices: list[str]) -> tuple[Any, Any]:
+    """Gradio updates for a tab's resume offer (its row, its dropdown): shown, with the first
+    choice picked, when there is something to resume."""
+    import gradio as gr
+
+    value = choices[0] if choices else None
+    return gr.update(visible=bool(choices)), gr.update(choices=choices, value=value)

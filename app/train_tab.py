@@ -146,11 +146,9 @@ def follow(manager: JobManager):
 
 def interrupted_update() -> tuple[Any, Any]:
     """The tab's offer to resume the caller's interrupted runs, shown when there are some."""
-    import gradio as gr
+    from app.recovery import resume_offer
 
-    choices = interrupted_choices()
-    value = choices[0] if choices else None
-    return gr.update(visible=bool(choices)), gr.update(choices=choices, value=value)
+    return resume_offer(interrupted_choices())
 
 
 def build(manager: JobManager, demo: Any = None) -> list[Any]:
