@@ -28,6 +28,7 @@ from engine.db import (
     read_schema,
     run_readonly,
 )
+from engine.followup import attach_previous, previous_note
 from engine.prompt import Message, build_messages, build_repair_messages
 from engine.retrieval import Context, Retriever, Source
 from engine.schema import Schema
@@ -92,6 +93,9 @@ class _Work:
     db_path: Path | str
     schema: Schema
     messages: list[Message]
+    previous: str | None = None  # the SQL of the conversation's last answer (engine.followup)
+    history: History | None = None
+    retrieved: bool = False  # the engine chose the context (not the caller)
     first: list[Message] = field(init=False)  # the question's own prompt, kept for resampling
 
     def __post_init__(self) -> None:
@@ -123,16 +127,28 @@ class TextToSQL:
         return max(256, self.backend.context_length - self.generation.max_new_tokens - 256)
 
     def context(
-        self, question: str, db_path: Path | str, schema: Schema, retriever: Retriever | None = None
+        self,
+        question: str,
+        db_path: Path | str,
+        schema: Schema,
+        retriever: Retriever | None = None,
+        draft: str | None = None,
     ) -> Context:
         """What the prompt shows of the database: the retriever's choice, or the whole schema.
         ``retriever``: retrieve from that one instead of the engine's (a signed-in user's own
-        index); an engine without retrieval still shows the whole schema."""
+        index); an engine without retrieval still shows the whole schema. ``draft``: a first
+        answer's SQL, for retrievers that choose examples by it (``rag.pool_draft``)."""
         if self.retriever is None:
             return Context(schema_text=schema.ddl())
+        extra = {"draft": draft} if draft is not None else {}
         return (retriever or self.retriever).context(
-            question, db_path, schema, self.prompt_budget(), self.backend.count_tokens
+            question, db_path, schema, self.prompt_budget(), self.backend.count_tokens, **extra
         )
+
+    def drafts(self) -> bool:
+        """Whether pool examples are chosen again by a first answer (``rag.pool_draft``)."""
+        cfg = getattr(self.retriever, "cfg", None)
+        return bool(getattr(cfg, "pool_draft", False) and getattr(cfg, "pool_examples", 0))
 
     def build_messages(
         self,
@@ -143,8 +159,18 @@ class TextToSQL:
         context: Context | None = None,
     ) -> tuple[list[Message], list[Source]]:
         ctx = context or self.context(question, db_path, schema)
+        return self._messages(question, schema, ctx, history)
+
+    def _messages(
+        self, question: str, schema: Schema, ctx: Context, history: History | None
+    ) -> tuple[list[Message], list[Source]]:
+        notes = ctx.notes
+        if history:  # a follow-up may select from the previous answer's rows
+            notes = "\n".join(
+                n for n in (notes, previous_note(history[-1][1], schema.dialect)) if n
+            )
         fmt = self.backend.prompt_format
-        return build_messages(question, ctx.schema_text, ctx.notes, history, fmt), ctx.sources
+        return build_messages(question, ctx.schema_text, notes, history, fmt), ctx.sources
 
     def ask(self, question: str, db_path: Db, history: History | None = None) -> Answer:
         return self.ask_batch([Request(question, as_db(db_path), history)])[0]
@@ -171,12 +197,9 @@ class TextToSQL:
             # The first candidate answers the conversation so far (a repair prompt after a
             # failure); the others are fresh samples of the question's own prompt: sampled
             # repairs tend to repeat the failed answer, fresh samples find other ones.
-            prompts = []
-            for w in pending:
-                head = self.backend.render(w.messages)
-                fresh = head if w.messages is w.first else self.backend.render(w.first)
-                prompts += [head, *[fresh] * (n - 1)]
-            outputs = self._generate(prompts, cfgs * len(pending))
+            outputs = self._generate(self._prompts(pending, n), cfgs * len(pending))
+            if attempt == 1 and self.drafts():
+                outputs = self._redraft(pending, outputs, cfgs)
             retry = []
             for k, work in enumerate(pending):
                 final = self._attempt(work, attempt, outputs[k * n : (k + 1) * n])
@@ -187,6 +210,45 @@ class TextToSQL:
         for answer in answers:
             answer.seconds, answer.backend = seconds, self.backend.name
         return answers
+
+    def _prompts(self, pending: list[_Work], n: int) -> list[str]:
+        """``n`` prompts per answer in progress: the conversation so far, then fresh ones."""
+        prompts = []
+        for w in pending:
+            head = self.backend.render(w.messages)
+            fresh = head if w.messages is w.first else self.backend.render(w.first)
+            prompts += [head, *[fresh] * (n - 1)]
+        return prompts
+
+    def _redraft(
+        self,
+        pending: list[_Work],
+        outputs: list[tuple[str, str | None]],
+        cfgs: list[GenerationConfig],
+    ) -> list[tuple[str, str | None]]:
+        """DAIL-SQL's second stage: each first answer is a draft whose SQL skeleton chooses
+        the pool examples again; where they changed, the question is answered again with
+        them (these outputs replace the draft's)."""
+        n, again = len(cfgs), []
+        for k, work in enumerate(pending):
+            raw, failure = outputs[k * n]
+            draft = extract_sql(raw) if failure is None and raw else None
+            if not work.retrieved or not draft:
+                continue
+            question = work.answer.question
+            ctx = self.context(question, work.db_path, work.schema, draft=draft)
+            messages, sources = self._messages(question, work.schema, ctx, work.history)
+            if messages != work.first:
+                work.messages = work.first = messages
+                work.answer.sources = sources
+                again.append(k)
+        if not again:
+            return outputs
+        fresh = self._generate(self._prompts([pending[k] for k in again], n), cfgs * len(again))
+        outputs = list(outputs)
+        for j, k in enumerate(again):
+            outputs[k * n : (k + 1) * n] = fresh[j * n : (j + 1) * n]
+        return outputs
 
     def _start(self, request: Request, schemas: dict[Path | str, Schema | str]) -> _Work | Answer:
         """The first prompt for a request, or its final answer when it cannot be asked."""
@@ -206,7 +268,10 @@ class TextToSQL:
         messages, sources = self.build_messages(
             question, db_path, schema, request.history, request.context
         )
-        return _Work(Answer(question=question, sources=sources), db_path, schema, messages)
+        previous = request.history[-1][1] if request.history else None
+        answer = Answer(question=question, sources=sources)
+        retrieved = request.context is None
+        return _Work(answer, db_path, schema, messages, previous, request.history, retrieved)
 
     def _attempt(self, work: _Work, attempt: int, candidates: list[tuple[str, str | None]]) -> bool:
         """Check and run one attempt's candidate answers; True when the answer is final.
@@ -227,7 +292,7 @@ class TextToSQL:
             if failure is not None:
                 continue
             if raw not in checked:
-                checked[raw] = self.check_and_run(raw, work.db_path, work.schema)
+                checked[raw] = self.check_and_run(raw, work.db_path, work.schema, work.previous)
             runs.append((i, raw, *checked[raw]))
         valid = [r for r in runs if r[4] is not None and r[3] is None]
         if valid:
@@ -279,14 +344,17 @@ class TextToSQL:
         return prefill(self.backend.render(messages)) if prefill is not None else 0
 
     def check_and_run(
-        self, raw_output: str, db_path: Path | str, schema: Schema
+        self, raw_output: str, db_path: Path | str, schema: Schema, previous: str | None = None
     ) -> tuple[str | None, str | None, QueryResult | None]:
-        """Model text -> (sql, error, result); exactly one of error/result is set."""
+        """Model text -> (sql, error, result); exactly one of error/result is set.
+        ``previous``: the conversation's last SQL, put in front of an answer that selects
+        from its rows (engine.followup)."""
         sql = None
         try:
             sql = extract_sql(raw_output)
             if sql is None:
                 return None, "The model's answer contains no SQL query.", None
+            sql = attach_previous(sql, previous, schema.dialect)
             check = validate_sql(sql, schema)
         except Exception as err:  # a parser bug must not lose the question (or the batch)
             log.warning("checking failed: %s", _one_line(err))

@@ -46,4 +46,5 @@ class Retriever(Protocol):
         schema: Schema,
         budget_tokens: int,
         count_tokens: Callable[[str], int],
+        draft: str | None = None,
     ) -> Context: ...

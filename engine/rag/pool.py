@@ -6,6 +6,9 @@ look like those of other databases once the names are taken out: "How many *head
 question about different tables. So questions are compared with their schema words and
 values masked (:func:`mask_question`), each side with its own schema, and the closest solved
 questions of *other* databases are shown with their SQL, marked as coming from elsewhere.
+DAIL-SQL's second stage is :meth:`ExamplePool.select`'s ``draft``: given a first answer to
+the question, the closest questions whose SQL has the draft's shape (:func:`skeleton`) come
+first.
 
 The shipped pool (``engine/rag/pool/examples.jsonl``) holds Spider-train pairs (Yu et al.,
 EMNLP 2018, CC BY-SA 4.0; see the README beside it) and the sample databases' pairs;
@@ -32,6 +35,10 @@ from engine.schema import Schema
 log = logging.getLogger(__name__)
 POOL_FILE = Path(__file__).resolve().parent / "pool" / "examples.jsonl"
 MASK, VALUE = "<mask>", "<unk>"
+# Draft re-ranking: the closest questions by masked question are re-ordered, those whose SQL
+# skeleton is at least this similar to the draft's first (DAIL-SQL's rule; its tau).
+DRAFT_CANDIDATES = 20
+SKELETON_SIMILARITY = 0.85
 # Short words that name parts of columns (``participates_in``) but carry no schema meaning.
 _STOPWORDS = {"a", "an", "and", "as", "at", "by", "for", "in", "is", "of", "on", "or", "the", "to"}
 _WORD = re.compile(r"[A-Za-z][A-Za-z0-9]*|\d+(?:\.\d+)?|'[^']*'|\"[^\"]*\"|\S")
@@ -74,6 +81,40 @@ def mask_question(question: str, words: set[str]) -> str:
     return " ".join(out)
 
 
+def skeleton(sql: str) -> tuple[str, ...]:
+    """The SQL's keywords, functions and operators with every name and value as ``_``:
+    ``SELECT count(*) FROM singer WHERE age > 30`` -> select count ( * ) from _ where _ > _.
+    Names joined by dots (``t1.name``) are one ``_``; [] for SQL that does not tokenize."""
+    from sqlglot.errors import SqlglotError
+    from sqlglot.tokens import Tokenizer, TokenType
+
+    try:
+        tokens = Tokenizer().tokenize(sql)
+    except SqlglotError:
+        return ()
+    out: list[str] = []
+    names = {TokenType.VAR, TokenType.STRING, TokenType.NUMBER, TokenType.IDENTIFIER}
+    for token, after in zip(tokens, [*tokens[1:], None], strict=True):
+        called = after is not None and after.token_type == TokenType.L_PAREN
+        if token.token_type in names and not called:  # count( is a function: kept
+            if out and out[-1] in ("_", "."):
+                out[-1] = "_"  # t1 . name and t1.name are one name
+                continue
+            out.append("_")
+        elif token.token_type == TokenType.DOT and out and out[-1] == "_":
+            out[-1] = "."
+        else:
+            out.append(token.text.lower())
+    return tuple(out)
+
+
+def skeleton_similarity(a: tuple[str, ...], b: tuple[str, ...]) -> float:
+    """0..1: how alike two skeletons are, token order included."""
+    from difflib import SequenceMatcher
+
+    return SequenceMatcher(None, a, b, autojunk=False).ratio() if a and b else 0.0
+
+
 def read_pool(path: Path = POOL_FILE) -> list[PoolExample]:
     with open(path, encoding="utf-8") as f:
         return [PoolExample(**json.loads(line)) for line in f if line.strip()]
@@ -95,6 +136,7 @@ class ExamplePool:
         self._examples: list[PoolExample] | None = None
         self._vectors: Any = None
         self._ids: Any = None  # engine.rag.examples.pair_id of each question, see select
+        self._skeletons: dict[int, tuple[str, ...]] = {}  # by index, made when first needed
         self._lock = threading.Lock()
 
     def _load(self) -> tuple[list[PoolExample], Any]:
@@ -127,13 +169,21 @@ class ExamplePool:
         return vectors
 
     def select(
-        self, question: str, schema: Schema, db_id: str, k: int, leave_out: str | None = None
+        self,
+        question: str,
+        schema: Schema,
+        db_id: str,
+        k: int,
+        leave_out: str | None = None,
+        draft: str | None = None,
     ) -> list[PoolExample]:
         """The ``k`` pool questions closest to ``question`` once both are masked, from other
         databases than this one (``db_id``, or the same schema under another name).
 
         ``leave_out``: a question never chosen, from any database (training leaves a row's
-        own question out of its prompt)."""
+        own question out of its prompt). ``draft``: a first answer's SQL; of the
+        ``DRAFT_CANDIDATES`` closest questions, those whose SQL has the draft's shape come
+        first (see :func:`skeleton`)."""
         if k <= 0:
             return []
         import numpy as np
@@ -154,8 +204,19 @@ class ExamplePool:
         masked = mask_question(question, schema_words(schema))
         query = np.asarray(get_embeddings(self.embedder).embed_query(masked), dtype=np.float32)
         scores = np.where(allowed, vectors @ query, -np.inf)
-        best = np.argsort(-scores)[:k]
-        return [examples[i] for i in best if np.isfinite(scores[i])]
+        order = [int(i) for i in np.argsort(-scores)[: max(k, DRAFT_CANDIDATES)]]
+        order = [i for i in order if np.isfinite(scores[i])]
+        shape = skeleton(draft) if draft else ()
+        if shape:
+            alike = {i: self._shape_of(i, examples) for i in order}
+            near = [i for i in order if skeleton_similarity(shape, alike[i]) >= SKELETON_SIMILARITY]
+            order = near + [i for i in order if i not in near]
+        return [examples[i] for i in order[:k]]
+
+    def _shape_of(self, i: int, examples: list[PoolExample]) -> tuple[str, ...]:
+        if i not in self._skeletons:
+            self._skeletons[i] = skeleton(examples[i].sql)
+        return self._skeletons[i]
 
 
 @functools.lru_cache(maxsize=4)

@@ -165,12 +165,14 @@ class RagRetriever:
         budget_tokens: int,
         count_tokens: Callable[[str], int],
         leave_out: str | None = None,
+        draft: str | None = None,
     ) -> Retrieval:
         """The context for ``question``; raises when the store cannot be used.
 
         ``leave_out``: a question whose solved pair must not be shown, from the database's
         own examples or from the pool; the next-best ones take its place, as if it had
         never been indexed (training renders each row so, without its own answer).
+        ``draft``: a first answer's SQL; pool examples of its shape come first.
         """
         vs = self.prepare(db_path, schema)
         hits = self._search(question, vs, leave_out)
@@ -180,7 +182,7 @@ class RagRetriever:
             from engine.rag.pool import example_pool
 
             pool = example_pool(self.cfg.embedder).select(
-                question, schema, label(db_path), self.cfg.pool_examples, leave_out
+                question, schema, label(db_path), self.cfg.pool_examples, leave_out, draft
             )
         rows = self.table_rows(db_path, schema, vs) if self.cfg.sample_rows else None
         return build_context(
@@ -223,9 +225,12 @@ class RagRetriever:
         schema: Schema,
         budget_tokens: int,
         count_tokens: Callable[[str], int],
+        draft: str | None = None,
     ) -> Context:
         try:
-            return self.retrieve(question, db_path, schema, budget_tokens, count_tokens).context
+            return self.retrieve(
+                question, db_path, schema, budget_tokens, count_tokens, draft=draft
+            ).context
         except Exception as err:  # a question is never lost to the index: answer without it
             log.warning("Retrieval unavailable, using the whole schema: %s", err)
             log.debug("retrieval failure", exc_info=True)
