@@ -84,7 +84,7 @@ def ask(
         engine = pool.get(*resolve(model))
     except Exception as err:  # a bad path or hub id: say so, keep serving
         return Turn(chat, turns, f"**Cannot load the model:** {first_line(err)}")
-    context = _own_context(engine, space, question, dbs[db_label])
+    context = _own_context(engine, space, question, dbs[db_label], turns[-3:])
     answer = pool.answer(engine, Request(question, dbs[db_label], turns[-3:], context))
     chat.append({"role": "user", "content": question})
     reply = (f"```sql\n{answer.sql}\n```\n" if answer.sql else "") + _status(answer)
@@ -97,10 +97,11 @@ def ask(
     return Turn(chat, turns, _status(answer), answer)
 
 
-def _own_context(engine: Any, space: Any, question: str, db_path: Any) -> Any:
+def _own_context(engine: Any, space: Any, question: str, db_path: Any, turns: list) -> Any:
     """Retrieval from a signed-in user's own index (their saved pairs); None: the engine
     retrieves from the shared one."""
     from engine.db import DatabaseError, read_schema
+    from engine.followup import retrieval_query
 
     if space is None or space.retriever is None or engine.retriever is None:
         return None
@@ -108,7 +109,7 @@ def _own_context(engine: Any, space: Any, question: str, db_path: Any) -> Any:
         schema = read_schema(db_path)
     except DatabaseError:
         return None  # the engine reports it
-    return engine.context(question, db_path, schema, space.retriever)
+    return engine.context(retrieval_query(question, turns), db_path, schema, space.retriever)
 
 
 def prime(

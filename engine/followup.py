@@ -6,13 +6,16 @@ small models get wrong: they answer over the whole table instead of those rows);
 then puts the previous query in front of the answer as a common table expression, so the SQL
 the user sees and runs is whole and self-contained:
 
-    WITH previous_result AS (SELECT p.name, … LIMIT 5) SELECT … FROM previous_result …
+    WITH previous_result(name, revenue) AS (SELECT p.name, … LIMIT 5) SELECT … FROM …
 
 A model that ignores the table (a follow-up that refines the question rather than asking
-about its rows) is run as it wrote it.
+about its rows) is run as it wrote it. Retrieval for a follow-up reads the previous question
+with it (:func:`retrieval_query`): "what about paypal?" alone finds nothing of what it means.
 """
 
 from __future__ import annotations
+
+import re
 
 from sqlglot import exp, parse_one
 from sqlglot.errors import SqlglotError
@@ -25,17 +28,28 @@ NOTE = (
 
 
 def previous_columns(sql: str, dialect: str = "sqlite") -> list[str]:
-    """The names of the columns ``sql`` returns; [] when they cannot be told (``SELECT *``,
-    or SQL that does not parse)."""
+    """Names for the columns ``sql`` returns: its own, or for an unnamed expression the
+    function's (``count``) or ``column<n>``; [] when they cannot be told (``SELECT *``, SQL
+    that does not parse)."""
     try:
         tree = parse_one(sql, read=dialect)
     except SqlglotError:
         return []
-    if not isinstance(tree, exp.Query):
+    if not isinstance(tree, exp.Query) or not tree.selects:
         return []
-    names = tree.named_selects
-    if not names or len(names) != len(tree.selects) or "*" in names:
-        return []
+    names: list[str] = []
+    for i, select in enumerate(tree.selects, start=1):
+        if isinstance(select, exp.Star) or (
+            isinstance(select, exp.Column) and isinstance(select.this, exp.Star)
+        ):
+            return []
+        name = select.alias_or_name
+        if not name or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+            inner = select.unalias()
+            name = inner.key if isinstance(inner, exp.Func) else f"column{i}"
+        while name.lower() in (n.lower() for n in names):
+            name = f"{name}_{i}"
+        names.append(name)
     return names
 
 
@@ -47,10 +61,16 @@ def previous_note(sql: str | None, dialect: str = "sqlite") -> str:
     return NOTE.format(table=PREVIOUS, columns=", ".join(columns))
 
 
+def retrieval_query(question: str, history: list[tuple[str, str]] | None) -> str:
+    """What retrieval searches with: a follow-up with the question before it."""
+    return f"{history[-1][0]}\n{question}" if history else question
+
+
 def attach_previous(sql: str, previous: str | None, dialect: str = "sqlite") -> str:
-    """``sql`` with ``previous`` in front as ``WITH previous_result AS (…)`` when it selects
+    """``sql`` with ``previous`` in front as ``WITH previous_result(…) AS (…)`` when it selects
     from that table and does not define it itself; otherwise ``sql`` unchanged."""
-    if not previous:
+    columns = previous_columns(previous, dialect) if previous else []
+    if not columns:
         return sql
     try:
         tree = parse_one(sql, read=dialect)
@@ -63,7 +83,10 @@ def attach_previous(sql: str, previous: str | None, dialect: str = "sqlite") -> 
         before = parse_one(previous, read=dialect)
     except SqlglotError:
         return sql
-    cte = exp.CTE(this=before, alias=exp.TableAlias(this=exp.to_identifier(PREVIOUS)))
+    alias = exp.TableAlias(
+        this=exp.to_identifier(PREVIOUS), columns=[exp.to_identifier(c) for c in columns]
+    )
+    cte = exp.CTE(this=before, alias=alias)
     key = "with_" if "with_" in tree.arg_types else "with"  # sqlglot >= 28 says with_
     with_ = tree.args.get(key)
     if with_ is None:

@@ -28,7 +28,7 @@ from engine.db import (
     read_schema,
     run_readonly,
 )
-from engine.followup import attach_previous, previous_note
+from engine.followup import attach_previous, previous_note, retrieval_query
 from engine.prompt import Message, build_messages, build_repair_messages
 from engine.retrieval import Context, Retriever, Source
 from engine.schema import Schema
@@ -158,7 +158,7 @@ class TextToSQL:
         history: History | None = None,
         context: Context | None = None,
     ) -> tuple[list[Message], list[Source]]:
-        ctx = context or self.context(question, db_path, schema)
+        ctx = context or self.context(retrieval_query(question, history), db_path, schema)
         return self._messages(question, schema, ctx, history)
 
     def _messages(
@@ -236,7 +236,8 @@ class TextToSQL:
             if not work.retrieved or not draft:
                 continue
             question = work.answer.question
-            ctx = self.context(question, work.db_path, work.schema, draft=draft)
+            query = retrieval_query(question, work.history)
+            ctx = self.context(query, work.db_path, work.schema, draft=draft)
             messages, sources = self._messages(question, work.schema, ctx, work.history)
             if messages != work.first:
                 work.messages = work.first = messages

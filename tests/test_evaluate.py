@@ -179,6 +179,33 @@ def test_tiny_model_end_to_end(tiny_llama, tmp_path, capsys):
     assert '"n": 3' in capsys.readouterr().out
 
 
+class SchemaCountingBackend(OracleBackend):
+    """Records how many different schemas each generate() call was asked about."""
+
+    def __init__(self, answers):
+        super().__init__(answers)
+        self.schemas_per_call = []
+
+    def generate(self, prompts, cfg):
+        schemas = {json.loads(p)[1]["content"].split("Task:")[0] for p in prompts}
+        self.schemas_per_call.append(len(schemas))
+        return super().generate(prompts, cfg)
+
+
+def test_each_batch_asks_about_one_database(tmp_path):
+    """A batch shares the evaluation of its prompts' common start (the schema): questions
+    of two databases in one batch would each evaluate their whole schema again."""
+    examples = sample_questions(12)
+    dbs = [e.db_id for e in examples]
+    assert any(len(set(dbs[i : i + 4])) > 1 for i in range(0, 12, 4))  # in order, they mix
+    backend = SchemaCountingBackend({e.question: e.sql for e in examples})
+    cfg = eval_config(data="samples", limit=12, out=str(tmp_path / "b"), engine={"batch_size": 4})
+    metrics = run(cfg, backend=backend)
+    assert metrics["n"] == 12 and metrics["execution_accuracy"] == 1.0
+    assert backend.schemas_per_call and set(backend.schemas_per_call) == {1}
+    assert len(backend.schemas_per_call) == 4  # hr 4 + 2, music 3, shop 3
+
+
 def test_resume_after_interruption(tmp_path):
     examples = sample_questions(6)
     answers = {e.question: e.sql for e in examples}

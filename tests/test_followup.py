@@ -5,7 +5,7 @@ import sqlite3
 
 import pytest
 
-from engine.followup import attach_previous, previous_columns, previous_note
+from engine.followup import attach_previous, previous_columns, previous_note, retrieval_query
 from engine.pipeline import TextToSQL
 from tests.test_pipeline import ScriptedBackend
 
@@ -29,6 +29,14 @@ def db(tmp_path):
 
 def test_the_note_names_the_previous_answers_columns():
     assert previous_columns("SELECT c.name, count(*) AS n FROM customers AS c") == ["name", "n"]
+    # unnamed ones get a name the follow-up can use (the CTE's column list gives it them)
+    assert previous_columns("SELECT country, count(*), id + 1, id FROM c") == [
+        "country",
+        "count",
+        "column3",
+        "id",
+    ]
+    assert previous_columns("SELECT a.id, b.id FROM a, b") == ["id", "id_2"]
     note = previous_note(TOP2)
     assert "previous_result(name, country)" in note
     # nothing to offer when the columns cannot be told
@@ -38,17 +46,22 @@ def test_the_note_names_the_previous_answers_columns():
 
 def test_an_answer_that_selects_from_the_previous_rows_gets_them_in_front():
     sql = attach_previous("SELECT name FROM previous_result WHERE country = 'France'", TOP2)
-    assert sql == (
-        f"WITH previous_result AS ({TOP2}) SELECT name FROM previous_result WHERE country = 'France'"
-    )
+    cte = f"WITH previous_result(name, country) AS ({TOP2})"
+    assert sql == f"{cte} SELECT name FROM previous_result WHERE country = 'France'"
     # the query's own CTEs come after it, so they may use it
     own = attach_previous("WITH f AS (SELECT * FROM previous_result) SELECT name FROM f", TOP2)
-    assert own.startswith(f"WITH previous_result AS ({TOP2}), f AS (")
+    assert own.startswith(f"WITH previous_result(name, country) AS ({TOP2}), f AS (")
     # left alone: no mention of the table, the model defined it itself, no previous answer
     assert attach_previous("SELECT name FROM customers", TOP2) == "SELECT name FROM customers"
     defined = "WITH previous_result AS (SELECT 1 AS a) SELECT a FROM previous_result"
     assert attach_previous(defined, TOP2) == defined
     assert attach_previous("SELECT a FROM previous_result", None) == "SELECT a FROM previous_result"
+
+
+def test_a_follow_up_retrieves_with_the_question_before_it():
+    assert retrieval_query("what about paypal?", None) == "what about paypal?"
+    turns = [("Orders by gift card each year?", "SELECT 1"), ("and by card?", "SELECT 2")]
+    assert retrieval_query("what about paypal?", turns) == "and by card?\nwhat about paypal?"
 
 
 def test_a_follow_up_about_them_is_answered_over_the_previous_rows_only(db):
@@ -63,7 +76,7 @@ def test_a_follow_up_about_them_is_answered_over_the_previous_rows_only(db):
     answer = TextToSQL(backend).ask("and which of them spent the most?", db, history)
     # Cy spent most of all customers; of the first two, Ann did
     assert answer.ok and answer.rows == [["Ann", 15.0]]
-    assert answer.sql.startswith(f"WITH previous_result AS ({TOP2}) SELECT")
+    assert answer.sql.startswith(f"WITH previous_result(name, country) AS ({TOP2}) SELECT")
     follow_up = json.loads(backend.prompts[0])[-1]["content"]
     assert "previous_result(name, country)" in follow_up
     assert follow_up.index("previous_result") < follow_up.index("Task: and which of them")

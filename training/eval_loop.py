@@ -67,6 +67,24 @@ def select_examples(cfg: Any) -> Any:
     return loaded
 
 
+def batches(todo: list[int], examples: list[Any], size: int) -> list[list[tuple[int, Any]]]:
+    """``todo``'s questions in batches of at most ``size``, each on one database.
+
+    The questions of a batch share the evaluation of their common prompt start (system
+    prompt, schema, sample values: engine/backends/llamacpp_batch.py); two databases in one
+    batch share only the system prompt, and every question would evaluate its whole schema
+    again. Questions without a database id (seed-format rows, a small CREATE TABLE each)
+    share nothing anyway and are batched as they come."""
+    groups: dict[Any, list[int]] = {}
+    for i in todo:
+        groups.setdefault(examples[i].db_id or None, []).append(i)
+    out = []
+    for indices in groups.values():
+        for start in range(0, len(indices), max(1, size)):
+            out.append([(i, examples[i]) for i in indices[start : start + size]])
+    return out
+
+
 def read_records(path: Path) -> list[dict]:
     records = []
     if path.is_file():

@@ -160,7 +160,13 @@ def run(
     the answer loop is ``cfg.engine``'s.
     """
     from training.eval_dbs import SyntheticDatabases
-    from training.eval_loop import RunContext, evaluate_batch, resume_records, select_examples
+    from training.eval_loop import (
+        RunContext,
+        batches,
+        evaluate_batch,
+        resume_records,
+        select_examples,
+    )
     from training.eval_report import summarize, write_outputs
 
     if not cfg.out:
@@ -194,12 +200,10 @@ def run(
         open(out / PREDICTIONS, "a", encoding="utf-8") as f,
     ):
         ctx = RunContext(dbs=dbs, db_urls=cfg.db_urls)
-        step = cfg.engine.batch_size
-        for start in range(0, len(todo), step):
+        for batch in batches(todo, examples, cfg.engine.batch_size):
             if should_stop is not None and should_stop():
                 _report(progress, state, started, "Cancelled")
                 break
-            batch = [(i, examples[i]) for i in todo[start : start + step]]
             for rec in evaluate_batch(engine, batch, ctx):
                 f.write(json.dumps(rec, ensure_ascii=False, default=str) + "\n")
                 done[rec["index"]] = rec
