@@ -108,3 +108,23 @@ def test_a_wrong_column_of_the_previous_rows_is_repaired_like_any_other(db):
     assert answer.ok and answer.rows == [["France"], ["Spain"]] and answer.attempts == 2
     repair = json.loads(backend.prompts[1])[-1]["content"]
     assert "Unknown column: total" in repair
+
+
+def test_the_engine_retrieves_for_a_follow_up_with_the_question_before_it(db):
+    from engine.retrieval import Context
+
+    class Recording:
+        def __init__(self):
+            self.queries = []
+
+        def context(self, question, db_path, schema, budget, count_tokens):
+            self.queries.append(question)
+            return Context(schema.ddl())
+
+    retriever = Recording()
+    engine = TextToSQL(ScriptedBackend(["SELECT 1", "SELECT 2"]), retriever=retriever)
+    engine.ask("How many customers?", db)
+    engine.ask(
+        "what about orders?", db, [("How many customers?", "SELECT count(*) FROM customers")]
+    )
+    assert retriever.queries == ["How many customers?", "How many customers?\nwhat about orders?"]

@@ -29,6 +29,7 @@ from typing import Any
 
 from langchain_core.runnables import Runnable, RunnableConfig, RunnableLambda
 
+from engine.followup import retrieval_query
 from engine.pipeline import Request, TextToSQL
 from engine.retrieval import Context
 from engine.schema import read_schema
@@ -68,17 +69,18 @@ def build_sql_chain(engine: TextToSQL) -> Runnable:
 
     def retrieve(inputs: dict) -> dict:
         db = Path(inputs["db_path"])
+        query = retrieval_query(inputs["question"], inputs.get("history"))
         retrieve_docs = getattr(engine.retriever, "retrieve", None)
         try:
             schema = read_schema(db)
         except Exception:  # the answer step reports an unreadable database in one line
             return {**inputs, "context": None, "source_documents": []}
         if retrieve_docs is None:
-            context: Context = engine.context(inputs["question"], db, schema)
+            context: Context = engine.context(query, db, schema)
             return {**inputs, "context": context, "source_documents": []}
         try:
             found = retrieve_docs(
-                inputs["question"], db, schema, engine.prompt_budget(), engine.backend.count_tokens
+                query, db, schema, engine.prompt_budget(), engine.backend.count_tokens
             )
         except Exception as err:  # as RagRetriever.context does: answer from the whole schema
             log.warning("Retrieval unavailable, using the whole schema: %s", err)
