@@ -205,13 +205,20 @@ def _column_hint(name: str, tree: Any, schema: Schema) -> str:
         t.name for t in schema.tables.values() if any(c.name.lower() == bare for c in t.columns)
     ]
     hint = f". {name.split('.')[-1]} is a column of {', '.join(owners)}" if owners else ""
+    parts = []
+    for cte in tree.find_all(exp.CTE):  # e.g. a follow-up's previous_result (engine.followup)
+        alias = cte.args.get("alias")
+        names = [c.name for c in alias.columns] if alias is not None and alias.columns else []
+        names = names or [n for n in cte.this.named_selects if n]
+        if names:
+            parts.append(f"{cte.alias_or_name}({', '.join(names)})")
     read = []
     for table in tree.find_all(exp.Table):
         found = schema.table(table.name) if table.name else None
         if found is not None and found not in read:
             read.append(found)
-    parts = [f"{t.name}({', '.join(c.name for c in t.columns)})" for t in read[:4]]
-    return hint + (f". Columns: {'; '.join(parts)}" if parts else "")
+    parts += [f"{t.name}({', '.join(c.name for c in t.columns)})" for t in read[:4]]
+    return hint + (f". Columns: {'; '.join(parts[:5])}" if parts else "")
 
 
 def _column_from_error(message: str) -> str | None:

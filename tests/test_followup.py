@@ -107,7 +107,7 @@ def test_a_wrong_column_of_the_previous_rows_is_repaired_like_any_other(db):
     answer = TextToSQL(backend, max_attempts=2).ask("their countries?", db, [("Q", TOP2)])
     assert answer.ok and answer.rows == [["France"], ["Spain"]] and answer.attempts == 2
     repair = json.loads(backend.prompts[1])[-1]["content"]
-    assert "Unknown column: total" in repair
+    assert "Unknown column: total" in repair and "previous_result(name, country)" in repair
 
 
 def test_the_engine_retrieves_for_a_follow_up_with_the_question_before_it(db):

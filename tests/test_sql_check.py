@@ -99,6 +99,11 @@ def test_an_unknown_column_error_says_where_the_column_is():
         "Unknown column: total. total is a column of orders. Columns: customers(id, name, country)"
     )
     assert "\n" not in message
+    # a CTE's columns too (a follow-up's previous_result): the query may read them
+    cte = "WITH top(who, n) AS (SELECT name, count(*) FROM customers) SELECT spent FROM top"
+    assert validate_sql(cte, SCHEMA).message.endswith(
+        "Columns: top(who, n); customers(id, name, country)"
+    )
 
 
 def test_an_unknown_table_error_lists_the_tables():
