@@ -32,9 +32,12 @@ def previous_columns(sql: str, dialect: str = "sqlite") -> list[str]:
     function's (``count``) or ``column<n>``; [] when they cannot be told (``SELECT *``, SQL
     that does not parse)."""
     try:
-        tree = parse_one(sql, read=dialect)
+        return _output_names(parse_one(sql, read=dialect))
     except SqlglotError:
         return []
+
+
+def _output_names(tree: exp.Expression) -> list[str]:
     if not isinstance(tree, exp.Query) or not tree.selects:
         return []
     names: list[str] = []
@@ -69,8 +72,7 @@ def retrieval_query(question: str, history: list[tuple[str, str]] | None) -> str
 def attach_previous(sql: str, previous: str | None, dialect: str = "sqlite") -> str:
     """``sql`` with ``previous`` in front as ``WITH previous_result(…) AS (…)`` when it selects
     from that table and does not define it itself; otherwise ``sql`` unchanged."""
-    columns = previous_columns(previous, dialect) if previous else []
-    if not columns:
+    if not previous:
         return sql
     try:
         tree = parse_one(sql, read=dialect)
@@ -82,6 +84,9 @@ def attach_previous(sql: str, previous: str | None, dialect: str = "sqlite") -> 
             return sql
         before = parse_one(previous, read=dialect)
     except SqlglotError:
+        return sql
+    columns = _output_names(before)
+    if not columns:
         return sql
     alias = exp.TableAlias(
         this=exp.to_identifier(PREVIOUS), columns=[exp.to_identifier(c) for c in columns]

@@ -93,13 +93,17 @@ class _Work:
     db_path: Path | str
     schema: Schema
     messages: list[Message]
-    previous: str | None = None  # the SQL of the conversation's last answer (engine.followup)
     history: History | None = None
     retrieved: bool = False  # the engine chose the context (not the caller)
     first: list[Message] = field(init=False)  # the question's own prompt, kept for resampling
 
     def __post_init__(self) -> None:
         self.first = self.messages
+
+    @property
+    def previous(self) -> str | None:
+        """The SQL of the conversation's last answer (engine.followup)."""
+        return self.history[-1][1] if self.history else None
 
 
 class TextToSQL:
@@ -269,10 +273,9 @@ class TextToSQL:
         messages, sources = self.build_messages(
             question, db_path, schema, request.history, request.context
         )
-        previous = request.history[-1][1] if request.history else None
         answer = Answer(question=question, sources=sources)
         retrieved = request.context is None
-        return _Work(answer, db_path, schema, messages, previous, request.history, retrieved)
+        return _Work(answer, db_path, schema, messages, request.history, retrieved)
 
     def _attempt(self, work: _Work, attempt: int, candidates: list[tuple[str, str | None]]) -> bool:
         """Check and run one attempt's candidate answers; True when the answer is final.
