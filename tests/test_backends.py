@@ -163,11 +163,69 @@ def test_llamacpp_sees_the_same_prompt_tokens_as_transformers(smol_pair):
     assert fast.count_tokens(prompt) == ref.count_tokens(prompt)
 
 
+# The two backends agree within what their numerics guarantee. llama.cpp multiplies SmolLM2's
+# Q4_1 weights with activations rounded to 8 bits, in kernels chosen for the CPU at hand (AVX2,
+# AVX-512, ARM dot products); transformers multiplies the same weights, dequantised, in fp32.
+# Their logits differ by tenths, differently on each CPU, so greedy text is equal only up to
+# the first near-tie, and where that falls depends on the machine: on a CI machine (issue 21),
+# and on one of ours since, llama.cpp wrote "To create a table" where transformers wrote "To
+# count the number", at a step where transformers' top two tokens lay 0.12 apart. What holds on
+# any CPU, and is tested: along one token sequence fed to both (teacher forcing, so that one
+# flip does not derail the rest), the logits of the reference's ten likeliest tokens lie within
+# LOGIT_TOLERANCE of each other, and wherever the reference's top token leads its runner-up by
+# more than twice that (where no such error could flip it), llama.cpp picks the same token.
+LOGIT_TOLERANCE = 1.25  # measured: at most 0.66 over 3 prompts x 21 steps (2-core AMD EPYC)
+DECISIVE_MARGIN = 2 * LOGIT_TOLERANCE
+AGREEMENT_PROMPTS = [
+    SQL_MESSAGES,
+    [SQL_MESSAGES[0], {"role": "user", "content": "Table: orders(id, total).\nSum the totals."}],
+    [{"role": "user", "content": "Write one short sentence about databases."}],
+]
+
+
+def decisive_disagreements(want, got, margin: float) -> list[int]:
+    """Steps (rows; columns are the vocabulary) where ``want``'s top token leads its runner-up
+    by more than ``margin`` logits and ``got`` picks another token: at a near-tie either
+    backend may pick either token, anywhere else they must agree."""
+    import numpy as np
+
+    top_two = np.sort(want, axis=1)[:, -2:]
+    lead = top_two[:, 1] - top_two[:, 0]
+    differ = want.argmax(axis=1) != got.argmax(axis=1)
+    return [int(i) for i in np.flatnonzero(differ & (lead > margin))]
+
+
+def test_a_flip_at_a_near_tie_is_allowed_and_a_decisive_one_is_not():
+    import numpy as np
+
+    want = np.array([[2.0, 1.88, 0.0], [6.0, 1.0, 0.0], [0.0, 3.0, 2.9]])
+    near_tie_flips = np.array([[1.9, 2.0, 0.0], [6.1, 1.2, 0.0], [0.0, 2.8, 3.0]])
+    assert decisive_disagreements(want, near_tie_flips, DECISIVE_MARGIN) == []
+    decisive_flip = np.array([[2.0, 1.88, 0.0], [1.0, 6.0, 0.0], [0.0, 3.0, 2.9]])
+    assert decisive_disagreements(want, decisive_flip, DECISIVE_MARGIN) == [1]
+
+
 @needs_llamacpp
-def test_llamacpp_greedy_output_matches_transformers(smol_pair):
+def test_llamacpp_logits_agree_with_transformers_where_they_decide(smol_pair):
+    import numpy as np
+
     fast, ref = smol_pair
-    prompt = fast.render(SQL_MESSAGES)
-    assert fast.generate([prompt], GREEDY) == ref.generate([prompt], GREEDY)
+    steps = decisive = 0
+    for messages in AGREEMENT_PROMPTS:
+        prompt = fast.render(messages)
+        assert prompt == ref.render(messages)
+        text = ref.generate([prompt], dataclasses.replace(GREEDY, max_new_tokens=20))[0]
+        continuation = fast.tokenize(text)
+        want = _logits_along(ref, prompt, continuation)
+        got = _logits_along(fast, prompt, continuation)
+        likeliest = np.argsort(-want, axis=1)[:, :10]
+        gap = np.abs(np.take_along_axis(got - want, likeliest, axis=1)).max()
+        assert gap < LOGIT_TOLERANCE, (messages[-1]["content"], gap)
+        assert decisive_disagreements(want, got, DECISIVE_MARGIN) == [], messages[-1]
+        top_two = np.sort(want, axis=1)[:, -2:]
+        steps += len(want)
+        decisive += int((top_two[:, 1] - top_two[:, 0] > DECISIVE_MARGIN).sum())
+    assert decisive >= steps // 4, (decisive, steps)  # the agreement check has teeth
 
 
 @needs_llamacpp
@@ -285,13 +343,20 @@ def test_candidates_share_the_primed_prompt_and_decode_together(smol_pair, shop_
 
 @needs_llamacpp
 def test_llamacpp_stops_at_the_end_of_the_statement(smol_pair):
+    """The answer ends with the statement; nothing after it is generated. The answer is begun
+    as a fenced query, so the statement comes within a few tokens (left alone, SmolLM2 first
+    explains, and what it says turns on near-ties that differ between CPUs)."""
+    from engine.sql_check import is_statement_complete
+
     fast, _ = smol_pair
-    prompt = fast.render(SQL_MESSAGES)  # SmolLM2 explains, then writes a fenced query
+    prompt = fast.render(SQL_MESSAGES) + "```sql\n"
     cfg = GenerationConfig(max_new_tokens=60)
     fast.reset_timings()
     text = fast.generate([prompt], cfg)[0]
-    assert text.endswith("FROM customers;")  # nothing after the statement
+    assert text.rstrip().endswith(";") and is_statement_complete(text), text
     assert fast.stats.generated_tokens < 60
+    going_on = fast.generate([prompt], dataclasses.replace(cfg, stop_at_statement_end=False))[0]
+    assert going_on.startswith(text)  # the same tokens, cut at the statement's end
 
 
 @needs_llamacpp
@@ -330,21 +395,32 @@ def test_llamacpp_sampling_is_seeded(smol_pair):
     assert other_seed != first and greedy != first
 
 
-def _next_token_logits(backend, prompt):
-    """Next-token logits after ``prompt`` on either backend."""
+def _logits_along(backend, prompt, continuation=()):
+    """Next-token logits after ``prompt`` and after each token of ``continuation`` fed in turn
+    (teacher forcing), on either backend: one row per step, ``len(continuation) + 1`` rows."""
     import numpy as np
     import torch
 
     if isinstance(backend, TransformersBackend):
-        ids = backend.loaded.tokenizer(prompt, add_special_tokens=False, return_tensors="pt")
+        ids = backend.loaded.tokenizer(prompt, add_special_tokens=False)["input_ids"]
         with torch.no_grad():
-            return backend.loaded.model(ids["input_ids"]).logits[0, -1].numpy()
+            logits = backend.loaded.model(torch.tensor([ids + list(continuation)])).logits
+        return logits[0, len(ids) - 1 :].numpy()
     import llama_cpp
 
-    backend.llm.reset()  # llama-cpp-python's own context, which generation does not use
-    backend.llm.eval(backend.tokenize(prompt))
-    logits = llama_cpp.llama_get_logits_ith(backend.llm.ctx, -1)
-    return np.ctypeslib.as_array(logits, shape=(backend.llm.n_vocab(),)).copy()
+    llm = backend.llm  # llama-cpp-python's own context, which generation does not use
+    llm.reset()
+    rows = []
+    for tokens in [backend.tokenize(prompt), *([t] for t in continuation)]:
+        llm.eval(tokens)
+        logits = llama_cpp.llama_get_logits_ith(llm.ctx, -1)
+        rows.append(np.ctypeslib.as_array(logits, shape=(llm.n_vocab(),)).copy())
+    return np.stack(rows)
+
+
+def _next_token_logits(backend, prompt):
+    """Next-token logits after ``prompt`` on either backend."""
+    return _logits_along(backend, prompt)[-1]
 
 
 @needs_llamacpp

@@ -272,9 +272,9 @@ def test_printf_padding_is_cut_by_the_length_limit(db: Path, width: int) -> None
     started = time.perf_counter()
     result = run_readonly(db, f"SELECT printf('%.*c', {width}, 'x')", timeout_s=FAST)
     elapsed = time.perf_counter() - started
-    assert result.ok, result.error
+    assert result.ok, result.error  # not the time limit's error: the length limit stopped it
     assert result.rows == [(None,)]
-    assert elapsed < FAST
+    assert elapsed < FAST + 2.5  # the same slack as the bombs above, for a slow, busy machine
     assert snapshot(db.parent) == before
 
 
@@ -488,7 +488,7 @@ def test_one_long_function_call_is_stopped_at_the_time_limit(db: Path) -> None:
     result = assert_refused(db, "SELECT printf('%.*c', 2000000000, 'x')", timeout_s=1.0)
     took = time.monotonic() - start
     assert result.error == "Query stopped after 1 s (the time limit)"
-    assert took < 2.0, took
+    assert took < 1.0 + 1.5, took  # the kill and the report within 1.5 s on a busy machine
     assert run_readonly(db, "SELECT count(*) FROM t").rows == [(3,)]  # a new worker answers
 
 
