@@ -171,6 +171,63 @@ def test_index_persists_across_processes(store_dir):
     assert out.stdout.strip().splitlines()[-1] == "reviews"
 
 
+def test_a_text_is_embedded_once_then_read_from_the_disk_cache(tmp_path, monkeypatch):
+    """Indexing the same database into a second store embeds nothing again: every document
+    vector comes from the cache, equal to the one computed, also in another process."""
+    from engine.rag.embeddings import get_embeddings
+    from engine.rag.index import index_database
+
+    monkeypatch.setenv("TEXT2SQL_CACHE", str(tmp_path / "cache"))
+    get_embeddings.cache_clear()  # a model whose cache is the folder above
+    try:
+        model = get_embeddings()
+        embedded: list[str] = []
+        hf = type(model.underlying_embeddings)
+        original = hf.embed_documents
+
+        def counted(self, texts):
+            embedded.extend(texts)
+            return original(self, texts)
+
+        monkeypatch.setattr(hf, "embed_documents", counted)
+        db = SAMPLES / "music.sqlite"
+        index_database(RagConfig(store_dir=str(tmp_path / "one")), db)
+        first = len(embedded)
+        assert first > 10  # tables and the bundled pairs
+        index_database(RagConfig(store_dir=str(tmp_path / "two")), db)
+        assert len(embedded) == first  # the second index embedded nothing
+        text = embedded[0]
+        computed = original(model.underlying_embeddings, [text])[0]
+        assert model.embed_documents([text])[0] == pytest.approx(computed, abs=1e-6)
+    finally:
+        get_embeddings.cache_clear()
+    code = (
+        "import sys; from engine.rag.embeddings import get_embeddings; "
+        "e = get_embeddings(); type(e.underlying_embeddings).embed_documents = None; "
+        "print(len(e.embed_documents([sys.argv[1]])[0]))"
+    )  # None: a document embedded here would fail; the cached one is read
+    env = {**__import__("os").environ, "TEXT2SQL_CACHE": str(tmp_path / "cache")}
+    out = subprocess.run([sys.executable, "-c", code, text], capture_output=True, text=True,
+                         cwd=REPO, timeout=300, env=env)  # fmt: skip
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "384"
+
+
+def test_the_embedding_store_keeps_sets_and_deletes_whole_batches(tmp_path):
+    from engine.rag.embedding_cache import SqliteByteStore
+
+    store = SqliteByteStore(tmp_path / "kv.sqlite")
+    pairs = [(f"k{i}", bytes([i % 256]) * 8) for i in range(1200)]  # more than one SELECT
+    store.mset(pairs)
+    again = SqliteByteStore(tmp_path / "kv.sqlite")  # another connection, same file
+    assert again.mget([k for k, _ in pairs] + ["missing"]) == [v for _, v in pairs] + [None]
+    again.mdelete(["k1", "k2"])
+    assert store.mget(["k1", "k3"]) == [None, pairs[3][1]]
+    assert sorted(store.yield_keys(prefix="k119")) == ["k119", "k1190", "k1191", "k1192",
+                                                       "k1193", "k1194", "k1195", "k1196",
+                                                       "k1197", "k1198", "k1199"]  # fmt: skip
+
+
 # --- what gets indexed ---------------------------------------------------------------------
 
 

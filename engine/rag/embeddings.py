@@ -1,7 +1,8 @@
 """Sentence embeddings for the index: the bundled all-MiniLM-L6-v2 unless told otherwise.
 
 Loaded once per process (a few seconds), on CPU, with normalised vectors so that Chroma's
-cosine distance is ``1 - cosine similarity``. Chroma's own default embedding function is
+cosine distance is ``1 - cosine similarity``; document vectors are cached on disk
+(:mod:`engine.rag.embedding_cache`). Chroma's own default embedding function is
 never used: it downloads a model.
 """
 
@@ -54,15 +55,21 @@ def get_embeddings(name: str = DEFAULT_EMBEDDER) -> Any:
 
     try:
         with contextlib.redirect_stdout(sys.stderr):
-            return HuggingFaceEmbeddings(
+            model = HuggingFaceEmbeddings(
                 model_name=source,
                 model_kwargs={"device": "cpu"},
                 encode_kwargs={"normalize_embeddings": True, "batch_size": 32},
             )
     except (OSError, ValueError) as err:
         raise EmbedderError(f"Cannot load embedder '{name}': {str(err).splitlines()[0]}") from err
+    from engine.paths import cache_dir
+    from engine.rag.embedding_cache import cached_embeddings
+
+    # Documents already embedded on this machine (a sample database in another data folder,
+    # a rebuilt index) are looked up instead of embedded again.
+    return cached_embeddings(model, f"{name}|normalized", cache_dir())
 
 
 def embedder_tokenizer(embeddings: Any) -> Any:
     """The embedder's own tokenizer, so doc chunks are sized in the tokens it reads."""
-    return embeddings._client.tokenizer
+    return embeddings.underlying_embeddings._client.tokenizer
