@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -73,6 +76,22 @@ def tiny_llama(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def default_app(tmp_path_factory: pytest.TempPathFactory):
+    """``launch.py`` on the bundled defaults, one for the whole run: (URL, data folder).
+
+    The browser tests that need no app of their own share it (tests/test_app_browser.py,
+    tests/test_app_feedback_browser.py): the default model is loaded, and the shop sample
+    indexed and primed, once instead of once per module. Their checks are written for a shared
+    app: each asks about its own questions and databases, and what one leaves behind (an
+    upload, a training run, saved pairs of other questions) is no other's concern."""
+    from tests.browser import running_app
+
+    data = tmp_path_factory.mktemp("appdata")
+    with running_app(data_dir=data) as url:
+        yield url, data
+
+
+@pytest.fixture(scope="session")
 def shop_db() -> Path:
     path = REPO / "sample_dbs" / "shop.sqlite"
     if not path.is_file():
@@ -104,6 +123,53 @@ def small_db(tmp_path) -> Path:
     con.commit()
     con.close()
     return path
+
+
+# DeepSpeed's CPU Adam, ZeRO offload's optimizer, compiles the first time it is used: minutes
+# of CPU on a fresh machine, kept in TORCH_EXTENSIONS_DIR afterwards. When a collected test asks
+# for it (the ``cpu_adam`` fixture), the compile starts in the background at once, at the
+# lowest priority, on the core that the tests before it leave idle; the test then finds it
+# built, or waits for the rest.
+_cpu_adam_build: subprocess.Popen | None = None
+
+
+def _torch_extensions_dir() -> Path:
+    from engine.paths import cache_dir
+
+    return Path(os.environ.get("TORCH_EXTENSIONS_DIR") or cache_dir() / "torch_extensions")
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    global _cpu_adam_build
+    wanted = any("cpu_adam" in getattr(item, "fixturenames", ()) for item in session.items)
+    if not wanted or importlib.util.find_spec("deepspeed") is None:
+        return
+    log = REPO / "test-artifacts" / "cpu-adam-build.log"
+    log.parent.mkdir(exist_ok=True)
+    with open(log, "w") as out:
+        _cpu_adam_build = subprocess.Popen(
+            [sys.executable, "-c",
+             "from deepspeed.ops.op_builder import CPUAdamBuilder; CPUAdamBuilder().load()"],
+            env={**os.environ, "TORCH_EXTENSIONS_DIR": str(_torch_extensions_dir())},
+            stdout=out, stderr=subprocess.STDOUT, preexec_fn=lambda: os.nice(19),
+        )  # fmt: skip
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    if _cpu_adam_build is not None and _cpu_adam_build.poll() is None:
+        _cpu_adam_build.kill()  # the run ended before the test that needed it
+        _cpu_adam_build.wait()
+        # torch's build lock, left behind, would make the next build wait for ever
+        (_torch_extensions_dir() / "cpu_adam" / "lock").unlink(missing_ok=True)
+
+
+@pytest.fixture
+def cpu_adam() -> dict[str, str]:
+    """Environment under which DeepSpeed finds its CPU Adam compiled (waits for the background
+    build; if that failed, the test's own load compiles again and shows the error)."""
+    if _cpu_adam_build is not None:
+        _cpu_adam_build.wait()
+    return {"TORCH_EXTENSIONS_DIR": str(_torch_extensions_dir())}
 
 
 # Throwaway PostgreSQL and MariaDB servers and DuckDB files with the samples loaded (each

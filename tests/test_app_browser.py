@@ -3,17 +3,15 @@
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser import browser_page, running_app, screenshot
+from tests.browser import browser_page, screenshot
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 ANSWER_TIMEOUT_MS = 420_000  # first question indexes the database for RAG, then generates
 
 
-@pytest.fixture(scope="module")
-def app_url(tmp_path_factory):
-    # The default model (Qwen 0.5B): the smallest one that reliably gets these questions right.
-    with running_app(data_dir=tmp_path_factory.mktemp("appdata")) as url:
-        yield url
+@pytest.fixture
+def app_url(default_app):
+    return default_app[0]  # the app on the bundled defaults, shared with other browser tests
 
 
 def _ask(page, question):

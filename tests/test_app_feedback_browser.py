@@ -26,11 +26,9 @@ REVENUE_SQL = (
 )
 
 
-@pytest.fixture(scope="module")
-def app(tmp_path_factory):
-    data = tmp_path_factory.mktemp("appdata")
-    with running_app(data_dir=data) as url:
-        yield url, data
+@pytest.fixture
+def app(default_app):
+    return default_app  # (URL, data folder) of the app shared with other browser tests
 
 
 def _open(page, url, tab=None):

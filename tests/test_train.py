@@ -349,18 +349,17 @@ def test_wandb_offline_run(tiny_llama: Path, tiny_data: Path, tmp_path: Path, mo
 
 
 @pytest.mark.slow
-def test_deepspeed_zero2_offload_step_on_cpu(tiny_llama: Path, tiny_data: Path, tmp_path: Path):
+def test_deepspeed_zero2_offload_step_on_cpu(
+    tiny_llama: Path, tiny_data: Path, tmp_path: Path, cpu_adam: dict[str, str]
+):
     """ZeRO-2 with the optimizer offloaded to CPU, one process, through the CLI.
 
-    The first run JIT-builds DeepSpeedCPUAdam (about 3 minutes on 2 cores); the build is kept
-    in TORCH_EXTENSIONS_DIR (default ~/.cache/text2sql/torch_extensions) so later runs take
-    seconds. Keep that folder cached in CI.
+    The first run JIT-builds DeepSpeedCPUAdam (about 3 minutes on 2 cores); the ``cpu_adam``
+    fixture (conftest.py) starts that build in the background when the test run begins and
+    keeps it in TORCH_EXTENSIONS_DIR (default ~/.cache/text2sql/torch_extensions).
     """
     pytest.importorskip("deepspeed")
-    from engine.paths import cache_dir
-
-    env = dict(os.environ, PYTHONPATH=str(REPO))
-    env.setdefault("TORCH_EXTENSIONS_DIR", str(cache_dir() / "torch_extensions"))
+    env = dict(os.environ, PYTHONPATH=str(REPO), **cpu_adam)
     for key in ("RANK", "LOCAL_RANK", "WORLD_SIZE"):
         env.pop(key, None)
     cmd = [sys.executable, "-m", "training.train", "--model", str(tiny_llama), "--data",
