@@ -125,8 +125,9 @@ def small_db(tmp_path) -> Path:
     return path
 
 
-# DeepSpeed's CPU Adam, ZeRO offload's optimizer, compiles the first time it is used: minutes
-# of CPU on a fresh machine, kept in TORCH_EXTENSIONS_DIR afterwards. When a collected test asks
+# DeepSpeed's CPU Adam, ZeRO offload's optimizer, and its shared-memory communication op (for
+# the CPU accelerator) compile the first time they are used: about four minutes on a fresh
+# 2-core machine, kept in TORCH_EXTENSIONS_DIR afterwards. When a collected test asks
 # for it (the ``cpu_adam`` fixture), the compile starts in the background at once, at the
 # lowest priority, on the core that the tests before it leave idle; the test then finds it
 # built, or waits for the rest.
@@ -149,7 +150,8 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     with open(log, "w") as out:
         _cpu_adam_build = subprocess.Popen(
             [sys.executable, "-c",
-             "from deepspeed.ops.op_builder import CPUAdamBuilder; CPUAdamBuilder().load()"],
+             "from deepspeed.ops.op_builder import CPUAdamBuilder, ShareMemCommBuilder; "
+             "CPUAdamBuilder().load(); ShareMemCommBuilder().load()"],
             env={**os.environ, "TORCH_EXTENSIONS_DIR": str(_torch_extensions_dir())},
             stdout=out, stderr=subprocess.STDOUT, preexec_fn=lambda: os.nice(19),
         )  # fmt: skip
@@ -160,12 +162,13 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         _cpu_adam_build.kill()  # the run ended before the test that needed it
         _cpu_adam_build.wait()
         # torch's build lock, left behind, would make the next build wait for ever
-        (_torch_extensions_dir() / "cpu_adam" / "lock").unlink(missing_ok=True)
+        for op in ("cpu_adam", "deepspeed_shm_comm"):
+            (_torch_extensions_dir() / op / "lock").unlink(missing_ok=True)
 
 
 @pytest.fixture
 def cpu_adam() -> dict[str, str]:
-    """Environment under which DeepSpeed finds its CPU Adam compiled (waits for the background
+    """Environment under which DeepSpeed finds its CPU ops compiled (waits for the background
     build; if that failed, the test's own load compiles again and shows the error)."""
     if _cpu_adam_build is not None:
         _cpu_adam_build.wait()
