@@ -11,6 +11,7 @@ Queries are not cached: they are embedded once and rarely repeat.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -31,9 +32,16 @@ class SqliteByteStore(ByteStore):
             con.execute("PRAGMA journal_mode=WAL")
             con.execute("CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value BLOB)")
 
-    def _connect(self) -> sqlite3.Connection:
-        # A connection per call: the store is used from Gradio's worker threads too.
-        return sqlite3.connect(self.path, timeout=30)
+    @contextlib.contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        """One transaction on a connection of its own (the store is used from Gradio's worker
+        threads too), closed afterwards."""
+        con = sqlite3.connect(self.path, timeout=30)
+        try:
+            with con:  # commits, or rolls back on an error
+                yield con
+        finally:
+            con.close()
 
     def mget(self, keys: Sequence[str]) -> list[bytes | None]:
         found: dict[str, bytes] = {}
