@@ -26,7 +26,7 @@ took() {
 build_log="$VENV/llamacpp-build.log"
 bash scripts/install_llamacpp.sh --build-only "$VENV/bin/python" >"$build_log" 2>&1 &
 build=$!
-trap 'kill "$build" 2>/dev/null || true' EXIT # a failed pip step stops the build too
+trap 'kill "$build" 2>/dev/null || true' EXIT # a failed pip step ends the build script (a compile already started runs on)
 pip=("$VENV/bin/python" -m pip install --disable-pip-version-check -q)
 # torch first: with it in place nothing pulls a multi-GB CUDA build.
 "${pip[@]}" "torch==2.13.0"
