@@ -333,6 +333,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cancel-file", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    # accelerate's INFO lines ("The used dataset had no length ...", one per evaluation) are
+    # about its internals; in the app's log view they push the run's own lines out of sight
+    logging.getLogger("accelerate").setLevel(logging.WARNING)
     flags = ("model", "data", "split", "limit", "max_steps", "output_dir", "merge")
     overrides: dict[str, Any] = {k: getattr(args, k) for k in flags if getattr(args, k) is not None}
     emit = _print_event if args.events_json else None
