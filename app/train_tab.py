@@ -18,15 +18,22 @@ SPIDER_DIR = REPO_ROOT.parent / "shared" / "data" / "spider_train"
 
 
 def hardware() -> tuple[bool, str]:
-    """(CUDA available, a one-line description shown in the tab)."""
+    """(CUDA available, a one-line description shown in the tab).
+
+    Without a GPU driver (no NVIDIA or ROCm device node) the answer is known without importing
+    torch, which would add seconds to every start of the app on a CPU machine.
+    """
+    cpu_only = (
+        "CPU only: training runs in fp32 (fp16/bf16 need a GPU). QLoRA works on CPU through "
+        "bitsandbytes but is slower than LoRA; DeepSpeed offload is for multi-GPU machines."
+    )
+    if not any(Path(p).exists() for p in ("/proc/driver/nvidia", "/dev/nvidiactl", "/dev/kfd")):
+        return False, cpu_only
     import torch
 
     if torch.cuda.is_available():
         return True, f"GPU: {torch.cuda.get_device_name(0)} — LoRA, QLoRA, bf16/fp16 available."
-    return False, (
-        "CPU only: training runs in fp32 (fp16/bf16 need a GPU). QLoRA works on CPU through "
-        "bitsandbytes but is slower than LoRA; DeepSpeed offload is for multi-GPU machines."
-    )
+    return False, cpu_only
 
 
 def dataset_choices() -> list[str]:
