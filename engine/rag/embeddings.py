@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from engine.rag import pooled_embedder
 from engine.rag.config import DEFAULT_EMBEDDER
 
 log = logging.getLogger(__name__)
@@ -45,21 +46,16 @@ def resolve_embedder(name: str) -> str:
 
 @functools.lru_cache(maxsize=4)
 def get_embeddings(name: str = DEFAULT_EMBEDDER) -> Any:
-    """A LangChain ``Embeddings`` over sentence-transformers (cached per process)."""
+    """LangChain ``Embeddings`` for ``name`` (cached per process): a mean-pooling folder such as
+    the bundled one through transformers alone, any other model through sentence-transformers."""
     source = resolve_embedder(name)
     log.info("Loading embedder %s", name)
-    # sentence-transformers imports transformers' trainer integrations, which print to
-    # stdout (WANDB_MODE=offline); stdout belongs to the CLI's JSON.
-    with contextlib.redirect_stdout(sys.stderr):
-        from langchain_huggingface import HuggingFaceEmbeddings
-
     try:
-        with contextlib.redirect_stdout(sys.stderr):
-            model = HuggingFaceEmbeddings(
-                model_name=source,
-                model_kwargs={"device": "cpu"},
-                encode_kwargs={"normalize_embeddings": True, "batch_size": 32},
-            )
+        # a transformer + mean pooling folder (the bundled one): transformers alone, seconds
+        # faster to load than sentence-transformers, the same vectors
+        model = pooled_embedder.load(source) if Path(source).is_dir() else None
+        if model is None:
+            model = _sentence_transformers(source)
     except (OSError, ValueError) as err:
         raise EmbedderError(f"Cannot load embedder '{name}': {str(err).splitlines()[0]}") from err
     from engine.paths import cache_dir
@@ -70,6 +66,23 @@ def get_embeddings(name: str = DEFAULT_EMBEDDER) -> Any:
     return cached_embeddings(model, f"{name}|normalized", cache_dir())
 
 
+def _sentence_transformers(source: str) -> Any:
+    """Any other model, through LangChain's sentence-transformers wrapper."""
+    # sentence-transformers imports transformers' trainer integrations, which print to
+    # stdout (WANDB_MODE=offline); stdout belongs to the CLI's JSON.
+    with contextlib.redirect_stdout(sys.stderr):
+        from langchain_huggingface import HuggingFaceEmbeddings
+
+        return HuggingFaceEmbeddings(
+            model_name=source,
+            model_kwargs={"device": "cpu"},
+            encode_kwargs={"normalize_embeddings": True, "batch_size": 32},
+        )
+
+
 def embedder_tokenizer(embeddings: Any) -> Any:
     """The embedder's own tokenizer, so doc chunks are sized in the tokens it reads."""
-    return embeddings.underlying_embeddings._client.tokenizer
+    model = embeddings.underlying_embeddings
+    if isinstance(model, pooled_embedder.MeanPooledEmbeddings):
+        return model.tokenizer
+    return model._client.tokenizer
