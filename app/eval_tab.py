@@ -229,7 +229,8 @@ def build(base: EngineConfig, demo: Any = None) -> Any:
     with gr.Row():
         rag = gr.Checkbox(value=base.rag.enabled, label="Retrieval (RAG)", elem_id="eval-rag")
         attempts = gr.Number(value=base.max_attempts, precision=0, minimum=1, maximum=5,
-                             label="Attempts (self-correction)")  # fmt: skip
+                             label="Attempts (self-correction)",
+                             elem_id="eval-attempts")  # fmt: skip
         temperature = gr.Slider(0, 1.5, value=gen.temperature, step=0.05,
                                 label="Temperature (0 = greedy)")  # fmt: skip
         top_k = gr.Slider(0, 200, value=gen.top_k, step=1, label="Top-k")

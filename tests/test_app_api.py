@@ -6,7 +6,9 @@ checked is that each session gets its own). The app binds to every address witho
 so it must warn about that, in its log and on the page.
 """
 
+import json
 import threading
+import time
 import urllib.request
 
 import pytest
@@ -17,13 +19,16 @@ pytestmark = [pytest.mark.slow]
 SHOP, HR = "shop (sample)", "hr (sample)"
 SHOP_QUESTIONS = ["How many customers are there?", "How many orders are there?"]
 HR_QUESTIONS = ["How many employees are there?", "How many departments are there?"]
+# What is checked here is the API's plumbing, so answers are cheap: the small model, one
+# repair (no four extra samples) after a failed answer, short answers.
+PLUMBING = ("--model", "smollm2-135m-instruct", "--set", "generation.retry_candidates=1",
+            "--set", "generation.max_new_tokens=96")  # fmt: skip
 
 
 @pytest.fixture(scope="module")
 def app(tmp_path_factory):
     data = tmp_path_factory.mktemp("apidata")
-    with running_app("--host", "0.0.0.0", "--model", "smollm2-135m-instruct", data_dir=data,
-                     ready_timeout=180) as url:  # fmt: skip
+    with running_app("--host", "0.0.0.0", *PLUMBING, data_dir=data, ready_timeout=180) as url:
         yield url, data
 
 
@@ -127,11 +132,14 @@ def test_waiting_user_sees_their_place_in_the_queue(app):
             "How many products do we sell?",
         )  # fmt: skip
     ]
-    for t in busy:
-        t.start()
     with browser_page() as page:
         page.goto(url, wait_until="load")
         page.locator("#chat-question textarea").fill("How many orders have been cancelled?")
+        for t in busy:
+            t.start()
+        # asked once one program's question is being answered and two wait: however fast the
+        # machine, the browser's question then has someone ahead of it
+        _wait_for(lambda: _waiting(url) >= 2, 60, "two questions waiting in the queue")
         page.locator("#chat-ask").click()
         queue = page.get_by_text("queue:").first
         queue.wait_for(timeout=60_000)
@@ -140,6 +148,20 @@ def test_waiting_user_sees_their_place_in_the_queue(app):
         page.locator("#chat-status").get_by_text("attempt(s)").wait_for(timeout=300_000)
     for t in busy:
         t.join(300)
+
+
+def _waiting(url: str) -> int:
+    """Events waiting in the app's queue (not counting the one being processed)."""
+    with urllib.request.urlopen(f"{url}gradio_api/queue/status", timeout=10) as response:
+        return json.loads(response.read())["queue_size"]
+
+
+def _wait_for(check, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"waited {timeout:.0f} s for {what}")
+        time.sleep(0.05)
 
 
 def test_exposed_without_sign_in_warns_in_log_and_page(app):

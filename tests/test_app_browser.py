@@ -87,9 +87,20 @@ def test_small_evaluation_shows_metrics(app_url):
     with browser_page() as page:
         page.goto(app_url, wait_until="load")
         page.get_by_role("tab", name="Evaluation").click()
+        models = page.locator("#eval-models")
+        expect(models.locator(".token")).to_have_text(["qwen2.5-coder-1.5b-instruct"])
+        # What is checked is the tab's plumbing, so the small model answers (the 1.5B reads a
+        # prompt at 15 tokens/s on a slow CPU: a minute a question) and once, without retries.
+        models.locator(".token-remove").first.click()
+        box = models.locator("input").first
+        box.fill("smollm2-135m-instruct")
+        box.press("Enter")
+        expect(models.locator(".token")).to_have_text(["smollm2-135m-instruct"])
         _fill_number(page, "eval-limit", 2)
+        _fill_number(page, "eval-attempts", 1)
         page.locator("#eval-run").click()
         page.locator("#eval-status").get_by_text("Done:").wait_for(timeout=300_000)
         screenshot(page, "evaluation")
         assert page.locator("#eval-metrics table tbody tr").count() == 1
         assert "execution_accuracy" in page.locator("#eval-metrics").inner_text()
+        assert "smollm2-135m-instruct" in page.locator("#eval-metrics").inner_text()

@@ -95,7 +95,11 @@ def app(tmp_path_factory):
     data = folder / "data"
     (data / "uploads").mkdir(parents=True)  # the local user's, from a run without sign-in
     sqlite3.connect(data / "uploads" / "localonly.sqlite").execute("CREATE TABLE t (a)").close()
+    # answers are cheap (the small model, one repair, short answers): what is checked is
+    # whose they are
     proc, url, log = launch_app("--auth-file", str(auth), "--model", "smollm2-135m-instruct",
+                                "--set", "generation.retry_candidates=1",
+                                "--set", "generation.max_new_tokens=96",
                                 "--no-warm-up", data_dir=data, log_name="users")  # fmt: skip
     try:
         yield url, data, proc
