@@ -342,7 +342,7 @@ def test_real_smollm2_answers_on_the_shop_db(shop_db):
 
 @pytest.mark.slow
 def test_default_model_counts_customers(shop_db):
-    """The default preset (Qwen2.5-Coder 0.5B) gets the count right, as the README promises."""
+    """The default preset (Qwen2.5-Coder 1.5B) gets the count right, as the README promises."""
     out = _cli("ask", "--db", str(shop_db), "--json", "How many customers are there?")
     assert out.returncode == 0, out.stderr[-2000:]
     assert json.loads(out.stdout)["rows"] == [[_count_customers(shop_db)]]
