@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 from langchain_core.embeddings import Embeddings
 
@@ -89,7 +88,7 @@ class MeanPooledEmbeddings(Embeddings):
         return self._embed([text])[0]
 
 
-def load(folder: str | Path) -> Any | None:
+def load(folder: str | Path) -> MeanPooledEmbeddings | None:
     """The embeddings for ``folder`` when it has the common shape, else ``None``."""
     length = mean_pooling_length(folder)
     if length is None:
