@@ -72,6 +72,17 @@ def launch_app(
             time.sleep(0.5)
 
 
+def wait_for(check, timeout: float, what: str, interval: float = 0.1):
+    """Poll ``check`` until it returns something true (returned), or raise after ``timeout``."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(interval)
+    raise TimeoutError(f"waited {timeout:.0f} s for {what}")
+
+
 def stop_app(proc: subprocess.Popen) -> None:
     proc.terminate()
     try:

@@ -8,12 +8,11 @@ so it must warn about that, in its log and on the page.
 
 import json
 import threading
-import time
 import urllib.request
 
 import pytest
 
-from tests.browser import ARTIFACTS, browser_page, running_app, screenshot
+from tests.browser import ARTIFACTS, browser_page, running_app, screenshot, wait_for
 
 pytestmark = [pytest.mark.slow]
 SHOP, HR = "shop (sample)", "hr (sample)"
@@ -139,7 +138,7 @@ def test_waiting_user_sees_their_place_in_the_queue(app):
             t.start()
         # asked once one program's question is being answered and two wait: however fast the
         # machine, the browser's question then has someone ahead of it
-        _wait_for(lambda: _waiting(url) >= 2, 60, "two questions waiting in the queue")
+        wait_for(lambda: _waiting(url) >= 2, 60, "two questions waiting in the queue", 0.05)
         page.locator("#chat-ask").click()
         queue = page.get_by_text("queue:").first
         queue.wait_for(timeout=60_000)
@@ -154,14 +153,6 @@ def _waiting(url: str) -> int:
     """Events waiting in the app's queue (not counting the one being processed)."""
     with urllib.request.urlopen(f"{url}gradio_api/queue/status", timeout=10) as response:
         return json.loads(response.read())["queue_size"]
-
-
-def _wait_for(check, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"waited {timeout:.0f} s for {what}")
-        time.sleep(0.05)
 
 
 def test_exposed_without_sign_in_warns_in_log_and_page(app):

@@ -24,19 +24,9 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser import browser_page, launch_app, screenshot, stop_app
+from tests.browser import browser_page, launch_app, screenshot, stop_app, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
-
-
-def wait_for(check, timeout: float, what: str, interval: float = 0.1):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(interval)
-    raise TimeoutError(f"waited {timeout:.0f} s for {what}")
 
 
 def kill9(proc) -> float:
