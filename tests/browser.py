@@ -72,6 +72,12 @@ def launch_app(
             time.sleep(0.5)
 
 
+# launch.py arguments for apps whose tests check plumbing, not answers: the small model,
+# one repair (no four extra samples) after a failed answer, short answers
+CHEAP_ANSWERS = ("--model", "smollm2-135m-instruct", "--set", "generation.retry_candidates=1",
+                 "--set", "generation.max_new_tokens=96")  # fmt: skip
+
+
 def wait_for(check, timeout: float, what: str, interval: float = 0.1):
     """Poll ``check`` until it returns something true (returned), or raise after ``timeout``."""
     deadline = time.time() + timeout

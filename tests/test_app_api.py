@@ -12,22 +12,18 @@ import urllib.request
 
 import pytest
 
-from tests.browser import ARTIFACTS, browser_page, running_app, screenshot, wait_for
+from tests.browser import ARTIFACTS, CHEAP_ANSWERS, browser_page, running_app, screenshot, wait_for
 
 pytestmark = [pytest.mark.slow]
 SHOP, HR = "shop (sample)", "hr (sample)"
 SHOP_QUESTIONS = ["How many customers are there?", "How many orders are there?"]
 HR_QUESTIONS = ["How many employees are there?", "How many departments are there?"]
-# What is checked here is the API's plumbing, so answers are cheap: the small model, one
-# repair (no four extra samples) after a failed answer, short answers.
-PLUMBING = ("--model", "smollm2-135m-instruct", "--set", "generation.retry_candidates=1",
-            "--set", "generation.max_new_tokens=96")  # fmt: skip
 
 
 @pytest.fixture(scope="module")
 def app(tmp_path_factory):
     data = tmp_path_factory.mktemp("apidata")
-    with running_app("--host", "0.0.0.0", *PLUMBING, data_dir=data, ready_timeout=180) as url:
+    with running_app("--host", "0.0.0.0", *CHEAP_ANSWERS, data_dir=data, ready_timeout=180) as url:
         yield url, data
 
 

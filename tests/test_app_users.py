@@ -87,7 +87,7 @@ PASSWORDS = {"ann": "ann-pass-1", "bo": "bo-pass-2"}
 
 @pytest.fixture(scope="module")
 def app(tmp_path_factory):
-    from tests.browser import launch_app, stop_app
+    from tests.browser import CHEAP_ANSWERS, launch_app, stop_app
 
     folder = tmp_path_factory.mktemp("users")
     auth = folder / "users.txt"
@@ -95,12 +95,9 @@ def app(tmp_path_factory):
     data = folder / "data"
     (data / "uploads").mkdir(parents=True)  # the local user's, from a run without sign-in
     sqlite3.connect(data / "uploads" / "localonly.sqlite").execute("CREATE TABLE t (a)").close()
-    # answers are cheap (the small model, one repair, short answers): what is checked is
-    # whose they are
-    proc, url, log = launch_app("--auth-file", str(auth), "--model", "smollm2-135m-instruct",
-                                "--set", "generation.retry_candidates=1",
-                                "--set", "generation.max_new_tokens=96",
-                                "--no-warm-up", data_dir=data, log_name="users")  # fmt: skip
+    # what is checked is whose answers they are, not how good
+    proc, url, log = launch_app("--auth-file", str(auth), *CHEAP_ANSWERS, "--no-warm-up",
+                                data_dir=data, log_name="users")  # fmt: skip
     try:
         yield url, data, proc
     finally:
