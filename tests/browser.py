@@ -110,19 +110,44 @@ def running_app(
         stop_app(proc)
 
 
+_playwright = None
+_browser = None
+
+
+def _chromium():
+    """One Chromium for the whole run, started when a test first needs one (each launch took
+    1.3 s, 28 times); :func:`close_browser` ends it after the last test."""
+    global _playwright, _browser
+    if _browser is None or not _browser.is_connected():
+        from playwright.sync_api import sync_playwright
+
+        if _playwright is None:
+            _playwright = sync_playwright().start()
+        _browser = _playwright.chromium.launch(
+            executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
+        )
+    return _browser
+
+
+def close_browser() -> None:
+    global _playwright, _browser
+    if _browser is not None:
+        _browser.close()
+    if _playwright is not None:
+        _playwright.stop()
+    _playwright = _browser = None
+
+
 @contextmanager
 def browser_page():
+    """A page in a context of its own: no cookies, storage or cache from another test."""
     if not Path(CHROMIUM).exists():
         pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 1100})
-            yield page
-        finally:
-            browser.close()
+    context = _chromium().new_context(viewport={"width": 1280, "height": 1100})
+    try:
+        yield context.new_page()
+    finally:
+        context.close()
 
 
 def screenshot(page, name: str) -> Path:

@@ -91,6 +91,22 @@ def default_app(tmp_path_factory: pytest.TempPathFactory):
         yield url, data
 
 
+@pytest.fixture
+def small_pool(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every retriever of the test draws from a cut of the shipped example pool: every 15th
+    pair (about 380, from every kind of database). What the pool does is the same at any
+    size; the whole one (5,700 questions) costs one to three minutes to embed on a cold run."""
+    import functools
+
+    import engine.rag.pool as pool_module
+
+    path = tmp_path / "pool.jsonl"
+    pool_module.write_pool(pool_module.read_pool()[::15], path)
+    pools = functools.cache(lambda embedder: pool_module.ExamplePool(embedder, path))
+    monkeypatch.setattr(pool_module, "example_pool", pools)
+    return path
+
+
 @pytest.fixture(scope="session")
 def shop_db() -> Path:
     path = REPO / "sample_dbs" / "shop.sqlite"
@@ -158,6 +174,8 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
+    if "tests.browser" in sys.modules:
+        sys.modules["tests.browser"].close_browser()
     if _cpu_adam_build is not None and _cpu_adam_build.poll() is None:
         _cpu_adam_build.kill()  # the run ended before the test that needed it
         _cpu_adam_build.wait()

@@ -136,7 +136,7 @@ def test_the_build_script_rebuilds_the_shipped_pool(shared_data, tmp_path):
     assert out.read_bytes() == POOL_FILE.read_bytes()
 
 
-def test_the_retriever_shows_pool_pairs_marked_as_other_databases(tmp_path, shop_db):
+def test_the_retriever_shows_pool_pairs_marked_as_other_databases(tmp_path, shop_db, small_pool):
     from engine.rag.config import RagConfig
     from engine.rag.retriever import POOL_HEADER, RagRetriever
 

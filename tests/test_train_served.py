@@ -90,7 +90,7 @@ def _prompt_text(row: dict) -> str:
 
 @pytest.mark.parametrize("pool", [0, 2], ids=["own-examples", "with-pool"])
 def test_a_training_row_is_the_prompt_the_engine_serves_token_for_token(
-    tiny_llama: Path, served_data: Path, tokenizer, tmp_path: Path, pool: int
+    tiny_llama: Path, served_data: Path, tokenizer, tmp_path: Path, pool: int, small_pool: Path
 ) -> None:
     """What TRL trains on, up to the answer, is what the engine feeds the model for the same
     question on the same database with the same settings, had the row's pair never been
@@ -212,7 +212,7 @@ def test_plain_schema_prompts_when_retrieval_is_off_or_there_is_no_database(
 
 
 def test_a_tiny_run_on_served_rows_records_its_retrieval(
-    tiny_llama: Path, served_data: Path, tmp_path: Path, caplog
+    tiny_llama: Path, served_data: Path, tmp_path: Path, caplog, small_pool: Path
 ) -> None:
     """The 3-step smoke run, on rows rendered as served; the adapter says how it was
     prompted, and the engine serving it so raises no warning (otherwise it does)."""
