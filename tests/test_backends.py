@@ -320,6 +320,52 @@ def test_switching_databases_restores_the_saved_prompt_state(smol_pair, shop_db)
 
 
 @needs_llamacpp
+def test_a_new_process_starts_from_the_prompt_state_an_earlier_one_wrote(
+    shop_db, tmp_path, monkeypatch
+):
+    """A long prompt evaluated once is written to the cache folder; a backend loaded later
+    (another process: the next CLI call, the app after a restart) restores it instead of
+    evaluating it, and answers exactly as a cold backend does. A damaged file is dropped, the prompt evaluated
+    and written again; another adapter or model never sees the file."""
+    from engine.backends.prompt_state_files import folder_for
+    from engine.pipeline import TextToSQL
+
+    monkeypatch.setenv("TEXT2SQL_CACHE", str(tmp_path / "cache"))
+    cfg = GenerationConfig(max_new_tokens=24)
+
+    def answer(question, cold=False):
+        backend = llamacpp.load(SMOL)  # a fresh backend, as a new process would load it
+        if cold:
+            backend.clear_cache()  # neither reads nor writes states on disk
+        backend.reset_timings()
+        raw = TextToSQL(backend, generation=cfg, max_attempts=1).ask(question, shop_db)
+        return raw.raw_output, backend.runtime_timings()["prompt_tokens"], backend
+
+    question = "How many customers are there?"
+    cold, cold_tokens, _ = answer(question, cold=True)
+    assert cold_tokens > 300 and not list((tmp_path / "cache").rglob("*.kv"))
+    first, first_tokens, backend = answer(question)
+    assert (first, first_tokens) == (cold, cold_tokens)  # nothing on disk yet: evaluated
+    (state,) = (tmp_path / "cache" / "prompt-states").rglob("*.kv")
+    again, again_tokens, _ = answer(question)
+    assert again == cold and again_tokens == 1  # the restored prompt, then the last token
+    other, other_tokens, _ = answer("List the names of the products.")
+    assert other_tokens < cold_tokens // 2  # the shared schema came from the file
+    assert list(state.parent.glob("*.kv")) == [state]  # a short evaluation is not written
+
+    whole = state.read_bytes()
+    state.write_bytes(whole[:-4096])  # damaged: llama.cpp refuses it
+    damaged, damaged_tokens, _ = answer(question)
+    assert damaged == cold and damaged_tokens == cold_tokens  # evaluated again
+    assert state.read_bytes() == whole  # and written again, whole
+
+    gguf = Path(backend.llm.model_path)
+    settings = {"n_ctx": llamacpp_batch.BATCH_CONTEXT}
+    root = tmp_path / "cache" / "prompt-states"
+    assert folder_for(root, gguf, None, settings) != folder_for(root, gguf, state, settings)
+
+
+@needs_llamacpp
 def test_candidates_share_the_primed_prompt_and_decode_together(smol_pair, shop_db):
     """Voting on llama.cpp: the candidates of a question are evaluated from one prompt (the
     primed prefix, then the question once, copied to every sequence) and decoded together."""

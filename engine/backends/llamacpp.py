@@ -96,7 +96,10 @@ class LlamaCppBackend:
         n_ctx: int | None = None,
         n_threads: int | None = None,
         batch_size: int = 4,
+        state_dir: Path | None = None,
     ) -> None:
+        """``state_dir``: where prompt-cache states are shared with other processes of this
+        model (see :mod:`engine.backends.prompt_state_files`); None keeps them in memory."""
         self.adaptive_threads = n_threads is None and not openmp_sleeps_when_idle()
         from llama_cpp import Llama
 
@@ -119,6 +122,13 @@ class LlamaCppBackend:
         self.stats = GenerationStats()
         self.batch_size = batch_size  # at most this many sequences decoded together
         self._decoder: Any = None
+        self._state_files = None
+        if state_dir is not None:
+            from engine.backends.llamacpp_batch import BATCH_CONTEXT
+            from engine.backends.prompt_state_files import StateFiles, folder_for
+
+            settings = {"n_ctx": BATCH_CONTEXT, "n_batch": 512, "flash_attn": True}
+            self._state_files = StateFiles(folder_for(state_dir, gguf, lora, settings))
         # Close before interpreter teardown, when llama-cpp-python's own __del__ fails noisily.
         atexit.register(_close, weakref.ref(self.llm))
 
@@ -143,7 +153,7 @@ class LlamaCppBackend:
     @property
     def decoder(self) -> BatchDecoder:
         if self._decoder is None:
-            self._decoder = BatchDecoder(self, max(1, self.batch_size))
+            self._decoder = BatchDecoder(self, max(1, self.batch_size), files=self._state_files)
         return self._decoder
 
     def generate(
@@ -254,14 +264,14 @@ def load(
     meta = read_adapter_meta(adapter) if adapter else {}
     if adapter and not (Path(adapter) / "adapter_config.json").is_file():
         raise ModelLoadError(f"{adapter} is not a LoRA adapter folder (no adapter_config.json)")
+    from engine.paths import cache_dir
+
     name = model or meta.get("base_model") or DEFAULT_MODEL
     gguf = find_gguf(name, progress)
     if gguf is None:
         raise ModelLoadError(f"No GGUF file for '{name}': llama.cpp serves presets and .gguf files")
     lora = None
     if adapter:
-        from engine.paths import cache_dir
-
         try:
             lora = cached_lora_gguf(adapter, gguf, cache_dir())
         except LoraConversionError as err:
@@ -279,6 +289,7 @@ def load(
             lora=lora,
             n_threads=threads,
             batch_size=batch_size,
+            state_dir=cache_dir() / "prompt-states",
         )
     except (ValueError, RuntimeError) as err:  # llama.cpp refused the file or the adapter
         raise ModelLoadError(f"llama.cpp cannot load {gguf.name}: {err}") from err

@@ -16,7 +16,10 @@ The KV cache is shared between sequences (``kv_unified``):
 - when a prompt on another database replaces the prompt cache, the cache's state is saved
   (a few MB per database, the most recent first, up to ``SAVED_STATES_MB``) and restored
   when a later prompt shares more with it than with the cache: switching between databases
-  costs a memory copy instead of evaluating the schema again.
+  costs a memory copy instead of evaluating the schema again;
+- given a :class:`engine.backends.prompt_state_files.StateFiles`, a prompt cache that took many
+  tokens to evaluate is also written to disk, and any later process of the same model starts
+  from the longest prefix it shares with one of those (a restart, the next CLI call).
 
 Greedy sequences take the argmax of the logits straight away (llama-cpp-python's sampler
 builds a candidate list over the whole vocabulary, 150k entries for Qwen, at every step);
@@ -31,6 +34,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from engine.backends.base import GenerationConfig
+from engine.backends.prompt_state_files import MIN_TOKENS as MIN_DISK_TOKENS
+from engine.backends.prompt_state_files import StateFiles
 from engine.sql_check import is_statement_complete
 
 # Every sequence of a call shares this context: prompts, copies and generated tokens.
@@ -50,6 +55,7 @@ class BatchDecoder:
         n_seq: int,
         n_ctx: int = BATCH_CONTEXT,
         saved_states_mb: float = SAVED_STATES_MB,
+        files: StateFiles | None = None,
     ) -> None:
         import llama_cpp
         from llama_cpp import _internals
@@ -85,6 +91,8 @@ class BatchDecoder:
         self.saved_states_mb = saved_states_mb
         # token prefix -> sequence 0's saved state for it; least recently used first
         self.saved: OrderedDict[tuple[int, ...], Any] = OrderedDict()
+        self.files = files  # states on disk, shared with other processes
+        self._from_disk: set[tuple[int, ...]] = set()
 
     @property
     def memory(self) -> Any:
@@ -93,12 +101,15 @@ class BatchDecoder:
         return llama_cpp.llama_get_memory(self.ctx.ctx)
 
     def clear(self) -> None:
-        """Forget the prompt cache and every saved state."""
+        """Forget the prompt cache and every saved state; a cleared decoder starts cold and
+        stays so, neither reading nor writing states on disk (what a measurement of cold
+        prompts needs)."""
         import llama_cpp
 
         llama_cpp.llama_memory_clear(self.memory, True)
         self.cached = []
         self.saved.clear()
+        self.files = None
 
     def fits(self, tokens: Sequence[list[int]], cfgs: Sequence[GenerationConfig]) -> bool:
         """Whether these prompts and their answers fit this context together."""
@@ -118,6 +129,7 @@ class BatchDecoder:
         self._decode([((0,), pos, tokens[pos], False) for pos in range(reused, len(tokens))])
         self.cached = list(tokens)
         llama_cpp.llama_synchronize(self.ctx.ctx)  # book the decode now, not at the next read
+        self._persist(len(tokens) - reused)
         return len(tokens)
 
     def generate(
@@ -154,6 +166,7 @@ class BatchDecoder:
                         llama_cpp.llama_memory_seq_cp(self.memory, leader, i + 1, 0, len(t))
                     pending[i + 1] = pickers[i].pick(self.ctx, index)
         self.cached = list(tokens[0][:shared])
+        self._persist(shared - reused)
         evaluated = shared - reused + sum(len(p) - shared for p in leaders)
         stats.prompt_tokens += sum(len(t) for t in tokens)
         stats.prompt_tokens_reused += sum(len(t) for t in tokens) - evaluated
@@ -204,12 +217,15 @@ class BatchDecoder:
 
         reused = _shared(self.cached, tokens, length)
         shared = {key: _shared(key, tokens, length) for key in self.saved}
+        if self.files is not None and self.saved_states_mb > 0:
+            on_disk = [key for key in self.files.prefixes() if key not in shared]
+            shared.update({key: _shared(key, tokens, length) for key in on_disk})
         best = max(shared, key=shared.__getitem__, default=None)
         gain = shared[best] - reused if best is not None else 0
         lost = len(self.cached) - reused
         if lost >= MIN_SAVED_TOKENS and (reused < len(self.cached) // 2 or gain > 0):
             self._save()
-        if best is not None and gain >= MIN_SAVED_TOKENS:
+        if best is not None and gain >= MIN_SAVED_TOKENS and self._load(best):
             self._restore(best)
             reused = _shared(self.cached, tokens, length)
         llama_cpp.llama_memory_seq_rm(self.memory, 0, reused, -1)
@@ -237,6 +253,31 @@ class BatchDecoder:
         while self.saved and sum(ctypes.sizeof(b) for b in self.saved.values()) > limit:
             self.saved.popitem(last=False)
 
+    def _load(self, key: tuple[int, ...]) -> bool:
+        """Whether ``key``'s state is in memory, read from disk if need be."""
+        if key in self.saved:
+            return True
+        state = self.files.read(key) if self.files is not None else None
+        if state is None:
+            return False
+        self.saved[key] = state
+        self._from_disk.add(key)
+        return True
+
+    def _persist(self, evaluated: int) -> None:
+        """Write the prompt cache to disk when it took ``evaluated`` >= ``MIN_TOKENS`` tokens
+        to make: restoring it is then faster than evaluating it."""
+        import ctypes
+
+        import llama_cpp
+
+        if self.files is None or self.saved_states_mb <= 0 or evaluated < MIN_DISK_TOKENS:
+            return
+        size = llama_cpp.llama_state_seq_get_size(self.ctx.ctx, 0)
+        buf = (ctypes.c_uint8 * size)()
+        if llama_cpp.llama_state_seq_get_data(self.ctx.ctx, buf, size, 0) == size:
+            self.files.write(self.cached, buf)
+
     def _restore(self, key: tuple[int, ...]) -> None:
         import ctypes
 
@@ -246,6 +287,8 @@ class BatchDecoder:
         llama_cpp.llama_memory_seq_rm(self.memory, 0, 0, -1)
         if llama_cpp.llama_state_seq_set_data(self.ctx.ctx, buf, ctypes.sizeof(buf), 0) == 0:
             self.saved.pop(key)  # could not be restored: the prompt is evaluated instead
+            if key in self._from_disk and self.files is not None:
+                self.files.forget(key, delete=True)  # another llama.cpp's, or damaged
             self.cached = []
             return
         self.saved.move_to_end(key)
