@@ -36,11 +36,42 @@ def hardware() -> tuple[bool, str]:
     return False, cpu_only
 
 
+def shipped_name(cuda: bool) -> str:
+    from training.config import shipped_config
+
+    return shipped_config(cuda).name
+
+
 def dataset_choices() -> list[str]:
     choices = ["samples"]
     if SPIDER_DIR.is_dir():
         choices.append(str(SPIDER_DIR))
     return choices
+
+
+# A run started from the tab is the shipped config of this machine (configs/train_cpu.yaml,
+# or train_gpu_qlora.yaml with a GPU) with the form's values set (build_config): exactly what
+# ``python -m training.train --config <that file> --set KEY=VALUE ...`` resolves to with the
+# same values. Every other setting comes from the file.
+ONE_CLICK_STEPS = 30  # the shipped configs train whole epochs (max_steps -1); a first run is short
+
+
+def form_defaults(cuda: bool) -> dict[str, Any]:
+    """The form's starting values: the shipped config's."""
+    from training.config import load_train_config, shipped_config
+
+    cfg = load_train_config(shipped_config(cuda))
+    return {
+        "model": cfg.model,
+        "data": cfg.data,
+        "method": "QLoRA" if cfg.method == "qlora" else "LoRA",
+        "max_steps": cfg.max_steps if cfg.max_steps > 0 else ONE_CLICK_STEPS,
+        "learning_rate": cfg.learning_rate,
+        "batch_size": cfg.batch_size,
+        "lora_r": cfg.lora.r,
+        "max_length": cfg.max_length,
+        "save_steps": cfg.save_steps,
+    }
 
 
 def build_config(
@@ -53,10 +84,14 @@ def build_config(
     batch_size: float,
     lora_r: float,
     max_length: float,
+    save_steps: float,
     run_name: str,
+    *,
+    cuda: bool | None = None,
 ):
-    """The form -> a checked TrainConfig (raises ConfigError with a readable message)."""
-    from training.config import LoraSettings, TrainConfig
+    """The form -> a checked TrainConfig: the shipped config of this machine with the form's
+    values set (raises ConfigError with a readable message)."""
+    from training.config import load_train_config, shipped_config
 
     source = str(Path(getattr(upload, "name", upload))) if upload else (data or "").strip()
     if not source:
@@ -64,21 +99,21 @@ def build_config(
     name = re.sub(r"[^A-Za-z0-9_.-]+", "-", (run_name or "").strip()) or time.strftime(
         "run-%Y%m%d-%H%M%S"
     )
-    # alpha=None: the config resolves it (2 × r), so the tab and the YAML files share one rule
-    lora = LoraSettings(r=int(lora_r), alpha=None)
-    return TrainConfig(
-        model=model,
-        data=source,
-        method=method.lower(),
-        max_steps=int(max_steps),
-        learning_rate=float(learning_rate),
-        batch_size=int(batch_size),
-        lora=lora,
-        max_length=int(max_length),
-        output_dir=str(runs_dir() / name),
-        save_steps=max(1, int(max_steps) // 4),
-        eval_limit=16,
-    )
+    overrides = {
+        "model": model,
+        "data": source,
+        "method": str(method).lower(),
+        "max_steps": int(max_steps),
+        "learning_rate": float(learning_rate),
+        "batch_size": int(batch_size),
+        "lora.r": int(lora_r),
+        "max_length": int(max_length),
+        "save_steps": int(save_steps),
+        "output_dir": str(runs_dir() / name),
+    }
+    if cuda is None:
+        cuda = hardware()[0]
+    return load_train_config(shipped_config(cuda), overrides)
 
 
 def progress_html(status: JobStatus) -> str:
@@ -165,18 +200,22 @@ def build(manager: JobManager, demo: Any = None) -> list[Any]:
     import gradio as gr
 
     cuda, hw = hardware()
-    gr.Markdown(f"**Hardware.** {hw}")
+    start_with = form_defaults(cuda)
+    gr.Markdown(
+        f"**Hardware.** {hw} Every setting not on this form comes from "
+        f"`configs/{shipped_name(cuda)}`, as for `python -m training.train`."
+    )
     with gr.Row():
         model = gr.Dropdown(
             list(PRESETS),
-            value="smollm2-135m-instruct",
+            value=start_with["model"],
             label="Base model",
             allow_custom_value=True,
             elem_id="train-model",
         )
         data = gr.Dropdown(
             dataset_choices(),
-            value="samples",
+            value=start_with["data"],
             label="Dataset (or a path)",
             allow_custom_value=True,
             elem_id="train-data",
@@ -187,20 +226,35 @@ def build(manager: JobManager, demo: Any = None) -> list[Any]:
     with gr.Row():
         method = gr.Radio(
             ["LoRA", "QLoRA"],
-            value="LoRA",
+            value=start_with["method"],
             label="Method",
             info=None if cuda else "QLoRA on CPU is slow (bitsandbytes CPU backend)",
         )
         max_steps = gr.Number(
-            value=30, precision=0, minimum=1, label="Max steps", elem_id="train-steps"
+            value=start_with["max_steps"],
+            precision=0,
+            minimum=1,
+            label="Max steps",
+            elem_id="train-steps",
         )
-        lr = gr.Number(value=2e-4, label="Learning rate")
-        batch = gr.Number(value=4, precision=0, minimum=1, label="Batch size")
-        lora_r = gr.Number(
-            value=16 if not cuda else 64, precision=0, minimum=1, label="LoRA rank r"
+        lr = gr.Number(value=start_with["learning_rate"], label="Learning rate")
+        batch = gr.Number(
+            value=start_with["batch_size"], precision=0, minimum=1, label="Batch size"
         )
+        lora_r = gr.Number(value=start_with["lora_r"], precision=0, minimum=1, label="LoRA rank r")
         max_len = gr.Number(
-            value=1024, precision=0, minimum=64, label="Max length (tokens)", elem_id="train-maxlen"
+            value=start_with["max_length"],
+            precision=0,
+            minimum=64,
+            label="Max length (tokens)",
+            elem_id="train-maxlen",
+        )
+        save_steps = gr.Number(
+            value=start_with["save_steps"],
+            precision=0,
+            minimum=1,
+            label="Checkpoint every (steps)",
+            elem_id="train-save",
         )
     run_name = gr.Textbox(
         label="Run name (folder under runs/)", placeholder="auto", elem_id="train-name"
@@ -227,7 +281,19 @@ def build(manager: JobManager, demo: Any = None) -> list[Any]:
     plot = gr.LinePlot(x="step", y="loss", title="Training loss", elem_id="train-loss")
     logs = gr.Textbox(label="Log", lines=10, max_lines=10, autoscroll=True, elem_id="train-log")
 
-    form = [model, data, upload, method, max_steps, lr, batch, lora_r, max_len, run_name]
+    form = [
+        model,
+        data,
+        upload,
+        method,
+        max_steps,
+        lr,
+        batch,
+        lora_r,
+        max_len,
+        save_steps,
+        run_name,
+    ]
 
     started = gr.State(False)
 

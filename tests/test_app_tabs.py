@@ -1,11 +1,18 @@
 """Training and evaluation tab handlers with the tiny random Llama (no browser)."""
 
+import json
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from app import eval_tab, train_tab
 from app.model_choices import ADAPTER_PREFIX, model_choices, resolve
 from engine.config import ConfigError, EngineConfig
 from training.jobs import JobManager
+
+REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
@@ -15,7 +22,7 @@ def data_dir(tmp_path, monkeypatch):
 
 
 FORM = dict(data="samples", upload=None, method="LoRA", max_steps=2, learning_rate=1e-3,
-            batch_size=2, lora_r=4, max_length=2048, run_name="tiny")  # fmt: skip
+            batch_size=2, lora_r=4, max_length=2048, save_steps=1, run_name="tiny")  # fmt: skip
 
 
 def test_bad_form_values_are_refused_plainly(data_dir):
@@ -48,6 +55,62 @@ def test_one_click_training_then_the_adapter_is_offered(tiny_llama, data_dir):
     assert label in model_choices()
     model, adapter = resolve(label)
     assert model == str(tiny_llama) and adapter.endswith("tiny/adapter")
+
+
+def test_the_form_starts_from_the_shipped_config_and_changes_only_its_fields(data_dir):
+    from training.config import load_train_config, shipped_config
+
+    shipped = load_train_config(shipped_config(False))
+    start_with = train_tab.form_defaults(False)
+    assert start_with["max_length"] == shipped.max_length == 2048
+    assert start_with["lora_r"] == shipped.lora.r and start_with["save_steps"] == shipped.save_steps
+    form = {**start_with, "upload": None, "run_name": "plain"}
+    cfg = train_tab.build_config(**form, cuda=False)
+    # what the form does not show is the file's: a one-click run is the documented run
+    assert (cfg.grad_accum, cfg.lora.dropout, cfg.limit) == (2, 0.05, 2000)
+    assert {**cfg.to_dict(), "output_dir": None, "max_steps": -1} == {
+        **shipped.to_dict(),
+        "output_dir": None,
+    }
+
+
+def _seed_rows(folder):
+    rows = [
+        {"instruction": f"How many {t} have id above {i}?",
+         "input": f"CREATE TABLE {t} (id INTEGER PRIMARY KEY, name TEXT)",
+         "response": f"SELECT count(*) FROM {t} WHERE id > {i}"}
+        for t in ("customers", "orders") for i in range(6)
+    ]  # fmt: skip
+    path = folder / "rows.json"
+    path.write_text(json.dumps(rows))
+    return path
+
+
+def test_a_run_from_the_tab_is_the_cli_run_with_the_same_values(tiny_llama, data_dir, tmp_path):
+    """The Training tab and ``python -m training.train --config configs/train_cpu.yaml`` given
+    the same values resolve to the same config: the runs' saved config.json files agree."""
+    rows = _seed_rows(tmp_path)
+    form = {**FORM, "data": str(rows), "max_steps": 1, "max_length": 256, "run_name": "tab"}
+    manager = JobManager()
+    html, message, started = train_tab.start(manager, False, str(tiny_llama), *form.values())
+    assert started, message
+    *_, (html, plot, logs, final) = train_tab.follow(manager)
+    assert final.startswith("Done."), logs
+
+    cli_out = tmp_path / "cli-run"
+    values = {"learning_rate": 1e-3, "batch_size": 2, "lora.r": 4, "max_length": 256,
+              "save_steps": 1, "method": "lora"}  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "training.train", "--config", "configs/train_cpu.yaml",
+         "--model", str(tiny_llama), "--data", str(rows), "--max-steps", "1",
+         "--output", str(cli_out), *[f"--set={k}={v}" for k, v in values.items()]],
+        cwd=REPO, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    tab_run = json.loads((data_dir / "runs" / "tab" / "run_config.json").read_text())
+    cli_run = json.loads((cli_out / "run_config.json").read_text())
+    assert tab_run.pop("output_dir") != cli_run.pop("output_dir")
+    assert tab_run == cli_run
 
 
 def test_evaluation_form_starts_from_the_chat_settings(data_dir):

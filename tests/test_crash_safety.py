@@ -189,7 +189,7 @@ def test_kill_during_indexing_rebuilds_the_index_and_says_so(tmp_path):
 
 # --- training ----------------------------------------------------------------------------
 
-STEPS, RUN = 16, "crash-run"  # a checkpoint every 4 steps
+STEPS, RUN = 16, "crash-run"  # a checkpoint every 4 steps (train-save)
 
 
 def _checkpoints(run: Path) -> list[int]:
@@ -222,7 +222,7 @@ def _fill_training_form(page, tiny_llama, rows: Path) -> None:
         box.press("Enter")
     # the rows are at most 265 tokens of the tiny tokenizer: packed to 512, a step is a
     # fraction of a second (packed to 2048, seconds: attention over 2048 positions)
-    for elem_id, value in (("train-steps", STEPS), ("train-maxlen", 512)):
+    for elem_id, value in (("train-steps", STEPS), ("train-maxlen", 512), ("train-save", 4)):
         box = page.locator(f"#{elem_id} input").first
         box.fill(str(value))
         box.press("Tab")

@@ -196,6 +196,13 @@ def _one_of(key: str, value: Any, choices: tuple[str, ...]) -> None:
         raise ConfigError(f"{key} must be one of {', '.join(choices)}; got {value!r}")
 
 
+def shipped_config(cuda: bool) -> Path:
+    """The config shipped for a machine (QLoRA on a CUDA GPU, LoRA on CPU): what
+    ``python -m training.train`` uses without ``--config``, and what the app's Training tab
+    starts from."""
+    return REPO_ROOT / "configs" / ("train_gpu_qlora.yaml" if cuda else "train_cpu.yaml")
+
+
 def load_train_config(
     path: str | Path | None = None, overrides: dict[str, Any] | list[str] | None = None
 ) -> TrainConfig:

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.config import ConfigError, parse_overrides
-from training.config import TrainConfig, load_train_config
+from training.config import TrainConfig, load_train_config, shipped_config
 from training.progress import ProgressEvent, ProgressFn
 
 log = logging.getLogger("training")
@@ -376,11 +376,9 @@ def default_config_file() -> Path:
     """Without ``--config``: the shipped config for this machine (GPU QLoRA, else CPU LoRA)."""
     import torch
 
-    from engine.paths import REPO_ROOT
-
-    name = "train_gpu_qlora.yaml" if torch.cuda.is_available() else "train_cpu.yaml"
-    log.info("No --config given: using configs/%s", name)
-    return REPO_ROOT / "configs" / name
+    path = shipped_config(torch.cuda.is_available())
+    log.info("No --config given: using configs/%s", path.name)
+    return path
 
 
 def _print_event(event: ProgressEvent) -> None:
