@@ -1,8 +1,9 @@
+import dataclasses
 from pathlib import Path
 
 import pytest
 
-from engine.config import ConfigError, EngineConfig, load_config, parse_overrides
+from engine.config import ConfigError, EngineConfig, load_config, parse_overrides, read_yaml
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -38,6 +39,16 @@ def test_the_shipped_engine_yaml_states_the_defaults():
     """configs/engine.yaml is the chat's settings file: it says what the code's defaults are,
     so an engine built without it (a test, Python use) serves the same thing."""
     assert load_config(EngineConfig, REPO / "configs" / "engine.yaml") == EngineConfig()
+
+
+def test_the_quality_config_changes_only_the_sample_rows():
+    """configs/engine_quality.yaml is an overlay: the defaults with what it changes, so a
+    setting added to the engine reaches it without an edit (a full copy once missed two)."""
+    quality = load_config(EngineConfig, REPO / "configs" / "engine_quality.yaml")
+    default = EngineConfig()
+    assert quality.rag.sample_rows == 3 != default.rag.sample_rows
+    assert dataclasses.replace(quality, rag=default.rag) == default
+    assert read_yaml(REPO / "configs" / "engine_quality.yaml") == {"rag": {"sample_rows": 3}}
 
 
 @pytest.mark.parametrize(
