@@ -22,7 +22,7 @@ import gradio as gr
 
 from app import chat_tab
 from app.chat_tab import ANSWER_GROUP
-from app.databases import DEFAULT_DB
+from app.databases import DEFAULT_DB, databases_of
 
 PUBLIC = ("ask", "run_sql", "databases")
 
@@ -75,7 +75,7 @@ def register(pool: Any, spaces: Callable[[Any], Any]) -> None:
 
     def databases(request: gr.Request = None) -> list[str]:
         """The database labels /ask and /run_sql accept: the samples and your uploads."""
-        return list(spaces(request).databases())
+        return list(databases_of(spaces(request)))
 
     gr.api(ask, api_name="ask", concurrency_limit=pool.max_batch, concurrency_id=ANSWER_GROUP)
     gr.api(run_sql, api_name="run_sql", concurrency_limit=4)
@@ -83,7 +83,7 @@ def register(pool: Any, spaces: Callable[[Any], Any]) -> None:
 
 
 def _history(space: Any, database: str, limit: int = 20) -> list[dict[str, Any]]:
-    path = space.databases().get(database)
+    path = databases_of(space).get(database)
     if path is None:
         return []
     return [

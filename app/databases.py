@@ -30,7 +30,7 @@ def database_choices(upload_dir: Path | None = None) -> dict[str, Path | str]:
 def databases_of(space: Any = None) -> dict[str, Path | str]:
     """The databases of ``space`` (app.users.UserSpace: a signed-in user's); None: the local
     user's."""
-    return space.databases() if space is not None else database_choices()
+    return database_choices(space.upload_dir if space is not None else None)
 
 
 def default_database(choices: dict[str, Path] | list[str]) -> str | None:

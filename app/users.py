@@ -49,11 +49,6 @@ class UserSpace:
     def upload_dir(self) -> Path:
         return self.root / "uploads"
 
-    def databases(self) -> dict[str, Path]:
-        from app.databases import database_choices
-
-        return database_choices(self.upload_dir)
-
 
 def current_user() -> str:
     """The signed-in user of the Gradio event being handled; "" for the local user (no

@@ -21,21 +21,12 @@ from typing import TYPE_CHECKING, Any
 from training.jobs import exit_reason, start_child
 
 if TYPE_CHECKING:
-    from training.evaluate import EvalConfig, EvalProgress, ProgressFn
+    from training.evaluate import EvalConfig
 
 CONFIG_FILE = "eval_config.yaml"
 RESUME_HINT = "Resume it from the Evaluation tab: it continues from its last recorded answer."
 _running: set[Path] = set()  # output folders of this process's live evaluations
 _running_lock = threading.Lock()
-
-
-def print_events() -> ProgressFn:
-    """The child's side: each progress state as one JSON line on stdout."""
-
-    def update(state: EvalProgress) -> None:
-        print(json.dumps({"kind": "progress", **state.to_dict()}), flush=True)
-
-    return update
 
 
 def running_outputs() -> set[Path]:

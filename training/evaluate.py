@@ -426,11 +426,13 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run_with_events(args: argparse.Namespace) -> int:
     """As main, for the app (training.eval_jobs): JSON lines, every failure one of them."""
-    from training.eval_jobs import print_events
+
+    def print_progress(state: EvalProgress) -> None:
+        print(json.dumps({"kind": "progress", **state.to_dict()}), flush=True)
 
     try:
         cfg = config_from_args(args)
-        metrics = run(cfg, progress=print_events())
+        metrics = run(cfg, progress=print_progress)
     except Exception as err:  # the app shows it in one line
         log.exception("evaluation failed")
         message = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
