@@ -1,42 +1,13 @@
 """EnginePool.answer: questions asked at once by several sessions are decoded together, and
 each caller gets the answer to its own question."""
 
-import json
-import re
 import threading
-import time
 
 from app.engines import EnginePool
 from engine.config import EngineConfig
 from engine.paths import sample_databases
 from engine.pipeline import Request, TextToSQL
-from engine.prompt import DEFAULT_FORMAT
-
-
-class EchoBackend:
-    """Answers each prompt with SQL that selects the prompt's own question tag, slowly, so
-    that other questions arrive while it works; records the size of every call."""
-
-    name = "echo"
-    prompt_format = DEFAULT_FORMAT
-    context_length = 4096
-
-    def __init__(self):
-        self.calls: list[int] = []
-        self.batches: list[list[str]] = []
-
-    def render(self, messages):
-        return json.dumps(messages)
-
-    def count_tokens(self, text):
-        return len(text.split())
-
-    def generate(self, prompts, cfg):
-        self.calls.append(len(prompts))
-        self.batches.append(prompts)
-        time.sleep(0.3)
-        tags = [re.findall(r"question-\d+", json.loads(p)[-1]["content"])[-1] for p in prompts]
-        return [f"SELECT '{tag}' AS tag" for tag in tags]
+from tests.helpers import EchoBackend
 
 
 def _ask_all(pool, engine, asks):

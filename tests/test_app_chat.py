@@ -10,7 +10,7 @@ from app.engines import EnginePool
 from engine.config import EngineConfig
 from engine.history import QuestionHistory
 from engine.pipeline import TextToSQL
-from tests.test_pipeline import PrefillingBackend, ScriptedBackend
+from tests.helpers import PrefillingBackend, ScriptedBackend
 
 SHOP = "shop (sample)"
 

@@ -61,7 +61,7 @@ def test_a_signed_in_users_database_is_primed_from_their_own_index(tmp_path, mon
     from engine.pipeline import TextToSQL
     from engine.rag.config import RagConfig
     from engine.rag.retriever import RagRetriever
-    from tests.test_pipeline import PrefillingBackend
+    from tests.helpers import PrefillingBackend
 
     monkeypatch.setenv("TEXT2SQL_DATA", str(tmp_path / "data"))
     shared = tmp_path / "data" / "vector_db" / "chroma"

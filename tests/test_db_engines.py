@@ -4,14 +4,13 @@ the CLI on a URL, the sample questions' gold SQL on each engine, evaluation per 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from engine.db import dialect, read_schema, run_readonly
 from engine.paths import sample_databases
+from tests.helpers import engine_cli
 from training.eval_loop import transpile_gold
 
 REPO = Path(__file__).resolve().parent.parent
@@ -25,16 +24,6 @@ def samples(request) -> dict[str, str]:
         return request.getfixturevalue("duck_samples")
     server = request.getfixturevalue("pg_server" if request.param == "postgres" else "maria_server")
     return server.samples
-
-
-def _cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "engine", *args],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        timeout=900,
-    )
 
 
 def _count(url: str) -> int:
@@ -80,7 +69,7 @@ def test_gold_sql_gives_the_sqlite_rows_on_each_engine(samples):
 )
 def test_cli_run_sql_refuses_and_leaves_the_table(samples, sql):
     url = samples["shop"]
-    out = _cli("run-sql", "--db", url, "--json", sql)
+    out = engine_cli("run-sql", "--db", url, "--json", sql)
     assert out.returncode == 1
     error = json.loads(out.stdout)["error"]
     assert "\n" not in error
@@ -90,7 +79,7 @@ def test_cli_run_sql_refuses_and_leaves_the_table(samples, sql):
 
 
 def test_cli_run_sql_answers(samples):
-    out = _cli("run-sql", "--db", samples["shop"], "--json", "SELECT count(*) FROM customers")
+    out = engine_cli("run-sql", "--db", samples["shop"], "--json", "SELECT count(*) FROM customers")
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["rows"] == [[300]]
 
@@ -98,7 +87,7 @@ def test_cli_run_sql_answers(samples):
 def test_evaluation_scores_each_engine(samples, tmp_path):
     """The sample question set on this engine through the engine's answer loop: a stand-in
     model answers with the gold SQL in the engine's dialect, except for two questions."""
-    from tests.test_evaluate import OracleBackend, eval_config
+    from tests.helpers import OracleBackend, eval_config
     from training.data import load_examples
     from training.evaluate import run
 
@@ -126,7 +115,7 @@ def test_evaluation_scores_each_engine(samples, tmp_path):
 
 def test_eval_config_refuses_a_password_in_a_url():
     from engine.config import ConfigError
-    from tests.test_evaluate import eval_config
+    from tests.helpers import eval_config
 
     with pytest.raises(ConfigError, match=r"no password in the URL .*\*\*\*"):
         eval_config(db_urls={"shop": "postgresql+psycopg://bob:hunter2@h/shop"})
@@ -140,7 +129,7 @@ def test_eval_config_refuses_a_password_in_a_url():
 def test_default_model_counts_customers_on_postgres(pg_server):
     """The issue's done-when: the default model, asked on PostgreSQL, counts 300 customers."""
     url = pg_server.samples["shop"]
-    out = _cli("ask", "--db", url, "--json", "How many customers are there?")
+    out = engine_cli("ask", "--db", url, "--json", "How many customers are there?")
     assert out.returncode == 0, out.stderr[-2000:]
     assert json.loads(out.stdout)["rows"] == [[300]]
 
@@ -150,7 +139,7 @@ def test_cli_never_prints_a_password(command):
     """A URL with its password typed in, to a server that is not there: a one-line error,
     and the password appears nowhere in the output."""
     url = "postgresql+psycopg://bob:hunter2-secret@127.0.0.1:1/shop"
-    out = _cli(*command, "--db", url, "--json")
+    out = engine_cli(*command, "--db", url, "--json")
     assert out.returncode == 1
     assert "hunter2-secret" not in out.stdout + out.stderr
     assert json.loads(out.stdout)["error"] and "***" in out.stdout

@@ -2,17 +2,15 @@
 
 import dataclasses
 import json
-import re
 import shlex
 import sqlite3
-import time
 from pathlib import Path
 
 import pytest
 
 from engine.config import ConfigError, EngineConfig, load_config
-from engine.prompt import DEFAULT_FORMAT
 from engine.rag.config import RagConfig
+from tests.helpers import OracleBackend, eval_config
 from training.eval_report import compare_runs
 from training.evaluate import (
     EvalConfig,
@@ -38,50 +36,6 @@ REQUIRED_KEYS = {
     "settings",
 }
 HANG = "WITH RECURSIVE r(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM r) SELECT count(*) FROM r"
-
-
-class OracleBackend:
-    """Answers from a question -> SQL table; ``repair`` answers repair turns; some questions
-    make generate() raise. Counts the prompts it was asked."""
-
-    name = "oracle"
-    prompt_format = DEFAULT_FORMAT
-    context_length = 4096
-
-    def __init__(self, answers, repair=None, explode=(), delay=0.0):
-        self.answers, self.repair, self.explode = answers, repair or {}, set(explode)
-        self.delay = delay
-        self.prompts = 0
-
-    def render(self, messages):
-        return json.dumps(messages)
-
-    def count_tokens(self, text):
-        return len(text.split())
-
-    def generate(self, prompts, cfg):
-        time.sleep(self.delay)
-        out = []
-        for p in prompts:
-            messages = json.loads(p)
-            question = re.search(r"Task: (.*?)\n", messages[1]["content"]).group(1)
-            if question in self.explode:
-                raise RuntimeError("CUDA out of memory (simulated)")
-            table = self.repair if len(messages) > 2 else self.answers
-            out.append(f"```sql\n{table.get(question, 'SELECT 1 FROM nowhere')};\n```")
-        self.prompts += len(prompts)
-        return out
-
-
-def oracle(answers, **kw):
-    return OracleBackend(answers, **kw)
-
-
-def eval_config(engine=None, **settings):
-    """Evaluation settings over an engine without retrieval (the oracle needs none)."""
-    return EvalConfig(
-        engine=EngineConfig(rag=RagConfig(enabled=False), **(engine or {})), **settings
-    )
 
 
 def sample_questions(limit):
@@ -216,29 +170,29 @@ def test_resume_after_interruption(tmp_path):
         polls.append(1)
         return len(polls) > 1
 
-    first = run(cfg, should_stop=stop_after_one_batch, backend=oracle(answers))
+    first = run(cfg, should_stop=stop_after_one_batch, backend=OracleBackend(answers))
     assert first["n"] == 2 and first["complete"] is False
     preds = tmp_path / "r" / "predictions.jsonl"
     kept = preds.read_text().splitlines()
     with open(preds, "a") as f:
         f.write('{"index": 4, "quest')  # killed in the middle of a write
 
-    backend = oracle(answers)
+    backend = OracleBackend(answers)
     final = run(cfg, backend=backend)
-    assert backend.prompts == 4  # only the questions not done before
+    assert len(backend.prompts) == 4  # only the questions not done before
     assert final["n"] == 6 and final["complete"] is True
     assert final["execution_accuracy"] == 1.0 and final["exact_match"] == 1.0
     lines = preds.read_text().splitlines()
     assert lines[:2] == kept and len(lines) == 6
     assert sorted(json.loads(x)["index"] for x in lines) == list(range(6))
 
-    again = oracle(answers)
-    assert run(cfg, backend=again)["n"] == 6 and again.prompts == 0  # nothing left
+    again = OracleBackend(answers)
+    assert run(cfg, backend=again)["n"] == 6 and not again.prompts  # nothing left
     cfg.engine.generation.temperature = 0.5
     with pytest.raises(ConfigError, match=r"\(engine.generation.temperature\)"):
-        run(cfg, backend=oracle(answers))
+        run(cfg, backend=OracleBackend(answers))
     cfg.resume = False
-    assert run(cfg, backend=oracle({}))["execution_accuracy"] == 0.0
+    assert run(cfg, backend=OracleBackend({}))["execution_accuracy"] == 0.0
 
 
 def test_holdout_and_db_ids_pick_whole_databases(tmp_path):
@@ -246,11 +200,11 @@ def test_holdout_and_db_ids_pick_whole_databases(tmp_path):
 
     held = {e.db_id for e in split_by_database(load_examples("samples").examples, 0.3, 0)[1]}
     cfg = eval_config(data="samples", holdout=0.3, limit=5, out=str(tmp_path / "h"))
-    metrics = run(cfg, backend=oracle({}))
+    metrics = run(cfg, backend=OracleBackend({}))
     assert metrics["n"] == 5 and set(metrics["by_database"]) <= held
     cfg = eval_config(data="samples", db_ids="music", limit=4, out=str(tmp_path / "d"))
     assert cfg.db_ids == ["music"]
-    assert set(run(cfg, backend=oracle({}))["by_database"]) == {"music"}
+    assert set(run(cfg, backend=OracleBackend({}))["by_database"]) == {"music"}
 
 
 def _people_db(path):
@@ -284,7 +238,7 @@ def test_bad_input_is_counted_not_fatal(tmp_path):
         out=str(tmp_path / "o"),
         engine={"timeout_s": 0.5, "max_attempts": 1},
     )
-    metrics = run(cfg, backend=oracle(answers, explode={"Names?"}))
+    metrics = run(cfg, backend=OracleBackend(answers, explode={"Names?"}))
     assert metrics["data"]["skipped"] == {"missing field": 1, "database missing": 1}
     assert metrics["n"] == 4 and metrics["gold_failed"] == 1
     assert metrics["n_execution"] == 3 and metrics["execution_accuracy"] == pytest.approx(
@@ -307,7 +261,7 @@ def test_self_correction_counts_attempts(tmp_path):
     bad = {e.question: "SELECT nope FROM nowhere" for e in examples}
     good = {e.question: e.sql for e in examples}
     cfg = eval_config(data="samples", limit=4, out=str(tmp_path / "sc"), engine={"max_attempts": 2})
-    metrics = run(cfg, backend=oracle(bad, repair=good))
+    metrics = run(cfg, backend=OracleBackend(bad, repair=good))
     assert metrics["avg_attempts"] == 2.0 and metrics["execution_accuracy"] == 1.0
     assert "self-correction on" in (tmp_path / "sc" / "report.md").read_text()
 
@@ -330,7 +284,9 @@ def test_seed_format_runs_on_generated_databases(tmp_path):
         "How many games after 1990?": "SELECT COUNT(*) FROM g",  # wrong on the generated rows
         "Average rank?": "SELECT sum(rank) * 1.0 / count(rank) FROM r",
     }
-    metrics = run(eval_config(data=str(path), out=str(tmp_path / "s")), backend=oracle(answers))
+    metrics = run(
+        eval_config(data=str(path), out=str(tmp_path / "s")), backend=OracleBackend(answers)
+    )
     assert metrics["execution_db"] == "synthetic"
     assert metrics["execution_accuracy"] == pytest.approx(2 / 3, abs=1e-3)
     assert metrics["exact_match"] == pytest.approx(1 / 3, abs=1e-3)
@@ -346,7 +302,7 @@ def test_spider_folder_is_credited(tmp_path):
     ]
     (root / "train.json").write_text(json.dumps(rows))
     out = tmp_path / "sp"
-    metrics = run(eval_config(data=str(root), out=str(out)), backend=oracle({}))
+    metrics = run(eval_config(data=str(root), out=str(out)), backend=OracleBackend({}))
     assert metrics["by_database"]["people"]["n"] == 1
     assert "Yu et al." in (out / "report.md").read_text()
 
@@ -358,14 +314,14 @@ def test_eval_job_runs_and_cancels(tmp_path):
     examples = sample_questions(4)
     answers = {e.question: e.sql for e in examples}
     cfg = eval_config(data="samples", limit=4, out=str(tmp_path / "j"), engine={"batch_size": 1})
-    job = EvalJob(cfg, backend=oracle(answers)).start()
+    job = EvalJob(cfg, backend=OracleBackend(answers)).start()
     result = job.wait(120)
     assert result is not None and result["n"] == 4 and job.error is None
     snap = job.snapshot()
     assert snap["done"] == snap["total"] == 4 and snap["running"] is False
 
     slow = eval_config(data="samples", limit=4, out=str(tmp_path / "k"), engine={"batch_size": 1})
-    job = EvalJob(slow, backend=oracle(answers, delay=0.3)).start()
+    job = EvalJob(slow, backend=OracleBackend(answers, delay=0.3)).start()
     job.cancel()
     result = job.wait(120)
     assert result is not None and result["complete"] is False and result["n"] < 4
@@ -377,7 +333,7 @@ def test_compare_runs_table(tmp_path, capsys):
     dirs = []
     for name, answers in (("base", {}), ("tuned", {e.question: e.sql for e in examples})):
         cfg = eval_config(data="samples", limit=3, out=str(tmp_path / name))
-        run(cfg, backend=oracle(answers))
+        run(cfg, backend=OracleBackend(answers))
         dirs.append(str(tmp_path / name))
     table = compare_runs(dirs, tmp_path / "cmp")
     lines = table.splitlines()
@@ -429,7 +385,7 @@ def test_seed_data_is_evaluated_without_retrieval(tmp_path):
     )
     cfg = EvalConfig(data=str(path), out=str(tmp_path / "x"))
     assert cfg.engine.rag.enabled
-    metrics = run(cfg, backend=oracle({"q": "SELECT a FROM t"}))
+    metrics = run(cfg, backend=OracleBackend({"q": "SELECT a FROM t"}))
     assert metrics["n"] == 1 and metrics["execution_accuracy"] == 1.0
     assert metrics["settings"]["engine"]["rag"]["enabled"] is False  # recorded as run
     assert not (tmp_path / "x" / "vector_db").exists()

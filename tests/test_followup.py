@@ -7,24 +7,14 @@ import pytest
 
 from engine.followup import attach_previous, previous_columns, previous_note, retrieval_query
 from engine.pipeline import TextToSQL
-from tests.test_pipeline import ScriptedBackend
+from tests.helpers import ScriptedBackend, customers_db
 
 TOP2 = "SELECT name, country FROM customers ORDER BY id LIMIT 2"
 
 
 @pytest.fixture
 def db(tmp_path):
-    path = tmp_path / "t.sqlite"
-    con = sqlite3.connect(path)
-    con.executescript(
-        "CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT, country TEXT);"
-        "INSERT INTO customers VALUES (1,'Ann','France'),(2,'Bo','Spain'),(3,'Cy','France');"
-        "CREATE TABLE orders (id INTEGER PRIMARY KEY, customer_id INTEGER, total REAL);"
-        "INSERT INTO orders VALUES (1,1,10),(2,1,5),(3,2,7),(4,3,100);"
-    )
-    con.commit()
-    con.close()
-    return path
+    return customers_db(tmp_path / "t.sqlite", orders=True)
 
 
 def test_the_note_names_the_previous_answers_columns():

@@ -2,8 +2,6 @@
 
 import json
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -11,58 +9,15 @@ import pytest
 from engine.backends.base import GenerationConfig
 from engine.backends.transformers_backend import TransformersBackend, _StopAtStatementEnd
 from engine.pipeline import Request, TextToSQL
-from engine.prompt import DEFAULT_FORMAT, render_prompt
+from engine.prompt import render_prompt
+from tests.helpers import ScriptedBackend, customers_db, engine_cli
 
 REPO = Path(__file__).resolve().parent.parent
 
 
-class ScriptedBackend:
-    """Returns canned outputs in order; records the prompts it saw."""
-
-    name = "scripted"
-    prompt_format = DEFAULT_FORMAT
-    context_length = 4096
-
-    def __init__(self, outputs):
-        self.outputs = list(outputs)
-        self.prompts = []
-        self.calls = []  # prompts per generate() call
-
-    def render(self, messages):
-        return json.dumps(messages)
-
-    def count_tokens(self, text):
-        return len(text.split())
-
-    def generate(self, prompts, cfg):
-        self.prompts.extend(prompts)
-        self.calls.append(len(prompts))
-        return [self.outputs.pop(0) for _ in prompts]
-
-
-class PrefillingBackend(ScriptedBackend):
-    """A scripted backend with a prompt cache to fill (like llama.cpp's)."""
-
-    def __init__(self, outputs):
-        super().__init__(outputs)
-        self.prefilled = []
-
-    def prefill(self, prompt):
-        self.prefilled.append(prompt)
-        return self.count_tokens(prompt)
-
-
 @pytest.fixture
 def db(tmp_path):
-    path = tmp_path / "t.sqlite"
-    con = sqlite3.connect(path)
-    con.executescript(
-        "CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT, country TEXT);"
-        "INSERT INTO customers VALUES (1,'Ann','France'),(2,'Bo','Spain'),(3,'Cy','France');"
-    )
-    con.commit()
-    con.close()
-    return path
+    return customers_db(tmp_path / "t.sqlite")
 
 
 def test_answer_with_rows(db):
@@ -276,18 +231,8 @@ def test_tiny_llama_end_to_end_does_not_crash(tiny_llama, db):
     assert len(batch) == 3
 
 
-def _cli(*args):
-    return subprocess.run(
-        [sys.executable, "-m", "engine", *args],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        timeout=900,  # a first call may also index the database for RAG
-    )
-
-
 def test_cli_run_sql_json(db):
-    out = _cli(
+    out = engine_cli(
         "run-sql", "--db", str(db), "--json", "SELECT name FROM customers ORDER BY id LIMIT 2"
     )
     assert out.returncode == 0
@@ -296,7 +241,7 @@ def test_cli_run_sql_json(db):
 
 def test_cli_run_sql_refuses_writes_and_leaves_file(db):
     before = db.read_bytes()
-    out = _cli("run-sql", "--db", str(db), "--json", "DELETE FROM customers")
+    out = engine_cli("run-sql", "--db", str(db), "--json", "DELETE FROM customers")
     assert out.returncode != 0 and "error" in json.loads(out.stdout)
     assert db.read_bytes() == before
 
@@ -304,7 +249,7 @@ def test_cli_run_sql_refuses_writes_and_leaves_file(db):
 @pytest.mark.parametrize("args", [["--db", "nope.sqlite", "Q?"], ["--db", "DB", ""]])
 def test_cli_ask_bad_input(db, args):
     args = [str(db) if a == "DB" else a for a in args]
-    out = _cli("ask", "--json", *args)
+    out = engine_cli("ask", "--json", *args)
     assert out.returncode == 1
     assert json.loads(out.stdout)["error"]
 
@@ -324,7 +269,7 @@ def test_real_smollm2_answers_on_the_shop_db(shop_db):
     Without retrieval: SmolLM2-135M copies retrieved notes into WHERE clauses (RAG's own
     end-to-end run is in test_rag.py).
     """
-    out = _cli(
+    out = engine_cli(
         "ask",
         "--db",
         str(shop_db),
@@ -343,7 +288,7 @@ def test_real_smollm2_answers_on_the_shop_db(shop_db):
 @pytest.mark.slow
 def test_default_model_counts_customers(shop_db):
     """The default preset (Qwen2.5-Coder 1.5B) gets the count right, as the README promises."""
-    out = _cli("ask", "--db", str(shop_db), "--json", "How many customers are there?")
+    out = engine_cli("ask", "--db", str(shop_db), "--json", "How many customers are there?")
     assert out.returncode == 0, out.stderr[-2000:]
     assert json.loads(out.stdout)["rows"] == [[_count_customers(shop_db)]]
 

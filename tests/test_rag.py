@@ -16,7 +16,7 @@ from engine.config import ConfigError, EngineConfig, load_config
 from engine.pipeline import TextToSQL
 from engine.rag.config import RagConfig
 from engine.schema import read_schema
-from tests.test_pipeline import PrefillingBackend, ScriptedBackend, _cli
+from tests.helpers import PrefillingBackend, ScriptedBackend, engine_cli
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLES = REPO / "sample_dbs"
@@ -638,10 +638,10 @@ def test_the_runnable_answers_a_batch_in_one_call(rag):
 
 def test_cli_index_then_ask_on_an_unseen_database(tmp_path, small_db, tiny_llama):
     store = tmp_path / "store"
-    out = _cli("index", "--db", str(small_db), "--store", str(store), "--json", "--quiet")
+    out = engine_cli("index", "--db", str(small_db), "--store", str(store), "--json", "--quiet")
     assert out.returncode == 0, out.stderr[-2000:]
     assert json.loads(out.stdout)["tables"] == 2
-    out = _cli(
+    out = engine_cli(
         "ask", "--db", str(small_db), "--store", str(store), "--model", str(tiny_llama),
         "--set", "generation.max_new_tokens=4", "--json", "How many zebras are there?",
     )  # fmt: skip
@@ -655,12 +655,12 @@ def test_cli_reports_bad_inputs_in_one_line(tmp_path, small_db):
     store = tmp_path / "store"
     bad = tmp_path / "ex.json"
     bad.write_text("[{")
-    out = _cli("index", "--db", str(small_db), "--store", str(store), "--examples", str(bad))
+    out = engine_cli("index", "--db", str(small_db), "--store", str(store), "--examples", str(bad))
     assert out.returncode == 1 and "does not parse" in out.stderr
     foreign = tmp_path / "foreign"
     foreign.mkdir()
     (foreign / "x.bin").write_bytes(b"data")
-    out = _cli("ask", "--db", str(small_db), "--store", str(foreign), "--json", "Q?")
+    out = engine_cli("ask", "--db", str(small_db), "--store", str(foreign), "--json", "Q?")
     assert out.returncode == 1 and "--rebuild" in json.loads(out.stdout)["error"]
     assert (foreign / "x.bin").read_bytes() == b"data"
 
@@ -674,8 +674,10 @@ def test_real_smollm2_end_to_end_with_sources(tmp_path, small_db):
     SQL was checked (and repaired at most once more) and the JSON carries its sources.
     """
     store = tmp_path / "store"
-    assert _cli("index", "--db", str(small_db), "--store", str(store), "--quiet").returncode == 0
-    out = _cli(
+    assert (
+        engine_cli("index", "--db", str(small_db), "--store", str(store), "--quiet").returncode == 0
+    )
+    out = engine_cli(
         "ask", "--db", str(small_db), "--store", str(store), "--model", "smollm2-135m-instruct",
         "--json", "How many animals are there?",
     )  # fmt: skip

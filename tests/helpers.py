@@ -1,0 +1,153 @@
+"""Helpers shared by the suite: one fake backend, the small customers database, the CLI.
+
+:class:`FakeBackend` has the engine's Backend interface (``engine.backends.base``) with the
+answers a test chooses: prompts are the chat messages as JSON, tokens are words. It records
+every prompt and the size of every ``generate`` call. The suite's kinds of it:
+:class:`ScriptedBackend` (canned outputs, in order), :class:`PrefillingBackend` (with a prompt
+cache to fill, like llama.cpp's), :class:`OracleBackend` (SQL by question, for evaluations)
+and :class:`EchoBackend` (slow, each answer naming its question, for batching).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from engine.prompt import DEFAULT_FORMAT
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+class FakeBackend:
+    """Answers each prompt with ``answer(prompt)``, ``delay`` seconds per call."""
+
+    name = "fake"
+    prompt_format = DEFAULT_FORMAT
+    context_length = 4096
+
+    def __init__(self, answer: Callable[[str], str], delay: float = 0.0) -> None:
+        self.answer = answer
+        self.delay = delay
+        self.prompts: list[str] = []  # every prompt, in order
+        self.calls: list[int] = []  # prompts per generate() call
+        self.batches: list[list[str]] = []  # the prompts of each call
+
+    def render(self, messages):
+        return json.dumps(messages)
+
+    def count_tokens(self, text):
+        return len(text.split())
+
+    def generate(self, prompts, cfg):
+        time.sleep(self.delay)
+        out = [self.answer(p) for p in prompts]  # an answer may raise: nothing is recorded
+        self.prompts.extend(prompts)
+        self.calls.append(len(prompts))
+        self.batches.append(list(prompts))
+        return out
+
+
+class ScriptedBackend(FakeBackend):
+    """Returns canned outputs in order."""
+
+    name = "scripted"
+
+    def __init__(self, outputs):
+        self.outputs = list(outputs)
+        super().__init__(lambda prompt: self.outputs.pop(0))
+
+
+class PrefillingBackend(ScriptedBackend):
+    """A scripted backend with a prompt cache to fill (like llama.cpp's)."""
+
+    def __init__(self, outputs):
+        super().__init__(outputs)
+        self.prefilled = []
+
+    def prefill(self, prompt):
+        self.prefilled.append(prompt)
+        return self.count_tokens(prompt)
+
+
+def task_of(prompt: str) -> str:
+    """The question a prompt asks (its "Task:" line)."""
+    return re.search(r"Task: (.*?)\n", json.loads(prompt)[1]["content"]).group(1)
+
+
+class OracleBackend(FakeBackend):
+    """Answers from a question -> SQL table; ``repair`` answers repair turns; questions in
+    ``explode`` make generate() raise."""
+
+    name = "oracle"
+
+    def __init__(self, answers, repair=None, explode=(), delay=0.0):
+        self.answers, self.repair, self.explode = answers, repair or {}, set(explode)
+        super().__init__(self._answer, delay)
+
+    def _answer(self, prompt):
+        question = task_of(prompt)
+        if question in self.explode:
+            raise RuntimeError("CUDA out of memory (simulated)")
+        table = self.repair if len(json.loads(prompt)) > 2 else self.answers
+        return f"```sql\n{table.get(question, 'SELECT 1 FROM nowhere')};\n```"
+
+
+class EchoBackend(FakeBackend):
+    """Answers each prompt with SQL that selects the prompt's own question tag, slowly, so
+    that other questions arrive while it works."""
+
+    name = "echo"
+
+    def __init__(self):
+        super().__init__(self._answer, delay=0.3)
+
+    @staticmethod
+    def _answer(prompt):
+        tag = re.findall(r"question-\d+", json.loads(prompt)[-1]["content"])[-1]
+        return f"SELECT '{tag}' AS tag"
+
+
+def customers_db(path: Path, orders: bool = False) -> Path:
+    """customers(id, name, country): Ann and Cy in France, Bo in Spain; with ``orders``,
+    orders(id, customer_id, total) too, four of them."""
+    con = sqlite3.connect(path)
+    con.executescript(
+        "CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT, country TEXT);"
+        "INSERT INTO customers VALUES (1,'Ann','France'),(2,'Bo','Spain'),(3,'Cy','France');"
+    )
+    if orders:
+        con.executescript(
+            "CREATE TABLE orders (id INTEGER PRIMARY KEY, customer_id INTEGER, total REAL);"
+            "INSERT INTO orders VALUES (1,1,10),(2,1,5),(3,2,7),(4,3,100);"
+        )
+    con.commit()
+    con.close()
+    return path
+
+
+def engine_cli(*args: str) -> subprocess.CompletedProcess:
+    """``python -m engine ARGS`` from the repository, output captured."""
+    return subprocess.run(
+        [sys.executable, "-m", "engine", *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=900,  # a first call may also index the database for RAG
+    )
+
+
+def eval_config(engine=None, **settings):
+    """Evaluation settings over an engine without retrieval (the oracle needs none)."""
+    from engine.config import EngineConfig
+    from engine.rag.config import RagConfig
+    from training.evaluate import EvalConfig
+
+    return EvalConfig(
+        engine=EngineConfig(rag=RagConfig(enabled=False), **(engine or {})), **settings
+    )
