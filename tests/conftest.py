@@ -76,6 +76,14 @@ def tiny_llama(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Seed-format rows over four one-table schemas (so the split has groups to hold out)."""
+    from tests.helpers import seed_rows
+
+    return seed_rows(tmp_path_factory.mktemp("data") / "rows.json")
+
+
+@pytest.fixture(scope="session")
 def default_app(tmp_path_factory: pytest.TempPathFactory):
     """``launch.py`` on the bundled defaults, one for the whole run: (URL, data folder).
 

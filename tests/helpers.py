@@ -151,3 +151,48 @@ def eval_config(engine=None, **settings):
     return EvalConfig(
         engine=EngineConfig(rag=RagConfig(enabled=False), **(engine or {})), **settings
     )
+
+
+# Four one-table schemas for seed-format training rows (instruction, input DDL, response).
+SEED_TABLES = {
+    "customers": "CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT, city TEXT)",
+    "orders": "CREATE TABLE orders (id INTEGER PRIMARY KEY, customer_id INT, total REAL)",
+    "products": "CREATE TABLE products (id INTEGER PRIMARY KEY, name TEXT, price REAL)",
+    "staff": "CREATE TABLE staff (id INTEGER PRIMARY KEY, name TEXT, country TEXT)",
+}
+
+
+def seed_rows(path: Path, per_table: int = 8) -> Path:
+    """A JSON file of seed-format pairs, ``per_table`` over each of ``SEED_TABLES``: plain
+    schema prompts (no database to index), a few hundred tokens of the tiny tokenizer each,
+    and four groups for a split by database to hold out."""
+    rows = [
+        {"instruction": f"How many {table} have id above {i}?", "input": ddl,
+         "response": f"SELECT count(*) FROM {table} WHERE id > {i}"}
+        for table, ddl in SEED_TABLES.items() for i in range(per_table)
+    ]  # fmt: skip
+    path.write_text(json.dumps(rows))
+    return path
+
+
+def tiny_config(model: Path, data: Path, out: Path, **changes: object):
+    """A 3-step LoRA run on CPU, small enough for the tiny random Llama."""
+    from training.config import LoraSettings, TrainConfig
+
+    values: dict = dict(
+        model=str(model),
+        data=str(data),
+        output_dir=str(out),
+        device="cpu",
+        max_steps=3,
+        batch_size=2,
+        max_length=512,
+        lora=LoraSettings(r=4, alpha=8, dropout=0.0),
+        learning_rate=1e-3,
+        save_steps=2,
+        eval_limit=4,
+        val_fraction=0.25,
+        num_threads=1,
+    )
+    values.update(changes)
+    return TrainConfig(**values)

@@ -10,6 +10,7 @@ import pytest
 from app import eval_tab, train_tab
 from app.model_choices import ADAPTER_PREFIX, model_choices, resolve
 from engine.config import ConfigError, EngineConfig
+from tests.helpers import seed_rows
 from training.jobs import JobManager
 
 REPO = Path(__file__).resolve().parent.parent
@@ -74,22 +75,10 @@ def test_the_form_starts_from_the_shipped_config_and_changes_only_its_fields(dat
     }
 
 
-def _seed_rows(folder):
-    rows = [
-        {"instruction": f"How many {t} have id above {i}?",
-         "input": f"CREATE TABLE {t} (id INTEGER PRIMARY KEY, name TEXT)",
-         "response": f"SELECT count(*) FROM {t} WHERE id > {i}"}
-        for t in ("customers", "orders") for i in range(6)
-    ]  # fmt: skip
-    path = folder / "rows.json"
-    path.write_text(json.dumps(rows))
-    return path
-
-
 def test_a_run_from_the_tab_is_the_cli_run_with_the_same_values(tiny_llama, data_dir, tmp_path):
     """The Training tab and ``python -m training.train --config configs/train_cpu.yaml`` given
     the same values resolve to the same config: the runs' saved config.json files agree."""
-    rows = _seed_rows(tmp_path)
+    rows = seed_rows(tmp_path / "rows.json", per_table=3)
     form = {**FORM, "data": str(rows), "max_steps": 1, "max_length": 256, "run_name": "tab"}
     manager = JobManager()
     html, message, started = train_tab.start(manager, False, str(tiny_llama), *form.values())

@@ -25,6 +25,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.browser import browser_page, launch_app, screenshot, stop_app, wait_for
+from tests.helpers import seed_rows
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -200,27 +201,12 @@ def _checkpoints(run: Path) -> list[int]:
     )
 
 
-def _seed_rows(folder: Path) -> Path:
-    """A small file of seed-format pairs: their prompts are plain schema prompts, so a run
-    (and each resume) starts without indexing databases for served prompts, which the
-    one-click test covers."""
-    rows = [
-        {"instruction": f"How many {table} have id above {i}?",
-         "input": f"CREATE TABLE {table} (id INTEGER PRIMARY KEY, name TEXT)",
-         "response": f"SELECT count(*) FROM {table} WHERE id > {i}"}
-        for table in ("customers", "orders", "products", "staff") for i in range(8)
-    ]  # fmt: skip
-    path = folder / "rows.json"
-    path.write_text(json.dumps(rows))
-    return path
-
-
 def _fill_training_form(page, tiny_llama, rows: Path) -> None:
     for elem_id, value in (("train-model", tiny_llama), ("train-data", rows)):
         box = page.locator(f"#{elem_id} input")
         box.fill(str(value))
         box.press("Enter")
-    # the rows are at most 265 tokens of the tiny tokenizer: packed to 512, a step is a
+    # the rows are at most 275 tokens of the tiny tokenizer: packed to 512, a step is a
     # fraction of a second (packed to 2048, seconds: attention over 2048 positions)
     for elem_id, value in (("train-steps", STEPS), ("train-maxlen", 512), ("train-save", 4)):
         box = page.locator(f"#{elem_id} input").first
@@ -232,7 +218,7 @@ def _fill_training_form(page, tiny_llama, rows: Path) -> None:
 def test_kill_during_training_then_resume_and_kill_the_child_alone(tmp_path, tiny_llama):
     data = tmp_path / "data"
     run = data / "runs" / RUN
-    rows = _seed_rows(tmp_path)
+    rows = seed_rows(tmp_path / "rows.json")  # plain prompts: no indexing at each restart
     proc, url, _ = launch_app("--no-warm-up", data_dir=data, log_name="crash-train")
     try:
         with browser_page() as page:

@@ -14,53 +14,10 @@ import pytest
 from engine.config import ConfigError
 from engine.models import ADAPTER_META_FILE, read_adapter_meta
 from engine.prompt import DEFAULT_FORMAT
+from tests.helpers import tiny_config
 from training.config import LoraSettings, TrainConfig, load_train_config
 
 REPO = Path(__file__).resolve().parent.parent
-TABLES = {
-    "customers": "CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT, city TEXT)",
-    "orders": "CREATE TABLE orders (id INTEGER PRIMARY KEY, customer_id INT, total REAL)",
-    "products": "CREATE TABLE products (id INTEGER PRIMARY KEY, name TEXT, price REAL)",
-    "staff": "CREATE TABLE staff (id INTEGER PRIMARY KEY, name TEXT, country TEXT)",
-}
-
-
-@pytest.fixture(scope="session")
-def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Seed-format rows over four one-table schemas (so the split has groups to hold out)."""
-    rows = []
-    for table, ddl in TABLES.items():
-        for i in range(8):
-            rows.append(
-                {
-                    "instruction": f"How many {table} have id above {i}?",
-                    "input": ddl,
-                    "response": f"SELECT count(*) FROM {table} WHERE id > {i}",
-                }
-            )
-    path = tmp_path_factory.mktemp("data") / "rows.json"
-    path.write_text(json.dumps(rows))
-    return path
-
-
-def tiny_config(model: Path, data: Path, out: Path, **changes: object) -> TrainConfig:
-    values: dict = dict(
-        model=str(model),
-        data=str(data),
-        output_dir=str(out),
-        device="cpu",
-        max_steps=3,
-        batch_size=2,
-        max_length=512,
-        lora=LoraSettings(r=4, alpha=8, dropout=0.0),
-        learning_rate=1e-3,
-        save_steps=2,
-        eval_limit=4,
-        val_fraction=0.25,
-        num_threads=1,
-    )
-    values.update(changes)
-    return TrainConfig(**values)
 
 
 def _state(out: Path, step: int) -> dict:

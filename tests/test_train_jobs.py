@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_train import tiny_config, tiny_data  # noqa: F401  (fixture)
+from tests.helpers import tiny_config
 from training.jobs import JobBusy, JobManager
 
 

@@ -14,7 +14,7 @@ import pytest
 from engine.config import ConfigError, EngineConfig, load_config
 from engine.prompt import DEFAULT_FORMAT
 from engine.rag.config import RagConfig
-from tests.test_train import REPO, tiny_config
+from tests.helpers import REPO, tiny_config
 
 ZOO = [
     ("Which keeper works the morning shift?", "SELECT name FROM keepers WHERE shift = 'Morning'"),
