@@ -1,4 +1,6 @@
-"""Helpers shared by the suite: one fake backend, the small customers database, the CLI.
+"""Helpers shared by the suite: one fake backend, the small customers database, the CLI,
+seed-format training rows and a tiny run's config, a random LoRA adapter and the logits of
+either real backend.
 
 :class:`FakeBackend` has the engine's Backend interface (``engine.backends.base``) with the
 answers a test chooses: prompts are the chat messages as JSON, tokens are words. It records
@@ -196,3 +198,59 @@ def tiny_config(model: Path, data: Path, out: Path, **changes: object):
     )
     values.update(changes)
     return TrainConfig(**values)
+
+
+# --- models: a random LoRA adapter, logits on either backend ------------------------------
+
+SQL_MESSAGES = [
+    {"role": "system", "content": "You write SQLite queries."},
+    {"role": "user", "content": "Table: customers(id, name, country).\nCount the customers."},
+]
+
+
+def random_adapter(base_dir: Path, out: Path, scale: float, **lora_kwargs) -> Path:
+    """A PEFT LoRA on ``base_dir`` with non-zero random B matrices, saved to ``out``."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(0)
+    base = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32)
+    cfg = LoraConfig(r=8, lora_alpha=16, target_modules="all-linear", **lora_kwargs)
+    model = get_peft_model(base, cfg)
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if "lora_B" in name:
+                param.normal_(0.0, scale)
+    model.save_pretrained(out)
+    return out
+
+
+def logits_along(backend, prompt, continuation=()):
+    """Next-token logits after ``prompt`` and after each token of ``continuation`` fed in turn
+    (teacher forcing), on either backend: one row per step, ``len(continuation) + 1`` rows."""
+    import numpy as np
+    import torch
+
+    from engine.backends.transformers_backend import TransformersBackend
+
+    if isinstance(backend, TransformersBackend):
+        ids = backend.loaded.tokenizer(prompt, add_special_tokens=False)["input_ids"]
+        with torch.no_grad():
+            logits = backend.loaded.model(torch.tensor([ids + list(continuation)])).logits
+        return logits[0, len(ids) - 1 :].numpy()
+    import llama_cpp
+
+    llm = backend.llm  # llama-cpp-python's own context, which generation does not use
+    llm.reset()
+    rows = []
+    for tokens in [backend.tokenize(prompt), *([t] for t in continuation)]:
+        llm.eval(tokens)
+        logits = llama_cpp.llama_get_logits_ith(llm.ctx, -1)
+        rows.append(np.ctypeslib.as_array(logits, shape=(llm.n_vocab(),)).copy())
+    return np.stack(rows)
+
+
+def next_token_logits(backend, prompt):
+    """Next-token logits after ``prompt`` on either backend."""
+    return logits_along(backend, prompt)[-1]

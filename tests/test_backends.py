@@ -19,6 +19,7 @@ from engine.backends.loader import load_backend
 from engine.backends.lora_gguf import LoraConversionError, convert_lora
 from engine.backends.transformers_backend import TransformersBackend
 from engine.config import ConfigError, EngineConfig
+from tests.helpers import SQL_MESSAGES, logits_along, next_token_logits, random_adapter
 
 SMOL = "smollm2-135m-instruct"
 needs_llamacpp = pytest.mark.skipif(
@@ -68,31 +69,13 @@ def _fake_base_gguf(path: Path, arch: str = "llama", heads: int = 4, kv_heads: i
     return path
 
 
-def _random_adapter(base_dir: Path, out: Path, scale: float, **lora_kwargs) -> Path:
-    """A PEFT LoRA on ``base_dir`` with non-zero random B matrices, saved to ``out``."""
-    import torch
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM
-
-    torch.manual_seed(0)
-    base = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32)
-    cfg = LoraConfig(r=8, lora_alpha=16, target_modules="all-linear", **lora_kwargs)
-    model = get_peft_model(base, cfg)
-    with torch.no_grad():
-        for name, param in model.named_parameters():
-            if "lora_B" in name:
-                param.normal_(0.0, scale)
-    model.save_pretrained(out)
-    return out
-
-
 def test_lora_conversion_names_shapes_alpha_and_qk_order(tiny_llama, tmp_path):
     import gguf
     from safetensors.numpy import load_file
 
     from engine.backends.lora_gguf import _permute_rows
 
-    adapter = _random_adapter(tiny_llama, tmp_path / "adapter", scale=0.1)
+    adapter = random_adapter(tiny_llama, tmp_path / "adapter", scale=0.1)
     out = convert_lora(adapter, _fake_base_gguf(tmp_path / "base.gguf"), tmp_path / "lora.gguf")
     reader = gguf.GGUFReader(out)
     assert reader.get_field("general.type").contents() == "adapter"
@@ -122,7 +105,7 @@ def test_lora_conversion_names_shapes_alpha_and_qk_order(tiny_llama, tmp_path):
     ],
 )
 def test_lora_conversion_refuses_what_llamacpp_cannot_run(tiny_llama, tmp_path, change, message):
-    adapter = _random_adapter(tiny_llama, tmp_path / "adapter", scale=0.1)
+    adapter = random_adapter(tiny_llama, tmp_path / "adapter", scale=0.1)
     cfg_file = adapter / "adapter_config.json"
     cfg_file.write_text(json.dumps({**json.loads(cfg_file.read_text()), **change}))
     with pytest.raises(LoraConversionError, match=message):
@@ -130,7 +113,7 @@ def test_lora_conversion_refuses_what_llamacpp_cannot_run(tiny_llama, tmp_path, 
 
 
 def test_lora_conversion_refuses_unknown_architectures(tiny_llama, tmp_path):
-    adapter = _random_adapter(tiny_llama, tmp_path / "adapter", scale=0.1)
+    adapter = random_adapter(tiny_llama, tmp_path / "adapter", scale=0.1)
     base = _fake_base_gguf(tmp_path / "base.gguf", arch="gpt2")
     with pytest.raises(LoraConversionError, match="architecture 'gpt2'"):
         convert_lora(adapter, base, tmp_path / "x.gguf")
@@ -145,12 +128,6 @@ def smol_pair():
     if not llamacpp.is_installed():
         pytest.skip("llama-cpp-python is not installed (scripts/setup.sh builds it)")
     return load_backend(SMOL, kind="llamacpp"), load_backend(SMOL, kind="transformers")
-
-
-SQL_MESSAGES = [
-    {"role": "system", "content": "You write SQLite queries."},
-    {"role": "user", "content": "Table: customers(id, name, country).\nCount the customers."},
-]
 
 
 @needs_llamacpp
@@ -216,8 +193,8 @@ def test_llamacpp_logits_agree_with_transformers_where_they_decide(smol_pair):
         assert prompt == ref.render(messages)
         text = ref.generate([prompt], dataclasses.replace(GREEDY, max_new_tokens=20))[0]
         continuation = fast.tokenize(text)
-        want = _logits_along(ref, prompt, continuation)
-        got = _logits_along(fast, prompt, continuation)
+        want = logits_along(ref, prompt, continuation)
+        got = logits_along(fast, prompt, continuation)
         likeliest = np.argsort(-want, axis=1)[:, :10]
         gap = np.abs(np.take_along_axis(got - want, likeliest, axis=1)).max()
         assert gap < LOGIT_TOLERANCE, (messages[-1]["content"], gap)
@@ -441,34 +418,6 @@ def test_llamacpp_sampling_is_seeded(smol_pair):
     assert other_seed != first and greedy != first
 
 
-def _logits_along(backend, prompt, continuation=()):
-    """Next-token logits after ``prompt`` and after each token of ``continuation`` fed in turn
-    (teacher forcing), on either backend: one row per step, ``len(continuation) + 1`` rows."""
-    import numpy as np
-    import torch
-
-    if isinstance(backend, TransformersBackend):
-        ids = backend.loaded.tokenizer(prompt, add_special_tokens=False)["input_ids"]
-        with torch.no_grad():
-            logits = backend.loaded.model(torch.tensor([ids + list(continuation)])).logits
-        return logits[0, len(ids) - 1 :].numpy()
-    import llama_cpp
-
-    llm = backend.llm  # llama-cpp-python's own context, which generation does not use
-    llm.reset()
-    rows = []
-    for tokens in [backend.tokenize(prompt), *([t] for t in continuation)]:
-        llm.eval(tokens)
-        logits = llama_cpp.llama_get_logits_ith(llm.ctx, -1)
-        rows.append(np.ctypeslib.as_array(logits, shape=(llm.n_vocab(),)).copy())
-    return np.stack(rows)
-
-
-def _next_token_logits(backend, prompt):
-    """Next-token logits after ``prompt`` on either backend."""
-    return _logits_along(backend, prompt)[-1]
-
-
 @needs_llamacpp
 def test_lora_adapter_acts_the_same_on_both_backends(tmp_path, smol_pair):
     """A random LoRA shifts llama.cpp's logits like PEFT's, and both pick a top answer.
@@ -484,15 +433,15 @@ def test_lora_adapter_acts_the_same_on_both_backends(tmp_path, smol_pair):
     from engine.models import prepare_preset
     from engine.paths import cache_dir
 
-    adapter = _random_adapter(prepare_preset(SMOL), tmp_path / "adapter", scale=0.1)
+    adapter = random_adapter(prepare_preset(SMOL), tmp_path / "adapter", scale=0.1)
     (adapter / "text2sql_adapter.json").write_text(json.dumps({"base_model": SMOL}))
     fast = load_backend(adapter=str(adapter), kind="llamacpp")
     ref = load_backend(adapter=str(adapter), kind="transformers")
     fast_base, ref_base = smol_pair
     prompt = fast.render(SQL_MESSAGES)
-    logits_fast, logits_ref = _next_token_logits(fast, prompt), _next_token_logits(ref, prompt)
-    shift_fast = logits_fast - _next_token_logits(fast_base, prompt)
-    shift_ref = logits_ref - _next_token_logits(ref_base, prompt)
+    logits_fast, logits_ref = next_token_logits(fast, prompt), next_token_logits(ref, prompt)
+    shift_fast = logits_fast - next_token_logits(fast_base, prompt)
+    shift_ref = logits_ref - next_token_logits(ref_base, prompt)
     assert np.corrcoef(shift_fast, shift_ref)[0, 1] > 0.9
     assert np.argmax(logits_fast) in np.argsort(-logits_ref)[:3]
     with_lora = fast.generate([prompt], GREEDY)

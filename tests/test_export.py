@@ -17,7 +17,7 @@ from engine.backends.base import GenerationConfig
 from engine.config import ConfigError
 from engine.paths import sample_pairs_file
 from engine.pipeline import Request, TextToSQL
-from tests.test_backends import SQL_MESSAGES, _next_token_logits, _random_adapter
+from tests.helpers import SQL_MESSAGES, next_token_logits, random_adapter
 from training.export import ExportConfig, ExportError, quantize, run
 
 REPO = Path(__file__).resolve().parent.parent
@@ -34,7 +34,7 @@ def exported(tmp_path_factory):
     from engine.models import prepare_preset
 
     run_dir = tmp_path_factory.mktemp("run")
-    adapter = _random_adapter(prepare_preset(SMOL), run_dir / "adapter", scale=0.05)
+    adapter = random_adapter(prepare_preset(SMOL), run_dir / "adapter", scale=0.05)
     (adapter / "text2sql_adapter.json").write_text(json.dumps({"base_model": SMOL}))
     result = run(ExportConfig(adapter=str(adapter), quant="F16", name="smol-sql"))
     q8 = quantize(result.gguf, result.gguf.with_name("smol-sql-Q8_0.gguf"), "Q8_0")
@@ -87,13 +87,13 @@ def test_exported_gguf_answers_like_base_plus_adapter(exported, shop_db):
     adapter, f16, q8, result = exported
     merged = load_backend(str(result.merged), kind="transformers")
     prompt = merged.render(SQL_MESSAGES)
-    merged_logits = _next_token_logits(merged, prompt)
+    merged_logits = next_token_logits(merged, prompt)
     greedy = GenerationConfig(max_new_tokens=16, stop_at_statement_end=False)
     from_f16 = load_backend(str(f16), kind="llamacpp")  # what --model FILE does
-    assert np.abs(_next_token_logits(from_f16, prompt) - merged_logits).max() < 0.1
+    assert np.abs(next_token_logits(from_f16, prompt) - merged_logits).max() < 0.1
     assert from_f16.generate([prompt], greedy) == merged.generate([prompt], greedy)
     from_q8 = load_backend(str(q8), kind="llamacpp")
-    assert np.corrcoef(_next_token_logits(from_q8, prompt), merged_logits)[0, 1] > 0.99
+    assert np.corrcoef(next_token_logits(from_q8, prompt), merged_logits)[0, 1] > 0.99
 
     questions = [p["question"] for p in json.loads(sample_pairs_file("shop").read_text())[:6]]
     gen = GenerationConfig(max_new_tokens=48)
@@ -104,7 +104,7 @@ def test_exported_gguf_answers_like_base_plus_adapter(exported, shop_db):
 
     reference = load_backend(adapter=str(adapter), kind="llamacpp")  # base + adapter
     base = load_backend(SMOL, kind="llamacpp")
-    shift = _next_token_logits(reference, prompt) - _next_token_logits(base, prompt)
+    shift = next_token_logits(reference, prompt) - next_token_logits(base, prompt)
     assert np.abs(shift).max() > 1.0  # the adapter matters
     expected = sql(reference)
     got = sql(from_f16)
