@@ -230,32 +230,18 @@ def build(manager: JobManager, demo: Any = None) -> list[Any]:
             label="Method",
             info=None if cuda else "QLoRA on CPU is slow (bitsandbytes CPU backend)",
         )
-        max_steps = gr.Number(
-            value=start_with["max_steps"],
-            precision=0,
-            minimum=1,
-            label="Max steps",
-            elem_id="train-steps",
-        )
+
+        def whole(name: str, label: str, minimum: int = 1, elem_id: str | None = None):
+            return gr.Number(
+                value=start_with[name], precision=0, minimum=minimum, label=label, elem_id=elem_id
+            )
+
+        max_steps = whole("max_steps", "Max steps", elem_id="train-steps")
         lr = gr.Number(value=start_with["learning_rate"], label="Learning rate")
-        batch = gr.Number(
-            value=start_with["batch_size"], precision=0, minimum=1, label="Batch size"
-        )
-        lora_r = gr.Number(value=start_with["lora_r"], precision=0, minimum=1, label="LoRA rank r")
-        max_len = gr.Number(
-            value=start_with["max_length"],
-            precision=0,
-            minimum=64,
-            label="Max length (tokens)",
-            elem_id="train-maxlen",
-        )
-        save_steps = gr.Number(
-            value=start_with["save_steps"],
-            precision=0,
-            minimum=1,
-            label="Checkpoint every (steps)",
-            elem_id="train-save",
-        )
+        batch = whole("batch_size", "Batch size")
+        lora_r = whole("lora_r", "LoRA rank r")
+        max_len = whole("max_length", "Max length (tokens)", minimum=64, elem_id="train-maxlen")
+        save_steps = whole("save_steps", "Checkpoint every (steps)", elem_id="train-save")
     run_name = gr.Textbox(
         label="Run name (folder under runs/)", placeholder="auto", elem_id="train-name"
     )
