@@ -237,16 +237,13 @@ class BatchDecoder:
         prompt start), within the memory allowed; the least recently used go first."""
         import ctypes
 
-        import llama_cpp
-
         key = tuple(self.cached)
         if self.saved_states_mb <= 0 or len(key) < MIN_SAVED_TOKENS:
             return
         for old in [k for k in self.saved if _shared(k, key, len(key)) >= len(k) // 2]:
             del self.saved[old]
-        size = llama_cpp.llama_state_seq_get_size(self.ctx.ctx, 0)
-        buf = (ctypes.c_uint8 * size)()
-        if llama_cpp.llama_state_seq_get_data(self.ctx.ctx, buf, size, 0) != size:
+        buf = self._cache_state()
+        if buf is None:
             return
         self.saved[key] = buf
         limit = self.saved_states_mb * 2**20
@@ -267,16 +264,23 @@ class BatchDecoder:
     def _persist(self, evaluated: int) -> None:
         """Write the prompt cache to disk when it took ``evaluated`` >= ``MIN_TOKENS`` tokens
         to make: restoring it is then faster than evaluating it."""
+        if self.files is None or self.saved_states_mb <= 0 or evaluated < MIN_DISK_TOKENS:
+            return
+        state = self._cache_state()
+        if state is not None:
+            self.files.write(self.cached, state)
+
+    def _cache_state(self) -> Any:
+        """Sequence 0's state (the prompt cache) as a ctypes buffer; None if llama.cpp fails."""
         import ctypes
 
         import llama_cpp
 
-        if self.files is None or self.saved_states_mb <= 0 or evaluated < MIN_DISK_TOKENS:
-            return
         size = llama_cpp.llama_state_seq_get_size(self.ctx.ctx, 0)
         buf = (ctypes.c_uint8 * size)()
-        if llama_cpp.llama_state_seq_get_data(self.ctx.ctx, buf, size, 0) == size:
-            self.files.write(self.cached, buf)
+        return (
+            buf if llama_cpp.llama_state_seq_get_data(self.ctx.ctx, buf, size, 0) == size else None
+        )
 
     def _restore(self, key: tuple[int, ...]) -> None:
         import ctypes
