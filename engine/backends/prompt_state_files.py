@@ -95,13 +95,13 @@ class StateFiles:
         key = tuple(key)
         if self._known is not None and key in self._known:
             return
-        name = hashlib.sha1(struct.pack(f"<{len(key)}i", *key)).hexdigest()[:24] + ".kv"
-        path = self.folder / name
+        tokens = struct.pack(f"<{len(key)}i", *key)
+        path = self.folder / (hashlib.sha1(tokens).hexdigest()[:24] + ".kv")
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
             with open(tmp, "wb") as f:
-                f.write(_MAGIC + struct.pack("<I", len(key)) + struct.pack(f"<{len(key)}i", *key))
+                f.write(_MAGIC + struct.pack("<I", len(key)) + tokens)
                 f.write(memoryview(state).cast("B"))
             tmp.replace(path)
         except OSError as err:
