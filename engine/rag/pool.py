@@ -23,6 +23,7 @@ import functools
 import hashlib
 import json
 import logging
+import os
 import re
 import threading
 from collections.abc import Iterable
@@ -163,7 +164,7 @@ class ExamplePool:
             dtype=np.float32,
         )
         cached.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cached.with_suffix(".tmp.npy")
+        tmp = cached.with_suffix(f".{os.getpid()}.tmp.npy")  # two processes may embed at once
         np.save(tmp, vectors)
         tmp.replace(cached)
         return vectors
