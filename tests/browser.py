@@ -114,6 +114,11 @@ _playwright = None
 _browser = None
 
 
+# Playwright's default for an action (a click, a fill): the page's own work (Gradio's
+# scripts) can take long on a slow machine whose cores are busy with models
+ACTION_TIMEOUT_MS = 120_000
+
+
 def _chromium():
     """One Chromium for the whole run, started when a test first needs one (each launch took
     1.3 s, 28 times); :func:`close_browser` ends it after the last test."""
@@ -121,12 +126,26 @@ def _chromium():
     if _browser is None or not _browser.is_connected():
         from playwright.sync_api import sync_playwright
 
-        if _playwright is None:
-            _playwright = sync_playwright().start()
-        _browser = _playwright.chromium.launch(
-            executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
-        )
+        with _on_every_core():
+            if _playwright is None:
+                _playwright = sync_playwright().start()
+            _browser = _playwright.chromium.launch(
+                executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
+            )
     return _browser
+
+
+@contextmanager
+def _on_every_core():
+    """Processes started inside run on every core, even from an xdist worker pinned to one
+    (tests/conftest.py): Chromium lowers its renderers' priority (nice 5), and pinned beside a
+    model at full load, a page took over 30 s to take a click."""
+    pinned = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, range(os.cpu_count() or 1))
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, pinned)
 
 
 def close_browser() -> None:
@@ -144,6 +163,7 @@ def browser_page():
     if not Path(CHROMIUM).exists():
         pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
     context = _chromium().new_context(viewport={"width": 1280, "height": 1100})
+    context.set_default_timeout(ACTION_TIMEOUT_MS)
     try:
         yield context.new_page()
     finally:
