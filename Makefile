@@ -8,8 +8,11 @@ setup:
 run: setup
 	$(PY) launch.py $(ARGS)
 
+# One pytest-xdist worker per core, each pinned to its core, a test file (or a group of files
+# that share a server) at a time: tests/conftest.py. `make test WORKERS=0`: one process.
+WORKERS ?= auto
 test: setup
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(WORKERS) $(PYTEST_ARGS)
 
 lint: setup
 	$(PY) -m ruff check . && $(PY) -m ruff format --check . && .venv/bin/lint-imports
