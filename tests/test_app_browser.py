@@ -4,6 +4,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.browser import browser_page, screenshot
+from tests.helpers import seed_rows
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 ANSWER_TIMEOUT_MS = 420_000  # first question indexes the database for RAG, then generates
@@ -67,15 +68,21 @@ def _fill_number(page, elem_id, value):
     box.press("Tab")
 
 
-def test_one_click_training_finishes(app_url, tiny_llama):
+def test_one_click_training_finishes(app_url, tiny_llama, tmp_path):
+    # The browser's part is the form, the start and the progress: seed-format rows (plain
+    # prompts of at most 275 tiny-tokenizer tokens, packed to 512) train in a second, where
+    # the bundled samples' served prompts take a retrieval per row and 2048-token steps. The
+    # served-prompt path is tests/test_app_tabs.py's and tests/test_train_served.py's.
+    rows = seed_rows(tmp_path / "rows.json")
     with browser_page() as page:
         page.goto(app_url, wait_until="load")
         page.get_by_role("tab", name="Training").click()
-        model = page.locator("#train-model input")
-        model.fill(str(tiny_llama))
-        model.press("Enter")
+        for elem_id, value in (("train-model", tiny_llama), ("train-data", rows)):
+            box = page.locator(f"#{elem_id} input")
+            box.fill(str(value))
+            box.press("Enter")
         _fill_number(page, "train-steps", 2)
-        _fill_number(page, "train-maxlen", 2048)  # the tiny tokenizer spells schemas out long
+        _fill_number(page, "train-maxlen", 512)
         page.locator("#train-name textarea, #train-name input").first.fill("browser-run")
         page.locator("#train-start").click()
         page.locator("#train-message").get_by_text("Done.").wait_for(timeout=300_000)
