@@ -195,6 +195,55 @@ def test_resume_after_interruption(tmp_path):
     assert run(cfg, backend=OracleBackend({}))["execution_accuracy"] == 0.0
 
 
+_HOLD_LOCK = (
+    "import fcntl, sys, time; f = open(sys.argv[1], 'a'); fcntl.flock(f, fcntl.LOCK_EX); "
+    "print('held', flush=True); time.sleep(600)"
+)
+
+
+def test_a_run_waits_for_an_earlier_process_of_its_folder(tmp_path, monkeypatch):
+    """A resumed run never writes beside a process of the same run that is still alive (its
+    app killed, itself not stopped yet): it waits, then goes on; one that stays is named."""
+    import subprocess
+    import sys
+    import threading
+
+    from training import run_lock
+
+    examples = sample_questions(2)
+    out = tmp_path / "r"
+    out.mkdir()
+    cfg = eval_config(data="samples", limit=2, out=str(out))
+    holder = subprocess.Popen([sys.executable, "-c", _HOLD_LOCK, str(out / run_lock.LOCK_FILE)],
+                              stdout=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        finished = []
+        resumed = threading.Thread(
+            target=lambda: finished.append(run(cfg, backend=OracleBackend({}))), daemon=True
+        )
+        resumed.start()
+        resumed.join(3)
+        # unlocked, it would have rewritten predictions.jsonl at once (resume_records)
+        assert resumed.is_alive() and not (out / "predictions.jsonl").exists()
+    finally:
+        holder.kill()
+        holder.wait()
+    resumed.join(120)
+    assert finished and finished[0]["n"] == len(examples)
+
+    holder = subprocess.Popen([sys.executable, "-c", _HOLD_LOCK, str(out / run_lock.LOCK_FILE)],
+                              stdout=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        monkeypatch.setattr(run_lock, "WAIT_S", 0.5)
+        with pytest.raises(run_lock.RunBusy, match="in use by another process"):
+            run(cfg, backend=OracleBackend({}))
+    finally:
+        holder.kill()
+        holder.wait()
+
+
 def test_holdout_and_db_ids_pick_whole_databases(tmp_path):
     from training.data import load_examples, split_by_database
 

@@ -157,8 +157,26 @@ def run(
     ``should_stop`` is polled between batches: the run then stops, writes metrics for what
     is done (``complete: false``) and can be resumed. ``backend`` (an already-loaded model)
     skips model loading and ``retriever`` replaces the run's own; every other setting of
-    the answer loop is ``cfg.engine``'s.
+    the answer loop is ``cfg.engine``'s. One process at a time writes a run folder: a resumed
+    run waits for an earlier process of it to stop (:mod:`training.run_lock`).
     """
+    from training.run_lock import run_lock
+
+    if not cfg.out:
+        raise ConfigError("out (the output folder) is required")
+    out = Path(cfg.out).expanduser()
+    with run_lock(out, say=log.info):
+        return _run(cfg, out, progress, should_stop, backend, retriever)
+
+
+def _run(
+    cfg: EvalConfig,
+    out: Path,
+    progress: ProgressFn | None,
+    should_stop: Callable[[], bool] | None,
+    backend: Any,
+    retriever: Any,
+) -> dict[str, Any]:
     from training.eval_dbs import SyntheticDatabases
     from training.eval_loop import (
         RunContext,
@@ -169,10 +187,6 @@ def run(
     )
     from training.eval_report import summarize, write_outputs
 
-    if not cfg.out:
-        raise ConfigError("out (the output folder) is required")
-    out = Path(cfg.out).expanduser()
-    out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     loaded = select_examples(cfg)
     examples = loaded.examples
