@@ -10,6 +10,7 @@ last complete checkpoint, an evaluation from its last recorded answer.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import runpy
 import sys
@@ -22,7 +23,10 @@ APP_PID_ENV = "TEXT2SQL_APP_PID"
 def _watch(app_pid: int, interval: float = 1.0) -> None:
     while os.getppid() == app_pid:
         time.sleep(interval)
-    print("The app that started this job has stopped: stopping too.", file=sys.stderr)
+    # stderr is often a pipe the killed app read: writing to it raises BrokenPipeError, which
+    # ended this thread before the exit and left the job running on
+    with contextlib.suppress(OSError):
+        print("The app that started this job has stopped: stopping too.", file=sys.stderr)
     os._exit(3)  # no cleanup: what is on disk is what a resume starts from
 
 

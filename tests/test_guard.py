@@ -1,0 +1,51 @@
+"""training.guard: a job of the app stops once the app is gone, even a job that prints nothing."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+# The app's side: the job's stdout and stderr are pipes it reads (training/jobs.py start_child).
+_APP = """
+import os, subprocess, sys, time
+job = subprocess.Popen([sys.executable, "-m", "training.guard", "silent_job"],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+print(job.pid, flush=True)
+time.sleep(600)
+"""
+
+
+def _running(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_a_silent_job_stops_within_seconds_of_a_kill_9_of_its_app(tmp_path):
+    # A job that writes nothing (a model loading, a long step): the watcher's own message
+    # went to the dead app's pipe, whose BrokenPipeError ended the watcher, and the job ran
+    # on until it next wrote a line (an evaluation under load: over a minute).
+    (tmp_path / "silent_job.py").write_text("import time\ntime.sleep(120)\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(REPO)])}
+    app = subprocess.Popen([sys.executable, "-c", _APP], stdout=subprocess.PIPE, env=env, cwd=REPO)
+    job = int(app.stdout.readline())
+    try:
+        time.sleep(2)  # the job is under way (its watcher started)
+        assert _running(job)
+        os.kill(app.pid, signal.SIGKILL)
+        app.wait(timeout=10)
+        deadline = time.monotonic() + 20  # the watcher looks once a second
+        while _running(job) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not _running(job), "the job outlived its app by 20 s"
+    finally:
+        if _running(job):
+            os.kill(job, signal.SIGKILL)
+        app.stdout.close()
