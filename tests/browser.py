@@ -157,13 +157,30 @@ def close_browser() -> None:
     _playwright = _browser = None
 
 
+# Gradio animates a pending event (pulsing borders, spinners) for as long as it runs: Chromium
+# drew those frames in software at up to 60 a second, as much CPU as the training it waited on
+# (44 s against 47 in the crash-and-resume test). The tests check text and elements, never a
+# frame of an animation: pages open with animations and transitions off.
+_NO_ANIMATIONS = """
+addEventListener("DOMContentLoaded", () => {
+  const style = document.createElement("style");
+  style.textContent = "*, *::before, *::after { animation: none !important;"
+    + " transition: none !important; }";
+  document.head.appendChild(style);
+});
+"""
+
+
 @contextmanager
 def browser_page():
     """A page in a context of its own: no cookies, storage or cache from another test."""
     if not Path(CHROMIUM).exists():
         pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
-    context = _chromium().new_context(viewport={"width": 1280, "height": 1100})
+    context = _chromium().new_context(
+        viewport={"width": 1280, "height": 1100}, reduced_motion="reduce"
+    )
     context.set_default_timeout(ACTION_TIMEOUT_MS)
+    context.add_init_script(script=_NO_ANIMATIONS)
     try:
         yield context.new_page()
     finally:
