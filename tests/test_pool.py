@@ -80,6 +80,35 @@ def test_a_database_never_gets_its_own_pairs(tmp_path, singers):
     assert pool.select("How many singers are there?", schema, "concerts", 0) == []
 
 
+def test_a_process_waits_for_the_pool_embeddings_another_is_writing(tmp_path, singers, monkeypatch):
+    """The app and its evaluation child often need the pool's embeddings at the same moment on
+    a fresh machine: the second waits for the first one's file instead of embedding the pool
+    again (one to three minutes of CPU)."""
+    import fcntl
+    import threading
+
+    import numpy as np
+
+    monkeypatch.setenv("TEXT2SQL_CACHE", str(tmp_path / "cache"))
+    rows = [("zoo", "How many <mask> are there ?", "SELECT count(*) FROM animal", False)]
+    _pool(tmp_path, singers, rows)._load()  # writes the cache file, and its lock file
+    [cached] = (tmp_path / "cache" / "example-pool").glob("*.npy")
+    embedded = np.load(cached)
+    cached.unlink()
+    second = _pool(tmp_path, singers, rows)
+    got = []
+    with open(cached.with_suffix(".lock"), "a") as first:  # the first process, embedding
+        fcntl.flock(first, fcntl.LOCK_EX)
+        waiting = threading.Thread(target=lambda: got.append(second._load()[1]))
+        waiting.start()
+        waiting.join(timeout=2)
+        assert waiting.is_alive(), "the second embedded the pool instead of waiting"
+        np.save(tmp_path / "first.npy", np.full_like(embedded, 0.5))  # what the first wrote
+        (tmp_path / "first.npy").replace(cached)
+    waiting.join(timeout=30)
+    assert (got[0] == 0.5).all()  # read from the first one's file
+
+
 def test_a_skeleton_keeps_keywords_functions_and_operators_only():
     shape = skeleton("SELECT count(*) FROM singer AS T1 WHERE T1.age > 30 AND name = 'Jo'")
     assert " ".join(shape) == "select count ( * ) from _ as _ where _ > _ and _ = _"

@@ -19,6 +19,7 @@ schema's fingerprint.
 
 from __future__ import annotations
 
+import fcntl
 import functools
 import hashlib
 import json
@@ -156,18 +157,26 @@ class ExamplePool:
         cached = cache_dir() / "example-pool" / f"{digest}.npy"
         if cached.is_file():
             return np.load(cached)
-        from engine.rag.embeddings import get_embeddings
-
-        log.info("Embedding the example pool (%d questions, once)", len(examples))
-        vectors = np.asarray(
-            get_embeddings(self.embedder).embed_documents([e.masked for e in examples]),
-            dtype=np.float32,
-        )
         cached.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cached.with_suffix(f".{os.getpid()}.tmp.npy")  # two processes may embed at once
-        np.save(tmp, vectors)
-        tmp.replace(cached)
-        return vectors
+        # Embedding the whole pool takes one to three minutes of CPU on a fresh machine, and
+        # the app and its evaluation child (or two apps) often need it at the same moment:
+        # the second waits for the first one's file instead of embedding it again. The kernel
+        # releases an flock when its process ends, however it ends.
+        with open(cached.with_suffix(".lock"), "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if cached.is_file():
+                return np.load(cached)
+            from engine.rag.embeddings import get_embeddings
+
+            log.info("Embedding the example pool (%d questions, once)", len(examples))
+            vectors = np.asarray(
+                get_embeddings(self.embedder).embed_documents([e.masked for e in examples]),
+                dtype=np.float32,
+            )
+            tmp = cached.with_suffix(f".{os.getpid()}.tmp.npy")
+            np.save(tmp, vectors)
+            tmp.replace(cached)
+            return vectors
 
     def select(
         self,
