@@ -688,3 +688,29 @@ def test_real_smollm2_end_to_end_with_sources(tmp_path, small_db):
     assert any(s["kind"] == "table" and "animals" in s["text"] for s in answer["sources"])
     if answer["error"] is None:
         assert answer["columns"]
+
+
+def test_threads_opening_one_new_store_at_once_all_get_it(tmp_path):
+    """The app's page load and a save of a pair open the store at the same moment: without a
+    lock, some saw a half-written marker ("damaged") or chromadb's half-started system."""
+    import threading
+
+    from engine.rag.store import VectorStore
+
+    for round_ in range(8):
+        folder, errors = tmp_path / f"store{round_}", []
+        start = threading.Barrier(6)
+
+        def open_store(folder=folder, errors=errors, start=start):
+            start.wait()
+            try:
+                VectorStore(RagConfig(store_dir=str(folder)))
+            except Exception as err:  # noqa: BLE001 - any failure is the finding
+                errors.append(str(err))
+
+        threads = [threading.Thread(target=open_store) for _ in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=120)
+        assert errors == [], errors[0]

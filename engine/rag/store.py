@@ -15,9 +15,11 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import re
 import shutil
 import sqlite3
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -32,6 +34,9 @@ MARKER = "text2sql-store.json"
 _HNSW = {"hnsw": {"space": "cosine"}}  # relevance = 1 - cosine distance = cosine similarity
 _BATCH = 64
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+_OPENING = threading.Lock()  # see VectorStore._open_folder
 
 
 class StoreError(RuntimeError):
@@ -87,25 +92,34 @@ class VectorStore:
     def _open_folder(self, rebuild: bool) -> Any:
         import chromadb
 
-        path = self.cfg.store_path()
-        if rebuild:
-            self._move_aside(path)
-        else:
-            self._check_folder(path)
-        fresh = not path.exists() or not any(path.iterdir())
-        try:
-            path.mkdir(parents=True, exist_ok=True)
-            client = chromadb.PersistentClient(path=str(path), settings=_settings())
-            client.list_collections()
-        except Exception as err:
-            raise StoreError(
-                f"The vector store at {path} cannot be opened ({_first_line(err)}). "
-                "Rebuild it with: python -m engine index --db DB --rebuild "
-                "(the old folder is moved aside, not deleted)"
-            ) from err
-        if fresh:
-            (path / MARKER).write_text(json.dumps({"format": FORMAT, "chromadb": _chroma_v()}))
-        return client
+        # chromadb shares one started system per folder between its clients, and a fresh
+        # folder gets its marker: two threads opening one folder at once saw a half-written
+        # marker ("damaged") or a half-started system ("'RustBindingsAPI' object has no
+        # attribute 'bindings'": the app's page load beside a save of a pair).
+        with _OPENING:
+            path = self.cfg.store_path()
+            if rebuild:
+                self._move_aside(path)
+            else:
+                self._check_folder(path)
+            fresh = not path.exists() or not any(path.iterdir())
+            try:
+                path.mkdir(parents=True, exist_ok=True)
+                client = chromadb.PersistentClient(path=str(path), settings=_settings())
+                client.list_collections()
+            except Exception as err:
+                raise StoreError(
+                    f"The vector store at {path} cannot be opened ({_first_line(err)}). "
+                    "Rebuild it with: python -m engine index --db DB --rebuild "
+                    "(the old folder is moved aside, not deleted)"
+                ) from err
+            if fresh:
+                marker = (
+                    path / f".{MARKER}.{os.getpid()}.tmp"
+                )  # a reader never sees it half-written
+                marker.write_text(json.dumps({"format": FORMAT, "chromadb": _chroma_v()}))
+                marker.replace(path / MARKER)
+            return client
 
     @staticmethod
     def _check_folder(path: Path) -> None:
