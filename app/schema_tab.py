@@ -247,5 +247,6 @@ def build(
     table.change(on_preview, [db, table], rows)
     index_btn.click(on_index, [db, docs], index_status)
     demo.load(on_load, None, db).then(on_describe, db, [overview, table, rows])
-    demo.load(panel.on_db_change, db, panel.outputs)
+    # the list only: a form blanked at page load lost what a quick hand had typed into it
+    demo.load(panel.refresh, db, panel.outputs)
     return panel
