@@ -113,10 +113,8 @@ class VectorStore:
                     "Rebuild it with: python -m engine index --db DB --rebuild "
                     "(the old folder is moved aside, not deleted)"
                 ) from err
-            if fresh:
-                marker = (
-                    path / f".{MARKER}.{os.getpid()}.tmp"
-                )  # a reader never sees it half-written
+            if fresh:  # written aside, then renamed: a reader never sees it half-written
+                marker = path / f".{MARKER}.{os.getpid()}.tmp"
                 marker.write_text(json.dumps({"format": FORMAT, "chromadb": _chroma_v()}))
                 marker.replace(path / MARKER)
             return client
