@@ -254,3 +254,12 @@ def logits_along(backend, prompt, continuation=()):
 def next_token_logits(backend, prompt):
     """Next-token logits after ``prompt`` on either backend."""
     return logits_along(backend, prompt)[-1]
+
+
+def alive(pid: int) -> bool:
+    """The process runs (a zombie, ended but not yet reaped, does not)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"

@@ -25,7 +25,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.browser import browser_page, launch_app, screenshot, stop_app, wait_for
-from tests.helpers import seed_rows
+from tests.helpers import alive, seed_rows
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -52,14 +52,6 @@ def _cmdline(pid: int) -> str:
         return Path(f"/proc/{pid}/cmdline").read_text().replace("\0", " ")
     except OSError:
         return ""
-
-
-def alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
 
 
 def page_config(url: str) -> str:

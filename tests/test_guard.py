@@ -9,6 +9,8 @@ import sys
 import time
 from pathlib import Path
 
+from tests.helpers import alive
+
 REPO = Path(__file__).resolve().parent.parent
 
 # The app's side: the job's stdout and stderr are pipes it reads (training/jobs.py start_child).
@@ -21,13 +23,6 @@ time.sleep(600)
 """
 
 
-def _running(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
 def test_a_silent_job_stops_within_seconds_of_a_kill_9_of_its_app(tmp_path):
     # A job that writes nothing (a model loading, a long step): the watcher's own message
     # went to the dead app's pipe, whose BrokenPipeError ended the watcher, and the job ran
@@ -38,14 +33,14 @@ def test_a_silent_job_stops_within_seconds_of_a_kill_9_of_its_app(tmp_path):
     job = int(app.stdout.readline())
     try:
         time.sleep(2)  # the job is under way (its watcher started)
-        assert _running(job)
+        assert alive(job)
         os.kill(app.pid, signal.SIGKILL)
         app.wait(timeout=10)
         deadline = time.monotonic() + 20  # the watcher looks once a second
-        while _running(job) and time.monotonic() < deadline:
+        while alive(job) and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert not _running(job), "the job outlived its app by 20 s"
+        assert not alive(job), "the job outlived its app by 20 s"
     finally:
-        if _running(job):
+        if alive(job):
             os.kill(job, signal.SIGKILL)
         app.stdout.close()
