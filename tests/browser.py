@@ -160,7 +160,10 @@ def close_browser() -> None:
 # Gradio animates a pending event (pulsing borders, spinners) for as long as it runs: Chromium
 # drew those frames in software at up to 60 a second, as much CPU as the training it waited on
 # (44 s against 47 in the crash-and-resume test). The tests check text and elements, never a
-# frame of an animation: pages open with animations and transitions off.
+# frame of an animation: pages open with animations and transitions off, and an animation
+# loop (a requestAnimationFrame callback that asks for the next frame: Gradio's elapsed-time
+# counter of a pending event) gets 4 frames a second. A first request, which a page makes to
+# act on what just happened, gets its frame at once.
 _NO_ANIMATIONS = """
 addEventListener("DOMContentLoaded", () => {
   const style = document.createElement("style");
@@ -168,6 +171,32 @@ addEventListener("DOMContentLoaded", () => {
     + " transition: none !important; }";
   document.head.appendChild(style);
 });
+(() => {
+  const frame = window.requestAnimationFrame.bind(window);
+  const cancel = window.cancelAnimationFrame.bind(window);
+  const delayed = new Map();  // id handed out -> {timer, frame}
+  let inside = false, next = 1e9;
+  const wrap = (callback) => (time) => {
+    inside = true;
+    try { callback(time); } finally { inside = false; }
+  };
+  window.requestAnimationFrame = (callback) => {
+    if (!inside) return frame(wrap(callback));
+    const id = next++, entry = {};
+    entry.timer = setTimeout(() => {
+      entry.frame = frame((time) => { delayed.delete(id); wrap(callback)(time); });
+    }, 250);
+    delayed.set(id, entry);
+    return id;
+  };
+  window.cancelAnimationFrame = (id) => {
+    const entry = delayed.get(id);
+    if (!entry) return cancel(id);
+    clearTimeout(entry.timer);
+    if (entry.frame) cancel(entry.frame);
+    delayed.delete(id);
+  };
+})();
 """
 
 
