@@ -287,15 +287,18 @@ class ChatTab:
         ]  # fmt: skip
         asking = [self.question, self.db, self.model, self.chatbot, self.turns]
         queued = {"concurrency_limit": self.pool.max_batch, "concurrency_id": ANSWER_GROUP}
-        self.send.click(self.on_ask, asking, outs, **queued)
-        self.question.submit(self.on_ask, asking, outs, **queued)
+        # the events after which the model may have loaded or a database been primed
+        self.loads_models = [
+            self.send.click(self.on_ask, asking, outs, **queued),
+            self.question.submit(self.on_ask, asking, outs, **queued),
+        ]
         self.clear.click(self.on_clear, None, outs)
         self.write.click(self.on_write, None, outs)
         self.rerun.click(self.on_rerun, [self.sql, self.db, self.last_question], outs)
         self.correct.click(self.on_correct, self.answered, outs)
         self.save.click(self.on_save, [self.ran, self.save_question], outs)
         self.show_dialect.click(self.on_transpile, [self.sql, self.dialect, self.db], outs)
-        self.db.change(self.on_db_change, [self.db, self.model], outs)
+        self.loads_models.append(self.db.change(self.on_db_change, [self.db, self.model], outs))
         self.past.clear.click(self.on_history_clear, self.db, outs)
         self.past.table.select(
             row_click(self.on_history_click),

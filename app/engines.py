@@ -24,6 +24,9 @@ from engine.pipeline import Answer, Request, TextToSQL
 
 log = logging.getLogger(__name__)
 
+# Threads whose work ends with a new model status line (app.recovery names its rebuilds so).
+BACKGROUND_WORK = ("model-warm-up", "prime-database", "index-rebuild")
+
 
 class EnginePool:
     """Keeps the last ``max_loaded`` engines warm, keyed by (model, adapter)."""
@@ -38,6 +41,7 @@ class EnginePool:
         self._waiting: list[_Waiting] = []  # questions not yet taken into a batch, oldest first
         self._waiting_lock = threading.Lock()
         self.status = "Model not loaded yet; it loads with the first question."
+        self._loading = 0  # models being loaded now (each under _load_lock)
 
     def answer(self, engine: TextToSQL, request: Request) -> Answer:
         """``engine.ask_batch([request])[0]``, answered together with the questions other
@@ -71,6 +75,14 @@ class EnginePool:
     def _say(self, message: str) -> None:
         self.status = message
 
+    @property
+    def busy(self) -> bool:
+        """True while :attr:`status` may still change by itself: a model is loading, or a
+        background thread (warm-up, priming a database, rebuilding an index) is at work."""
+        return self._loading > 0 or any(
+            t.name in BACKGROUND_WORK and t.is_alive() for t in threading.enumerate()
+        )
+
     def get(
         self,
         model: str | None,
@@ -89,14 +101,17 @@ class EnginePool:
                     if progress is not None:
                         progress(message)
 
+                self._loading += 1
                 try:
                     self._engines[key] = engine_from_config(cfg, progress=say)
+                    self._say(f"Model ready: {self._engines[key].backend.name}")
                 except Exception as err:
                     self._say(
                         f"Loading {key[0]} failed: {str(err).splitlines()[0] if str(err) else err!r}"
                     )
                     raise
-                self._say(f"Model ready: {self._engines[key].backend.name}")
+                finally:
+                    self._loading -= 1
             return self._engines[key]
 
     def warm_up(self, db_path: Path | None = None) -> threading.Thread:

@@ -46,8 +46,17 @@ def build_app(
         if notes:
             gr.Markdown("\n".join(f"- {public(n)}" for n in notes), elem_id="recovery-notes")
         model_status = gr.Markdown(public(pool.status), elem_id="model-status")
-        gr.Timer(2.0).tick(lambda: public(pool.status), None, model_status, show_progress="hidden")
-        demo.load(lambda: public(pool.status), None, model_status, show_progress="hidden")
+        # The line is polled every 2 s only while it may change by itself (a model loading,
+        # a database being primed, an index rebuilt), not for as long as a page is open:
+        # an idle page costs the app nothing. A question or a database choice starts it.
+        status_timer = gr.Timer(2.0, active=False)
+        status = [model_status, status_timer]
+
+        def poll(watch: bool = False):
+            return public(pool.status), gr.Timer(active=watch or pool.busy)
+
+        status_timer.tick(poll, None, status, show_progress="hidden")
+        demo.load(poll, None, status, show_progress="hidden")
         with gr.Tab("Chat", id="chat"):
             chat = chat_tab.ChatTab(pool, examples, history, spaces)
             chat_db, chat_model = chat.build()
@@ -57,6 +66,10 @@ def build_app(
             runs_finished = train_tab.build(jobs, demo)
         with gr.Tab("Evaluation", id="evaluation"):
             eval_models = eval_tab.build(pool.base, demo)
+        for event in chat.loads_models:
+            event.then(poll, None, status, show_progress="hidden")
+        for asked in (chat.send.click, chat.question.submit):  # a model may load meanwhile
+            asked(lambda: poll(watch=True), None, status, queue=False, show_progress="hidden")
         # A finished training run's adapter shows up in the chat and evaluation model lists.
         for event in runs_finished:
             event.then(_refresh_models, None, [chat_model, eval_models])

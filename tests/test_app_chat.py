@@ -95,3 +95,42 @@ def test_warm_up_primes_the_default_database(pool, shop_db):
     pool.put("scripted", None, TextToSQL(backend))
     pool.warm_up(shop_db).join(timeout=60)
     assert "CREATE TABLE orders" in backend.prefilled[0]
+
+
+def test_the_model_status_is_polled_only_while_it_can_change(pool, monkeypatch):
+    """An open page asks the app for the model status line every 2 s only while a model
+    loads or a background job (warm-up, priming, an index rebuild) runs: an idle page costs
+    the app and the browser nothing."""
+    import threading
+
+    import gradio as gr
+
+    import app.engines
+    from app.main import build_app
+
+    loading, release = threading.Event(), threading.Event()
+
+    def slow_load(cfg, progress=None):
+        progress("Converting the model…")
+        loading.set()
+        release.wait(timeout=60)
+        return TextToSQL(ScriptedBackend([]))
+
+    monkeypatch.setattr(app.engines, "engine_from_config", slow_load)
+    monkeypatch.setattr(app.engines, "EnginePool", lambda cfg, max_batch=1: pool)
+    demo = build_app(EngineConfig(model="scripted"))
+    [timer] = [b for b in demo.blocks.values() if isinstance(b, gr.Timer)]
+    assert timer.active is False  # a page starts without polling
+    [poll] = {f.fn for f in demo.fns.values() if getattr(f.fn, "__name__", "") == "poll"}
+    line, update = poll()
+    assert not pool.busy and update.active is False and "not loaded yet" in line
+
+    load = threading.Thread(target=pool.get, args=("scripted",))
+    load.start()
+    assert loading.wait(timeout=30)
+    line, update = poll()
+    assert pool.busy and update.active is True and line == "Converting the model…"
+    release.set()
+    load.join(timeout=30)
+    line, update = poll()  # the last tick shows the result and stops the polling
+    assert not pool.busy and update.active is False and line.startswith("Model ready")
