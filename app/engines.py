@@ -18,14 +18,16 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from app.recovery import REBUILD_THREAD
 from engine.config import EngineConfig
 from engine.factory import engine_from_config
 from engine.pipeline import Answer, Request, TextToSQL
 
 log = logging.getLogger(__name__)
 
-# Threads whose work ends with a new model status line (app.recovery names its rebuilds so).
-BACKGROUND_WORK = ("model-warm-up", "prime-database", "index-rebuild")
+WARM_UP_THREAD, PRIME_THREAD = "model-warm-up", "prime-database"
+# Threads whose work ends with a new model status line.
+BACKGROUND_WORK = (WARM_UP_THREAD, PRIME_THREAD, REBUILD_THREAD)
 
 
 class EnginePool:
@@ -127,7 +129,7 @@ class EnginePool:
             if db_path is not None:
                 self._prime(engine, db_path)
 
-        thread = threading.Thread(target=work, name="model-warm-up", daemon=True)
+        thread = threading.Thread(target=work, name=WARM_UP_THREAD, daemon=True)
         thread.start()
         return thread
 
@@ -145,7 +147,7 @@ class EnginePool:
         thread = threading.Thread(
             target=self._prime,
             args=(engine, db_path, retriever),
-            name="prime-database",
+            name=PRIME_THREAD,
             daemon=True,
         )
         thread.start()

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+REBUILD_THREAD = "index-rebuild"  # app.engines.EnginePool.busy looks for it
 log = logging.getLogger(__name__)
 STAGING_SUFFIX = "-new"  # engine.rag.store.VectorStore.replace writes here first
 
@@ -88,7 +89,7 @@ def check_indexes(rag: Any, say: Callable[[str], None] | None = None) -> IndexCh
     todo = [db for db in lost.values() if db.name and db.is_file()]
     thread = None
     if todo:
-        thread = threading.Thread(target=_rebuild, args=(rag, todo, say), name="index-rebuild",
+        thread = threading.Thread(target=_rebuild, args=(rag, todo, say), name=REBUILD_THREAD,
                                   daemon=True)  # fmt: skip
         thread.start()
     return IndexCheck(notes, thread)
