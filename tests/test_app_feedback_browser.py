@@ -66,11 +66,13 @@ def _run_sql(page, sql, fresh=True):
     _set_code(page, "chat-sql", sql)
     before = page.locator("#chat-status").inner_text().strip()
     page.locator("#chat-rerun").click()
-    # a new final status: not the old one, not Gradio's progress text ("processing | 0.1s")
+    # a new final status: not the old one, not the old one under Gradio's progress text
+    # ("processing | 0.1s", "0.4/39.3s", or "queue: 1/1 | 0.1s" while the event waits its turn:
+    # that once passed for the result, the old status showing beneath it)
     page.wait_for_function(
         r"""(before) => {
             const text = document.querySelector('#chat-status').innerText.trim();
-            return text !== before && !/processing|^[0-9.\/]+s\b/.test(text)
+            return text !== before && !/processing|queue:|^[0-9.\/]+s\b/.test(text)
                 && /row\(s\)|Could not run|There is no SQL/.test(text);
         }""",
         arg=before,
