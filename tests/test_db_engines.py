@@ -167,3 +167,28 @@ def test_retrieval_indexes_each_engine_with_sample_values(samples, tmp_path):
         "How many customers are in the gold tier?", url, schema, 300, lambda t: len(t.split())
     )
     assert "customers" in ctx.schema_text and ctx.schema_text.startswith("-- Database:")
+
+
+def test_the_langchain_chain_answers_on_each_engine(samples, tmp_path):
+    """``build_sql_chain`` takes a URL as ``db_path`` as the engine does: retrieval from the
+    server database's own index, then its checked rows (a ``Path()`` around the URL once
+    made it a file name that does not exist)."""
+    from engine.pipeline import TextToSQL
+    from engine.rag.chain import build_sql_chain
+    from engine.rag.config import RagConfig
+    from engine.rag.index import index_database
+    from engine.rag.retriever import RagRetriever
+    from engine.schema import DIALECT_TITLES
+    from tests.helpers import ScriptedBackend
+
+    url = samples["shop"]
+    cfg = RagConfig(store_dir=str(tmp_path / "store"), auto_index=False)
+    index_database(cfg, url)
+    backend = ScriptedBackend(["SELECT count(*) FROM customers"])
+    chain = build_sql_chain(TextToSQL(backend, retriever=RagRetriever(cfg), max_attempts=1))
+    out = chain.invoke({"question": "How many customers are there?", "db_path": url})
+    assert out["answer"]["error"] is None and out["answer"]["rows"] == [[300]]
+    tables = {d.metadata.get("table") for d in out["source_documents"]}
+    assert "customers" in tables, tables
+    # the prompt shows the server's schema, in its dialect
+    assert f"-- Database: {DIALECT_TITLES[dialect(url)]}" in backend.prompts[0]

@@ -24,15 +24,14 @@ This module imports LangChain at the top: import it only where it is needed.
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Any
 
 from langchain_core.runnables import Runnable, RunnableConfig, RunnableLambda
 
+from engine.db import as_db, read_schema
 from engine.followup import retrieval_query
 from engine.pipeline import Request, TextToSQL
 from engine.retrieval import Context
-from engine.schema import read_schema
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +54,7 @@ class _AnswerStep(Runnable[dict, dict]):
         **kwargs: Any,
     ) -> list[dict]:
         requests = [
-            Request(x["question"], Path(x["db_path"]), x.get("history"), x.get("context"))
+            Request(x["question"], as_db(x["db_path"]), x.get("history"), x.get("context"))
             for x in inputs
         ]
         answers = self.engine.ask_batch(requests)
@@ -68,7 +67,7 @@ def build_sql_chain(engine: TextToSQL) -> Runnable:
     retriever) and ``answer`` (:meth:`engine.pipeline.Answer.to_dict`)."""
 
     def retrieve(inputs: dict) -> dict:
-        db = Path(inputs["db_path"])
+        db = as_db(inputs["db_path"])  # a URL stays a string: Path() would mangle it
         query = retrieval_query(inputs["question"], inputs.get("history"))
         retrieve_docs = getattr(engine.retriever, "retrieve", None)
         try:
