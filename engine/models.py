@@ -13,16 +13,15 @@ import json
 import logging
 import shutil
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from engine.paths import cache_dir
+from engine.progress import Progress, say
 from engine.prompt import DEFAULT_FORMAT, PromptFormat, ensure_chat_template
 
 log = logging.getLogger(__name__)
-Progress = Callable[[str], None]
 ADAPTER_META_FILE = "text2sql_adapter.json"
 
 
@@ -97,7 +96,7 @@ def preset_gguf(preset: Preset, progress: Progress | None = None) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_suffix(".part")
     digest = hashlib.sha256()
-    _say(progress, f"Joining {len(files)} parts of {preset.name} into one GGUF file")
+    say(progress, f"Joining {len(files)} parts of {preset.name} into one GGUF file", log)
     with open(tmp, "wb") as out:
         for f in files:
             with open(f, "rb") as src:
@@ -123,7 +122,7 @@ def prepare_preset(name: str, progress: Progress | None = None) -> Path:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     gguf = preset_gguf(preset, progress)
-    _say(progress, f"Preparing {name} for first use (one-time conversion, about a minute)")
+    say(progress, f"Preparing {name} for first use (one-time conversion, about a minute)", log)
     started = time.perf_counter()
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
     model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype="float32")
@@ -137,7 +136,9 @@ def prepare_preset(name: str, progress: Progress | None = None) -> Path:
     (tmp / ".complete").write_text(json.dumps({"gguf": str(gguf), "preset": name}))
     shutil.rmtree(folder, ignore_errors=True)
     tmp.replace(folder)
-    _say(progress, f"{name} ready in {time.perf_counter() - started:.0f} s (cached in {folder})")
+    say(
+        progress, f"{name} ready in {time.perf_counter() - started:.0f} s (cached in {folder})", log
+    )
     return folder
 
 
@@ -157,7 +158,7 @@ def preset_tokenizer(name: str, progress: Progress | None = None) -> Path:
     from transformers import AutoTokenizer
 
     gguf = preset_gguf(PRESETS[name], progress)
-    _say(progress, f"Reading the tokenizer of {name} (once)")
+    say(progress, f"Reading the tokenizer of {name} (once)", log)
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
     tmp = target.with_name(target.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -212,7 +213,7 @@ def load_model(
     name = name_or_path or meta.get("base_model") or DEFAULT_MODEL
     device = device or pick_device()
     source = resolve_source(name, progress)
-    _say(progress, f"Loading {name} on {device}")
+    say(progress, f"Loading {name} on {device}", log)
     kwargs: dict[str, Any] = {}
     if device == "cuda":
         kwargs["dtype"] = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
@@ -259,9 +260,3 @@ def load_model(
 
 def _has_tokenizer(folder: str | Path | None) -> bool:
     return bool(folder) and (Path(folder) / "tokenizer_config.json").is_file()
-
-
-def _say(progress: Progress | None, message: str) -> None:
-    log.info(message)
-    if progress is not None:
-        progress(message)

@@ -252,12 +252,8 @@ def load(
     Raises :class:`engine.models.ModelLoadError` (one line) when llama.cpp cannot serve it.
     """
     from engine.backends.lora_gguf import LoraConversionError, cached_lora_gguf
-    from engine.models import (
-        DEFAULT_MODEL,
-        ModelLoadError,
-        _say,
-        read_adapter_meta,
-    )
+    from engine.models import DEFAULT_MODEL, ModelLoadError, read_adapter_meta
+    from engine.progress import say
 
     if not is_installed():
         raise ModelLoadError("llama-cpp-python is not installed (scripts/setup.sh builds it)")
@@ -279,7 +275,7 @@ def load(
     tokenizer = _chat_tokenizer(name, gguf, adapter, progress)
     fmt = PromptFormat.from_dict(meta["prompt_format"]) if "prompt_format" in meta else None
     n_threads = threads or default_threads()
-    _say(progress, f"Loading {name} with llama.cpp ({gguf.name}, {n_threads} threads)")
+    say(progress, f"Loading {name} with llama.cpp ({gguf.name}, {n_threads} threads)", log)
     try:
         return LlamaCppBackend(
             gguf,

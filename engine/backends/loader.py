@@ -33,7 +33,8 @@ def load_backend(
     names (:mod:`engine.backends.openai_backend`); ``model`` and ``adapter`` are not used.
     """
     from engine.backends import llamacpp
-    from engine.models import ModelLoadError, _say, load_model, pick_device
+    from engine.models import ModelLoadError, load_model, pick_device
+    from engine.progress import say
 
     try:
         check_backend_kind(kind)
@@ -43,7 +44,7 @@ def load_backend(
         from engine.backends.openai_backend import connect
 
         backend = connect(remote or OpenAIConfig(), progress=progress)
-        _say(progress, f"Backend: {backend.name}")
+        say(progress, f"Backend: {backend.name}", log)
         return backend
     llamacpp.openmp_sleeps_when_idle()  # before pick_device() imports torch's libgomp
     if kind == "auto":
@@ -59,7 +60,7 @@ def load_backend(
                 backend = llamacpp.load(
                     model, adapter, threads=threads, batch_size=batch_size, progress=progress
                 )
-                _say(progress, f"Backend: {backend.name} (fast CPU runtime)")
+                say(progress, f"Backend: {backend.name} (fast CPU runtime)", log)
                 return backend
             except ModelLoadError as err:
                 why = str(err)
@@ -68,7 +69,7 @@ def load_backend(
         backend = llamacpp.load(
             model, adapter, threads=threads, batch_size=batch_size, progress=progress
         )
-        _say(progress, f"Backend: {backend.name}")
+        say(progress, f"Backend: {backend.name}", log)
         return backend
     from engine.backends.transformers_backend import TransformersBackend
 
@@ -78,5 +79,5 @@ def load_backend(
         torch.set_num_threads(threads)
     loaded = load_model(model, adapter, load_in_4bit=load_in_4bit, progress=progress)
     backend = TransformersBackend(loaded, batch_size=batch_size)
-    _say(progress, f"Backend: {backend.name}")
+    say(progress, f"Backend: {backend.name}", log)
     return backend

@@ -173,7 +173,8 @@ def connect(cfg: OpenAIConfig, progress: Any = None) -> OpenAIBackend:
     """
     import openai
 
-    from engine.models import ModelLoadError, _say
+    from engine.models import ModelLoadError
+    from engine.progress import say
 
     if not cfg.base_url:
         raise ModelLoadError(
@@ -195,7 +196,7 @@ def connect(cfg: OpenAIConfig, progress: Any = None) -> OpenAIBackend:
     quiet = logging.getLogger("httpx2")  # the client's transport logs every request at INFO
     if quiet.level == logging.NOTSET:
         quiet.setLevel(logging.WARNING)
-    _say(progress, f"Connecting to {_where(cfg)}")
+    say(progress, f"Connecting to {_where(cfg)}", log)
     try:
         served = [m.id for m in client.models.list()]
     except openai.OpenAIError as err:

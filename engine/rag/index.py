@@ -14,10 +14,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from engine.progress import Progress, say
 from engine.rag.config import RagConfig
 
 log = logging.getLogger(__name__)
-Progress = Callable[[str], None]
 
 
 @dataclass
@@ -117,7 +117,7 @@ def index_database(
     if docs_dir is not None and not Path(docs_dir).is_dir():
         raise RagInputError(f"Docs folder {docs_dir} does not exist or is not a folder")
 
-    _say(progress, f"Reading {name}: {len(schema.tables)} tables")
+    say(progress, f"Reading {name}: {len(schema.tables)} tables", log)
     docs = table_documents(db_path, schema, cfg.sample_values)
     report.tables = len(docs)
     embeddings = get_embeddings(cfg.embedder)
@@ -149,7 +149,7 @@ def index_database(
         "doc_chunks": report.doc_chunks,
         "examples": report.examples,
     }
-    _say(progress, f"Embedding {len(docs)} documents for {name}")
+    say(progress, f"Embedding {len(docs)} documents for {name}", log)
     bar = _bar(len(docs), name) if show_bar else None
     try:
         store.replace(db_path, docs, embeddings, meta, _progress_fn(bar))
@@ -157,7 +157,7 @@ def index_database(
         if bar is not None:
             bar.close()
     report.seconds = round(time.perf_counter() - started, 2)
-    _say(progress, report.summary())
+    say(progress, report.summary(), log)
     return report
 
 
@@ -185,9 +185,3 @@ def _progress_fn(bar: Any) -> Callable[[int, int], None] | None:
         bar.update(done - bar.n)
 
     return update
-
-
-def _say(progress: Progress | None, message: str) -> None:
-    log.info(message)
-    if progress is not None:
-        progress(message)

@@ -29,13 +29,13 @@ from pathlib import Path
 from typing import Any
 
 from engine.db import as_db, display_name, label, read_schema, redact
+from engine.progress import Progress
 from engine.rag.config import RagConfig
 from engine.rag.documents import example_text
 from engine.retrieval import Context, Source
 from engine.schema import Schema
 
 log = logging.getLogger(__name__)
-Progress = Callable[[str], None]
 # Solved questions of other databases: the model should take their SQL's shape, not names.
 POOL_HEADER = (
     "Solved questions from other databases (their tables and columns are not this "
