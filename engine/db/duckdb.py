@@ -1,6 +1,6 @@
 """Read-only queries on a DuckDB file (in-process), layer by layer:
 
-1. Text (:mod:`engine.db.guard`, sqlglot's ``duckdb`` dialect): exactly one query; no write,
+1. Text (:mod:`engine.db.sql_guard`, sqlglot's ``duckdb`` dialect): exactly one query; no write,
    DDL, ``COPY``, ``ATTACH``, ``INSTALL``/``LOAD``, ``SET`` or ``PRAGMA`` node; file readers
    (``read_csv``, ``read_parquet``, ``FROM 'file.csv'``, ...), ``getenv`` and ``query()``
    refused by name.
@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from engine.db import guard
+from engine.db import sql_guard
 from engine.db.fetch import (
     TOO_LARGE,
     Deadline,
@@ -72,7 +72,7 @@ def connect(path: Path) -> Any:
 
 
 def run(path: Path, sql: str, timeout_s: float, max_rows: int) -> QueryResult:
-    statement, refused = guard.check(sql, "duckdb")
+    statement, refused = sql_guard.check(sql, "duckdb")
     if refused:
         return QueryResult([], [], refused)
     try:
@@ -89,7 +89,7 @@ def run(path: Path, sql: str, timeout_s: float, max_rows: int) -> QueryResult:
             return QueryResult([], [], "Refused: only one SQL statement is allowed")
         if statements[0].type != duckdb.StatementType.SELECT:
             word = str(statements[0].type).rsplit(".", 1)[-1]
-            return QueryResult([], [], guard.refusal(word))
+            return QueryResult([], [], sql_guard.refusal(word))
         timer.start()
         cursor = conn.execute(statements[0].query)
         columns = [d[0] for d in cursor.description or ()]

@@ -1,6 +1,6 @@
 """Read-only queries on MySQL and MariaDB (PyMySQL), layer by layer:
 
-1. Text (:mod:`engine.db.guard`, sqlglot's ``mysql`` dialect): exactly one query; no write
+1. Text (:mod:`engine.db.sql_guard`, sqlglot's ``mysql`` dialect): exactly one query; no write
    or DDL node; no ``SELECT ... INTO`` (``OUTFILE``/``DUMPFILE``/variables), no row locks;
    ``LOAD_FILE``, ``SLEEP``, ``BENCHMARK``, ``GET_LOCK`` and similar refused by name;
    executable comments (``/*! */``, ``/*M! */``) and optimizer hints (``/*+ */``) refused,
@@ -29,7 +29,7 @@ import contextlib
 import time
 from typing import Any
 
-from engine.db import guard
+from engine.db import sql_guard
 from engine.db.fetch import TOO_LARGE, Deadline, ResultTooLarge, fetch_rows
 from engine.db.url import connect_url, redact, require, scrub
 from engine.executor import DatabaseError, QueryResult, timed_out
@@ -73,7 +73,7 @@ def connect(db: str, timeout_s: float) -> Any:
 
 
 def run(db: str, sql: str, timeout_s: float, max_rows: int) -> QueryResult:
-    statement, refused = guard.check(sql, "mysql")
+    statement, refused = sql_guard.check(sql, "mysql")
     if refused:
         return QueryResult([], [], refused)
     try:
@@ -102,7 +102,7 @@ def run(db: str, sql: str, timeout_s: float, max_rows: int) -> QueryResult:
         ):
             return QueryResult([], [], timed_out(timeout_s))
         if code in _READ_ONLY_CODES:
-            return QueryResult([], [], guard.refusal("the transaction is read-only"))
+            return QueryResult([], [], sql_guard.refusal("the transaction is read-only"))
         return QueryResult([], [], scrub(f"Query failed: {_message(err)}", db))
     finally:
         if finished:

@@ -1,6 +1,6 @@
 """Read-only queries on PostgreSQL (psycopg 3), layer by layer:
 
-1. Text (:mod:`engine.db.guard`, sqlglot's ``postgres`` dialect): exactly one query; no
+1. Text (:mod:`engine.db.sql_guard`, sqlglot's ``postgres`` dialect): exactly one query; no
    write or DDL node anywhere in it; no ``SELECT ... INTO``, no ``FOR UPDATE``; functions with
    effects outside the transaction or that run SQL given as text refused by name
    (``pg_*`` except ``pg_typeof``/``pg_size_pretty``, ``lo_*``, ``dblink*``, ``set_config``,
@@ -33,7 +33,7 @@ import contextlib
 import time
 from typing import Any
 
-from engine.db import guard
+from engine.db import sql_guard
 from engine.db.fetch import (
     TOO_LARGE,
     Deadline,
@@ -73,7 +73,7 @@ def connect(db: str, timeout_s: float) -> Any:
 
 
 def run(db: str, sql: str, timeout_s: float, max_rows: int) -> QueryResult:
-    statement, refused = guard.check(sql, "postgres")
+    statement, refused = sql_guard.check(sql, "postgres")
     if refused:
         return QueryResult([], [], refused)
     try:
@@ -98,7 +98,7 @@ def run(db: str, sql: str, timeout_s: float, max_rows: int) -> QueryResult:
     except (Deadline, errors.QueryCanceled):
         return QueryResult([], [], timed_out(timeout_s))
     except errors.ReadOnlySqlTransaction:
-        return QueryResult([], [], guard.refusal("the transaction is read-only"))
+        return QueryResult([], [], sql_guard.refusal("the transaction is read-only"))
     except psycopg.Error as err:
         return QueryResult([], [], scrub(f"Query failed: {first_line(err)}", db))
     finally:
