@@ -20,8 +20,8 @@ from typing import Any
 
 import gradio as gr
 
-from app import chat_tab
-from app.chat_tab import ANSWER_GROUP
+from app import chat
+from app.chat import ANSWER_GROUP
 from app.databases import DEFAULT_DB, databases_of
 
 PUBLIC = ("ask", "run_sql", "databases")
@@ -41,7 +41,7 @@ def register(pool: Any, spaces: Callable[[Any], Any]) -> None:
         """
         space = spaces(request)
         model = pool.base.model
-        turn = chat_tab.ask(question, database, model, [], [], pool, space.history, space)
+        turn = chat.ask(question, database, model, [], [], pool, space.history, space)
         answer = turn.answer
         out: dict[str, Any] = {"question": (question or "").strip(), "database": database}
         if answer is None:
@@ -61,7 +61,7 @@ def register(pool: Any, spaces: Callable[[Any], Any]) -> None:
             database: a label from /databases, such as "shop (sample)"
         """
         space = spaces(request)
-        result, status = chat_tab.run_edited_sql(sql, database, pool, space)
+        result, status = chat.run_edited_sql(sql, database, pool, space)
         if result is None:
             return {"sql": sql, "columns": [], "rows": [], "error": status, "truncated": False}
         d = result.to_dict()

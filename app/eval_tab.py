@@ -46,7 +46,7 @@ def make_config(base: EngineConfig, model_choice: str, data: str, split: str, li
                 max_new_tokens: float):  # fmt: skip
     """The form -> an EvalConfig of the chat's engine settings (``base``) with the form's
     changes, through the same loader as ``python -m training.evaluate``."""
-    from training.evaluate import make_config as eval_config
+    from training.eval_config import make_config as eval_config
 
     model, adapter = resolve(model_choice)
     slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", model_choice)[:60]
@@ -171,8 +171,8 @@ def resume(run: str | None):
     """Resume an interrupted evaluation where it stopped (its recorded answers are kept);
     yields what :func:`run_all` yields."""
     from engine.config import from_dict
+    from training.eval_config import RUN_FILE, EvalConfig
     from training.eval_jobs import EvalProcess
-    from training.evaluate import RUN_FILE, EvalConfig
 
     folder = evals_dir() / Path(run or "").name
     if not run or not (folder / RUN_FILE).is_file():

@@ -175,7 +175,7 @@ def _max_steps(config: Path) -> int | None:
 
 def interrupted_evaluations(evals: Path) -> list[Interrupted]:
     """Evaluations with a run file and no final metrics, newest first."""
-    from training.evaluate import PREDICTIONS, RUN_FILE
+    from training.eval_config import PREDICTIONS, RUN_FILE
 
     found = []
     for run_file in evals.glob(f"*/{RUN_FILE}"):

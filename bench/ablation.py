@@ -61,7 +61,8 @@ def parse_row(text: str) -> tuple[str, dict[str, Any]]:
 
 
 def run_row(name: str, overrides: dict[str, Any], dbs: list[str], args: Any) -> dict[str, Any]:
-    from training.evaluate import make_config, run
+    from training.eval_config import make_config
+    from training.evaluate import run
 
     out = Path(args.out) / args.slice / name
     cfg = make_config(

@@ -148,7 +148,7 @@ def eval_config(engine=None, **settings):
     """Evaluation settings over an engine without retrieval (the oracle needs none)."""
     from engine.config import EngineConfig
     from engine.rag.config import RagConfig
-    from training.evaluate import EvalConfig
+    from training.eval_config import EvalConfig
 
     return EvalConfig(
         engine=EngineConfig(rag=RagConfig(enabled=False), **(engine or {})), **settings

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from app import chat_tab
+from app import chat
 from app.databases import database_choices
 from app.engines import EnginePool
 from engine.config import EngineConfig
@@ -33,7 +33,7 @@ def test_sample_databases_are_offered():
 def test_ask_shows_sql_rows_and_status(pool, shop_db, tmp_path):
     _with(pool, ["SELECT count(*) AS n FROM customers;"])
     history = QuestionHistory(tmp_path)
-    turn = chat_tab.ask("How many customers?", SHOP, "scripted", [], [], pool, history)
+    turn = chat.ask("How many customers?", SHOP, "scripted", [], [], pool, history)
     sql = turn.answer.sql
     assert sql == "SELECT count(*) AS n FROM customers"
     assert turn.answer.columns == ["n"] and turn.answer.rows[0][0] > 0
@@ -48,8 +48,8 @@ def test_ask_shows_sql_rows_and_status(pool, shop_db, tmp_path):
 
 def test_follow_up_sends_earlier_turns(pool, shop_db):
     backend = _with(pool, ["SELECT count(*) FROM customers", "SELECT count(*) FROM orders"])
-    turn = chat_tab.ask("How many customers?", SHOP, "scripted", [], [], pool)
-    chat_tab.ask("And orders?", SHOP, "scripted", turn.chat, turn.turns, pool)
+    turn = chat.ask("How many customers?", SHOP, "scripted", [], [], pool)
+    chat.ask("And orders?", SHOP, "scripted", turn.chat, turn.turns, pool)
     last_prompt = json.loads(backend.prompts[-1])
     assert [m["role"] for m in last_prompt] == ["system", "user", "assistant", "user"]
 
@@ -57,37 +57,37 @@ def test_follow_up_sends_earlier_turns(pool, shop_db):
 def test_errors_are_plain_and_the_app_keeps_going(pool, shop_db, tmp_path):
     _with(pool, ["I cannot help with that.", "Still no SQL."])
     history = QuestionHistory(tmp_path)
-    turn = chat_tab.ask("Delete everything", SHOP, "scripted", [], [], pool, history)
+    turn = chat.ask("Delete everything", SHOP, "scripted", [], [], pool, history)
     assert not turn.answer.ok and turn.status.startswith("**Could not answer:**")
     assert turn.turns == []
     assert [(e.ok, e.sql) for e in history.recent(shop_db)] == [(False, "")]
-    assert chat_tab.ask("", SHOP, "scripted", [], [], pool).status == "Please type a question."
+    assert chat.ask("", SHOP, "scripted", [], [], pool).status == "Please type a question."
 
 
 def test_edited_sql_runs_read_only(pool, shop_db):
     before = shop_db.read_bytes()
-    result, status = chat_tab.run_edited_sql("SELECT name FROM products LIMIT 3", SHOP, pool)
+    result, status = chat.run_edited_sql("SELECT name FROM products LIMIT 3", SHOP, pool)
     assert len(result.rows) == 3 and status == "3 row(s)"
-    result, status = chat_tab.run_edited_sql("DROP TABLE products", SHOP, pool)
+    result, status = chat.run_edited_sql("DROP TABLE products", SHOP, pool)
     assert not result.ok and "Could not run" in status
     assert shop_db.read_bytes() == before
 
 
 def test_transpile_to_other_dialects():
-    assert "LIMIT" not in chat_tab.transpile("SELECT name FROM t LIMIT 5", "tsql")
-    assert chat_tab.transpile("SELECT name FROM t LIMIT 5", "postgres").startswith("SELECT")
-    assert chat_tab.transpile("SELECT FROM WHERE (", "postgres").startswith("-- cannot transpile")
+    assert "LIMIT" not in chat.transpile("SELECT name FROM t LIMIT 5", "tsql")
+    assert chat.transpile("SELECT name FROM t LIMIT 5", "postgres").startswith("SELECT")
+    assert chat.transpile("SELECT FROM WHERE (", "postgres").startswith("-- cannot transpile")
 
 
 def test_choosing_a_database_primes_it_for_the_loaded_model(pool, shop_db):
     backend = PrefillingBackend([])
     pool.put("scripted", None, TextToSQL(backend))
-    chat_tab.prime(SHOP, "scripted", pool).join(timeout=60)
+    chat.prime(SHOP, "scripted", pool).join(timeout=60)
     assert len(backend.prefilled) == 1 and "CREATE TABLE customers" in backend.prefilled[0]
     assert pool.status == "Model ready: scripted · shop.sqlite ready"
     # a model that is not loaded is not loaded just because a database was picked
-    assert chat_tab.prime(SHOP, "not-loaded-model", pool) is None
-    assert chat_tab.prime("no such database", "scripted", pool) is None
+    assert chat.prime(SHOP, "not-loaded-model", pool) is None
+    assert chat.prime("no such database", "scripted", pool) is None
 
 
 def test_warm_up_primes_the_default_database(pool, shop_db):

@@ -23,7 +23,7 @@ def _all_files_text(root: Path) -> str:
 
 
 def test_connect_with_a_password_saves_none(pg_server, data):
-    from app.chat_tab import run_edited_sql, transpile
+    from app.chat import run_edited_sql, transpile
     from app.databases import database_choices
     from app.schema_tab import connect_database, describe, preview
 

@@ -54,7 +54,7 @@ def test_user_folders_are_distinct_and_safe():
 def test_a_signed_in_users_database_is_primed_from_their_own_index(tmp_path, monkeypatch):
     """Choosing a database gets it ready in the background (indexing it on first use): for a
     signed-in user, in their own store, never in the one everyone else's answers read."""
-    from app import chat_tab
+    from app import chat
     from app.engines import EnginePool
     from app.users import Spaces
     from engine.config import EngineConfig
@@ -74,7 +74,7 @@ def test_a_signed_in_users_database_is_primed_from_their_own_index(tmp_path, mon
     db = ann.upload_dir / "annsnotes.sqlite"
     with sqlite3.connect(db) as conn:
         conn.execute("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT)")
-    chat_tab.prime("annsnotes (uploaded)", "scripted", pool, ann).join(timeout=120)
+    chat.prime("annsnotes (uploaded)", "scripted", pool, ann).join(timeout=120)
     assert "CREATE TABLE notes" in backend.prefilled[0]
     assert _collection_info(ann.root / "vector_db" / "chroma", db) is not None
     assert _collection_info(shared, db) is None

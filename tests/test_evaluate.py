@@ -11,16 +11,9 @@ import pytest
 from engine.config import ConfigError, EngineConfig, load_config
 from engine.rag.config import RagConfig
 from tests.helpers import OracleBackend, eval_config
+from training.eval_config import EvalConfig, make_config
 from training.eval_report import compare_runs
-from training.evaluate import (
-    EvalConfig,
-    EvalJob,
-    build_parser,
-    config_from_args,
-    main,
-    make_config,
-    run,
-)
+from training.evaluate import EvalJob, build_parser, config_from_args, main, run
 
 REPO = Path(__file__).resolve().parent.parent
 REQUIRED_KEYS = {
@@ -454,8 +447,8 @@ def test_error_kinds():
 
 
 def _chat_answers(backend, engine_cfg, questions):
-    """The questions asked through the chat tab's own handler, one turn each."""
-    from app import chat_tab
+    """The questions asked through the chat's own handler (app.chat.ask), one turn each."""
+    from app import chat
     from app.databases import database_choices
     from app.engines import EnginePool
     from engine.factory import engine_from_config
@@ -466,7 +459,7 @@ def _chat_answers(backend, engine_cfg, questions):
     out = {}
     for ex in questions:
         label = labels[Path(ex.db_path).resolve()]
-        turn = chat_tab.ask(ex.question, label, engine_cfg.model, [], [], pool)
+        turn = chat.ask(ex.question, label, engine_cfg.model, [], [], pool)
         out[ex.question] = (turn.answer.sql if turn.answer else None, turn.status)
     return out
 

@@ -134,11 +134,11 @@ def test_evaluation_runs_through_the_server(remote, tmp_path):
 
 
 def test_chat_tab_answer_names_the_server(remote, shop_db):
-    from app import chat_tab
+    from app import chat
     from app.engines import EnginePool
 
     pool = EnginePool(EngineConfig(backend="openai", openai=remote, rag=RagConfig(enabled=False)))
-    turn = chat_tab.ask(QUESTION, "shop (sample)", None, [], [], pool)
+    turn = chat.ask(QUESTION, "shop (sample)", None, [], [], pool)
     assert turn.answer.ok, turn.status
     assert turn.answer.rows == [[shop_count(shop_db)]]
     assert f"openai:{MODEL} @ {remote.base_url}" in turn.status

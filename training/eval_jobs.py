@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from training.jobs import exit_reason, start_child
 
 if TYPE_CHECKING:
-    from training.evaluate import EvalConfig
+    from training.eval_config import EvalConfig
 
 CONFIG_FILE = "eval_config.yaml"
 RESUME_HINT = "Resume it from the Evaluation tab: it continues from its last recorded answer."
@@ -103,7 +103,7 @@ class EvalProcess:
             self._logs.append(line)
 
     def snapshot(self) -> dict[str, Any]:
-        """The last progress the child reported (training.evaluate.EvalProgress as a dict)."""
+        """The last progress the child reported (training.eval_config.EvalProgress as a dict)."""
         with self._lock:
             snap = dict(self._progress)
             snap["error"] = self.error

@@ -1,6 +1,7 @@
 """Evaluate a text-to-SQL model: ``python -m training.evaluate`` (CLI), :func:`run` (Python),
 :class:`EvalJob` (a background thread). The app runs the CLI in a child process
-(training.eval_jobs, ``--events-json``).
+(training.eval_jobs, ``--events-json``). What a run is, its config and the files it writes,
+is :mod:`training.eval_config`.
 
 What is evaluated is what the chat serves: the engine is built from the chat's own settings
 (``configs/engine.yaml``: model, retrieval, attempts, generation; flags and the ``engine:``
@@ -26,105 +27,26 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from engine.backends.base import BACKEND_KINDS
-from engine.config import ConfigError, EngineConfig, load_config, parse_overrides, read_yaml
-from engine.paths import REPO_ROOT
+from engine.config import ConfigError, parse_overrides
+from training.eval_config import (
+    ENGINE_CONFIG,
+    EVAL_CONFIG,
+    PREDICTIONS,
+    RUN_FILE,
+    EvalConfig,
+    EvalProgress,
+    ProgressFn,
+    make_config,
+)
 
 if TYPE_CHECKING:
     from engine.pipeline import TextToSQL
 
 log = logging.getLogger(__name__)
-PREDICTIONS = "predictions.jsonl"
-RUN_FILE = "run.json"
-# The chat's settings, which evaluation starts from, and evaluation's own defaults.
-ENGINE_CONFIG = REPO_ROOT / "configs" / "engine.yaml"
-EVAL_CONFIG = REPO_ROOT / "configs" / "eval.yaml"
-# Settings that change predictions: a resumed run must match them (and the engine section,
-# less its thread count).
-IDENTITY_KEYS = ("data", "split", "limit", "seed", "synthetic_rows", "holdout", "db_ids")
-
-
-@dataclass
-class EvalConfig:
-    data: str = "samples"  # Spider folder, seed-format folder/file, pairs JSON, or "samples"
-    split: str | None = None
-    limit: int | None = None  # a seeded random sample of this many questions
-    seed: int = 0
-    # Only databases training did not see: the validation side of
-    # training.data.split_by_database(all examples, holdout, seed), as training splits.
-    holdout: float | None = None
-    db_ids: list[str] | None = None  # only these databases
-    out: str = ""  # output folder (required to run)
-    # The engine evaluated: the chat's settings (the CLI reads configs/engine.yaml);
-    # engine.batch_size questions are asked per call.
-    engine: EngineConfig = field(default_factory=EngineConfig)
-    rag_store: str = ""  # the run's vector store; "": OUT/vector_db
-    synthetic_rows: int = 12  # rows per table in databases generated from DDL
-    resume: bool = True
-    # Evaluate on another engine: db_id -> database URL (or DuckDB file) in place of its
-    # SQLite file; "*" covers every db_id and "{db_id}" in a URL is replaced, so
-    # {"*": "postgresql+psycopg://USER@HOST:PORT/{db_id}"} is a server + database name.
-    # Gold SQL is transpiled from SQLite to that dialect. No literal passwords: ${ENV_VAR}.
-    db_urls: dict[str, str] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        if self.limit is not None and self.limit < 1:
-            raise ConfigError("limit must be at least 1 (or null for all)")
-        if self.holdout is not None and not 0 < self.holdout < 1:
-            raise ConfigError("holdout is the validation fraction of training: 0 < holdout < 1")
-        if isinstance(self.db_ids, str):
-            self.db_ids = [d.strip() for d in self.db_ids.split(",") if d.strip()]
-        if self.synthetic_rows < 1:
-            raise ConfigError("synthetic_rows must be at least 1")
-        self.db_urls = dict(self.db_urls or {})
-        for db_id, url in self.db_urls.items():
-            from engine.db.url import redact, storable
-
-            if "://" in url and storable(url) != url:  # run.json records the settings
-                raise ConfigError(
-                    f"db_urls.{db_id}: no password in the URL ({redact(url)}); name an "
-                    "environment variable in its place: USER:${VAR}@HOST"
-                )
-
-    def settings(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    def identity(self) -> dict[str, Any]:
-        settings = self.settings()
-        engine = {k: v for k, v in settings["engine"].items() if k != "threads"}
-        extra = {"db_urls": self.db_urls} if self.db_urls else {}  # older runs have none
-        return {**{k: settings[k] for k in IDENTITY_KEYS}, **extra, "engine": engine}
-
-
-@dataclass
-class EvalProgress:
-    done: int = 0
-    total: int = 0
-    correct: int = 0
-    scored: int = 0
-    elapsed_s: float = 0.0
-    message: str = ""
-
-    @property
-    def eta_s(self) -> float | None:
-        new = self.done - self._start_done
-        if new <= 0 or self.elapsed_s <= 0:
-            return None
-        return (self.total - self.done) * self.elapsed_s / new
-
-    _start_done: int = 0  # resumed questions do not count towards the speed
-
-    def to_dict(self) -> dict[str, Any]:
-        d = {k: v for k, v in dataclasses.asdict(self).items() if not k.startswith("_")}
-        d["eta_s"] = self.eta_s
-        return d
-
-
-ProgressFn = Callable[[EvalProgress], None]
 
 
 def build_engine(
@@ -355,20 +277,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--events-json", action="store_true",
                    help="progress as JSON lines on stdout (the app's child process)")  # fmt: skip
     return p
-
-
-def make_config(
-    engine: EngineConfig | dict[str, Any] | str | Path | None = ENGINE_CONFIG,
-    path: str | Path | None = EVAL_CONFIG,
-    overrides: dict[str, Any] | None = None,
-) -> EvalConfig:
-    """The evaluation config: ``engine`` (the chat's settings: a config, a dict or a YAML
-    file) under the eval YAML ``path`` (configs/eval.yaml), then dotted-key ``overrides``."""
-    if isinstance(engine, EngineConfig):
-        engine = dataclasses.asdict(engine)
-    elif isinstance(engine, (str, Path)):
-        engine = read_yaml(engine)
-    return load_config(EvalConfig, path, overrides, base={"engine": engine or {}})
 
 
 def config_from_args(args: argparse.Namespace) -> EvalConfig:
