@@ -54,8 +54,7 @@ class _AnswerStep(Runnable[dict, dict]):
         **kwargs: Any,
     ) -> list[dict]:
         requests = [
-            Request(x["question"], as_db(x["db_path"]), x.get("history"), x.get("context"))
-            for x in inputs
+            Request(x["question"], x["db_path"], x.get("history"), x.get("context")) for x in inputs
         ]
         answers = self.engine.ask_batch(requests)
         return [{**x, "answer": a.to_dict()} for x, a in zip(inputs, answers, strict=True)]
