@@ -7,7 +7,7 @@ import logging
 from dataclasses import replace
 
 from app.users import AuthError, exposure_warning, read_auth
-from engine.config import EngineConfig, load_config, parse_overrides
+from engine.config import EngineConfig, add_setting_flags, flag_overrides, load_config
 
 TITLE = "Text-to-SQL Workbench"
 
@@ -139,9 +139,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         metavar="N",
         help="questions from different sessions decoded together (default 1)",
     )
-    p.add_argument("--model", help="default model (preset, folder or hub id)")
-    p.add_argument("--config", help="engine YAML config")
-    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key")
+    p.add_argument("--config", help="engine YAML config (python -m engine config lists all)")
+    add_setting_flags(p, EngineConfig, ["model"])
     p.add_argument(
         "--no-warm-up",
         action="store_true",
@@ -153,10 +152,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    overrides = parse_overrides(args.set)
-    if args.model:
-        overrides["model"] = args.model
-    cfg = load_config(EngineConfig, args.config, overrides)
+    cfg = load_config(EngineConfig, args.config, flag_overrides(args))
     try:
         auth = read_auth(args.auth, args.auth_file)
     except AuthError as err:

