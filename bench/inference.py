@@ -84,7 +84,7 @@ def make_retriever(
 
 
 def result_bag(db: str, sql: str | None) -> Counter | None:
-    from engine.executor import run_readonly
+    from engine.db import run_readonly
 
     if not sql:
         return None
@@ -185,7 +185,7 @@ def run_backend(
         backend.name = f"transformers-int8:{loaded.name}"
     load_s = time.perf_counter() - started
     engine = engine_from_config(cfg, retriever, backend=backend)
-    from engine.schema import read_schema
+    from engine.db import read_schema
 
     prompts = []
     for q in questions[:: max(1, len(questions) // SPEED_PROMPTS)][:SPEED_PROMPTS]:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from engine.executor import run_readonly  # noqa: E402
+from engine.db.sqlite import run_readonly  # noqa: E402
 from engine.paths import sample_databases, sample_pairs_file  # noqa: E402
 
 

@@ -33,9 +33,9 @@ SPIDER = REPO.parent / "shared" / "data" / "spider_train"
 def build_documents(target: int, rng: random.Random) -> tuple[list, list[str]]:
     from langchain_core.documents import Document
 
+    from engine.db import read_schema
     from engine.rag.documents import doc_documents, table_documents
     from engine.rag.embeddings import embedder_tokenizer, get_embeddings
-    from engine.schema import read_schema
 
     train = json.loads((SPIDER / "train.json").read_text())
     docs = []

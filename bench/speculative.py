@@ -118,8 +118,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(message)s")
     from engine.backends.base import GenerationConfig
     from engine.backends.loader import load_backend
+    from engine.db import read_schema
     from engine.pipeline import TextToSQL
-    from engine.schema import read_schema
 
     load_before = os.getloadavg()
     target = load_backend(TARGET, kind="llamacpp", batch_size=1)

@@ -15,19 +15,10 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 from engine.backends.base import Backend, GenerationConfig
-from engine.db import (
-    DatabaseError,
-    Db,
-    QueryResult,
-    as_db,
-    label,
-    read_schema,
-    run_readonly,
-)
+from engine.db import Database, DatabaseError, DbRef, QueryResult, open_database
 from engine.followup import attach_previous, previous_note, retrieval_query
 from engine.prompt import Message, build_messages, build_repair_messages
 from engine.retrieval import Context, Retriever, Source
@@ -46,11 +37,12 @@ class Request:
 
     ``history``: earlier (question, SQL) turns of a conversation. ``context``: retrieval
     already done by the caller (the LangChain chain); None lets the engine's retriever do it.
-    ``db_path``: a SQLite/DuckDB file or a database URL (see :mod:`engine.db`).
+    ``db_path``: a :class:`engine.db.Database`, or a SQLite/DuckDB file or database URL
+    (opened once, when the batch starts).
     """
 
     question: str
-    db_path: Db
+    db_path: DbRef | Database
     history: History | None = None
     context: Context | None = None
 
@@ -90,7 +82,7 @@ class _Work:
     """An answer in progress: the conversation so far and what checking needs."""
 
     answer: Answer
-    db_path: Path | str
+    db: Database
     schema: Schema
     messages: list[Message]
     history: History | None = None
@@ -133,7 +125,7 @@ class TextToSQL:
     def context(
         self,
         question: str,
-        db_path: Path | str,
+        db: DbRef | Database,
         schema: Schema,
         retriever: Retriever | None = None,
         draft: str | None = None,
@@ -146,7 +138,12 @@ class TextToSQL:
             return Context(schema_text=schema.ddl())
         extra = {"draft": draft} if draft is not None else {}
         return (retriever or self.retriever).context(
-            question, db_path, schema, self.prompt_budget(), self.backend.count_tokens, **extra
+            question,
+            open_database(db),
+            schema,
+            self.prompt_budget(),
+            self.backend.count_tokens,
+            **extra,
         )
 
     def drafts(self) -> bool:
@@ -157,12 +154,12 @@ class TextToSQL:
     def build_messages(
         self,
         question: str,
-        db_path: Path | str,
+        db: DbRef | Database,
         schema: Schema,
         history: History | None = None,
         context: Context | None = None,
     ) -> tuple[list[Message], list[Source]]:
-        ctx = context or self.context(retrieval_query(question, history), db_path, schema)
+        ctx = context or self.context(retrieval_query(question, history), db, schema)
         return self._messages(question, schema, ctx, history)
 
     def _messages(
@@ -176,14 +173,16 @@ class TextToSQL:
         fmt = self.backend.prompt_format
         return build_messages(question, ctx.schema_text, notes, history, fmt), ctx.sources
 
-    def ask(self, question: str, db_path: Db, history: History | None = None) -> Answer:
-        return self.ask_batch([Request(question, as_db(db_path), history)])[0]
+    def ask(
+        self, question: str, db_path: DbRef | Database, history: History | None = None
+    ) -> Answer:
+        return self.ask_batch([Request(question, db_path, history)])[0]
 
     def ask_batch(self, requests: Sequence[Request]) -> list[Answer]:
         """Answers in the order of ``requests``: retrieval, one batched generation per
         attempt, checking, execution, and repair of the failed ones from their own errors."""
         started = time.perf_counter()
-        schemas: dict[Path | str, Schema | str] = {}
+        schemas: dict[DbRef | Database, tuple[Database, Schema] | str] = {}
         answers: list[Answer] = []
         pending: list[_Work] = []
         for request in requests:
@@ -241,7 +240,7 @@ class TextToSQL:
                 continue
             question = work.answer.question
             query = retrieval_query(question, work.history)
-            ctx = self.context(query, work.db_path, work.schema, draft=draft)
+            ctx = self.context(query, work.db, work.schema, draft=draft)
             messages, sources = self._messages(question, work.schema, ctx, work.history)
             if messages != work.first:
                 work.messages = work.first = messages
@@ -255,27 +254,31 @@ class TextToSQL:
             outputs[k * n : (k + 1) * n] = fresh[j * n : (j + 1) * n]
         return outputs
 
-    def _start(self, request: Request, schemas: dict[Path | str, Schema | str]) -> _Work | Answer:
-        """The first prompt for a request, or its final answer when it cannot be asked."""
+    def _start(
+        self, request: Request, schemas: dict[DbRef | Database, tuple[Database, Schema] | str]
+    ) -> _Work | Answer:
+        """The first prompt for a request, or its final answer when it cannot be asked.
+        ``schemas``: the batch's databases, each opened and read once."""
         question = (request.question or "").strip()
-        db_path = as_db(request.db_path)
         if not question:
             return Answer(question=question, error="Please type a question.")
-        if db_path not in schemas:
+        ref = request.db_path
+        if ref not in schemas:
             try:
-                schema = read_schema(db_path)
-                schemas[db_path] = schema if schema.tables else f"{label(db_path)} has no tables."
+                db = open_database(ref)
+                schema = db.read_schema()
+                schemas[ref] = (db, schema) if schema.tables else f"{db.label} has no tables."
             except DatabaseError as err:
-                schemas[db_path] = str(err)
-        schema = schemas[db_path]
-        if isinstance(schema, str):
-            return Answer(question=question, error=schema)
+                schemas[ref] = str(err)
+        if isinstance(schemas[ref], str):
+            return Answer(question=question, error=schemas[ref])
+        db, schema = schemas[ref]
         messages, sources = self.build_messages(
-            question, db_path, schema, request.history, request.context
+            question, db, schema, request.history, request.context
         )
         answer = Answer(question=question, sources=sources)
         retrieved = request.context is None
-        return _Work(answer, db_path, schema, messages, request.history, retrieved)
+        return _Work(answer, db, schema, messages, request.history, retrieved)
 
     def _attempt(self, work: _Work, attempt: int, candidates: list[tuple[str, str | None]]) -> bool:
         """Check and run one attempt's candidate answers; True when the answer is final.
@@ -296,7 +299,7 @@ class TextToSQL:
             if failure is not None:
                 continue
             if raw not in checked:
-                checked[raw] = self.check_and_run(raw, work.db_path, work.schema, work.previous)
+                checked[raw] = self.check_and_run(raw, work.db, work.schema, work.previous)
             runs.append((i, raw, *checked[raw]))
         valid = [r for r in runs if r[4] is not None and r[3] is None]
         if valid:
@@ -329,7 +332,7 @@ class TextToSQL:
             log.warning("batch generation failed (%s); retrying one by one", _one_line(err))
         return [self._generate([p], [c])[0] for p, c in zip(prompts, cfgs, strict=True)]
 
-    def prime(self, db_path: Db, retriever: Retriever | None = None) -> int:
+    def prime(self, db_path: DbRef | Database, retriever: Retriever | None = None) -> int:
         """Get a database ready for quick first answers; returns the prompt tokens now cached.
 
         Indexes it when the retriever does that on first use, and lets a backend with a prompt
@@ -338,17 +341,17 @@ class TextToSQL:
         retrieve from that one instead of the engine's (a signed-in user's own index; ignored
         when the engine retrieves nothing). Raises ``DatabaseError`` for an unreadable database.
         """
-        db_path = as_db(db_path)
-        schema = read_schema(db_path)
+        db = open_database(db_path)
+        schema = db.read_schema()
         if not schema.tables:
             return 0
-        context = self.context(PRIMING_QUESTION, db_path, schema, retriever)
-        messages, _ = self.build_messages(PRIMING_QUESTION, db_path, schema, context=context)
+        context = self.context(PRIMING_QUESTION, db, schema, retriever)
+        messages, _ = self.build_messages(PRIMING_QUESTION, db, schema, context=context)
         prefill = getattr(self.backend, "prefill", None)
         return prefill(self.backend.render(messages)) if prefill is not None else 0
 
     def check_and_run(
-        self, raw_output: str, db_path: Path | str, schema: Schema, previous: str | None = None
+        self, raw_output: str, db: Database, schema: Schema, previous: str | None = None
     ) -> tuple[str | None, str | None, QueryResult | None]:
         """Model text -> (sql, error, result); exactly one of error/result is set.
         ``previous``: the conversation's last SQL, put in front of an answer that selects
@@ -365,7 +368,7 @@ class TextToSQL:
             return sql, f"The SQL could not be checked: {_one_line(err)}", None
         if not check.ok:
             return sql, check.message, None
-        result = run_readonly(db_path, sql, timeout_s=self.timeout_s, max_rows=self.max_rows)
+        result = db.run_readonly(sql, timeout_s=self.timeout_s, max_rows=self.max_rows)
         return sql, result.error, (result if result.ok else None)
 
 

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from engine.schema import Schema
+
+if TYPE_CHECKING:
+    from engine.db import Database
 
 
 @dataclass
@@ -42,7 +44,7 @@ class Retriever(Protocol):
     def context(
         self,
         question: str,
-        db_path: Path,
+        db: Database,
         schema: Schema,
         budget_tokens: int,
         count_tokens: Callable[[str], int],

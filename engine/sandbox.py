@@ -221,5 +221,5 @@ def default_sandbox() -> Sandbox:
     global _default, _default_pid
     with _default_lock:
         if _default is None or _default_pid != os.getpid():  # a forked child: its own
-            _default, _default_pid = Sandbox(preload=("engine.executor",)), os.getpid()
+            _default, _default_pid = Sandbox(preload=("engine.db.sqlite",)), os.getpid()
         return _default

@@ -1,10 +1,9 @@
-"""The schema object (tables, columns, keys, the DDL text put in prompts) and its reader for
-SQLite files; :mod:`engine.db.inspect` reads the other engines into the same object."""
+"""The schema object: tables, columns, keys, and the DDL text put in prompts. Every engine's
+reader fills it (:meth:`engine.db.Database.read_schema`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -36,23 +35,23 @@ class Table:
         parts = []
         pk = [c.name for c in self.columns if c.primary_key]
         for c in self.columns:
-            text = f"{_quote(c.name)} {c.type}".rstrip()
+            text = f"{quote(c.name)} {c.type}".rstrip()
             if c.primary_key and len(pk) == 1:
                 text += " PRIMARY KEY"
             if c.comment:
                 text += f" /* {_comment(c.comment)} */"
             parts.append(text)
         if len(pk) > 1:
-            parts.append(f"PRIMARY KEY ({', '.join(_quote(n) for n in pk)})")
+            parts.append(f"PRIMARY KEY ({', '.join(quote(n) for n in pk)})")
         for fk in self.foreign_keys:
             ref = (
-                f"{_quote(fk.ref_table)}({_quote(fk.ref_column)})"
+                f"{quote(fk.ref_table)}({quote(fk.ref_column)})"
                 if fk.ref_column
-                else _quote(fk.ref_table)
+                else quote(fk.ref_table)
             )
-            parts.append(f"FOREIGN KEY ({_quote(fk.column)}) REFERENCES {ref}")
+            parts.append(f"FOREIGN KEY ({quote(fk.column)}) REFERENCES {ref}")
         head = f"-- {_comment(self.comment)}\n" if self.comment else ""
-        return head + f"CREATE TABLE {_quote(self.name)} (\n  " + ",\n  ".join(parts) + "\n);"
+        return head + f"CREATE TABLE {quote(self.name)} (\n  " + ",\n  ".join(parts) + "\n);"
 
 
 @dataclass
@@ -100,43 +99,7 @@ def _comment(text: str) -> str:
     return " ".join(text.replace("*/", "* /").split())
 
 
-def _quote(name: str) -> str:
+def quote(name: str) -> str:
     if name.replace("_", "").isalnum() and not name[0].isdigit():
         return name
     return '"' + name.replace('"', '""') + '"'
-
-
-def read_schema(db_path: str | Path, *, count_rows: bool = False) -> Schema:
-    """Read tables, columns and foreign keys from the SQLite file (read-only)."""
-    from engine.executor import open_readonly
-
-    conn = open_readonly(db_path)
-    try:
-        names = [
-            r[0]
-            for r in conn.execute(
-                "SELECT name FROM sqlite_master WHERE type = 'table' "
-                "AND name NOT LIKE 'sqlite_%' ORDER BY rowid"
-            )
-        ]
-        tables = {}
-        for name in names:
-            q = _quote(name)
-            cols = [
-                Column(name=r[1], type=r[2] or "", primary_key=bool(r[5]), not_null=bool(r[3]))
-                for r in conn.execute(f"PRAGMA table_info({q})")
-            ]
-            fks = [
-                ForeignKey(column=r[3], ref_table=r[2], ref_column=r[4])
-                for r in conn.execute(f"PRAGMA foreign_key_list({q})")
-            ]
-            rows = conn.execute(f"SELECT count(*) FROM {q}").fetchone()[0] if count_rows else None
-            tables[name] = Table(name=name, columns=cols, foreign_keys=fks, row_count=rows)
-        return Schema(tables=tables)
-    finally:
-        conn.close()
-
-
-def schema_text(db_path: str | Path) -> str:
-    """The DDL text for a database, as it goes into the prompt's ``SQL table:`` slot."""
-    return read_schema(db_path).ddl()

@@ -19,11 +19,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from engine.executor import run_readonly  # noqa: E402
+from engine.db import (
+    read_schema,  # noqa: E402
+    run_readonly,  # noqa: E402
+)
 from engine.paths import SAMPLE_DBS_DIR, sample_databases  # noqa: E402
 from engine.rag.index import schema_fingerprint  # noqa: E402
 from engine.rag.pool import POOL_FILE, PoolExample, mask_question, schema_words, write_pool  # noqa: E402
-from engine.schema import read_schema  # noqa: E402
 
 SPIDER = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "spider_train"
 

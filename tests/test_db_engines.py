@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.db import dialect, read_schema, run_readonly
+from engine.db import open_database, read_schema, run_readonly
 from engine.paths import sample_databases
 from tests.helpers import engine_cli
 from training.eval_loop import transpile_gold
@@ -48,13 +48,13 @@ def test_gold_sql_gives_the_sqlite_rows_on_each_engine(samples):
     mismatched = []
     for ex in examples:
         url = samples[ex.db_id]
-        there = run_readonly(url, transpile_gold(ex.sql, dialect(url)))
+        there = run_readonly(url, transpile_gold(ex.sql, open_database(url).dialect))
         here = run_readonly(ex.db_path, ex.sql)
         if not (there.ok and results_match(here.rows, there.rows, has_order_by(ex.sql))):
             mismatched.append((ex.question, there.error or there.rows[:3], here.rows[:3]))
     print(f"{len(mismatched)} of {len(examples)} differ from SQLite:", *mismatched, sep="\n")
     # measured: postgres 3, mysql 12, duckdb 22 of 159 (bare columns in GROUP BY, tie order)
-    allowed = {"postgres": 5, "mysql": 15, "duckdb": 25}[dialect(samples["shop"])]
+    allowed = {"postgres": 5, "mysql": 15, "duckdb": 25}[open_database(samples["shop"]).dialect]
     assert len(examples) >= 150 and len(mismatched) <= allowed, mismatched[:5]
 
 
@@ -74,7 +74,9 @@ def test_cli_run_sql_refuses_and_leaves_the_table(samples, sql):
     error = json.loads(out.stdout)["error"]
     assert "\n" not in error
     # pg_read_file is no function of MySQL or DuckDB: it fails there instead
-    assert error.startswith("Refused") or ("pg_read_file" in sql and dialect(url) != "postgres")
+    assert error.startswith("Refused") or (
+        "pg_read_file" in sql and open_database(url).dialect != "postgres"
+    )
     assert _count(url) == 300
 
 
@@ -93,7 +95,7 @@ def test_evaluation_scores_each_engine(samples, tmp_path):
 
     url = samples["shop"]
     examples = [e for e in load_examples("samples").examples if e.db_id in ("shop", "hr")]
-    answers = {e.question: transpile_gold(e.sql, dialect(url)) for e in examples}
+    answers = {e.question: transpile_gold(e.sql, open_database(url).dialect) for e in examples}
     simple = [e for e in examples if "group by" not in e.sql.lower()]
     wrong = [simple[0].question, simple[-1].question]
     for q in wrong:
@@ -191,4 +193,34 @@ def test_the_langchain_chain_answers_on_each_engine(samples, tmp_path):
     tables = {d.metadata.get("table") for d in out["source_documents"]}
     assert "customers" in tables, tables
     # the prompt shows the server's schema, in its dialect
-    assert f"-- Database: {DIALECT_TITLES[dialect(url)]}" in backend.prompts[0]
+    assert f"-- Database: {DIALECT_TITLES[open_database(url).dialect]}" in backend.prompts[0]
+
+
+def test_a_question_classifies_its_database_once(samples, tmp_path, monkeypatch):
+    """The URL is parsed once per question, where ``TextToSQL.ask`` opens it: retrieval
+    (indexing on first use, sample values, the store's collection), the schema, checking and
+    the query all take the :class:`engine.db.Database` handle and never parse it again."""
+    from engine.db import url as urls
+    from engine.pipeline import TextToSQL
+    from engine.rag.config import RagConfig
+    from engine.rag.retriever import RagRetriever
+    from tests.helpers import ScriptedBackend
+
+    calls: list[str] = []
+    for name in ("parse", "redact", "storable", "is_url"):
+        real = getattr(urls, name)
+        monkeypatch.setattr(
+            urls, name, lambda *a, _f=real, _n=name, **k: calls.append(_n) or _f(*a, **k)
+        )
+    url = samples["shop"]
+    cfg = RagConfig(store_dir=str(tmp_path / "store"), auto_index=True, sample_rows=2)
+    backend = ScriptedBackend(["SELECT count(*) FROM customers"] * 2)
+    engine = TextToSQL(backend, retriever=RagRetriever(cfg), max_attempts=1)
+    for first in (True, False):  # indexing on first use, then from the index
+        calls.clear()
+        answer = engine.ask("How many customers are there?", url)
+        assert answer.error is None and answer.rows == [[300]], answer.error
+        assert answer.sources, "retrieval ran"
+        # open_database: is_url, parse, then the shown and the storable forms (each of which
+        # asks is_url again, on the string it was given)
+        assert [c for c in calls if c != "is_url"] == ["parse", "redact", "storable"], calls

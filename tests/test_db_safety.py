@@ -1,5 +1,5 @@
 """engine.db on real PostgreSQL and MariaDB servers and real DuckDB files: the twin of
-test_executor_safety.py for each engine.
+test_sqlite_safety.py for each engine.
 
 Every hostile case checks: refused, a one-line error, and the database's contents unchanged
 (a dump of every table, view and sequence before and after, taken over an admin connection;
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.db import DatabaseError, check_database, read_schema, role_can_write, run_readonly
+from engine.db import DatabaseError, check_database, open_database, read_schema, run_readonly
 from tests.db_servers import READER, READER_PASSWORD, Server, admin_sql
 
 FAST = 1.0  # timeout for the bombs, in seconds
@@ -316,12 +316,12 @@ def test_the_connection_refuses_on_its_own(engine: Engine) -> None:
     elif engine.dialect == "postgres":
         from engine.db import postgres as mod
 
-        conn = mod.connect(engine.url, 5.0)
+        conn = mod.connect(open_database(engine.url), 5.0)
         run = conn.execute
     else:
         from engine.db import mysql as mod
 
-        conn = mod.connect(engine.url, 5.0)
+        conn = mod.connect(open_database(engine.url), 5.0)
 
         def run(sql):
             with conn.cursor() as cur:
@@ -359,8 +359,8 @@ def test_passwords_never_show(dialect, request, monkeypatch) -> None:
     monkeypatch.setenv("T2S_TEST_PW", READER_PASSWORD)
     by_env = server.url("shop", READER, "${T2S_TEST_PW}")
     assert run_readonly(by_env, "SELECT count(*) FROM customers").rows == [(300,)]
-    assert role_can_write(by_env) is False
-    assert role_can_write(server.url("shop")) is True  # the admin account
+    assert open_database(by_env).role_can_write() is False
+    assert open_database(server.url("shop")).role_can_write() is True  # the admin account
     monkeypatch.delenv("T2S_TEST_PW")
     result = run_readonly(by_env, "SELECT 1")
     assert result.error == "The URL names the environment variable T2S_TEST_PW: it is not set"

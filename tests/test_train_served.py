@@ -96,11 +96,11 @@ def test_a_training_row_is_the_prompt_the_engine_serves_token_for_token(
     question on the same database with the same settings, had the row's pair never been
     saved for it."""
     from engine.backends.transformers_backend import TransformersBackend
+    from engine.db import read_schema
     from engine.models import load_model
     from engine.pipeline import TextToSQL
     from engine.rag.index import index_database
     from engine.rag.retriever import POOL_HEADER, RagRetriever
-    from engine.schema import read_schema
     from training.data import load_examples
     from training.lora import load_base_model
     from training.train import build_trainer
@@ -148,8 +148,8 @@ def test_a_rows_own_pair_never_appears_in_its_prompt(
     the database is shown here) nor from the pool (which holds the very same question under
     another database)."""
     import engine.rag.pool as pool_module
+    from engine.db import read_schema
     from engine.rag.index import schema_fingerprint
-    from engine.schema import read_schema
     from training.data import load_examples
 
     examples = load_examples(served_data).examples

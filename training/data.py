@@ -290,7 +290,7 @@ def _db_path(root: Path | None, db_id: str) -> Path | None:
 
 
 def _schema_text(db_path: Path) -> str | None:
-    from engine.schema import read_schema
+    from engine.db import read_schema
 
     try:
         return read_schema(db_path).ddl() or None

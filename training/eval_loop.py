@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.executor import QueryResult
+from engine.db import Database, QueryResult, open_database
 from engine.pipeline import Answer, Request
 from engine.schema import Schema
 
@@ -29,8 +29,8 @@ class RunContext:
     """What batches of one run share: generated databases, schemas, indexed databases."""
 
     dbs: Any  # training.eval_dbs.SyntheticDatabases
-    schemas: dict[Path | str, Schema] = field(default_factory=dict)
-    indexed: set[Path] = field(default_factory=set)
+    schemas: dict[Database, Schema] = field(default_factory=dict)
+    indexed: set[Database] = field(default_factory=set)
     db_urls: dict[str, str] = field(default_factory=dict)  # EvalConfig.db_urls
 
 
@@ -38,7 +38,7 @@ class RunContext:
 class Item:
     index: int
     example: Any  # training.data.Example
-    db_path: Path | str | None = None  # a file, or a database URL (EvalConfig.db_urls)
+    db_path: Database | None = None  # a file, or a database URL (EvalConfig.db_urls), opened
     db_kind: str | None = None  # real | synthetic
     db_error: str | None = None
     schema: Schema | None = None
@@ -147,7 +147,7 @@ def _one_line(err: BaseException) -> str:
     return f"{type(err).__name__}: {text}"[:300]
 
 
-def ensure_index(retriever: Any, db_path: Path, ctx: RunContext) -> None:
+def ensure_index(retriever: Any, db_path: Database, ctx: RunContext) -> None:
     """Index a database for RAG without question/SQL examples: neither the bundled sample
     pairs nor the pairs a user saved for it (either would hand the model the very answers
     being evaluated)."""
@@ -172,27 +172,29 @@ def ensure_index(retriever: Any, db_path: Path, ctx: RunContext) -> None:
 
 def prepare(item: Item, engine: Any, ctx: RunContext) -> None:
     """Find (or build) the database, run the gold query, index the database for retrieval."""
-    from engine.db import dialect, read_schema
     from training.metrics import run_query
 
     ex = item.example
     gold = ex.sql
     url = db_url(ctx.db_urls, ex.db_id)
+    ref: str | Path | None = None
     if url:
-        item.db_path, item.db_kind = url, "real"
-        gold = transpile_gold(ex.sql, dialect(url))
+        ref, item.db_kind = url, "real"
     elif ex.db_path:
-        item.db_path, item.db_kind = Path(ex.db_path), "real"
+        ref, item.db_kind = Path(ex.db_path), "real"
     elif ex.ddl:
-        item.db_path, item.db_error = ctx.dbs.path_for(ex.ddl, ex.sql)
-        item.db_kind = "synthetic" if item.db_path else None
+        ref, item.db_error = ctx.dbs.path_for(ex.ddl, ex.sql)
+        item.db_kind = "synthetic" if ref else None
     else:
         item.db_error = "No database for this question"
-    if item.db_path is None:
+    if ref is None:
         return
+    item.db_path = open_database(ref)  # the question's database, opened once
+    if url:
+        gold = transpile_gold(ex.sql, item.db_path.dialect)
     try:
         if item.db_path not in ctx.schemas:
-            ctx.schemas[item.db_path] = read_schema(item.db_path)
+            ctx.schemas[item.db_path] = item.db_path.read_schema()
         item.schema = ctx.schemas[item.db_path]
         item.gold_result = run_query(item.db_path, gold, engine.timeout_s, engine.max_rows)
     except Exception as err:  # unreadable file: the question stays, unscored

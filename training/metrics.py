@@ -25,10 +25,9 @@ import math
 import re
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from pathlib import Path
 from typing import Any
 
-from engine.db import QueryResult, run_readonly
+from engine.db import Database, DbRef, QueryResult, run_readonly
 
 Metric = Callable[..., float]
 MAX_COLUMN_PERMUTATIONS = 10_000
@@ -201,7 +200,7 @@ def has_order_by(sql: str) -> bool:
 
 
 def run_query(
-    db_path: str | Path, sql: str, timeout_s: float = 5.0, max_rows: int = 100_000
+    db_path: DbRef | Database, sql: str, timeout_s: float = 5.0, max_rows: int = 100_000
 ) -> QueryResult:
     """Read-only execution with a timeout (a hang costs at most ``timeout_s``)."""
     return run_readonly(db_path, sql, timeout_s=timeout_s, max_rows=max_rows)
@@ -211,7 +210,7 @@ def execution_match(
     prediction: str | None,
     gold: str,
     *,
-    db_path: str | Path,
+    db_path: DbRef | Database,
     timeout_s: float = 5.0,
     max_rows: int = 100_000,
     gold_result: QueryResult | None = None,

@@ -36,6 +36,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from engine.db import Database, open_database
 from engine.prompt import PromptFormat, render_prompt
 from engine.rag.config import RagConfig
 from training.data import Example, to_prompt_completion
@@ -97,7 +98,7 @@ class ServedPrompts:
         self.show_bar = show_bar
         self.engine = TextToSQL(PromptBackend(tokenizer, fmt), generation=GenerationConfig())
         self.store_dir: Path | None = None
-        self._schemas: dict[Path, Any] = {}
+        self._schemas: dict[Database, Any] = {}
 
     @property
     def retriever(self) -> Any:
@@ -142,17 +143,17 @@ class ServedPrompts:
         fmt = self.engine.backend.prompt_format
         if example.db_path is None or self.retriever is None:
             return to_prompt_completion(example, fmt)
-        db_path = Path(example.db_path)
-        schema = self._schema(db_path)
+        db = open_database(example.db_path)
+        schema = self._schema(db)
         ctx = self.retriever.retrieve(
             example.question,
-            db_path,
+            db,
             schema,
             self.engine.prompt_budget(),
             self.engine.backend.count_tokens,
             leave_out=example.question,
         ).context
-        messages, _ = self.engine.build_messages(example.question, db_path, schema, context=ctx)
+        messages, _ = self.engine.build_messages(example.question, db, schema, context=ctx)
         return {
             "prompt": messages,
             "completion": [{"role": "assistant", "content": example.sql.strip()}],
@@ -173,12 +174,10 @@ class ServedPrompts:
             bar.close()
         return out
 
-    def _schema(self, db_path: Path) -> Any:
-        if db_path not in self._schemas:
-            from engine.schema import read_schema
-
-            self._schemas[db_path] = read_schema(db_path)
-        return self._schemas[db_path]
+    def _schema(self, db: Database) -> Any:
+        if db not in self._schemas:
+            self._schemas[db] = db.read_schema()
+        return self._schemas[db]
 
     def _say(self, message: str) -> None:
         log.info(message)

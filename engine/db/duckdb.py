@@ -39,7 +39,7 @@ from engine.db.fetch import (
     fetch_rows,
     first_line,
 )
-from engine.executor import DatabaseError, QueryResult, timed_out
+from engine.db.result import DatabaseError, QueryResult, timed_out
 from engine.schema import Column, ForeignKey, Schema, Table
 
 MEMORY_LIMIT = "1GB"

@@ -10,7 +10,7 @@ import time
 import uuid
 from typing import Any
 
-from engine.executor import MAX_RESULT_BYTES, MAX_VALUE_BYTES
+from engine.db.result import MAX_RESULT_BYTES, MAX_VALUE_BYTES
 
 BATCH_ROWS = 500
 

@@ -1,6 +1,7 @@
 """The schema of a PostgreSQL or MySQL/MariaDB database, read through SQLAlchemy's inspector
 (tables, views, columns, types, primary and foreign keys, comments) into the engine's
-:class:`engine.schema.Schema` (DuckDB files: :func:`engine.db.duckdb.read_schema`).
+:class:`engine.schema.Schema` (SQLite and DuckDB files: :mod:`engine.db.sqlite`,
+:mod:`engine.db.duckdb`).
 
 The inspector's connections are read-only too: PostgreSQL sessions start with
 ``default_transaction_read_only``, MySQL sessions with ``SET SESSION TRANSACTION READ ONLY``.
@@ -10,26 +11,27 @@ Only the default schema (``public``, the URL's database) is read.
 from __future__ import annotations
 
 import contextlib
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.db.fetch import first_line
-from engine.db.url import connect_url, file_path, kind, redact, scrub
-from engine.executor import DatabaseError
-from engine.schema import Column, ForeignKey, Schema, Table, _quote
+from engine.db.result import DatabaseError
+from engine.schema import Column, ForeignKey, Schema, Table
+from engine.schema import quote as sqlite_quote
+
+if TYPE_CHECKING:
+    from engine.db.database import Database
 
 INSPECT_TIMEOUT_S = 30
 
 
-def sqlalchemy_engine(db: Any) -> Any:
+def sqlalchemy_engine(db: Database) -> Any:
     """A SQLAlchemy engine (no pool) whose connections cannot write."""
     from sqlalchemy import create_engine
     from sqlalchemy.pool import NullPool
 
-    dialect = kind(db)
-    url = connect_url(db)
+    url = db.connect_url()
     ms = INSPECT_TIMEOUT_S * 1000
-    if dialect == "postgres":
+    if db.dialect == "postgres":
         args = {
             "options": f"-c default_transaction_read_only=on -c statement_timeout={ms}",
             "connect_timeout": 10,
@@ -39,16 +41,12 @@ def sqlalchemy_engine(db: Any) -> Any:
     return create_engine(url, poolclass=NullPool, connect_args=args)
 
 
-def read_schema(db: Any, *, count_rows: bool = False) -> Schema:
+def read_schema(db: Database, *, count_rows: bool = False) -> Schema:
     """Tables and views with their columns and keys; ``count_rows`` adds ``count(*)``."""
     from sqlalchemy import inspect, text
     from sqlalchemy.exc import SQLAlchemyError
 
-    dialect = kind(db)
-    if dialect == "duckdb":
-        from engine.db import duckdb
-
-        return duckdb.read_schema(_duckdb_path(db), count_rows=count_rows)
+    dialect = db.dialect
     engine = sqlalchemy_engine(db)
     try:
         with engine.connect() as conn:
@@ -65,8 +63,8 @@ def read_schema(db: Any, *, count_rows: bool = False) -> Schema:
             with contextlib.suppress(Exception):
                 conn.rollback()
     except SQLAlchemyError as err:
-        message = scrub(first_line(getattr(err, "orig", None) or err), db)
-        raise DatabaseError(f"Cannot read {redact(db)}: {message}") from None
+        message = db.scrub(first_line(getattr(err, "orig", None) or err))
+        raise DatabaseError(f"Cannot read {db}: {message}") from None
     finally:
         engine.dispose()
     return Schema(tables=tables, dialect=dialect)
@@ -99,13 +97,6 @@ def _table(insp: Any, name: str, is_view: bool, dialect: Any) -> Table:
     return Table(name=name, columns=columns, foreign_keys=fks, comment=comment)
 
 
-def _duckdb_path(db: Any) -> Path:
-    path = file_path(db)
-    if path is None:
-        raise DatabaseError(f"{redact(db)} names no DuckDB file (duckdb:///path/to/file.duckdb)")
-    return path
-
-
 def _type_name(type_: Any, dialect: Any) -> str:
     try:
         return str(type_.compile(dialect=dialect))
@@ -117,25 +108,20 @@ def quote(name: str, dialect: str) -> str:
     """An identifier for this dialect (backticks on MySQL, double quotes elsewhere)."""
     if dialect == "mysql":
         return "`" + name.replace("`", "``") + "`"
-    return _quote(name) if dialect == "sqlite" else '"' + name.replace('"', '""') + '"'
+    return sqlite_quote(name) if dialect == "sqlite" else '"' + name.replace('"', '""') + '"'
 
 
-def check(db: Any) -> None:
-    """Raise :class:`DatabaseError` unless ``db`` can be connected to and read."""
+def check(db: Database) -> None:
+    """Raise :class:`DatabaseError` unless the server can be connected to and read."""
     from sqlalchemy import text
     from sqlalchemy.exc import SQLAlchemyError
 
-    if kind(db) == "duckdb":
-        from engine.db.duckdb import connect
-
-        connect(_duckdb_path(db)).close()
-        return
     engine = sqlalchemy_engine(db)
     try:
         with engine.connect() as conn:
             conn.execute(text("SELECT 1")).scalar()
     except SQLAlchemyError as err:
-        message = scrub(first_line(getattr(err, "orig", None) or err), db)
-        raise DatabaseError(f"Cannot connect to {redact(db)}: {message}") from None
+        message = db.scrub(first_line(getattr(err, "orig", None) or err))
+        raise DatabaseError(f"Cannot connect to {db}: {message}") from None
     finally:
         engine.dispose()

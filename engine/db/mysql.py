@@ -27,25 +27,28 @@ from __future__ import annotations
 
 import contextlib
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.db import sql_guard
 from engine.db.fetch import TOO_LARGE, Deadline, ResultTooLarge, fetch_rows
-from engine.db.url import connect_url, redact, require, scrub
-from engine.executor import DatabaseError, QueryResult, timed_out
+from engine.db.result import DatabaseError, QueryResult, timed_out
+from engine.db.url import require
+
+if TYPE_CHECKING:
+    from engine.db.database import Database
 
 CONNECT_TIMEOUT_S = 10
 _TIMEOUT_CODES = {1317, 1969, 3024}  # interrupted, max_statement_time, MAX_EXECUTION_TIME
 _READ_ONLY_CODES = {1792, 1290}  # read-only transaction, --read-only server
 
 
-def connect(db: str, timeout_s: float) -> Any:
+def connect(db: Database, timeout_s: float) -> Any:
     """A PyMySQL connection in a read-only, time-limited transaction (unbuffered cursors)."""
     pymysql = require("pymysql")
     from pymysql.constants import CLIENT
     from sqlalchemy import create_engine
 
-    url = connect_url(db)
+    url = db.connect_url()
     _, kwargs = create_engine(url).dialect.create_connect_args(url)
     kwargs["client_flag"] = int(kwargs.get("client_flag", 0)) & ~CLIENT.MULTI_STATEMENTS
     kwargs.setdefault("connect_timeout", CONNECT_TIMEOUT_S)
@@ -55,7 +58,7 @@ def connect(db: str, timeout_s: float) -> Any:
     try:
         conn = pymysql.connect(autocommit=False, **kwargs)
     except pymysql.Error as err:
-        raise DatabaseError(f"Cannot connect to {redact(db)}: {scrub(_message(err), db)}") from None
+        raise DatabaseError(f"Cannot connect to {db}: {db.scrub(_message(err))}") from None
     try:
         with conn.cursor(pymysql.cursors.Cursor) as cur:  # buffered: setup reads no rows
             if "mariadb" in conn.get_server_info().lower():
@@ -67,12 +70,12 @@ def connect(db: str, timeout_s: float) -> Any:
     except pymysql.Error as err:
         conn.close()
         raise DatabaseError(
-            f"Cannot prepare a read-only session: {scrub(_message(err), db)}"
+            f"Cannot prepare a read-only session: {db.scrub(_message(err))}"
         ) from None
     return conn
 
 
-def run(db: str, sql: str, timeout_s: float, max_rows: int) -> QueryResult:
+def run(db: Database, sql: str, timeout_s: float, max_rows: int) -> QueryResult:
     statement, refused = sql_guard.check(sql, "mysql")
     if refused:
         return QueryResult([], [], refused)
@@ -103,7 +106,7 @@ def run(db: str, sql: str, timeout_s: float, max_rows: int) -> QueryResult:
             return QueryResult([], [], timed_out(timeout_s))
         if code in _READ_ONLY_CODES:
             return QueryResult([], [], sql_guard.refusal("the transaction is read-only"))
-        return QueryResult([], [], scrub(f"Query failed: {_message(err)}", db))
+        return QueryResult([], [], db.scrub(f"Query failed: {_message(err)}"))
     finally:
         if finished:
             with contextlib.suppress(Exception):
@@ -122,7 +125,7 @@ def _abandon_rows(cursor: Any) -> None:
         result.unbuffered_active = False
 
 
-def account_can_write(db: str) -> bool:
+def account_can_write(db: Database) -> bool:
     """Whether the account holds any privilege beyond reading (the app warns then)."""
     import pymysql
 

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.db import sql_guard
 from engine.db.fetch import (
@@ -41,18 +41,21 @@ from engine.db.fetch import (
     fetch_rows,
     first_line,
 )
-from engine.db.url import connect_url, redact, require, scrub
-from engine.executor import DatabaseError, QueryResult, timed_out
+from engine.db.result import DatabaseError, QueryResult, timed_out
+from engine.db.url import require
+
+if TYPE_CHECKING:
+    from engine.db.database import Database
 
 CONNECT_TIMEOUT_S = 10
 
 
-def connect(db: str, timeout_s: float) -> Any:
+def connect(db: Database, timeout_s: float) -> Any:
     """A psycopg connection whose every transaction is read-only and time-limited."""
     psycopg = require("psycopg")
     from sqlalchemy import create_engine
 
-    url = connect_url(db)
+    url = db.connect_url()
     _, kwargs = create_engine(url).dialect.create_connect_args(url)
     kwargs.pop("context", None)  # SQLAlchemy's own type adapters: not wanted here
     ms = max(1, int(timeout_s * 1000))
@@ -65,14 +68,12 @@ def connect(db: str, timeout_s: float) -> Any:
     try:
         conn = psycopg.connect(autocommit=False, **kwargs)
     except psycopg.Error as err:
-        raise DatabaseError(
-            f"Cannot connect to {redact(db)}: {scrub(first_line(err), db)}"
-        ) from None
+        raise DatabaseError(f"Cannot connect to {db}: {db.scrub(first_line(err))}") from None
     conn.read_only = True  # psycopg opens each transaction with BEGIN READ ONLY
     return conn
 
 
-def run(db: str, sql: str, timeout_s: float, max_rows: int) -> QueryResult:
+def run(db: Database, sql: str, timeout_s: float, max_rows: int) -> QueryResult:
     statement, refused = sql_guard.check(sql, "postgres")
     if refused:
         return QueryResult([], [], refused)
@@ -100,12 +101,12 @@ def run(db: str, sql: str, timeout_s: float, max_rows: int) -> QueryResult:
     except errors.ReadOnlySqlTransaction:
         return QueryResult([], [], sql_guard.refusal("the transaction is read-only"))
     except psycopg.Error as err:
-        return QueryResult([], [], scrub(f"Query failed: {first_line(err)}", db))
+        return QueryResult([], [], db.scrub(f"Query failed: {first_line(err)}"))
     finally:
         _close(conn)
 
 
-def role_can_write(db: str) -> bool:
+def role_can_write(db: Database) -> bool:
     """Whether the connected role could write somewhere (superuser, or INSERT/UPDATE/DELETE
     on some table of the database): the app warns then."""
     conn = connect(db, 10.0)

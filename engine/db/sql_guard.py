@@ -1,5 +1,6 @@
-"""The text layer for server and DuckDB databases: one read-only query, checked by sqlglot in
-the database's own dialect before any connection is opened.
+"""The text layer, each dialect's: one read-only query, checked before any connection is
+opened. SQLite's is :mod:`engine.db.sqlite_statement` (SQLite's authorizer judges the rest);
+the servers' and DuckDB's is sqlglot's parse in the database's own dialect, here.
 
 :func:`check` returns the statement to run, or a one-line refusal. It refuses:
 
@@ -22,7 +23,9 @@ from __future__ import annotations
 
 import re
 
-MAX_SQL_CHARS = 100_000
+from engine.db import sqlite_statement
+from engine.db.sqlite_statement import MAX_SQL_CHARS
+
 _PG_ALLOWED = frozenset({"pg_typeof", "pg_size_pretty"})
 # fmt: off
 DENIED_FUNCTIONS: dict[str, frozenset[str]] = {
@@ -67,6 +70,8 @@ def refusal(what: str) -> str:
 
 def check(sql: str, dialect: str) -> tuple[str, str | None]:
     """(statement to run, refusal or None) for ``sql`` in sqlglot's ``dialect``."""
+    if dialect == "sqlite":
+        return sqlite_statement.precheck(sql)
     import sqlglot
     from sqlglot import exp
     from sqlglot.errors import SqlglotError

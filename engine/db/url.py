@@ -1,4 +1,5 @@
-"""Database references: a SQLite or DuckDB file path, or a SQLAlchemy URL.
+"""Database references: a SQLite or DuckDB file path, or a SQLAlchemy URL
+(:func:`engine.db.open_database` classifies one, once, with :func:`parse`).
 
 ``postgresql+psycopg://user@host:5432/shop``, ``mysql+pymysql://user@host/shop``,
 ``duckdb:///path/to/file.duckdb`` and ``sqlite:///path.sqlite`` are understood; a plain path
@@ -19,10 +20,9 @@ from __future__ import annotations
 
 import os
 import re
-from pathlib import Path
 from typing import Any
 
-from engine.executor import DatabaseError
+from engine.db.result import DatabaseError
 
 DUCKDB_SUFFIXES = (".duckdb", ".ddb")
 # SQLAlchemy backend name -> sqlglot dialect
@@ -82,43 +82,6 @@ def parse(db: str) -> Any:
     return url
 
 
-def kind(db: Any) -> str:
-    """``sqlite``, ``postgres``, ``mysql`` or ``duckdb`` (sqlglot's dialect names)."""
-    if is_url(db):
-        backend = parse(db).get_backend_name()
-        return "sqlite" if backend == "sqlite" else DIALECTS[backend]
-    return "duckdb" if str(db).lower().endswith(DUCKDB_SUFFIXES) else "sqlite"
-
-
-def file_path(db: Any) -> Path | None:
-    """The file of a SQLite/DuckDB reference (``sqlite:///x`` and ``duckdb:///x`` too)."""
-    if not is_url(db):
-        return Path(db)
-    url = parse(db)
-    if url.get_backend_name() in ("sqlite", "duckdb") and url.database not in (
-        None,
-        "",
-        ":memory:",
-    ):
-        return Path(url.database)
-    return None
-
-
-def label(db: Any) -> str:
-    """A short name: the file's stem or the URL's database name."""
-    if is_url(db):
-        try:
-            url = parse(db)
-        except DatabaseURLError:
-            return "database"
-        return (
-            Path(url.database).stem
-            if url.get_backend_name() in ("sqlite", "duckdb")
-            else (url.database or "database")
-        )
-    return Path(db).stem
-
-
 def redact(db: Any) -> str:
     """``db`` for messages: a literal password becomes ``***``; ``${VAR}`` names stay."""
     text = str(db)
@@ -135,11 +98,12 @@ def redact(db: Any) -> str:
     return url.render_as_string(hide_password=True)
 
 
-def storable(db: str) -> str:
-    """``db`` without a literal password: what may be written to a file or shown."""
+def storable(db: str, parsed: Any = None) -> str:
+    """``db`` without a literal password: what may be written to a file or shown.
+    ``parsed``: its :func:`parse` result, when the caller has it already."""
     if not is_url(db):
         return db
-    url = parse(db)
+    url = parsed if parsed is not None else parse(db)
     if url.password is None or _ENV_PASSWORD.match(str(url.password)):
         return db  # as written: rendering would %-encode ${VAR}
     # URL.set(password=None) keeps the password (None means "unchanged" there)
@@ -176,9 +140,9 @@ def restore_password(db: str, password: str | None) -> None:
         _passwords[storable(db)] = password
 
 
-def connect_url(db: str) -> Any:
-    """The URL to connect with: the password filled in from memory or the environment."""
-    url = parse(db)
+def fill_password(url: Any, public: str) -> Any:
+    """``url`` (parsed) to connect with: its password filled in from the environment
+    (``${VAR}``) or from memory (kept under ``public``, the URL without its password)."""
     password = url.password
     match = _ENV_PASSWORD.match(str(password)) if password is not None else None
     if match:
@@ -186,28 +150,9 @@ def connect_url(db: str) -> Any:
         if name not in os.environ:
             raise DatabaseURLError(f"The URL names the environment variable {name}: it is not set")
         return url.set(password=os.environ[name])
-    if password is None and storable(db) in _passwords:
-        return url.set(password=_passwords[storable(db)])
+    if password is None and public in _passwords:
+        return url.set(password=_passwords[public])
     return url
-
-
-def secrets_of(db: Any) -> list[str]:
-    """The passwords that could appear in a driver's message about ``db`` (to scrub them)."""
-    if not is_url(db):
-        return []
-    try:
-        password = connect_url(db).password
-    except DatabaseURLError:
-        return []
-    return [str(password)] if password else []
-
-
-def scrub(message: str, db: Any) -> str:
-    """One line, with any password of ``db`` replaced by ``***``."""
-    text = " ".join(str(message).split())
-    for secret in secrets_of(db):
-        text = text.replace(secret, "***")
-    return text
 
 
 def _mask(text: str) -> str:

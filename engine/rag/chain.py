@@ -28,12 +28,13 @@ from typing import Any
 
 from langchain_core.runnables import Runnable, RunnableConfig, RunnableLambda
 
-from engine.db import as_db, read_schema
+from engine.db import open_database
 from engine.followup import retrieval_query
 from engine.pipeline import Request, TextToSQL
 from engine.retrieval import Context
 
 log = logging.getLogger(__name__)
+_DB = "_database"  # the retrieval step's opened database, handed to the answer step
 
 
 class _AnswerStep(Runnable[dict, dict]):
@@ -54,10 +55,14 @@ class _AnswerStep(Runnable[dict, dict]):
         **kwargs: Any,
     ) -> list[dict]:
         requests = [
-            Request(x["question"], x["db_path"], x.get("history"), x.get("context")) for x in inputs
+            Request(x["question"], x.get(_DB, x["db_path"]), x.get("history"), x.get("context"))
+            for x in inputs
         ]
         answers = self.engine.ask_batch(requests)
-        return [{**x, "answer": a.to_dict()} for x, a in zip(inputs, answers, strict=True)]
+        return [
+            {**{k: v for k, v in x.items() if k != _DB}, "answer": a.to_dict()}
+            for x, a in zip(inputs, answers, strict=True)
+        ]
 
 
 def build_sql_chain(engine: TextToSQL) -> Runnable:
@@ -66,13 +71,14 @@ def build_sql_chain(engine: TextToSQL) -> Runnable:
     retriever) and ``answer`` (:meth:`engine.pipeline.Answer.to_dict`)."""
 
     def retrieve(inputs: dict) -> dict:
-        db = as_db(inputs["db_path"])  # a URL stays a string: Path() would mangle it
         query = retrieval_query(inputs["question"], inputs.get("history"))
         retrieve_docs = getattr(engine.retriever, "retrieve", None)
         try:
-            schema = read_schema(db)
+            db = open_database(inputs["db_path"])
+            schema = db.read_schema()
         except Exception:  # the answer step reports an unreadable database in one line
             return {**inputs, "context": None, "source_documents": []}
+        inputs = {**inputs, _DB: db}
         if retrieve_docs is None:
             context: Context = engine.context(query, db, schema)
             return {**inputs, "context": context, "source_documents": []}

@@ -17,21 +17,18 @@ import csv
 import json
 import logging
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.schema import Schema, Table, _quote
+from engine.db import Database, DbRef, open_database
+from engine.db.inspect import quote
+from engine.db.samples import VALUE_CHARS
+from engine.schema import Schema, Table
 
 log = logging.getLogger(__name__)
 
 DOC_SUFFIXES = {".md", ".markdown", ".txt", ".pdf"}
-_SAMPLE_ROWS = 10_000  # sample values come from the first rows only: big tables stay cheap
-_VALUE_CHARS = 40
-_TEXT_TYPES = ("CHAR", "TEXT", "CLOB")
-_CATEGORICAL = 12  # at most this many distinct values: list them all
 _QUESTION_KEYS = ("question", "nl", "instruction", "input_question")
 _SQL_KEYS = ("query", "sql", "SQL", "response", "answer")
 
@@ -57,14 +54,29 @@ class Skipped:
 # --- tables --------------------------------------------------------------------------------
 
 
-def table_documents(db_path: Path | str, schema: Schema, sample_values: int = 3) -> list[Any]:
-    """One document per table, with sample values read from the live database (a SQLite
-    file here; other engines through :func:`engine.db.run_readonly`, bounded by LIMIT)."""
-    with _reader(db_path) as conn:
-        return _documents(conn, schema, sample_values)
+def table_documents(db: DbRef | Database, schema: Schema, sample_values: int = 3) -> list[Any]:
+    """One document per table, with sample values read from the live database."""
+    from langchain_core.documents import Document
+
+    samples = open_database(db).sample_values(schema, sample_values)
+    docs = []
+    for table in schema.tables.values():
+        sample = samples[table.name]
+        notes = [
+            f"{table.name}.{col}: " + ", ".join(_sql_literal(v) for v in vals)
+            for col, (vals, categorical) in sample.values.items()
+            if categorical
+        ]
+        docs.append(
+            Document(
+                page_content=table_text(table, schema, sample.values, sample.rows),
+                metadata={"kind": "table", "table": table.name, "values": "\n".join(notes)},
+            )
+        )
+    return docs
 
 
-def table_rows(db_path: Path | str, schema: Schema, n: int) -> dict[str, str]:
+def table_rows(db: DbRef | Database, schema: Schema, n: int) -> dict[str, str]:
     """Table name -> its first ``n`` rows as a comment block for the prompt's schema:
 
         /* 3 example rows:
@@ -75,25 +87,18 @@ def table_rows(db_path: Path | str, schema: Schema, n: int) -> dict[str, str]:
         */
 
     Tables without rows (or that cannot be read) are left out."""
+    db = open_database(db)
     out = {}
-    with _reader(db_path) as conn:
-        quote = getattr(conn, "quote", _quote)
-        for table in schema.tables.values():
-            select = f"SELECT * FROM {quote(table.name)} LIMIT {n}"
-            try:
-                rows = conn.execute(select).fetchall()
-            except Exception as err:  # a damaged table: no rows shown, the DDL stays
-                log.debug("no sample rows for %s: %s", table.name, err)
-                continue
-            if rows:
-                lines = [
-                    f"/* {len(rows)} example row{'s' if len(rows) > 1 else ''}:",
-                    f"{select};",
-                    " | ".join(c.name for c in table.columns),
-                    *(" | ".join(_cell(v) for v in row) for row in rows),
-                    "*/",
-                ]
-                out[table.name] = "\n".join(lines)
+    for name, rows in db.first_rows(schema, n).items():
+        table = schema.tables[name]
+        lines = [
+            f"/* {len(rows)} example row{'s' if len(rows) > 1 else ''}:",
+            f"SELECT * FROM {quote(name, db.dialect)} LIMIT {n};",
+            " | ".join(c.name for c in table.columns),
+            *(" | ".join(_cell(v) for v in row) for row in rows),
+            "*/",
+        ]
+        out[name] = "\n".join(lines)
     return out
 
 
@@ -103,78 +108,7 @@ def _cell(value: Any) -> str:
     if isinstance(value, bytes | bytearray | memoryview):
         return "<blob>"
     text = " ".join(str(value).split()).replace("*/", "* /")
-    return text if len(text) <= _VALUE_CHARS else text[: _VALUE_CHARS - 3] + "..."
-
-
-@contextmanager
-def _reader(db_path: Path | str) -> Iterator[Any]:
-    """Something with ``execute(sql).fetchall()`` on the database, read-only."""
-    from engine.db import dialect
-
-    if dialect(db_path) != "sqlite":
-        yield _Queries(db_path)
-        return
-    from engine.executor import open_readonly
-
-    conn = open_readonly(db_path)
-    try:
-        yield conn
-    finally:
-        conn.close()
-
-
-class _Queries:
-    """``execute(sql).fetchall()/.fetchone()`` over :func:`engine.db.run_readonly`, for the
-    sample-value queries on another engine (each one read-only, with a timeout)."""
-
-    def __init__(self, db: Path | str) -> None:
-        from engine.db import dialect
-        from engine.db.inspect import quote
-
-        self.db, self.dialect = db, dialect(db)
-        self.quote = lambda name: quote(name, self.dialect)
-        self.text_filter = ""  # typed columns: no SQLite typeof() needed
-
-    def execute(self, sql: str) -> Any:
-        from engine.db import run_readonly
-
-        result = run_readonly(self.db, sql, timeout_s=10.0, max_rows=100)
-        if not result.ok:
-            raise ValueError(result.error)
-        return _Rows(result.rows)
-
-
-class _Rows:
-    def __init__(self, rows: list[tuple]) -> None:
-        self.rows = rows
-
-    def fetchall(self) -> list[tuple]:
-        return self.rows
-
-    def fetchone(self) -> tuple:
-        return self.rows[0]
-
-
-def _documents(conn: Any, schema: Schema, sample_values: int) -> list[Any]:
-    from langchain_core.documents import Document
-
-    quote = getattr(conn, "quote", _quote)
-    docs = []
-    for table in schema.tables.values():
-        values = _sample_values(conn, table, sample_values) if sample_values else {}
-        rows = conn.execute(f"SELECT count(*) FROM {quote(table.name)}").fetchone()[0]
-        notes = [
-            f"{table.name}.{col}: " + ", ".join(_sql_literal(v) for v in vals)
-            for col, (vals, categorical) in values.items()
-            if categorical
-        ]
-        docs.append(
-            Document(
-                page_content=table_text(table, schema, values, rows),
-                metadata={"kind": "table", "table": table.name, "values": "\n".join(notes)},
-            )
-        )
-    return docs
+    return text if len(text) <= VALUE_CHARS else text[: VALUE_CHARS - 3] + "..."
 
 
 def table_text(
@@ -213,42 +147,6 @@ def table_text(
         lines.append("Referenced by: " + ", ".join(incoming) + ".")
     lines.append(table.ddl())
     return "\n".join(lines)
-
-
-def _sample_values(conn: Any, table: Table, n: int) -> dict[str, tuple[list[Any], bool]]:
-    """Per column: (values, categorical).
-
-    Text columns with few distinct values (status, tier, country codes) get all of them,
-    most frequent first, and count as categorical: those go into the prompt's notes. Other
-    text columns get their ``n`` most frequent values; numeric ones their smallest and largest.
-    """
-    out: dict[str, tuple[list[Any], bool]] = {}
-    quote = getattr(conn, "quote", _quote)
-    text_only = getattr(conn, "text_filter", "WHERE typeof(v) = 'text' ")
-    q = quote(table.name)
-    for c in table.columns:
-        col = quote(c.name)
-        sample = f"(SELECT {col} AS v FROM {q} WHERE {col} IS NOT NULL LIMIT {_SAMPLE_ROWS}) s"
-        try:
-            if not c.type or any(t in c.type.upper() for t in _TEXT_TYPES):
-                rows = conn.execute(
-                    f"SELECT v FROM {sample} {text_only}"
-                    f"GROUP BY v ORDER BY count(*) DESC, v LIMIT {max(n, _CATEGORICAL) + 1}"
-                ).fetchall()
-                vals = [r[0][:_VALUE_CHARS] for r in rows]
-                # Few, short values: a category the model must spell exactly, not free text.
-                categorical = 0 < len(vals) <= _CATEGORICAL and max(map(len, vals)) <= 30
-                vals = vals if categorical else vals[:n]
-            else:
-                lo, hi = conn.execute(f"SELECT min(v), max(v) FROM {sample}").fetchone()
-                vals = [v for v in dict.fromkeys((lo, hi)) if isinstance(v, int | float)]
-                categorical = False
-        except Exception as err:  # odd column types or a damaged table: skip the values only
-            log.debug("no sample values for %s.%s: %s", table.name, c.name, err)
-            continue
-        if vals:
-            out[c.name] = (vals, categorical)
-    return out
 
 
 def _sql_literal(value: Any) -> str:

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from engine.db import Database, DbRef, open_database
 from engine.rag.config import RagConfig
 from engine.rag.documents import RagInputError, Skipped, question_and_sql
 from engine.rag.store import StoreError, collection_name
@@ -70,19 +71,20 @@ class ExampleBook:
     def __init__(self, root: str | Path) -> None:
         self.folder = Path(root) / "examples"
 
-    def file(self, db_path: str | Path) -> Path:
-        return self.folder / f"{collection_name(db_path)}.json"
+    def file(self, db: DbRef | Database) -> Path:
+        return self.folder / f"{collection_name(db)}.json"
 
-    def pairs(self, db_path: str | Path) -> list[Pair]:
+    def pairs(self, db: DbRef | Database) -> list[Pair]:
         """The database's pairs in the order they were first saved (none: an empty list)."""
-        path = self.file(db_path)
+        db = open_database(db)
+        path = self.file(db)
         if not path.is_file():
             return []
         try:
             rows = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as err:
             raise RagInputError(
-                f"The saved examples of {Path(db_path).name} ({path.name}) cannot be read: "
+                f"The saved examples of {db.name} ({path.name}) cannot be read: "
                 f"{str(err).splitlines()[0]}"
             ) from err
         if not isinstance(rows, list):
@@ -91,16 +93,16 @@ class ExampleBook:
         for row in rows:
             question, sql = question_and_sql(row) if isinstance(row, dict) else (None, None)
             if question and sql:
-                out.append(Pair(question, sql, str(row.get("db_id") or Path(db_path).stem)))
+                out.append(Pair(question, sql, str(row.get("db_id") or db.label)))
         return out
 
     def put(
-        self, db_path: str | Path, new: list[Pair], replace_id: str | None = None
+        self, db: DbRef | Database, new: list[Pair], replace_id: str | None = None
     ) -> list[Pair]:
         """Save ``new``; a pair with the same question (or id ``replace_id``) is replaced in
         place. Returns the pairs that were replaced."""
         with self._lock:
-            pairs = self.pairs(db_path)
+            pairs = self.pairs(db)
             replaced = []
             for pair in new:
                 ids = {pair.id, replace_id} if replace_id else {pair.id}
@@ -111,19 +113,19 @@ class ExampleBook:
                     pairs = [p for i, p in enumerate(pairs) if i not in at[1:]]
                 else:
                     pairs.append(pair)
-            self._write(db_path, pairs)
+            self._write(db, pairs)
             return replaced
 
-    def remove(self, db_path: str | Path, ids: list[str]) -> list[Pair]:
+    def remove(self, db: DbRef | Database, ids: list[str]) -> list[Pair]:
         with self._lock:
-            pairs = self.pairs(db_path)
+            pairs = self.pairs(db)
             gone = [p for p in pairs if p.id in ids]
             if gone:
-                self._write(db_path, [p for p in pairs if p.id not in ids])
+                self._write(db, [p for p in pairs if p.id not in ids])
             return gone
 
-    def _write(self, db_path: str | Path, pairs: list[Pair]) -> None:
-        path = self.file(db_path)
+    def _write(self, db: DbRef | Database, pairs: list[Pair]) -> None:
+        path = self.file(db)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{uuid.uuid4().hex}.tmp")
         tmp.write_text(dump(pairs, ".json"), encoding="utf-8")
@@ -209,108 +211,109 @@ class SavedExamples:
             self._store = VectorStore(self.cfg)
         return self._store
 
-    def list(self, db_path: str | Path, search: str = "") -> list[Pair]:
+    def list(self, db: DbRef | Database, search: str = "") -> list[Pair]:
         """The saved pairs whose question or SQL contains every word of ``search``."""
         words = (search or "").casefold().split()
         return [
             p
-            for p in self.book.pairs(db_path)
+            for p in self.book.pairs(db)
             if all(w in f"{p.question}\n{p.query}".casefold() for w in words)
         ]
 
-    def check(self, db_path: str | Path, question: str, sql: str) -> Pair:
+    def check(self, db: DbRef | Database, question: str, sql: str) -> Pair:
         """The pair as it would be saved, or :class:`ExampleError` saying why not."""
-        from engine.db import read_schema, run_readonly
+        db = open_database(db)
         from engine.sql_check import validate_sql
 
         question = " ".join((question or "").split())
         sql = (sql or "").strip().rstrip(";").strip()
         if not question or not sql:
             raise ExampleError("A pair needs a question and its SQL.", "missing question or SQL")
-        result = run_readonly(db_path, sql, timeout_s=self.timeout_s, max_rows=1)
+        result = db.run_readonly(sql, timeout_s=self.timeout_s, max_rows=1)
         if not result.ok:
             raise ExampleError(f"The SQL does not run: {result.error}", "SQL does not run")
-        check = validate_sql(sql, read_schema(db_path))
+        check = validate_sql(sql, db.read_schema())
         if not check.ok:
             raise ExampleError(f"The SQL fails the schema check: {check.message}", "schema check")
-        return Pair(question, sql, Path(db_path).stem)
+        return Pair(question, sql, db.label)
 
-    def add(self, db_path: str | Path, question: str, sql: str) -> Saved:
-        return self.edit(db_path, None, question, sql)
+    def add(self, db: DbRef | Database, question: str, sql: str) -> Saved:
+        return self.edit(db, None, question, sql)
 
-    def edit(self, db_path: str | Path, old_id: str | None, question: str, sql: str) -> Saved:
+    def edit(self, db: DbRef | Database, old_id: str | None, question: str, sql: str) -> Saved:
         """Save the pair (replacing pair ``old_id`` when given) and index it at once."""
         started = time.perf_counter()
-        pair = self.check(db_path, question, sql)
-        replaced = self.book.put(db_path, [pair], replace_id=old_id)
+        db = open_database(db)
+        pair = self.check(db, question, sql)
+        replaced = self.book.put(db, [pair], replace_id=old_id)
         gone = [old_id] if old_id else []
-        indexed = self._index(db_path, [pair], gone)
+        indexed = self._index(db, [pair], gone)
         return Saved(pair, replaced, indexed, time.perf_counter() - started)
 
-    def remove(self, db_path: str | Path, ids: list[str]) -> list[Pair]:
+    def remove(self, db: DbRef | Database, ids: list[str]) -> list[Pair]:
         """Delete pairs from the file and from the index; returns those that were saved."""
-        removed = self.book.remove(db_path, ids)
+        db = open_database(db)
+        removed = self.book.remove(db, ids)
         if ids:
-            self.store.remove(db_path, {"pair_id": {"$in": list(ids)}})
+            self.store.remove(db, {"pair_id": {"$in": list(ids)}})
         return removed
 
-    def import_file(self, db_path: str | Path, path: str | Path) -> ImportReport:
+    def import_file(self, db: DbRef | Database, path: str | Path) -> ImportReport:
         """Save every usable pair of a ``.json``/``.jsonl``/``.csv`` file; rows of another
         database (Spider's ``db_id``) are left out, bad rows skipped and counted."""
+        db = open_database(db)
         from engine.rag.documents import read_example_rows
 
         started = time.perf_counter()
         rows = read_example_rows(Path(path))
-        name = Path(db_path).stem
+        name = db.label
         if any(isinstance(r, dict) and r.get("db_id") == name for r in rows):
             rows = [r for r in rows if isinstance(r, dict) and r.get("db_id") == name]
         report, skipped, pairs = ImportReport(), Counter(), {}
         for row in rows:
             try:
                 q, s = question_and_sql(row) if isinstance(row, dict) else (None, None)
-                pair = self.check(db_path, q or "", s or "")
+                pair = self.check(db, q or "", s or "")
             except ExampleError as err:
                 skipped[err.reason] += 1
                 continue
             if pair.id in pairs:
                 skipped["duplicate question"] += 1
             pairs[pair.id] = pair
-        replaced = self.book.put(db_path, list(pairs.values())) if pairs else []
+        replaced = self.book.put(db, list(pairs.values())) if pairs else []
         report.replaced = len({p.id for p in replaced})
         report.added = len(pairs) - report.replaced
         report.skipped = dict(skipped)
-        report.indexed = bool(pairs) and self._index(db_path, list(pairs.values()), [])
+        report.indexed = bool(pairs) and self._index(db, list(pairs.values()), [])
         report.seconds = time.perf_counter() - started
         return report
 
-    def export(self, db_path: str | Path, dest: str | Path) -> int:
+    def export(self, db: DbRef | Database, dest: str | Path) -> int:
         """Write the database's pairs to ``dest`` (``.json``, ``.jsonl`` or ``.csv``)."""
         dest = Path(dest)
         suffix = dest.suffix.lower()
         if suffix not in EXPORT_SUFFIXES:
             raise RagInputError(f"Export to .json, .jsonl or .csv, not {suffix or 'no suffix'}")
-        pairs = self.book.pairs(db_path)
+        pairs = self.book.pairs(db)
         dest.write_text(dump(pairs, suffix), encoding="utf-8")
         return len(pairs)
 
-    def _index(self, db_path: str | Path, pairs: list[Pair], gone: list[str]) -> bool:
+    def _index(self, db: DbRef | Database, pairs: list[Pair], gone: list[str]) -> bool:
         """Replace the pairs' documents in the database's index; False when it has none."""
-        from engine.db import read_schema
+        db = open_database(db)
         from engine.rag.embeddings import get_embeddings
 
-        meta = self.store.info(db_path)
+        meta = self.store.info(db)
         if meta is None:
             return False
         if meta.get("embedder") != self.cfg.embedder:
-            raise StoreError(
-                f"{Path(db_path).name} was indexed with another embedder; index it again"
-            )
-        docs, _ = pair_documents(pairs, read_schema(db_path), Path(db_path).stem)
+            raise StoreError(f"{db.name} was indexed with another embedder; index it again")
+        docs, _ = pair_documents(pairs, db.read_schema(), db.label)
         ids = [d.metadata["pair_id"] for d in docs]
         if not docs and not gone:
             return True
-        self.store.remove(db_path, {"pair_id": {"$in": [*gone, *ids]}})
+        self.store.remove(db, {"pair_id": {"$in": [*gone, *ids]}})
         if docs:
             embeddings = get_embeddings(self.cfg.embedder)
-            self.store.add(db_path, docs, [f"pair-{i}" for i in ids], embeddings)
+            self.store.add(db, docs, [f"pair-{i}" for i in ids], embeddings)
         return True

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from engine.db import Database, DbRef, open_database
 from engine.progress import Progress, say
 from engine.rag.config import RagConfig
 
@@ -52,14 +53,13 @@ def schema_fingerprint(schema: Any) -> str:
     return hashlib.sha1(schema.ddl().encode()).hexdigest()[:16]
 
 
-def default_examples(db_path: Path) -> Path | None:
-    """The bundled question/SQL pairs of a sample database, if ``db_path`` is one."""
-    from engine.db import is_url
+def default_examples(db: Database) -> Path | None:
+    """The bundled question/SQL pairs of a sample database, if ``db`` is one."""
     from engine.paths import SAMPLE_DBS_DIR, sample_pairs_file
 
-    if is_url(db_path):
+    if db.path is None or db.url is not None:
         return None
-    path = Path(db_path).resolve()
+    path = db.path.resolve()
     if path.parent != SAMPLE_DBS_DIR.resolve():
         return None
     pairs = sample_pairs_file(path.stem)
@@ -68,7 +68,7 @@ def default_examples(db_path: Path) -> Path | None:
 
 def index_database(
     cfg: RagConfig,
-    db_path: str | Path,
+    db: DbRef | Database,
     docs_dir: str | Path | None = None,
     examples: str | Path | None = None,
     *,
@@ -78,7 +78,7 @@ def index_database(
     show_bar: bool = False,
     examples_root: str | Path | None = None,
 ) -> IndexReport:
-    """Index ``db_path``'s tables, the docs under ``docs_dir`` and the ``examples`` pairs.
+    """Index ``db``'s tables, the docs under ``docs_dir`` and the ``examples`` pairs.
 
     Without ``examples``, a bundled sample database gets its own pairs. The pairs saved for
     the database (:class:`engine.rag.examples.ExampleBook` under ``examples_root``, the data
@@ -86,7 +86,7 @@ def index_database(
     ``DatabaseError``, ``RagInputError``, ``StoreError`` or ``EmbedderError`` with a one-line
     message; a store is changed only once everything else has been read.
     """
-    from engine.db import DatabaseError, as_db, display_name, label, read_schema, redact
+    from engine.db import DatabaseError
     from engine.paths import data_dir
     from engine.rag.documents import (
         RagInputError,
@@ -101,24 +101,24 @@ def index_database(
     from engine.rag.store import VectorStore, collection_name
 
     started = time.perf_counter()
-    db_path = as_db(db_path)
-    name, stem = display_name(db_path), label(db_path)
-    schema = read_schema(db_path)
+    db = open_database(db)
+    name, stem = db.name, db.label
+    schema = db.read_schema()
     if not schema.tables:
         raise DatabaseError(f"{name} has no tables to index")
-    report = IndexReport(redact(db_path), collection_name(db_path), cfg.location())
+    report = IndexReport(db.shown, collection_name(db), cfg.location())
     skipped = Skipped()
     # Inputs first: a bad file must fail before anything is loaded or replaced.
-    example_file = Path(examples) if examples else default_examples(db_path)
+    example_file = Path(examples) if examples else default_examples(db)
     rows = read_example_rows(example_file) if example_file else []
-    saved = ExampleBook(examples_root or data_dir()).pairs(db_path)
+    saved = ExampleBook(examples_root or data_dir()).pairs(db)
     taken = {p.id for p in saved}
     rows = [r for r in rows if not (isinstance(r, dict) and _question_id(r) in taken)]
     if docs_dir is not None and not Path(docs_dir).is_dir():
         raise RagInputError(f"Docs folder {docs_dir} does not exist or is not a folder")
 
     say(progress, f"Reading {name}: {len(schema.tables)} tables", log)
-    docs = table_documents(db_path, schema, cfg.sample_values)
+    docs = table_documents(db, schema, cfg.sample_values)
     report.tables = len(docs)
     embeddings = get_embeddings(cfg.embedder)
     if docs_dir is not None:
@@ -152,7 +152,7 @@ def index_database(
     say(progress, f"Embedding {len(docs)} documents for {name}", log)
     bar = _bar(len(docs), name) if show_bar else None
     try:
-        store.replace(db_path, docs, embeddings, meta, _progress_fn(bar))
+        store.replace(db, docs, embeddings, meta, _progress_fn(bar))
     finally:
         if bar is not None:
             bar.close()

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.db import as_db, display_name, label, read_schema, redact
+from engine.db import Database, DbRef, open_database
 from engine.progress import Progress
 from engine.rag.config import RagConfig
 from engine.rag.documents import example_text
@@ -80,7 +80,7 @@ class RagRetriever:
             self._store = VectorStore(self.cfg)
         return self._store
 
-    def prepare(self, db_path: str | Path, schema: Schema | None = None) -> Any:
+    def prepare(self, db: DbRef | Database, schema: Schema | None = None) -> Any:
         """The database's LangChain vector store, indexing or refreshing it when needed.
 
         Raises ``StoreError`` (or ``EmbedderError``) with a message for the user.
@@ -89,45 +89,43 @@ class RagRetriever:
         from engine.rag.index import index_database, schema_fingerprint
         from engine.rag.store import StoreError
 
-        db_path = as_db(db_path)
-        name = display_name(db_path)
-        meta = self.store.info(db_path)
+        db = open_database(db)
+        name = db.name
+        meta = self.store.info(db)
         if meta is None:
             if not self.cfg.auto_index:
-                raise StoreError(
-                    f"{name} has no index yet: run python -m engine index --db {redact(db_path)}"
-                )
+                raise StoreError(f"{name} has no index yet: run python -m engine index --db {db}")
             self._say(f"No index for {name} in {self.cfg.location()} yet: indexing it now")
             index_database(
                 self.cfg,
-                db_path,
+                db,
                 store=self.store,
                 progress=self.progress,
                 show_bar=self.show_bar,
                 examples_root=self.examples_root,
             )
-            meta = self.store.info(db_path) or {}
+            meta = self.store.info(db) or {}
         elif meta.get("embedder") != self.cfg.embedder:
             raise StoreError(
                 f"{name} was indexed with embedder {meta.get('embedder')!r}, not "
-                f"{self.cfg.embedder!r}: run python -m engine index --db {redact(db_path)} again"
+                f"{self.cfg.embedder!r}: run python -m engine index --db {db} again"
             )
         embeddings = get_embeddings(self.cfg.embedder)
-        schema = schema or read_schema(db_path)
+        schema = schema or db.read_schema()
         fingerprint = schema_fingerprint(schema)
         if meta.get("schema_sha") != fingerprint:
             from engine.rag.documents import table_documents
 
             self._say(f"The schema of {name} changed since indexing: refreshing its tables")
-            docs = table_documents(db_path, schema, self.cfg.sample_values)
+            docs = table_documents(db, schema, self.cfg.sample_values)
             self.store.replace_kind(
-                db_path, "table", docs, embeddings, schema_sha=fingerprint, tables=len(docs)
+                db, "table", docs, embeddings, schema_sha=fingerprint, tables=len(docs)
             )
-        return self.store.open(db_path, embeddings)
+        return self.store.open(db, embeddings)
 
-    def search(self, question: str, db_path: str | Path, schema: Schema | None = None) -> list:
+    def search(self, question: str, db: DbRef | Database, schema: Schema | None = None) -> list:
         """Top-k of every kind with scores, threshold not applied."""
-        return self._search(question, self.prepare(db_path, schema))
+        return self._search(question, self.prepare(db, schema))
 
     def _search(self, question: str, vs: Any, leave_out: str | None = None) -> list:
         from engine.rag.search import KindRetriever
@@ -160,7 +158,7 @@ class RagRetriever:
     def retrieve(
         self,
         question: str,
-        db_path: str | Path,
+        db: DbRef | Database,
         schema: Schema,
         budget_tokens: int,
         count_tokens: Callable[[str], int],
@@ -174,7 +172,8 @@ class RagRetriever:
         never been indexed (training renders each row so, without its own answer).
         ``draft``: a first answer's SQL; pool examples of its shape come first.
         """
-        vs = self.prepare(db_path, schema)
+        db = open_database(db)
+        vs = self.prepare(db, schema)
         hits = self._search(question, vs, leave_out)
         values = self.table_values(vs)
         pool = []
@@ -182,9 +181,9 @@ class RagRetriever:
             from engine.rag.pool import example_pool
 
             pool = example_pool(self.cfg.embedder).select(
-                question, schema, label(db_path), self.cfg.pool_examples, leave_out, draft
+                question, schema, db.label, self.cfg.pool_examples, leave_out, draft
             )
-        rows = self.table_rows(db_path, schema, vs) if self.cfg.sample_rows else None
+        rows = self.table_rows(db, schema, vs) if self.cfg.sample_rows else None
         return build_context(
             schema, hits, self.cfg, budget_tokens, count_tokens, values, pool, rows
         )
@@ -208,20 +207,20 @@ class RagRetriever:
             }
         return self._values["values"]
 
-    def table_rows(self, db_path: str | Path, schema: Schema, vs: Any) -> dict[str, str]:
+    def table_rows(self, db: DbRef | Database, schema: Schema, vs: Any) -> dict[str, str]:
         """Table name -> its first ``rag.sample_rows`` rows as a comment block, read from the
         database again only when its index changed (as :meth:`table_values`)."""
         from engine.rag.documents import table_rows
 
         key = (_index_key(vs), self.cfg.sample_rows)
         if self._rows.get("key") != key:
-            self._rows = {"key": key, "rows": table_rows(db_path, schema, self.cfg.sample_rows)}
+            self._rows = {"key": key, "rows": table_rows(db, schema, self.cfg.sample_rows)}
         return self._rows["rows"]
 
     def context(
         self,
         question: str,
-        db_path: Path,
+        db: Database,
         schema: Schema,
         budget_tokens: int,
         count_tokens: Callable[[str], int],
@@ -229,7 +228,7 @@ class RagRetriever:
     ) -> Context:
         try:
             return self.retrieve(
-                question, db_path, schema, budget_tokens, count_tokens, draft=draft
+                question, db, schema, budget_tokens, count_tokens, draft=draft
             ).context
         except Exception as err:  # a question is never lost to the index: answer without it
             log.warning("Retrieval unavailable, using the whole schema: %s", err)

@@ -25,6 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from engine.db import Database, DbRef, open_database
 from engine.rag.config import RagConfig
 
 log = logging.getLogger(__name__)
@@ -43,21 +44,20 @@ class StoreError(RuntimeError):
     """The vector store cannot be used; the message says why and what to do."""
 
 
-def collection_name(db_path: str | Path) -> str:
+def collection_name(db: DbRef | Database) -> str:
     """``<stem>-<10 hex of the absolute path's sha1>``: valid for Chroma, unique per file
     (a database URL: its database name and the URL without a password)."""
-    key, stem = _db_key(db_path)
+    db = open_database(db)
+    key, stem = _db_key(db)
     stem = re.sub(r"[^A-Za-z0-9_-]+", "_", stem).strip("_-")[:40] or "db"
     digest = hashlib.sha1(key.encode()).hexdigest()[:10]
     return f"{stem}-{digest}"
 
 
-def _db_key(db_path: str | Path) -> tuple[str, str]:
-    from engine.db.url import is_url, label, storable
-
-    if is_url(db_path):
-        return storable(str(db_path)), label(db_path)
-    path = Path(db_path).expanduser().resolve()
+def _db_key(db: Database) -> tuple[str, str]:
+    if db.url is not None:
+        return db.public, db.label
+    path = db.file().expanduser().resolve()
     return str(path), path.stem
 
 
@@ -155,9 +155,9 @@ class VectorStore:
 
     # --- collections ------------------------------------------------------------------------
 
-    def info(self, db_path: str | Path) -> dict[str, Any] | None:
+    def info(self, db: DbRef | Database) -> dict[str, Any] | None:
         """The collection's metadata, or None when the database has no index yet."""
-        name = collection_name(db_path)
+        name = collection_name(db)
         try:
             # embedding_function=None: never Chroma's default one (it downloads a model)
             collection = self.client.get_collection(name, embedding_function=None)
@@ -167,40 +167,42 @@ class VectorStore:
                 return None
             raise StoreError(f"Cannot read index {name} in {self.location}: {err}") from err
 
-    def open(self, db_path: str | Path, embeddings: Any) -> Any:
+    def open(self, db: DbRef | Database, embeddings: Any) -> Any:
         """The LangChain ``Chroma`` vector store over an existing collection."""
+        db = open_database(db)
         from langchain_chroma import Chroma
 
-        meta = self.info(db_path)
+        meta = self.info(db)
         if meta is None:
-            raise StoreError(f"{Path(db_path).name} has no index in {self.location}")
+            raise StoreError(f"{db.name} has no index in {self.location}")
         if meta.get("text2sql_format") != FORMAT:
             raise StoreError(
-                f"The index of {Path(db_path).name} has another format; run "
-                f"python -m engine index --db {db_path} to rebuild it"
+                f"The index of {db.name} has another format; run "
+                f"python -m engine index --db {db} to rebuild it"
             )
         return Chroma(
             client=self.client,
-            collection_name=collection_name(db_path),
+            collection_name=collection_name(db),
             embedding_function=embeddings,
             create_collection_if_not_exists=False,
         )
 
     def replace(
         self,
-        db_path: str | Path,
+        db: DbRef | Database,
         docs: list[Any],
         embeddings: Any,
         metadata: dict[str, Any],
         progress: Callable[[int, int], None] | None = None,
     ) -> None:
         """Write ``docs`` as the database's whole index, replacing any previous one."""
+        db = open_database(db)
         from langchain_chroma import Chroma
 
-        name = collection_name(db_path)
+        name = collection_name(db)
         staging = f"{name}-new"
         self._drop(staging)  # left over from an interrupted run
-        meta = {**metadata, "text2sql_format": FORMAT, "db_path": _db_key(db_path)[0]}
+        meta = {**metadata, "text2sql_format": FORMAT, "db_path": _db_key(db)[0]}
         vs = Chroma(
             client=self.client,
             collection_name=staging,
@@ -214,32 +216,32 @@ class VectorStore:
         self._sweep_orphan_segments()
 
     def replace_kind(
-        self, db_path: str | Path, kind: str, docs: list[Any], embeddings: Any, **meta: Any
+        self, db: DbRef | Database, kind: str, docs: list[Any], embeddings: Any, **meta: Any
     ) -> None:
         """Swap one kind of document in place (used to refresh tables after a schema change)."""
-        vs = self.open(db_path, embeddings)
+        vs = self.open(db, embeddings)
         vs._collection.delete(where={"kind": kind})
         add_in_batches(vs, docs, None, prefix=f"{kind}-{int(time.time())}")
         collection = vs._collection
         collection.modify(metadata={**(collection.metadata or {}), **meta})
 
-    def add(self, db_path: str | Path, docs: list[Any], ids: list[str], embeddings: Any) -> None:
+    def add(self, db: DbRef | Database, docs: list[Any], ids: list[str], embeddings: Any) -> None:
         """Embed and add ``docs`` to the database's existing index, no re-index; a document
         whose id is already there is replaced."""
-        vs = self.open(db_path, embeddings)
+        vs = self.open(db, embeddings)
         vs._collection.delete(ids=ids)
         vs.add_documents(docs, ids=ids)
 
-    def remove(self, db_path: str | Path, where: dict[str, Any]) -> None:
+    def remove(self, db: DbRef | Database, where: dict[str, Any]) -> None:
         """Delete the documents of the database's index whose metadata match ``where``
         (a no-op when the database has no index)."""
-        if self.info(db_path) is None:
+        if self.info(db) is None:
             return
-        name = collection_name(db_path)
+        name = collection_name(db)
         self.client.get_collection(name, embedding_function=None).delete(where=where)
 
-    def delete(self, db_path: str | Path) -> None:
-        self._drop(collection_name(db_path))
+    def delete(self, db: DbRef | Database) -> None:
+        self._drop(collection_name(db))
 
     def _sweep_orphan_segments(self) -> None:
         """Remove vector folders of collections we deleted.

@@ -1,10 +1,12 @@
-"""Safe execution of model-generated SQL on a SQLite database.
+"""SQLite: the schema of a file (:func:`read_schema`) and safe execution of model-generated SQL
+on it, a sibling of :mod:`engine.db.postgres`, :mod:`engine.db.mysql` and :mod:`engine.db.duckdb`.
 
-``run_readonly(db, sql)`` runs ONE read-only statement and returns a :class:`QueryResult`;
+``run_readonly(path, sql)`` runs ONE read-only statement and returns a :class:`QueryResult`;
 it never raises for bad SQL. Layers, each of which stops most attacks on its own:
 
-1. Text: exactly one statement (quotes and comments respected), whose first keyword is
-   SELECT, WITH, VALUES, PRAGMA or EXPLAIN. Only that statement's text reaches SQLite.
+1. Text (:mod:`engine.db.sqlite_statement`): exactly one statement (quotes and comments
+   respected), whose first keyword is SELECT, WITH, VALUES, PRAGMA or EXPLAIN. Only that
+   statement's text reaches SQLite.
 2. Connection: URI ``mode=ro&immutable=1`` (SQLite never writes or locks the file and never
    creates -journal/-wal/-shm files), ``PRAGMA query_only``, extension loading off,
    ``SQLITE_LIMIT_ATTACHED=0`` (this also stops VACUUM and VACUUM INTO, which the
@@ -37,26 +39,28 @@ What it does NOT protect against:
 
 from __future__ import annotations
 
-import math
 import os
-import re
 import sqlite3
 import stat
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-MAX_VALUE_BYTES = 1_000_000  # one string or blob
-MAX_RESULT_BYTES = 32_000_000  # all fetched strings and blobs together
-MAX_SQL_CHARS = 100_000
+from engine.db.result import (
+    MAX_RESULT_BYTES,
+    MAX_VALUE_BYTES,
+    DatabaseError,
+    QueryResult,
+    one_line,
+    timed_out,
+)
+from engine.db.sqlite_statement import MAX_SQL_CHARS, precheck, refusal
+from engine.schema import Column, ForeignKey, Schema, Table, quote
+
 MAX_LIKE_PATTERN = 1_000  # LIKE/GLOB cost grows with value length x pattern length
 _PROGRESS_OPCODES = 1_000  # how often (in VM steps) the timeout is checked
 
 _HEADER = b"SQLite format 3\x00"
 _JOURNAL_MAGIC = bytes.fromhex("d9d505f920a163d7")
-_FIRST_WORDS = frozenset({"SELECT", "WITH", "VALUES", "PRAGMA", "EXPLAIN"})
-_TRANSACTION_WORDS = frozenset({"BEGIN", "COMMIT", "END", "ROLLBACK", "SAVEPOINT", "RELEASE"})
 # fmt: off
 READONLY_PRAGMAS = frozenset({
     "table_info", "table_xinfo", "table_list", "index_list", "index_info", "index_xinfo",
@@ -74,132 +78,6 @@ _ACTIONS = {
     sqlite3.SQLITE_ATTACH: "ATTACH",
     sqlite3.SQLITE_DETACH: "DETACH",
 }
-_WORD = re.compile(r"[A-Za-z_]+")
-_BLANK = " \t\n\f\r"
-
-
-class DatabaseError(Exception):
-    """The database file is missing, not a regular file, not SQLite, or unreadable."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(_one_line(message))
-
-
-@dataclass
-class QueryResult:
-    columns: list[str]
-    rows: list[tuple]
-    error: str | None = None
-    truncated: bool = False
-    elapsed_s: float = 0.0
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None
-
-    def to_dict(self) -> dict[str, Any]:
-        """``{"columns", "rows"}`` (JSON-safe values) or ``{"error"}``."""
-        if self.error is not None:
-            return {"error": self.error}
-        return {
-            "columns": list(self.columns),
-            "rows": [[_jsonable(v) for v in r] for r in self.rows],
-        }
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, bytes):
-        return f"<blob {len(value)} bytes>"
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    return value
-
-
-def _one_line(text: str) -> str:
-    return " ".join(text.split())
-
-
-def _refusal(what: str) -> str:
-    if what in ("ATTACH", "DETACH"):
-        return f"Refused: {what} is not allowed"
-    if what in _TRANSACTION_WORDS:
-        return f"Refused: transaction control is not allowed ({what})"
-    return f"Refused: only read-only queries are allowed ({what})"
-
-
-# --- statement text ------------------------------------------------------------------------
-# A few lines mirroring SQLite's tokenizer: enough to find top-level semicolons and the first
-# keyword. SQLite itself stays the judge: Python's sqlite3 refuses any leftover statement.
-
-
-def _skip_token(sql: str, i: int) -> int | None:
-    """Index just past the quoted string/identifier or comment starting at ``i``, or None."""
-    ch = sql[i]
-    if ch in "'\"`[":  # a doubled quote reads as two adjacent strings: same boundaries
-        j = sql.find("]" if ch == "[" else ch, i + 1)
-    elif sql.startswith("--", i):
-        j = sql.find("\n", i)
-    elif sql.startswith("/*", i):
-        j = sql.find("*/", i + 2)
-        j = j + 1 if j >= 0 else j
-    else:
-        return None
-    return len(sql) if j < 0 else j + 1
-
-
-def _skip_blanks(sql: str, i: int = 0, *, semicolons: bool = False) -> int:
-    while i < len(sql):
-        if sql[i] in _BLANK or (semicolons and sql[i] == ";"):
-            i += 1
-        elif sql.startswith(("--", "/*"), i):
-            i = _skip_token(sql, i) or len(sql)
-        else:
-            break
-    return i
-
-
-def _first_statement(sql: str) -> tuple[str, bool]:
-    """(text of the first statement, whether another statement follows it)."""
-    i = 0
-    while i < len(sql):
-        end = _skip_token(sql, i)
-        if end is not None:
-            i = end
-        elif sql[i] == ";":
-            return sql[: i + 1], _skip_blanks(sql, i + 1, semicolons=True) < len(sql)
-        else:
-            i += 1
-    return sql, False
-
-
-def _leading_words(sql: str, count: int) -> list[str]:
-    """Up to ``count`` leading keywords, upper-cased; a non-word token ends the list."""
-    words: list[str] = []
-    i = _skip_blanks(sql, semicolons=True)
-    while i < len(sql) and len(words) < count:
-        match = _WORD.match(sql, i)
-        words.append(match.group().upper() if match else sql[i])
-        if not match:
-            break
-        i = _skip_blanks(sql, match.end())
-    return words
-
-
-def _precheck(sql: str) -> tuple[str, str | None]:
-    """(statement to run, refusal or None)."""
-    if len(sql) > MAX_SQL_CHARS:
-        return sql, f"Refused: the query is longer than {MAX_SQL_CHARS} characters"
-    statement, more = _first_statement(sql)
-    if more:
-        return statement, "Refused: only one SQL statement is allowed"
-    words = _leading_words(statement, 4)
-    if not words:
-        return statement, "Refused: the query is empty"
-    if words[0] == "EXPLAIN":  # judge what is explained
-        words = words[3:] if words[1:3] == ["QUERY", "PLAN"] else words[1:]
-    if words and words[0] not in _FIRST_WORDS:
-        return statement, _refusal(words[0])
-    return statement, None
 
 
 # --- connection ----------------------------------------------------------------------------
@@ -235,10 +113,10 @@ class _Authorizer:
             allowed = ", ".join(sorted(READONLY_PRAGMAS))
             return f"Refused: PRAGMA {arg1} is not allowed (read-only PRAGMAs: {allowed})"
         if action == sqlite3.SQLITE_TRANSACTION:
-            return _refusal(arg1 or "BEGIN")
+            return refusal(arg1 or "BEGIN")
         if action == sqlite3.SQLITE_SAVEPOINT:
-            return _refusal("SAVEPOINT")
-        return _refusal(_ACTIONS.get(action, "a schema change"))
+            return refusal("SAVEPOINT")
+        return refusal(_ACTIONS.get(action, "a schema change"))
 
 
 def _head(path: Path, size: int) -> bytes:
@@ -329,7 +207,7 @@ def open_readonly(
     return _connect(db_path, timeout_s)[0]
 
 
-def check_database(db_path: str | os.PathLike[str]) -> None:
+def check(db_path: str | os.PathLike[str]) -> None:
     """Raise :class:`DatabaseError` (one line) unless ``db_path`` is a readable SQLite file."""
     _connect(db_path, None)[0].close()
 
@@ -354,11 +232,6 @@ def _fetch(cursor: sqlite3.Cursor, max_rows: int) -> tuple[list[tuple], bool]:
     return rows, False
 
 
-def timed_out(timeout_s: float) -> str:
-    """The message of a query stopped by the database's own timeout (every engine's)."""
-    return f"Query timed out after {timeout_s:g} s"
-
-
 def _explain(exc: Exception, refusal: str | None, late: bool, timeout_s: float) -> str:
     message = str(exc)
     if refusal:
@@ -368,10 +241,10 @@ def _explain(exc: Exception, refusal: str | None, late: bool, timeout_s: float) 
     if "one statement at a time" in message:
         return "Refused: only one SQL statement is allowed"
     if "too many attached databases" in message:
-        return _refusal("ATTACH")
+        return refusal("ATTACH")
     if "string or blob too big" in message:
         return f"Refused: a string or blob value exceeded {MAX_VALUE_BYTES:,} bytes"
-    return _one_line(f"Query failed: {message}")
+    return one_line(f"Query failed: {message}")
 
 
 def run_readonly(
@@ -405,7 +278,7 @@ def _run_isolated(
     sandbox = default_sandbox()
     args = (os.fspath(db_path), sql, timeout_s, max_rows)
     try:
-        result = sandbox.call("engine.executor:_run", args, timeout_s)
+        result = sandbox.call("engine.db.sqlite:_run", args, timeout_s)
     except Stopped as stop:
         return QueryResult([], [], str(stop))
     if result.error and "out of memory" in result.error:
@@ -414,7 +287,7 @@ def _run_isolated(
 
 
 def _run(db_path: str | os.PathLike[str], sql: str, timeout_s: float, max_rows: int) -> QueryResult:
-    statement, refusal = _precheck(sql)
+    statement, refusal = precheck(sql)
     if refusal:
         return QueryResult([], [], refusal)
     try:
@@ -436,5 +309,37 @@ def _run(db_path: str | os.PathLike[str], sql: str, timeout_s: float, max_rows: 
     except (sqlite3.Error, ValueError) as exc:
         late = time.monotonic() > deadline
         return QueryResult([], [], _explain(exc, authorizer.refusal, late, timeout_s))
+    finally:
+        conn.close()
+
+
+# --- schema --------------------------------------------------------------------------------
+
+
+def read_schema(db_path: str | os.PathLike[str], *, count_rows: bool = False) -> Schema:
+    """Tables, columns and foreign keys of the SQLite file (read-only)."""
+    conn = open_readonly(db_path)
+    try:
+        names = [
+            r[0]
+            for r in conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' "
+                "AND name NOT LIKE 'sqlite_%' ORDER BY rowid"
+            )
+        ]
+        tables = {}
+        for name in names:
+            q = quote(name)
+            cols = [
+                Column(name=r[1], type=r[2] or "", primary_key=bool(r[5]), not_null=bool(r[3]))
+                for r in conn.execute(f"PRAGMA table_info({q})")
+            ]
+            fks = [
+                ForeignKey(column=r[3], ref_table=r[2], ref_column=r[4])
+                for r in conn.execute(f"PRAGMA foreign_key_list({q})")
+            ]
+            rows = conn.execute(f"SELECT count(*) FROM {q}").fetchone()[0] if count_rows else None
+            tables[name] = Table(name=name, columns=cols, foreign_keys=fks, row_count=rows)
+        return Schema(tables=tables)
     finally:
         conn.close()

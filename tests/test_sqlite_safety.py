@@ -1,4 +1,4 @@
-"""engine.executor: hostile SQL is refused in one line and leaves no trace on disk.
+"""engine.db.sqlite: hostile SQL is refused in one line and leaves no trace on disk.
 
 Every hostile case checks three things: an error without a newline, the database file's
 bytes unchanged, and no new file in its folder (journals, WAL files, ATTACH or VACUUM INTO
@@ -15,14 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from engine.executor import (
-    MAX_VALUE_BYTES,
-    DatabaseError,
-    QueryResult,
-    check_database,
-    open_readonly,
-    run_readonly,
-)
+from engine.db.result import MAX_VALUE_BYTES, DatabaseError, QueryResult
+from engine.db.sqlite import check as check_database
+from engine.db.sqlite import open_readonly, run_readonly
 
 T_ROWS = [("ann", "2024-01-02", "2023-05-06"), ("bob", None, "2023-07-08"), ("cy", None, None)]
 BIG_ROWS = 1000
@@ -262,11 +257,11 @@ def test_memory_bomb_is_bounded(db: Path, sql: str) -> None:
 
 @pytest.mark.parametrize("width", [MAX_VALUE_BYTES, 5_000_000])
 def test_printf_padding_is_cut_by_the_length_limit(db: Path, width: int) -> None:
-    # printf() builds its text under SQLITE_LIMIT_LENGTH, which the executor lowers to
+    # printf() builds its text under SQLITE_LIMIT_LENGTH, which engine.db.sqlite lowers to
     # MAX_VALUE_BYTES; past it SQLite 3.40 returns NULL, not an error, so NULL is the exact
     # sign of this bound (SQLite's default limit, 1e9, would return the 5 MB string). It
     # stops the call itself, long before the timeout could. Widths near 2**31 still cost
-    # seconds of CPU inside one call (see the executor's docstring): a later issue bounds
+    # seconds of CPU inside one call (see engine.db.sqlite's docstring): a later issue bounds
     # those by wall clock, so they are not tested here.
     before = snapshot(db.parent)
     started = time.perf_counter()
