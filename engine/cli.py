@@ -82,7 +82,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
 def _prepare_retriever(cfg: EngineConfig, db: str, say: Any) -> tuple[str | None, Any]:
     """Open the store and index the database if it has no index yet: (error, retriever)."""
-    from engine.executor import DatabaseError
+    from engine.db import DatabaseError
     from engine.rag.documents import RagInputError
     from engine.rag.embeddings import EmbedderError
     from engine.rag.retriever import RagRetriever
@@ -114,7 +114,7 @@ def _fail(args: argparse.Namespace, question: str, error: str) -> int:
 
 
 def cmd_index(args: argparse.Namespace) -> int:
-    from engine.executor import DatabaseError
+    from engine.db import DatabaseError
     from engine.rag.documents import RagInputError
     from engine.rag.embeddings import EmbedderError
     from engine.rag.index import index_database
