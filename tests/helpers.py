@@ -194,7 +194,7 @@ def tiny_config(model: Path, data: Path, out: Path, **changes: object):
         save_steps=2,
         eval_limit=4,
         val_fraction=0.25,
-        num_threads=1,
+        threads=1,
     )
     values.update(changes)
     return TrainConfig(**values)

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from engine.config import ConfigError, load_config, parse_overrides
 from engine.paths import REPO_ROOT
 from engine.rag.config import RagConfig
+from engine.setting import setting
 
 METHODS = ("lora", "qlora")
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
@@ -33,17 +34,19 @@ DEEPSPEED_PRESETS = {
 
 @dataclass
 class LoraSettings:
-    r: int = 64
+    r: int = setting(64, "LoRA rank")
     # None: 2 × r, resolved in __post_init__ so every reader (PEFT, the model card, the saved
     # config) sees the same int. Declared here once so the YAML files and the Training tab
     # cannot drift apart; an explicit value (the seed's r=64, alpha=16) still wins.
     # Once resolved it is a plain value: replace(lora, r=8) keeps it unless alpha=None too.
-    alpha: int | None = None
-    dropout: float = 0.1
+    alpha: int | None = setting(None, "LoRA scaling numerator; null: 2 × r")
+    dropout: float = setting(0.1, "dropout on the LoRA path")
     # "all-linear" (every linear layer but the output head), "attention" (the architecture's
     # attention projections, see training/lora.py) or an explicit list of module names.
-    target_modules: str | list[str] = "all-linear"
-    bias: str = "none"
+    target_modules: str | list[str] = setting(
+        "all-linear", "all-linear | attention | a list of module names"
+    )
+    bias: str = setting("none", "PEFT's bias training: none | all | lora_only")
 
     def __post_init__(self) -> None:
         if self.r < 1:
@@ -60,54 +63,65 @@ class LoraSettings:
 class QuantSettings:
     """bitsandbytes 4-bit settings, used when ``method: qlora``."""
 
-    quant_type: str = "nf4"
-    double_quant: bool = True
-    compute_dtype: str = "auto"  # auto: the training precision (fp32 on CPU)
+    quant_type: str = setting("nf4", "bitsandbytes 4-bit type: nf4 | fp4")
+    double_quant: bool = setting(True, "quantize the quantization constants too")
+    compute_dtype: str = setting(
+        "auto", "dtype of the 4-bit matmuls; auto: the training precision (fp32 on CPU)"
+    )
 
 
 @dataclass
 class TrainConfig:
-    model: str = "smollm2-135m-instruct"  # preset name, local folder or hub id
-    data: str = "samples"  # see training.data.load_examples
-    split: str | None = None
-    limit: int | None = None  # a seeded random sample of this many examples
-    val_fraction: float = 0.05  # held out by database, never by question
-    # Prompts as the engine serves them (training.served_prompts): the retrieval settings of
-    # configs/engine.yaml by default; rag.enabled false trains on plain schema prompts. Rows
-    # without a database file (seed format) always get those. Training indexes into a store
-    # of its own: rag.store_dir (default: OUTPUT/vector_db), never the app's.
-    rag: RagConfig = field(default_factory=RagConfig)
-    output_dir: str | None = None  # default: runs/<model>-<method>
-    method: str = "lora"
-    lora: LoraSettings = field(default_factory=LoraSettings)
-    quant: QuantSettings = field(default_factory=QuantSettings)
-    max_length: int = 1024
-    packing: bool = True  # bin-pack examples into max_length rows, padding-free
-    epochs: float = 1.0
-    max_steps: int = -1  # > 0 overrides epochs
-    batch_size: int = 4
-    grad_accum: int = 1
-    learning_rate: float = 2e-4
-    lr_scheduler: str = "cosine"
-    warmup: float = 0.03  # a ratio in [0, 1) or a number of steps
-    weight_decay: float = 0.0
-    max_grad_norm: float = 0.3
-    optim: str = "adamw_torch"
-    gradient_checkpointing: bool = False
-    device: str = "auto"
-    precision: str = "auto"
-    deepspeed: str | None = None  # zero2 | zero3 | path to a DeepSpeed JSON
-    report_to: str = "none"
-    wandb_project: str = "text2sql"
-    wandb_mode: str = "offline"  # offline | online | disabled
-    logging_steps: int = 1
-    eval_steps: int | None = None  # default: at save_steps
-    eval_limit: int = 64  # validation examples scored (forward passes are slow on CPU)
-    save_steps: int = 50
-    save_total_limit: int = 2
-    merge: bool = False  # also write a merged full model
-    seed: int = 42
-    num_threads: int | None = None  # torch CPU threads; None: torch's default
+    model: str = setting("smollm2-135m-instruct", "preset name, model folder or hub id")
+    data: str = setting(
+        "samples", "Spider folder, datasets folder, JSON/CSV file or 'samples' (training.data)"
+    )
+    split: str | None = setting(None, "split or file stem (train, dev, valid, ...)")
+    limit: int | None = setting(None, "train on a seeded random sample of this many examples")
+    val_fraction: float = setting(0.05, "validation share, held out by database, not question")
+    # Prompts as the engine serves them (training.served_prompts): the engine's retrieval
+    # settings by default; rag.enabled false trains on plain schema prompts. Rows without a
+    # database file (seed format) always get those. Training indexes into a store of its
+    # own: rag.store_dir (default: OUTPUT/vector_db), never the app's.
+    rag: RagConfig = setting(factory=RagConfig, help="retrieval in the training prompts")
+    output_dir: str | None = setting(
+        None, "output folder (checkpoints, adapter/); null: runs/<model>-<method>"
+    )
+    method: str = setting("lora", "lora | qlora (4-bit base weights)", choices=METHODS)
+    lora: LoraSettings = setting(factory=LoraSettings, help="the adapter")
+    quant: QuantSettings = setting(factory=QuantSettings, help="4-bit weights, for qlora")
+    max_length: int = setting(1024, "tokens per training row")
+    packing: bool = setting(True, "bin-pack examples into max_length rows, padding-free")
+    epochs: float = setting(1.0, "passes over the data")
+    max_steps: int = setting(-1, "optimizer steps; > 0 overrides epochs")
+    batch_size: int = setting(4, "rows per device per step")
+    grad_accum: int = setting(1, "gradient accumulation steps")
+    learning_rate: float = setting(2e-4, "peak learning rate")
+    lr_scheduler: str = setting("cosine", "transformers' scheduler name")
+    warmup: float = setting(0.03, "warm-up: a ratio in [0, 1) or a number of steps")
+    weight_decay: float = setting(0.0, "AdamW weight decay")
+    max_grad_norm: float = setting(0.3, "gradient clipping norm")
+    optim: str = setting("adamw_torch", "transformers' optimizer name")
+    gradient_checkpointing: bool = setting(False, "recompute activations: less memory, slower")
+    device: str = setting("auto", "auto | cpu | cuda", choices=DEVICES)
+    precision: str = setting(
+        "auto", "auto (fp32 on CPU, bf16 or fp16 on a GPU) | fp32 | fp16 | bf16", choices=PRECISIONS
+    )
+    deepspeed: str | None = setting(None, "zero2 | zero3 | path to a DeepSpeed JSON")
+    report_to: str = setting("none", "none | tensorboard | wandb", choices=REPORTERS)
+    wandb_project: str = setting("text2sql", "Weights & Biases project")
+    wandb_mode: str = setting("offline", "offline | online | disabled")
+    logging_steps: int = setting(1, "log the loss every this many steps")
+    eval_steps: int | None = setting(None, "validate every this many steps; null: at save_steps")
+    eval_limit: int = setting(64, "validation examples scored (forward passes are slow on CPU)")
+    save_steps: int = setting(50, "checkpoint every this many steps")
+    save_total_limit: int = setting(2, "checkpoints kept")
+    merge: bool = setting(False, "also write a merged full model")
+    seed: int = setting(42, "data sampling, split and initialisation")
+    # Named num_threads until it took the engine's name: configs saved with that still load.
+    threads: int | None = setting(
+        None, "torch CPU threads; null: torch's default", aliases=("num_threads",)
+    )
 
     def __post_init__(self) -> None:
         _one_of("method", self.method, METHODS)

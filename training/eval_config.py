@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from engine.config import ConfigError, EngineConfig, load_config, read_yaml
 from engine.paths import REPO_ROOT
+from engine.setting import setting
 
 PREDICTIONS = "predictions.jsonl"
 RUN_FILE = "run.json"
@@ -30,26 +31,31 @@ IDENTITY_KEYS = ("data", "split", "limit", "seed", "synthetic_rows", "holdout", 
 
 @dataclass
 class EvalConfig:
-    data: str = "samples"  # Spider folder, seed-format folder/file, pairs JSON, or "samples"
-    split: str | None = None
-    limit: int | None = None  # a seeded random sample of this many questions
-    seed: int = 0
-    # Only databases training did not see: the validation side of
-    # training.data.split_by_database(all examples, holdout, seed), as training splits.
-    holdout: float | None = None
-    db_ids: list[str] | None = None  # only these databases
-    out: str = ""  # output folder (required to run)
-    # The engine evaluated: the chat's settings (the CLI reads configs/engine.yaml);
-    # engine.batch_size questions are asked per call.
-    engine: EngineConfig = field(default_factory=EngineConfig)
-    rag_store: str = ""  # the run's vector store; "": OUT/vector_db
-    synthetic_rows: int = 12  # rows per table in databases generated from DDL
-    resume: bool = True
-    # Evaluate on another engine: db_id -> database URL (or DuckDB file) in place of its
-    # SQLite file; "*" covers every db_id and "{db_id}" in a URL is replaced, so
+    data: str = setting(
+        "samples", "Spider folder, seed-format folder/file, pairs JSON, or 'samples'"
+    )
+    split: str | None = setting(None, "split name (Spider file stem or datasets split)")
+    limit: int | None = setting(None, "evaluate a seeded random sample of this many questions")
+    seed: int = setting(0, "the sample's seed (and holdout's split)")
+    # The validation side of training.data.split_by_database(all examples, holdout, seed),
+    # as training splits.
+    holdout: float | None = setting(
+        None, "only the databases training held out with this val_fraction"
+    )
+    db_ids: list[str] | None = setting(None, "only these databases (db_ids)")
+    out: str = setting("", "output folder (required to run)")
+    # The CLI reads the chat's settings, configs/engine.yaml; engine.batch_size questions
+    # are asked per call.
+    engine: EngineConfig = setting(factory=EngineConfig, help="the engine evaluated")
+    rag_store: str = setting("", "vector store folder; empty: OUT/vector_db, the run's own")
+    synthetic_rows: int = setting(12, "rows per table in databases generated from DDL")
+    resume: bool = setting(True, "continue a run already in out (false: start over)")
+    # "*" covers every db_id and "{db_id}" in a URL is replaced, so
     # {"*": "postgresql+psycopg://USER@HOST:PORT/{db_id}"} is a server + database name.
     # Gold SQL is transpiled from SQLite to that dialect. No literal passwords: ${ENV_VAR}.
-    db_urls: dict[str, str] = field(default_factory=dict)
+    db_urls: dict[str, str] = setting(
+        factory=dict, help="db_id -> database URL (or DuckDB file) in place of its SQLite file"
+    )
 
     def __post_init__(self) -> None:
         if self.limit is not None and self.limit < 1:

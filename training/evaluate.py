@@ -30,8 +30,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from engine.backends.base import BACKEND_KINDS
-from engine.config import ConfigError, parse_overrides
+from engine.config import ConfigError, add_setting_flags, describe, flag_overrides
 from training.eval_config import (
     ENGINE_CONFIG,
     EVAL_CONFIG,
@@ -227,16 +226,15 @@ class EvalJob:
 
 # --- CLI ----------------------------------------------------------------------------------
 
-_FLAGS = {  # CLI flag -> config key
-    "data": "data", "split": "split", "limit": "limit", "seed": "seed", "out": "out",
-    "holdout": "holdout", "db_ids": "db_ids", "rag_store": "rag_store", "resume": "resume",
-    "model": "engine.model", "adapter": "engine.adapter", "backend": "engine.backend",
-    "rag": "engine.rag.enabled", "max_attempts": "engine.max_attempts",
-    "batch_size": "engine.batch_size", "timeout": "engine.timeout_s",
-    "num_threads": "engine.threads",
-    "temperature": "engine.generation.temperature", "top_k": "engine.generation.top_k",
-    "top_p": "engine.generation.top_p", "max_new_tokens": "engine.generation.max_new_tokens",
-}  # fmt: skip
+# The settings with a flag of their own; --set KEY=VALUE reaches every other one.
+_FLAGS = [
+    "data", "split", "limit", "seed", "holdout", "db_ids",
+    "engine.model", "engine.adapter", "engine.backend", ("engine.rag.enabled", "--rag"),
+    "rag_store", "engine.generation.temperature", "engine.generation.top_k",
+    "engine.generation.top_p", "engine.generation.max_new_tokens", "engine.max_attempts",
+    "engine.batch_size", ("engine.threads", "--threads", "--num-threads"),
+    ("engine.timeout_s", "--timeout"), "resume", "out",
+]  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -246,33 +244,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="evaluation YAML (default: configs/eval.yaml)")  # fmt: skip
     p.add_argument("--engine-config", default=str(ENGINE_CONFIG),
                    help="the engine settings evaluated (default: the chat's, configs/engine.yaml)")  # fmt: skip
-    p.add_argument("--data", help="Spider folder, seed-format folder/file, or 'samples'")
-    p.add_argument("--split", help="split name (Spider file stem or datasets split)")
-    p.add_argument("--limit", type=int, help="evaluate a seeded random sample of N questions")
-    p.add_argument("--seed", type=int)
-    p.add_argument("--holdout", type=float, metavar="FRACTION",
-                   help="only the databases training held out with this val_fraction")  # fmt: skip
-    p.add_argument("--db-ids", help="only these databases (comma-separated db_ids)")
     p.add_argument("--db-url", action="append", metavar="DB_ID=URL",
                    help="evaluate DB_ID on this database URL instead of its SQLite file; "
                    "'*=postgresql+psycopg://USER@HOST:PORT/{db_id}' for all (repeatable)")  # fmt: skip
-    p.add_argument("--model", help="preset name, local model folder or hub id")
-    p.add_argument("--adapter", help="LoRA adapter folder from training")
-    p.add_argument("--backend", choices=BACKEND_KINDS)
-    p.add_argument("--rag", action=argparse.BooleanOptionalAction, default=None)
-    p.add_argument("--rag-store", help="vector store folder (default: OUT/vector_db)")
-    p.add_argument("--temperature", type=float, help="0 = greedy (default)")
-    p.add_argument("--top-k", type=int)
-    p.add_argument("--top-p", type=float)
-    p.add_argument("--max-new-tokens", type=int)
-    p.add_argument("--max-attempts", type=int, help="1 turns self-correction off")
-    p.add_argument("--batch-size", type=int, help="questions answered together")
-    p.add_argument("--num-threads", type=int, help="CPU threads for generation")
-    p.add_argument("--timeout", type=float, help="seconds per query")
-    p.add_argument("--resume", action=argparse.BooleanOptionalAction, default=None,
-                   help="continue a run in OUT (default) or start over")  # fmt: skip
-    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key")
-    p.add_argument("--out", help="output folder")
+    add_setting_flags(p, EvalConfig, _FLAGS)
+    p.add_argument("--print-config", action="store_true",
+                   help="print every setting with its value and what it does, and stop")  # fmt: skip
     p.add_argument("-v", "--verbose", action="store_true")
     p.add_argument("--events-json", action="store_true",
                    help="progress as JSON lines on stdout (the app's child process)")  # fmt: skip
@@ -281,11 +258,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def config_from_args(args: argparse.Namespace) -> EvalConfig:
     """configs/engine.yaml (or --engine-config) under the eval YAML, then flags and --set."""
-    overrides = parse_overrides(args.set)
-    for flag, key in _FLAGS.items():
-        if getattr(args, flag) is not None:
-            overrides[key] = getattr(args, flag)
-    if args.adapter and args.model is None and "engine.model" not in overrides:
+    overrides = flag_overrides(args)
+    if overrides.get("engine.adapter") and "engine.model" not in overrides:
         overrides["engine.model"] = None  # the adapter's recorded base model
     if args.db_url:
         pairs = [item.partition("=") for item in args.db_url]
@@ -335,6 +309,9 @@ def main(argv: list[str] | None = None) -> int:
         return _run_with_events(args)
     try:
         cfg = config_from_args(args)
+        if args.print_config:
+            print(describe(cfg))
+            return 0
         metrics = run(cfg, progress=_tqdm_progress())
     except (ConfigError, ValueError, RuntimeError) as err:  # DataError, ModelLoadError
         print(f"Error: {err}", file=sys.stderr)

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from engine.config import ConfigError, parse_overrides
+from engine.config import ConfigError, add_setting_flags, describe, flag_overrides
 from training.config import TrainConfig, load_train_config, shipped_config
 from training.progress import ProgressEvent, ProgressFn
 
@@ -63,8 +63,8 @@ def run(
     out = cfg.resolved_output_dir
     out.mkdir(parents=True, exist_ok=True)
     _setup_environment(cfg, out, say)
-    if cfg.num_threads:
-        torch.set_num_threads(cfg.num_threads)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
 
     # 1. data
     from engine.models import resolve_source
@@ -311,23 +311,19 @@ def _check_stop_token(tokenizer: Any, say: Any) -> None:
         )
 
 
+# The settings with a flag of their own; --set KEY=VALUE reaches every other one.
+_FLAGS = ["model", "data", "split", "limit", "max_steps", ("output_dir", "--output"), "merge"]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m training.train", description=__doc__.split("\n")[0]
     )
     parser.add_argument("--config", help="YAML file (configs/train_cpu.yaml, ...)")
-    parser.add_argument("--model", help="preset name, model folder or hub id")
-    parser.add_argument("--data", help="Spider folder, datasets folder, JSON/CSV file or 'samples'")
-    parser.add_argument("--split", help="split or file stem (train, dev, valid, ...)")
-    parser.add_argument("--limit", type=int, help="train on a seeded sample of N examples")
-    parser.add_argument("--max-steps", type=int, dest="max_steps")
-    parser.add_argument("--output", dest="output_dir", help="output folder (checkpoints, adapter/)")
+    add_setting_flags(parser, TrainConfig, _FLAGS)
     parser.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
-    parser.add_argument(
-        "--merge", action="store_true", default=None, help="also save a merged model"
-    )
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="override any config key, e.g. --set lora.r=8")  # fmt: skip
+    parser.add_argument("--print-config", action="store_true",
+                        help="print every setting with its value and what it does, and stop")  # fmt: skip
     # for training.jobs: JSON events on stdout, and a file whose existence cancels the run
     parser.add_argument("--events-json", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--cancel-file", help=argparse.SUPPRESS)
@@ -336,17 +332,16 @@ def main(argv: list[str] | None = None) -> int:
     # accelerate's INFO lines ("The used dataset had no length ...", one per evaluation) are
     # about its internals; in the app's log view they push the run's own lines out of sight
     logging.getLogger("accelerate").setLevel(logging.WARNING)
-    flags = ("model", "data", "split", "limit", "max_steps", "output_dir", "merge")
-    overrides: dict[str, Any] = {k: getattr(args, k) for k in flags if getattr(args, k) is not None}
     emit = _print_event if args.events_json else None
     cancel_file = Path(args.cancel_file) if args.cancel_file else None
     from engine.models import ModelLoadError
     from training.data import DataError
 
     try:
-        cfg = load_train_config(
-            args.config or default_config_file(), {**overrides, **parse_overrides(args.set)}
-        )
+        cfg = load_train_config(args.config or default_config_file(), flag_overrides(args))
+        if args.print_config:
+            print(describe(cfg))
+            return 0
         adapter = run(
             cfg,
             emit,
