@@ -19,8 +19,8 @@ from typing import Any
 
 from engine.backends.base import Backend, GenerationConfig
 from engine.db import Database, DatabaseError, DbRef, QueryResult, open_database
-from engine.followup import attach_previous, previous_note, retrieval_query
-from engine.prompt import Message, build_messages, build_repair_messages
+from engine.followup import attach_previous, retrieval_query
+from engine.prompt import Message, Prompter, build_repair_messages, prompt_budget
 from engine.retrieval import Context, Retriever, Source
 from engine.schema import Schema
 from engine.sql_check import extract_sql, validate_sql
@@ -120,7 +120,16 @@ class TextToSQL:
 
     def prompt_budget(self) -> int:
         """Tokens the schema/context may use: the context window less room for the answer."""
-        return max(256, self.backend.context_length - self.generation.max_new_tokens - 256)
+        return prompt_budget(self.backend.context_length, self.generation.max_new_tokens)
+
+    def prompter(self) -> Prompter:
+        """The prompt renderer over this engine's backend, budget and retriever."""
+        return Prompter(
+            self.backend.prompt_format,
+            self.prompt_budget(),
+            self.backend.count_tokens,
+            self.retriever,
+        )
 
     def context(
         self,
@@ -130,21 +139,8 @@ class TextToSQL:
         retriever: Retriever | None = None,
         draft: str | None = None,
     ) -> Context:
-        """What the prompt shows of the database: the retriever's choice, or the whole schema.
-        ``retriever``: retrieve from that one instead of the engine's (a signed-in user's own
-        index); an engine without retrieval still shows the whole schema. ``draft``: a first
-        answer's SQL, for retrievers that choose examples by it (``rag.pool_draft``)."""
-        if self.retriever is None:
-            return Context(schema_text=schema.ddl())
-        extra = {"draft": draft} if draft is not None else {}
-        return (retriever or self.retriever).context(
-            question,
-            open_database(db),
-            schema,
-            self.prompt_budget(),
-            self.backend.count_tokens,
-            **extra,
-        )
+        """:meth:`engine.prompt.Prompter.context` of this engine."""
+        return self.prompter().context(question, open_database(db), schema, retriever, draft)
 
     def drafts(self) -> bool:
         """Whether pool examples are chosen again by a first answer (``rag.pool_draft``)."""
@@ -159,19 +155,8 @@ class TextToSQL:
         history: History | None = None,
         context: Context | None = None,
     ) -> tuple[list[Message], list[Source]]:
-        ctx = context or self.context(retrieval_query(question, history), db, schema)
-        return self._messages(question, schema, ctx, history)
-
-    def _messages(
-        self, question: str, schema: Schema, ctx: Context, history: History | None
-    ) -> tuple[list[Message], list[Source]]:
-        notes = ctx.notes
-        if history:  # a follow-up may select from the previous answer's rows
-            notes = "\n".join(
-                n for n in (notes, previous_note(history[-1][1], schema.dialect)) if n
-            )
-        fmt = self.backend.prompt_format
-        return build_messages(question, ctx.schema_text, notes, history, fmt), ctx.sources
+        """:meth:`engine.prompt.Prompter.messages` of this engine."""
+        return self.prompter().messages(question, open_database(db), schema, history, context)
 
     def ask(
         self, question: str, db_path: DbRef | Database, history: History | None = None
@@ -241,7 +226,9 @@ class TextToSQL:
             question = work.answer.question
             query = retrieval_query(question, work.history)
             ctx = self.context(query, work.db, work.schema, draft=draft)
-            messages, sources = self._messages(question, work.schema, ctx, work.history)
+            messages, sources = self.prompter().from_context(
+                question, work.schema, ctx, work.history
+            )
             if messages != work.first:
                 work.messages = work.first = messages
                 work.answer.sources = sources

@@ -14,8 +14,16 @@ is :data:`SEED_FORMAT`; adapters trained with it keep it (their saved format say
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from engine.followup import previous_note, retrieval_query
+from engine.retrieval import Context, Retriever, Source
+
+if TYPE_CHECKING:
+    from engine.db import Database
+    from engine.schema import Schema
 
 SYSTEM_PROMPT = (
     "You are a helpful programmer assistant that excels at SQL. When prompted with a task and "
@@ -145,3 +153,68 @@ def render_prompt(tokenizer: Any, messages: list[Message]) -> str:
     """Messages -> prompt text ending where the assistant's answer starts."""
     ensure_chat_template(tokenizer)
     return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+
+def prompt_budget(context_length: int, max_new_tokens: int) -> int:
+    """Tokens the schema and notes may use: the context window less room for the answer."""
+    return max(256, context_length - max_new_tokens - 256)
+
+
+@dataclass
+class Prompter:
+    """The one renderer of a question's prompt on a database: what of the database it shows
+    (the retriever's choice within the budget, or the whole schema), the notes, the
+    conversation, in the model's prompt format. The answer loop
+    (:meth:`engine.pipeline.TextToSQL.prompter`), training's served prompts and the chat's
+    source list all call it; it needs no model, only the tokenizer's count."""
+
+    fmt: PromptFormat
+    budget_tokens: int
+    count_tokens: Callable[[str], int]
+    retriever: Retriever | None = None
+
+    def context(
+        self,
+        question: str,
+        db: Database,
+        schema: Schema,
+        retriever: Retriever | None = None,
+        draft: str | None = None,
+    ) -> Context:
+        """What the prompt shows of the database: the retriever's choice, or the whole schema.
+        ``retriever``: retrieve from that one instead (a signed-in user's own index); without
+        retrieval the whole schema is shown. ``draft``: a first answer's SQL, for retrievers
+        that choose examples by it (``rag.pool_draft``)."""
+        if self.retriever is None:
+            return Context(schema_text=schema.ddl())
+        extra = {"draft": draft} if draft is not None else {}
+        return (retriever or self.retriever).context(
+            question, db, schema, self.budget_tokens, self.count_tokens, **extra
+        )
+
+    def messages(
+        self,
+        question: str,
+        db: Database,
+        schema: Schema,
+        history: list[tuple[str, str]] | None = None,
+        context: Context | None = None,
+    ) -> tuple[list[Message], list[Source]]:
+        """The question's messages and the sources shown; ``context``: retrieval already done
+        (else it is done here, for the question read with its conversation)."""
+        ctx = context or self.context(retrieval_query(question, history), db, schema)
+        return self.from_context(question, schema, ctx, history)
+
+    def from_context(
+        self,
+        question: str,
+        schema: Schema,
+        ctx: Context,
+        history: list[tuple[str, str]] | None = None,
+    ) -> tuple[list[Message], list[Source]]:
+        notes = ctx.notes
+        if history:  # a follow-up may select from the previous answer's rows
+            notes = "\n".join(
+                n for n in (notes, previous_note(history[-1][1], schema.dialect)) if n
+            )
+        return build_messages(question, ctx.schema_text, notes, history, self.fmt), ctx.sources

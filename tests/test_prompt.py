@@ -1,3 +1,4 @@
+import json
 import os
 
 from engine.prompt import (
@@ -113,3 +114,26 @@ def test_tokenizer_without_template_gets_llama2(tiny_llama):
     tok = AutoTokenizer.from_pretrained(tiny_llama)
     tok.chat_template = None
     assert render_prompt(tok, build_messages("Q?", SCHEMA)).startswith("<s>[INST] <<SYS>>")
+
+
+def test_one_renderer_needs_no_model(tmp_path):
+    """``Prompter`` writes a question's prompt from a format, a budget and a token count: the
+    answer loop's ``build_messages`` is this renderer over its backend, and training renders
+    with it directly, no stand-in backend needed."""
+    from engine.db import open_database
+    from engine.pipeline import TextToSQL
+    from engine.prompt import Prompter, prompt_budget
+    from tests.helpers import ScriptedBackend, customers_db
+
+    db = open_database(customers_db(tmp_path / "c.sqlite"))
+    schema = db.read_schema()
+    history = [("Which customers are there?", "SELECT id, name FROM customers")]
+    backend = ScriptedBackend([])
+    prompter = Prompter(DEFAULT_FORMAT, prompt_budget(4096, 256), backend.count_tokens)
+    messages, sources = prompter.messages("and their names?", db, schema, history)
+    assert (messages, sources) == TextToSQL(backend).build_messages(
+        "and their names?", db, schema, history
+    )
+    text = json.dumps(messages)
+    assert "CREATE TABLE customers" in text and "previous_result" in messages[-1]["content"]
+    assert not hasattr(prompter, "generate")

@@ -4,8 +4,9 @@ for the row's question on the row's database, minus the row's own answer.
 No second prompt format lives here. The engine's own pieces write the prompt: the retriever
 (:meth:`engine.rag.retriever.RagRetriever.retrieve`) picks the schema and the notes (sample
 values, documentation, the database's solved examples, solved questions of other databases
-when ``rag.pool_examples`` > 0) and fits them into :meth:`engine.pipeline.TextToSQL.prompt_budget`;
-:meth:`engine.pipeline.TextToSQL.build_messages` writes the messages. What training adds:
+when ``rag.pool_examples`` > 0) and fits them into the prompt budget;
+:class:`engine.prompt.Prompter`, the answer loop's own renderer, writes the messages. What
+training adds:
 
 - **an index of its own**: each database of the data is indexed once, its tables with sample
   values and, as its solved examples, the data's pairs of that database, into
@@ -37,40 +38,13 @@ from pathlib import Path
 from typing import Any
 
 from engine.db import Database, open_database
-from engine.prompt import PromptFormat, render_prompt
+from engine.prompt import Prompter, PromptFormat, prompt_budget
 from engine.rag.config import RagConfig
 from training.data import Example, to_prompt_completion
 
 log = logging.getLogger(__name__)
 Renderer = Callable[[Example], dict]
 STORE_SUBDIR = "vector_db"
-
-
-class PromptBackend:
-    """The parts of an :class:`engine.backends.base.Backend` that building a prompt uses, over
-    the training tokenizer; it cannot generate."""
-
-    name = "training"
-
-    def __init__(self, tokenizer: Any, fmt: PromptFormat, context_length: int | None = None):
-        from engine.backends.llamacpp import MAX_CONTEXT
-
-        self.tokenizer = tokenizer
-        self.prompt_format = fmt
-        self._context_length = context_length or MAX_CONTEXT
-
-    @property
-    def context_length(self) -> int:
-        return self._context_length
-
-    def render(self, messages: list[dict[str, str]]) -> str:
-        return render_prompt(self.tokenizer, messages)
-
-    def count_tokens(self, text: str) -> int:
-        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
-
-    def generate(self, prompts: list[str], cfg: Any) -> list[str]:
-        raise NotImplementedError("PromptBackend only builds prompts")
 
 
 class ServedPrompts:
@@ -90,19 +64,24 @@ class ServedPrompts:
         show_bar: bool = False,
     ) -> None:
         from engine.backends.base import GenerationConfig
-        from engine.pipeline import TextToSQL
+        from engine.backends.llamacpp import MAX_CONTEXT
 
         self.rag = rag
         self.store_root = Path(store_root)
         self.progress = progress
         self.show_bar = show_bar
-        self.engine = TextToSQL(PromptBackend(tokenizer, fmt), generation=GenerationConfig())
+        budget = prompt_budget(MAX_CONTEXT, GenerationConfig().max_new_tokens)  # as served
+
+        def count_tokens(text: str) -> int:
+            return len(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+        self.prompter = Prompter(fmt, budget, count_tokens)
         self.store_dir: Path | None = None
         self._schemas: dict[Database, Any] = {}
 
     @property
     def retriever(self) -> Any:
-        return self.engine.retriever
+        return self.prompter.retriever
 
     def index(self, examples: list[Example]) -> Path:
         """Index every database of ``examples`` that the run's store lacks; returns the store.
@@ -135,12 +114,12 @@ class ServedPrompts:
                     self._say(f"Indexed {i}/{len(todo)} databases ({db.stem})")
         if bar is not None:
             bar.close()
-        self.engine.retriever = RagRetriever(cfg, store=store)
+        self.prompter.retriever = RagRetriever(cfg, store=store)
         return self.store_dir
 
     def row(self, example: Example) -> dict:
         """The conversational prompt/completion row of ``example`` (see the module docstring)."""
-        fmt = self.engine.backend.prompt_format
+        fmt = self.prompter.fmt
         if example.db_path is None or self.retriever is None:
             return to_prompt_completion(example, fmt)
         db = open_database(example.db_path)
@@ -149,11 +128,11 @@ class ServedPrompts:
             example.question,
             db,
             schema,
-            self.engine.prompt_budget(),
-            self.engine.backend.count_tokens,
+            self.prompter.budget_tokens,
+            self.prompter.count_tokens,
             leave_out=example.question,
         ).context
-        messages, _ = self.engine.build_messages(example.question, db, schema, context=ctx)
+        messages, _ = self.prompter.messages(example.question, db, schema, context=ctx)
         return {
             "prompt": messages,
             "completion": [{"role": "assistant", "content": example.sql.strip()}],
