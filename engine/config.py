@@ -22,6 +22,7 @@ from engine.backends.base import BACKEND_KINDS, GenerationConfig, check_backend_
 from engine.backends.openai_config import OpenAIConfig
 from engine.errors import ConfigError
 from engine.models import DEFAULT_MODEL
+from engine.pipeline import MAX_ATTEMPTS, MAX_ROWS, TIMEOUT_S
 from engine.rag.config import RagConfig
 from engine.setting import help_of, setting
 
@@ -53,9 +54,11 @@ class EngineConfig:
     )
     threads: int | None = setting(None, "CPU threads for generation (null: every core)")
     batch_size: int = setting(4, "questions answered together when several are asked at once")
-    max_attempts: int = setting(2, "self-correction: total tries per question (1: no retry)")
-    timeout_s: float = setting(10.0, "wall-clock limit per query, in seconds")
-    max_rows: int = setting(1000, "row cap per query")
+    max_attempts: int = setting(
+        MAX_ATTEMPTS, "self-correction: total tries per question (1: no retry)"
+    )
+    timeout_s: float = setting(TIMEOUT_S, "wall-clock limit per query, in seconds")
+    max_rows: int = setting(MAX_ROWS, "row cap per query")
     # The cascade: after a failed answer, its repair and 4 fresh samples vote (bench/ablation).
     # GenerationConfig's own 0 (as many as candidates) is for a TextToSQL built without an
     # EngineConfig, whose callers (tests, benchmarks) count the answers it draws.

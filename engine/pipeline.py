@@ -26,6 +26,10 @@ from engine.schema import Schema
 from engine.sql_check import extract_sql, validate_sql
 
 log = logging.getLogger(__name__)
+# The answer loop's limits; engine.config.EngineConfig declares its settings with these.
+MAX_ATTEMPTS = 2
+TIMEOUT_S = 10.0
+MAX_ROWS = 1000
 # Any question will do: priming keeps only what every prompt on the database starts with.
 PRIMING_QUESTION = "How many rows does each table have?"
 History = list[tuple[str, str]]
@@ -107,9 +111,9 @@ class TextToSQL:
         *,
         retriever: Retriever | None = None,
         generation: GenerationConfig | None = None,
-        max_attempts: int = 2,
-        timeout_s: float = 10.0,
-        max_rows: int = 1000,
+        max_attempts: int = MAX_ATTEMPTS,
+        timeout_s: float = TIMEOUT_S,
+        max_rows: int = MAX_ROWS,
     ) -> None:
         self.backend = backend
         self.retriever = retriever
