@@ -15,6 +15,7 @@ from app.databases import databases_of
 from app.engines import EnginePool
 from app.messages import first_line, public
 from app.model_choices import resolve
+from app.users import root_of
 from engine.pipeline import Request
 
 # Every question to the model, from the chat or a program (app.api), is in this queue group:
@@ -77,7 +78,7 @@ def ask(
     if db_label not in dbs:
         return Turn(chat, turns, "Please choose a database.")
     try:
-        engine = pool.get(*resolve(model))
+        engine = pool.get(*resolve(model, root_of(space)))
     except Exception as err:  # a bad path or hub id: say so, keep serving
         return Turn(chat, turns, f"**Cannot load the model:** {first_line(err)}")
     context = _own_context(engine, space, question, dbs[db_label], turns[-3:])
@@ -117,7 +118,7 @@ def prime(
         return None
     # a signed-in user's database is indexed into their own store (their saved pairs)
     retriever = getattr(space, "retriever", None)
-    return pool.prime(*_safe_resolve(model), path, retriever)
+    return pool.prime(*_safe_resolve(model, space), path, retriever)
 
 
 def run_edited_sql(sql: str, db_label: str, pool: EnginePool, space: Any = None) -> tuple[Any, str]:
@@ -178,8 +179,8 @@ def save_example(
     return True, f"{verb} “{saved.pair.question}” as an example for **{db_label}**: {when}."
 
 
-def _safe_resolve(choice: str) -> tuple[str | None, str | None]:
+def _safe_resolve(choice: str, space: Any) -> tuple[str | None, str | None]:
     try:
-        return resolve(choice)
+        return resolve(choice, root_of(space))
     except ValueError:
         return choice, None

@@ -28,6 +28,7 @@ from app.messages import public
 from app.model_choices import model_choices
 from app.results import choose_chart, csv_file, plot_update
 from app.uploads import safe_name
+from app.users import root_of
 
 
 class ChatTab:
@@ -36,7 +37,7 @@ class ChatTab:
     def __init__(self, pool: EnginePool, examples: Any, history: Any, spaces: Any = None) -> None:
         self.pool, self.examples, self.history = pool, examples, history
         self.spaces = spaces  # app.users.Spaces: whose index answers (None: the local user)
-        self.past = HistoryPanel(history)
+        self.past = HistoryPanel(history, self.databases)
 
     def build(self) -> tuple[Any, Any]:
         """Lay out the tab in the current ``gr.Blocks``; returns its database and model
@@ -53,7 +54,7 @@ class ChatTab:
                 dbs, value=default_database(dbs), label="Database", elem_id="chat-db"
             )
             self.model = gr.Dropdown(
-                model_choices(),
+                model_choices(root_of(self._space())),
                 value=self.pool.base.model,
                 label="Model",
                 allow_custom_value=True,

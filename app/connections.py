@@ -1,8 +1,9 @@
 """Saved connections to PostgreSQL, MySQL/MariaDB and DuckDB databases (the Schema tab's
 Connect form).
 
-A connection is a name and a database URL, kept in the user's folder (``<data
-dir>/connections.json``, or that of the signed-in user, see app.users) without its password. A password typed in the form lives in this process's memory only
+A connection is a name and a database URL, kept without its password in the folder of the
+user who made it (``<data dir>/connections.json``, or that of a signed-in user: the caller
+passes it, see app.users). A password typed in the form lives in this process's memory only
 (:func:`engine.db.url.remember_password`): after a restart the user types it again, or names
 an environment variable in the URL's password place (``USER:${PGPASSWORD}@HOST``), which is
 what the saved URL then keeps. Every message names the URL with its password hidden.
@@ -32,17 +33,10 @@ class Connected:
     warning: str | None = None  # e.g. the account can write
 
 
-def _file(root: Path | None) -> Path:
-    if root is None:  # the user whose event is being handled (app.users), as uploads
-        from app.users import current_user, user_root
-
-        root = user_root(current_user())
-    return root / FILE_NAME
-
-
-def saved_connections(root: Path | None = None) -> dict[str, str]:
-    """Name -> URL (no passwords) of the saved connections; {} when there are none."""
-    path = _file(root)
+def saved_connections(root: Path) -> dict[str, str]:
+    """Name -> URL (no passwords) of the connections saved in ``root`` (a user's data
+    folder); {} when there are none."""
+    path = root / FILE_NAME
     try:
         rows = json.loads(path.read_text(encoding="utf-8"))
     except (FileNotFoundError, ValueError, OSError):
@@ -55,13 +49,13 @@ def saved_connections(root: Path | None = None) -> dict[str, str]:
 
 
 def connect(
-    url: str, password: str | None = None, name: str | None = None, root: Path | None = None
+    url: str, root: Path, password: str | None = None, name: str | None = None, user: str = ""
 ) -> Connected:
-    """Check that ``url`` can be read (with ``password``, if given) and save it by name.
+    """Check that ``url`` can be read (with ``password``, if given) and save it by name in
+    ``root``, the data folder of ``user`` ("" for the local user, when there is no sign-in).
 
     Raises :class:`ConnectRefused` with a one-line message that hides the password.
     """
-    from app.users import current_user
     from engine.db import DatabaseError, check_database, is_url, label, role_can_write
     from engine.db.url import kind, remember_password, remembered, restore_password, storable
 
@@ -76,7 +70,7 @@ def connect(
             raise ConnectRefused("SQLite files: use the upload above")
         password = password or None  # as typed: spaces may belong to it
         before = remembered(url)
-        if password is None and current_user() and before is not None:
+        if password is None and user and before is not None:
             # another signed-in user's password is in memory: each types their own
             raise ConnectRefused("Type the password for this database")
         public = remember_password(url, password)
@@ -102,8 +96,8 @@ def connect(
     return Connected(title, storable(public), warning)
 
 
-def forget(name: str, root: Path | None = None) -> bool:
-    """Remove a saved connection (and the password remembered for it)."""
+def forget(name: str, root: Path) -> bool:
+    """Remove a connection saved in ``root`` (and the password remembered for it)."""
     from engine.db.url import forget_password
 
     with _lock:
@@ -116,8 +110,8 @@ def forget(name: str, root: Path | None = None) -> bool:
     return True
 
 
-def _write(root: Path | None, saved: dict[str, str]) -> None:
-    path = _file(root)
+def _write(root: Path, saved: dict[str, str]) -> None:
+    path = root / FILE_NAME
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     rows = [{"name": n, "url": u} for n, u in saved.items()]

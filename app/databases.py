@@ -6,31 +6,30 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from app.connections import saved_connections
+from app.uploads import upload_dir, uploaded_databases
+from app.users import root_of
 from engine.paths import sample_databases
 
 DEFAULT_DB = "shop (sample)"
 
 
-def database_choices(upload_dir: Path | None = None) -> dict[str, Path | str]:
-    """Samples, the uploads in ``upload_dir`` (default: the local user's) and the saved
-    connections (their URLs, without passwords)."""
-    from app.connections import saved_connections
-    from app.uploads import uploaded_databases
-
+def database_choices(root: Path) -> dict[str, Path | str]:
+    """Samples, and the uploads and saved connections (their URLs, without passwords) of the
+    user whose data folder is ``root``."""
     dbs: dict[str, Path | str] = {
         f"{name} (sample)": path for name, path in sample_databases().items()
     }
-    uploads = uploaded_databases(upload_dir)
+    uploads = uploaded_databases(upload_dir(root))
     dbs.update({f"{name} (uploaded)": path for name, path in uploads.items()})
-    root = upload_dir.parent if upload_dir is not None else None  # the user's folder
     dbs.update({f"{name} (connection)": url for name, url in saved_connections(root).items()})
     return dbs
 
 
 def databases_of(space: Any = None) -> dict[str, Path | str]:
-    """The databases of ``space`` (app.users.UserSpace: a signed-in user's); None: the local
-    user's."""
-    return database_choices(space.upload_dir if space is not None else None)
+    """The databases of ``space`` (app.users.UserSpace: whose event it is, as the tab passes
+    it); None: the local user's."""
+    return database_choices(root_of(space))
 
 
 def default_database(choices: dict[str, Path] | list[str]) -> str | None:

@@ -6,7 +6,6 @@ serving meanwhile, and a child killed alone is reported in one line and can be r
 
 from __future__ import annotations
 
-import functools
 import json
 import re
 import time
@@ -15,6 +14,7 @@ from typing import Any
 
 from app.messages import first_line, public
 from app.model_choices import model_choices, resolve
+from app.users import root_of
 from engine.config import EngineConfig
 from engine.paths import REPO_ROOT
 
@@ -25,12 +25,9 @@ METRIC_COLUMNS = (
 )  # fmt: skip
 
 
-def evals_dir() -> Path:
-    """The evaluations of the user whose event is being handled (app.users; the data
-    folder's without sign-in)."""
-    from app.users import current_user, user_root
-
-    return user_root(current_user()) / "evals"
+def evals_dir(root: Path) -> Path:
+    """The evaluations of the user whose data folder is ``root`` (app.users)."""
+    return root / "evals"
 
 
 def dataset_choices() -> list[str]:
@@ -43,14 +40,15 @@ def dataset_choices() -> list[str]:
 
 def make_config(base: EngineConfig, model_choice: str, data: str, split: str, limit: float,
                 rag: bool, attempts: float, temperature: float, top_k: float, top_p: float,
-                max_new_tokens: float):  # fmt: skip
+                max_new_tokens: float, space: Any = None):  # fmt: skip
     """The form -> an EvalConfig of the chat's engine settings (``base``) with the form's
-    changes, through the same loader as ``python -m training.evaluate``."""
+    changes, through the same loader as ``python -m training.evaluate``; its run is kept in
+    the evaluations of ``space``'s user (app.users.UserSpace; None: the local user)."""
     from training.eval_config import make_config as eval_config
 
-    model, adapter = resolve(model_choice)
+    model, adapter = resolve(model_choice, root_of(space))
     slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", model_choice)[:60]
-    out = evals_dir() / f"{time.strftime('%Y%m%d-%H%M%S')}-{slug}"
+    out = evals_dir(root_of(space)) / f"{time.strftime('%Y%m%d-%H%M%S')}-{slug}"
     return eval_config(base, overrides={
         "data": (data or "samples").strip(),
         "split": (split or "").strip() or None,
@@ -106,8 +104,9 @@ def examples(run_dir: str | None, wrong_only: bool) -> Any:
     return pd.DataFrame([{c: r.get(c) for c in cols} for r in records], columns=cols)
 
 
-def run_all(base: EngineConfig, models: list[str], *settings: Any):
-    """Evaluate each chosen model in turn; yields (status, comparison, run dirs, last run)."""
+def run_all(base: EngineConfig, models: list[str], *settings: Any, space: Any = None):
+    """Evaluate each chosen model in turn, as ``space``'s user (None: the local user); yields
+    (status, comparison, run dirs, last run)."""
     from training.eval_jobs import EvalProcess
 
     if not models:
@@ -117,7 +116,7 @@ def run_all(base: EngineConfig, models: list[str], *settings: Any):
     failed: list[str] = []  # one line per model that did not finish, kept to the end
     for i, choice in enumerate(models, 1):
         try:
-            cfg = make_config(base, choice, *settings)
+            cfg = make_config(base, choice, *settings, space=space)
         except Exception as err:  # ConfigError, bad adapter: one line, next model
             failed.append(f"**{public(choice)}:** {first_line(err)}")
             yield failed[-1], comparison(dirs), dirs, None
@@ -149,32 +148,33 @@ def run_all(base: EngineConfig, models: list[str], *settings: Any):
     )
 
 
-def interrupted_choices() -> list[str]:
-    """Evaluations cut short (the app, the machine or the evaluation's process stopped) that
-    can be resumed; not those running now."""
+def interrupted_choices(space: Any = None) -> list[str]:
+    """``space``'s evaluations cut short (the app, the machine or the evaluation's process
+    stopped) that can be resumed; not those running now."""
     from app.recovery import interrupted_evaluations
     from training.eval_jobs import running_outputs
 
     running = running_outputs()
-    found = interrupted_evaluations(evals_dir())
+    found = interrupted_evaluations(evals_dir(root_of(space)))
     return [r.folder.name for r in found if r.folder.resolve() not in running]
 
 
-def interrupted_update() -> tuple[Any, Any]:
-    """The tab's resume offer, shown when there is something to resume."""
+def interrupted_update(space: Any = None) -> tuple[Any, Any]:
+    """The tab's resume offer of ``space``'s evaluations, shown when there is something to
+    resume."""
     from app.recovery import resume_offer
 
-    return resume_offer(interrupted_choices())
+    return resume_offer(interrupted_choices(space))
 
 
-def resume(run: str | None):
-    """Resume an interrupted evaluation where it stopped (its recorded answers are kept);
-    yields what :func:`run_all` yields."""
+def resume(run: str | None, space: Any = None):
+    """Resume an interrupted evaluation of ``space``'s where it stopped (its recorded answers
+    are kept); yields what :func:`run_all` yields."""
     from engine.config import from_dict
     from training.eval_config import RUN_FILE, EvalConfig
     from training.eval_jobs import EvalProcess
 
-    folder = evals_dir() / Path(run or "").name
+    folder = evals_dir(root_of(space)) / Path(run or "").name
     if not run or not (folder / RUN_FILE).is_file():
         yield "Choose an interrupted evaluation to resume.", None, [], None
         return
@@ -204,15 +204,25 @@ def gr_skip() -> Any:
     return gr.skip()
 
 
-def build(base: EngineConfig, demo: Any = None) -> Any:
+def build(base: EngineConfig, demo: Any = None, spaces: Any = None) -> Any:
     """Lay out the tab, its defaults the chat's settings (``base``); returns its model
-    selector (refreshed when training finishes, following the chat's model choice). Each
-    page of ``demo`` sees its user's interrupted evaluations."""
+    selector (refreshed when training finishes, following the chat's model choice).
+    ``spaces`` (app.users.Spaces) gives each event its caller's models and evaluations
+    (None: the local user's); each page of ``demo`` sees its user's interrupted evaluations."""
     import gradio as gr
+
+    def space() -> Any:
+        return spaces.current() if spaces is not None else None
+
+    def on_run(models: list[str], *settings: Any):  # generators: Gradio streams them
+        yield from run_all(base, models, *settings, space=space())
+
+    def on_resume(run: str | None):
+        yield from resume(run, space())
 
     gen = base.generation
     # any model path, as the chat's model (which it starts with) may be
-    models = gr.Dropdown(model_choices(), value=[base.model], multiselect=True,
+    models = gr.Dropdown(model_choices(root_of(space())), value=[base.model], multiselect=True,
                          allow_custom_value=True, label="Models / adapters to compare",
                          elem_id="eval-models")  # fmt: skip
     with gr.Row():
@@ -238,7 +248,7 @@ def build(base: EngineConfig, demo: Any = None) -> Any:
         max_new = gr.Number(value=gen.max_new_tokens, precision=0, minimum=8,
                             label="Max new tokens")  # fmt: skip
     run_btn = gr.Button("Run evaluation", variant="primary", elem_id="eval-run")
-    interrupted = interrupted_choices()
+    interrupted = interrupted_choices(space())
     with gr.Row(visible=bool(interrupted), elem_id="eval-interrupted-box") as interrupted_box:
         gr.Markdown(
             "**Interrupted evaluations** (the app or the evaluation stopped): resume where "
@@ -258,16 +268,12 @@ def build(base: EngineConfig, demo: Any = None) -> Any:
 
     settings = [data, split, limit, rag, attempts, temperature, top_k, top_p, max_new]
     offer = [interrupted_box, interrupted_run]
-    ran = run_btn.click(
-        functools.partial(run_all, base),
-        [models, *settings],
-        [status, table, run_dirs, last_run],
-    )
-    resumed = resume_btn.click(resume, interrupted_run, [status, table, run_dirs, last_run])
+    ran = run_btn.click(on_run, [models, *settings], [status, table, run_dirs, last_run])
+    resumed = resume_btn.click(on_resume, interrupted_run, [status, table, run_dirs, last_run])
     for event in (ran, resumed):  # a run stopped from outside is offered for resuming
         event.then(examples, [last_run, wrong_only], per_example)
-        event.then(interrupted_update, None, offer)
+        event.then(lambda: interrupted_update(space()), None, offer)
     wrong_only.change(examples, [last_run, wrong_only], per_example)
     if demo is not None:
-        demo.load(interrupted_update, None, offer)
+        demo.load(lambda: interrupted_update(space()), None, offer)
     return models

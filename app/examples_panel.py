@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from app.databases import database_choices
+from app.databases import databases_of
 from app.messages import first_line
 from app.results import fresh_file
 from app.uploads import safe_name
@@ -45,9 +45,9 @@ class ExamplesPanel:
 
     def __init__(self, examples: Any, databases: Callable[[], dict[str, Any]] | None = None):
         self.examples = examples  # engine.rag.examples.SavedExamples
-        # the caller's databases by label (app.users.UserSpace.databases); default: the local
-        # user's
-        self.databases = databases or database_choices
+        # the caller's databases by label (app.databases.databases_of their space); default:
+        # the local user's
+        self.databases = databases or databases_of
 
     def build(self, db: Any) -> None:
         """Lay out the panel in the current ``gr.Blocks``; ``db`` is the tab's dropdown."""

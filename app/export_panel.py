@@ -3,18 +3,21 @@ an Ollama Modelfile (:mod:`training.export`), beside the run (``runs/NAME/export
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from app.messages import public
 from app.model_choices import adapters
+from app.users import root_of
 
 
-def export(choice: str | None, quant: str) -> Iterator[str]:
-    """Yield progress lines, then where the files went (or one line saying why not)."""
+def export(choice: str | None, quant: str, space: Any = None) -> Iterator[str]:
+    """Export one of ``space``'s adapters (app.users.UserSpace; None: the local user's): yield
+    progress lines, then where the files went (or one line saying why not)."""
     from engine.config import ConfigError
     from training.export import ExportConfig, ExportError, run
 
-    folder = adapters().get(choice or "")
+    folder = adapters(root_of(space)).get(choice or "")
     if folder is None:
         yield "Choose a finished run's adapter to export."
         return
@@ -34,7 +37,9 @@ def export(choice: str | None, quant: str) -> Iterator[str]:
     yield "\n\n".join(done)
 
 
-def build() -> None:
+def build(space: Callable[[], Any] = lambda: None) -> None:
+    """Lay out the section; ``space()`` is the caller's app.users.UserSpace (None: the local
+    user)."""
     import gradio as gr
 
     from training.export import QUANTS
@@ -45,11 +50,18 @@ def build() -> None:
     )
     with gr.Row():
         choice = gr.Dropdown(
-            list(adapters()), label="Adapter", elem_id="export-adapter", allow_custom_value=False
+            list(adapters(root_of(space()))),
+            label="Adapter",
+            elem_id="export-adapter",
+            allow_custom_value=False,
         )
         quant = gr.Dropdown(list(QUANTS), value="Q8_0", label="GGUF type", elem_id="export-quant")
         refresh = gr.Button("Refresh list", elem_id="export-refresh")
         go = gr.Button("Export", elem_id="export-start")
     status = gr.Markdown(elem_id="export-message")
-    refresh.click(lambda: gr.update(choices=list(adapters())), None, choice)
-    go.click(export, [choice, quant], status)
+    refresh.click(lambda: gr.update(choices=list(adapters(root_of(space())))), None, choice)
+
+    def on_export(chosen: str | None, quant: str) -> Iterator[str]:  # a generator: streamed
+        yield from export(chosen, quant, space())
+
+    go.click(on_export, [choice, quant], status)

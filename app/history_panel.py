@@ -8,9 +8,8 @@ they survive a page reload and an app restart. Clicking a row is handled by the 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
-
-from app.databases import database_choices
 
 ROWS = 100
 COLUMNS = ["When", "Question (click: ask again)", "Result", "SQL (click: load)"]
@@ -40,8 +39,9 @@ def _short(text: str, limit: int = 60) -> str:
 class HistoryPanel:
     """Components and handlers; handlers return {component: update} dicts."""
 
-    def __init__(self, history: Any) -> None:
+    def __init__(self, history: Any, databases: Callable[[], dict[str, Any]]) -> None:
         self.history = history  # engine.history.QuestionHistory
+        self.databases = databases  # the caller's databases by label (app.databases)
 
     def build(self) -> None:
         import gradio as gr
@@ -65,7 +65,7 @@ class HistoryPanel:
 
     def record(self, db_label: str, question: str, sql: str, ok: bool, detail: str) -> dict:
         """Keep an edited SQL run of ``question``; returns the refreshed panel."""
-        path = database_choices().get(db_label)
+        path = self.databases().get(db_label)
         if path is not None:
             self.history.record(path, question, sql, ok, detail, edited=True)
         return self.refresh(db_label)
@@ -73,7 +73,7 @@ class HistoryPanel:
     def refresh(self, db_label: str) -> dict:
         import gradio as gr
 
-        path = database_choices().get(db_label)
+        path = self.databases().get(db_label)
         entries = self.history.recent(path, ROWS) if path is not None else []
         if not entries:
             return {
@@ -89,7 +89,7 @@ class HistoryPanel:
         }
 
     def clear_database(self, db_label: str) -> tuple[dict, int]:
-        path = database_choices().get(db_label)
+        path = self.databases().get(db_label)
         n = self.history.clear(path) if path is not None else 0
         return self.refresh(db_label), n
 

@@ -25,7 +25,7 @@ def build_app(
     import gradio as gr
 
     from app import api, chat_tab, eval_tab, schema_tab, train_tab
-    from app.databases import database_choices, default_database
+    from app.databases import databases_of, default_database
     from app.engines import EnginePool
     from app.messages import public
     from app.users import CurrentExamples, CurrentHistory, Spaces
@@ -38,7 +38,12 @@ def build_app(
     # Each event works on its user's pairs and history (one local user without --auth).
     examples, history = CurrentExamples(spaces), CurrentHistory(spaces)
     if warm_up:
-        pool.warm_up(database_choices().get(default_database(database_choices()) or ""))
+        dbs = databases_of(spaces.current())  # outside any event: no signed-in user's
+        pool.warm_up(dbs.get(default_database(dbs) or ""))
+
+    def refresh_models():  # the caller's adapters (with sign-in, each user trains their own)
+        return _refresh_models(spaces.current())
+
     with gr.Blocks(title=TITLE) as demo:
         gr.Markdown(f"# {TITLE}\nAsk questions about a SQLite database in plain language.")
         if warning:
@@ -63,23 +68,23 @@ def build_app(
         with gr.Tab("Schema", id="schema") as schema:
             panel = schema_tab.build(pool, examples, [chat_db], demo, spaces)
         with gr.Tab("Training", id="training"):
-            runs_finished = train_tab.build(jobs, demo)
+            runs_finished = train_tab.build(jobs, demo, spaces)
         with gr.Tab("Evaluation", id="evaluation"):
-            eval_models = eval_tab.build(pool.base, demo)
+            eval_models = eval_tab.build(pool.base, demo, spaces)
         for event in chat.loads_models:
             event.then(poll, None, status, show_progress="hidden")
         for asked in (chat.send.click, chat.question.submit):  # a model may load meanwhile
             asked(lambda: poll(watch=True), None, status, queue=False, show_progress="hidden")
         # A finished training run's adapter shows up in the chat and evaluation model lists.
         for event in runs_finished:
-            event.then(_refresh_models, None, [chat_model, eval_models])
+            event.then(refresh_models, None, [chat_model, eval_models])
         # Evaluation measures the model the chat serves unless told otherwise.
         chat_model.change(lambda m: gr.update(value=[m] if m else []), chat_model, eval_models)
         # Each new page sees databases uploaded since the app started, and its history.
         demo.load(lambda: gr.update(choices=list(chat.databases())), None, chat_db)
         demo.load(chat.past.refresh, chat_db, chat.past.outputs)
-        # and its user's adapters (with sign-in, each user's runs are their own)
-        demo.load(_refresh_models, None, [chat_model, eval_models])
+        # and its user's adapters
+        demo.load(refresh_models, None, [chat_model, eval_models])
         # Pairs saved from the chat show up in the examples manager.
         schema.select(panel.refresh, [panel.db, panel.search], panel.outputs)
         api.register(pool, spaces.for_request)
@@ -113,12 +118,13 @@ def recover(pool) -> list[str]:
     return notes
 
 
-def _refresh_models():
+def _refresh_models(space):
     import gradio as gr
 
     from app.model_choices import model_choices
+    from app.users import root_of
 
-    choices = model_choices()
+    choices = model_choices(root_of(space))
     return gr.update(choices=choices), gr.update(choices=choices)
 
 

@@ -9,11 +9,13 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from app.connections import ConnectRefused, connect
 from app.databases import databases_of, default_database, frame
 from app.engines import EnginePool
 from app.examples_panel import ExamplesPanel
 from app.messages import first_line, public
-from app.uploads import LIMITS, UploadError, import_upload
+from app.uploads import LIMITS, UploadError, import_upload, upload_dir
+from app.users import root_of
 from engine.db import DatabaseError, dialect, read_schema, run_readonly
 
 PREVIEW_ROWS = 20
@@ -23,11 +25,12 @@ MAX_OVERVIEW_TABLES = 200
 def import_files(
     files: list[Any] | None, name: str | None, space: Any = None
 ) -> tuple[str, str | None]:
-    """Upload into ``space``'s folder -> (status line, label of the new database or None)."""
+    """Upload into the uploads of ``space`` (app.users.UserSpace; None: the local user) ->
+    (status line, label of the new database or None)."""
     paths = [Path(getattr(f, "name", f)) for f in files or []]
-    dest = space.upload_dir if space is not None else None
+    dest = upload_dir(root_of(space))
     try:
-        imported = import_upload(paths, name=(name or "").strip() or None, dest_dir=dest)
+        imported = import_upload(paths, dest, name=(name or "").strip() or None)
     except UploadError as err:
         return f"**Upload refused:** {public(err)}", None
     label = next(label for label, p in databases_of(space).items() if p == imported.path)
@@ -73,13 +76,15 @@ def preview(db_label: str | None, table: str | None, space: Any = None) -> Any:
     return frame(result.columns, [list(r) for r in result.rows]) if result.ok else None
 
 
-def connect_database(url: str, password: str, name: str) -> tuple[str, str | None]:
-    """Connect form -> (status line, label of the connection or None). The password is kept
-    in memory only; the saved connection has none."""
-    from app.connections import ConnectRefused, connect
-
+def connect_database(
+    url: str, password: str, name: str, space: Any = None
+) -> tuple[str, str | None]:
+    """Connect form -> (status line, label of the connection or None), saved for ``space``'s
+    user (app.users.UserSpace; None: the local user). The password is kept in memory only;
+    the saved connection has none."""
+    user = space.name if space is not None else ""
     try:
-        done = connect(url, password, name)
+        done = connect(url, root_of(space), password, name, user)
     except ConnectRefused as err:
         return f"**Cannot connect:** {public(err)}", None
     label = f"{done.name} (connection)"
@@ -223,7 +228,7 @@ def build(
         return [status, *(gr.update(choices=choices) for _ in range(n))]
 
     def on_connect(url, password, n):
-        status, label = connect_database(url, password, n)
+        status, label = connect_database(url, password, n, space())
         choices = list(databases_of(space()))
         n = 1 + len(database_dropdowns)
         # the password box is emptied either way: the value lives in memory only

@@ -9,6 +9,7 @@ from typing import Any
 
 from app.messages import public
 from app.model_choices import runs_dir
+from app.users import root_of
 from engine.config import ConfigError
 from engine.models import PRESETS
 from engine.paths import REPO_ROOT
@@ -88,9 +89,11 @@ def build_config(
     run_name: str,
     *,
     cuda: bool | None = None,
+    space: Any = None,
 ):
     """The form -> a checked TrainConfig: the shipped config of this machine with the form's
-    values set (raises ConfigError with a readable message)."""
+    values set, its run in the runs of ``space``'s user (app.users.UserSpace; None: the local
+    user). Raises ConfigError with a readable message."""
     from training.config import load_train_config, shipped_config
 
     source = str(Path(getattr(upload, "name", upload))) if upload else (data or "").strip()
@@ -109,7 +112,7 @@ def build_config(
         "lora.r": int(lora_r),
         "max_length": int(max_length),
         "save_steps": int(save_steps),
-        "output_dir": str(runs_dir() / name),
+        "output_dir": str(runs_dir(root_of(space)) / name),
     }
     if cuda is None:
         cuda = hardware()[0]
@@ -125,30 +128,36 @@ def progress_html(status: JobStatus) -> str:
     )
 
 
-def start(manager: JobManager, resume: bool, *form: Any) -> tuple[str, str, bool]:
-    """Start (or resume) a run; returns (progress html, message, started)."""
+def start(
+    manager: JobManager, resume: bool, *form: Any, space: Any = None
+) -> tuple[str, str, bool]:
+    """Start (or resume) a run of ``space``'s user; returns (progress html, message, started)."""
     try:
-        cfg = build_config(*form)
+        cfg = build_config(*form, space=space)
         job = manager.resume(cfg) if resume else manager.start(cfg)
     except (ConfigError, JobBusy, ValueError, TypeError) as err:  # TypeError: an empty field
         return "", f"**Cannot start:** {public(err)}", False
     return progress_html(job.status()), f"Started run **{Path(job.output_dir).name}**.", True
 
 
-def interrupted_choices() -> list[str]:
-    """Runs cut short (the app was killed, or the machine stopped) that can be resumed."""
+def interrupted_choices(space: Any = None) -> list[str]:
+    """``space``'s runs cut short (the app was killed, or the machine stopped) that can be
+    resumed."""
     from app.recovery import interrupted_training
     from training.jobs import JOB_CONFIG_FILE
 
-    return [r.folder.name for r in interrupted_training(runs_dir(), JOB_CONFIG_FILE)]
+    return [r.folder.name for r in interrupted_training(runs_dir(root_of(space)), JOB_CONFIG_FILE)]
 
 
-def resume_interrupted(manager: JobManager, run: str | None) -> tuple[str, str, bool]:
-    """Resume a run from its last checkpoint, with the settings it was started with."""
+def resume_interrupted(
+    manager: JobManager, run: str | None, space: Any = None
+) -> tuple[str, str, bool]:
+    """Resume a run of ``space``'s from its last checkpoint, with the settings it was started
+    with."""
     from training.config import load_train_config
     from training.jobs import JOB_CONFIG_FILE
 
-    config = runs_dir() / Path(run or "").name / JOB_CONFIG_FILE
+    config = runs_dir(root_of(space)) / Path(run or "").name / JOB_CONFIG_FILE
     if not run or not config.is_file():
         return "", "Choose an interrupted run to resume.", False
     try:
@@ -186,18 +195,22 @@ def follow(manager: JobManager):
         yield progress_html(status), plot, logs, message
 
 
-def interrupted_update() -> tuple[Any, Any]:
-    """The tab's offer to resume the caller's interrupted runs, shown when there are some."""
+def interrupted_update(space: Any = None) -> tuple[Any, Any]:
+    """The tab's offer to resume ``space``'s interrupted runs, shown when there are some."""
     from app.recovery import resume_offer
 
-    return resume_offer(interrupted_choices())
+    return resume_offer(interrupted_choices(space))
 
 
-def build(manager: JobManager, demo: Any = None) -> list[Any]:
+def build(manager: JobManager, demo: Any = None, spaces: Any = None) -> list[Any]:
     """Lay out the tab; returns the events that end with a run, so the app can refresh the
-    other tabs' model lists after them. Each page of ``demo`` sees its user's interrupted
-    runs."""
+    other tabs' model lists after them. ``spaces`` (app.users.Spaces) gives each event its
+    caller's runs (None: the local user's); each page of ``demo`` sees its user's
+    interrupted runs."""
     import gradio as gr
+
+    def space() -> Any:
+        return spaces.current() if spaces is not None else None
 
     cuda, hw = hardware()
     start_with = form_defaults(cuda)
@@ -249,7 +262,7 @@ def build(manager: JobManager, demo: Any = None) -> list[Any]:
         start_btn = gr.Button("Start training", variant="primary", elem_id="train-start")
         cancel_btn = gr.Button("Cancel", elem_id="train-cancel")
         resume_btn = gr.Button("Resume", elem_id="train-resume")
-    interrupted = interrupted_choices()
+    interrupted = interrupted_choices(space())
     with gr.Row(visible=bool(interrupted), elem_id="train-interrupted-box") as interrupted_box:
         gr.Markdown(
             "**Interrupted runs.** These runs stopped before their end (the app or the "
@@ -289,26 +302,28 @@ def build(manager: JobManager, demo: Any = None) -> list[Any]:
 
     finished = []
     for btn, resume in ((start_btn, False), (resume_btn, True)):
-        event = btn.click(lambda *f, r=resume: start(manager, r, *f), form, [bar, message, started])
+        event = btn.click(
+            lambda *f, r=resume: start(manager, r, *f, space=space()), form, [bar, message, started]
+        )
         finished.append(event.then(on_follow, started, [bar, plot, logs, message]))
     event = resume_old_btn.click(
-        lambda r: resume_interrupted(manager, r), interrupted_run, [bar, message, started]
+        lambda r: resume_interrupted(manager, r, space()), interrupted_run, [bar, message, started]
     ).then(lambda ok: gr.update(visible=not ok), started, interrupted_box)
     finished.append(event.then(on_follow, started, [bar, plot, logs, message]))
-    cancel_btn.click(lambda: _cancel(manager), None, message)
+    cancel_btn.click(lambda: _cancel(manager, space()), None, message)
     if demo is not None:
-        demo.load(interrupted_update, None, [interrupted_box, interrupted_run])
+        demo.load(lambda: interrupted_update(space()), None, [interrupted_box, interrupted_run])
     from app import export_panel
 
-    export_panel.build()
+    export_panel.build(space)
     return finished
 
 
-def _cancel(manager: JobManager) -> str:
+def _cancel(manager: JobManager, space: Any = None) -> str:
     job = manager.current
     if job is None or not job.running:
         return "No job is running."
-    if job.output_dir.parent != runs_dir().resolve():  # another user's run (app.users)
+    if job.output_dir.parent != runs_dir(root_of(space)).resolve():  # another user's run
         return "The running job is not one of your runs."
     status = manager.cancel(grace_s=30)
     return "No job is running." if status is None else f"Stopping: {status.describe()}"

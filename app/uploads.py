@@ -1,4 +1,4 @@
-"""Turning uploads into SQLite databases in the app's data folder.
+"""Turning uploads into SQLite databases in a user's data folder (:func:`upload_dir`).
 
 A ``.sqlite``/``.db`` file is checked and copied; a ``.sql`` script of DDL (and INSERTs) is
 run into a new database; CSV files become tables (sqlite-utils, types detected). The user's
@@ -261,18 +261,14 @@ def _named(message: str, path: Path) -> str:
     return message
 
 
-def upload_dir() -> Path:
-    """The uploads of the user whose event is being handled (app.users)."""
-    from app.users import current_user, user_root
-
-    return user_root(current_user()) / "uploads"
+def upload_dir(root: Path) -> Path:
+    """The uploads of the user whose data folder is ``root`` (app.users.UserSpace.root)."""
+    return root / "uploads"
 
 
-def import_upload(
-    files: list[str | Path], dest_dir: Path | None = None, name: str | None = None
-) -> Imported:
-    """Dispatch on the files' type; returns the new database in ``dest_dir``."""
-    dest_dir = dest_dir or upload_dir()
+def import_upload(files: list[str | Path], dest_dir: Path, name: str | None = None) -> Imported:
+    """Dispatch on the files' type; returns the new database in ``dest_dir`` (a user's
+    :func:`upload_dir`)."""
     paths = [Path(f) for f in files or []]
     if not paths:
         raise UploadError("Please choose a file to upload.")
@@ -291,6 +287,6 @@ def import_upload(
     )
 
 
-def uploaded_databases(dest_dir: Path | None = None) -> dict[str, Path]:
-    dest_dir = dest_dir or upload_dir()
+def uploaded_databases(dest_dir: Path) -> dict[str, Path]:
+    """Name -> file of the databases uploaded into ``dest_dir`` (a user's :func:`upload_dir`)."""
     return {p.stem: p for p in sorted(dest_dir.glob("*.sqlite"))} if dest_dir.is_dir() else {}

@@ -21,13 +21,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from app.uploads import upload_dir
 from engine.paths import data_dir
 
 PASSWORD_ENV = "TEXT2SQL_PASSWORD"
 # With sign-in, what is built outside any user's event (the page's first lists) belongs to
 # this nobody, whose folders stay empty: never the local user's uploads.
 SIGNED_OUT = "(signed out)"
-_signed_in = False  # set by Spaces(signed_in=True): one app per process
 
 
 class AuthError(ValueError):
@@ -47,19 +47,12 @@ class UserSpace:
 
     @property
     def upload_dir(self) -> Path:
-        return self.root / "uploads"
+        return upload_dir(self.root)
 
 
-def current_user() -> str:
-    """The signed-in user of the Gradio event being handled; "" for the local user (no
-    sign-in, or outside an event)."""
-    try:
-        from gradio.context import LocalContext
-    except ImportError:  # pragma: no cover - gradio is installed with the app
-        return ""
-    request = LocalContext.request.get(None)
-    name = str(getattr(request, "username", None) or "")
-    return name or (SIGNED_OUT if _signed_in else "")
+def root_of(space: UserSpace | None) -> Path:
+    """The data folder of ``space``'s user; None: the local user's (the data folder)."""
+    return space.root if space is not None else data_dir()
 
 
 def user_root(name: str = "") -> Path:
@@ -69,7 +62,10 @@ def user_root(name: str = "") -> Path:
 
 @dataclass
 class Spaces:
-    """The app's user spaces; ``for_request(request)`` picks the caller's."""
+    """The app's user spaces; ``for_request(request)`` picks the caller's, ``current()`` that
+    of the event being handled. The tabs take the space here and pass it down to whatever
+    reads or writes a user's data (app.databases, app.uploads, app.connections, ...): no
+    other module asks Gradio who is calling."""
 
     rag: Any  # engine.rag.config.RagConfig of the app
     timeout_s: float
@@ -77,18 +73,18 @@ class Spaces:
     _spaces: dict[str, UserSpace] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def __post_init__(self) -> None:
-        global _signed_in
-        _signed_in = self.signed_in
-
     def for_request(self, request: Any) -> UserSpace:
+        """The space of ``request``'s user (a gr.Request; None: outside any event)."""
         if not self.signed_in:
             return self.get("")
-        return self.get(getattr(request, "username", None) or SIGNED_OUT)
+        return self.get(getattr(request, "username", None) or SIGNED_OUT)  # never "" signed in
 
     def current(self) -> UserSpace:
-        """The space of the user whose event is being handled."""
-        return self.get(current_user() if self.signed_in else "")  # never "" when signed in
+        """The space of the user whose Gradio event is being handled (outside an event: the
+        local user's, or with sign-in a nobody's)."""
+        from gradio.context import LocalContext  # gradio is slow to import: only in a running app
+
+        return self.for_request(LocalContext.request.get(None))
 
     def get(self, name: str = "") -> UserSpace:
         with self._lock:

@@ -195,17 +195,6 @@ def small_pool(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return path
 
 
-@pytest.fixture(autouse=True)
-def _signed_out_after_each_test():
-    """An app built with sign-in sets a flag for its whole process (``app.users._signed_in``:
-    one app per process); a later test of the same process would act as a signed-out user
-    (issue 22 passes the user explicitly instead)."""
-    yield
-    users = sys.modules.get("app.users")
-    if users is not None:
-        users._signed_in = False
-
-
 @pytest.fixture(scope="session")
 def shop_db() -> Path:
     path = REPO / "sample_dbs" / "shop.sqlite"

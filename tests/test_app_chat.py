@@ -5,7 +5,7 @@ import json
 import pytest
 
 from app import chat
-from app.databases import database_choices
+from app.databases import databases_of
 from app.engines import EnginePool
 from engine.config import EngineConfig
 from engine.history import QuestionHistory
@@ -27,7 +27,7 @@ def _with(pool, outputs):
 
 
 def test_sample_databases_are_offered():
-    assert {"shop (sample)", "hr (sample)", "music (sample)"} <= set(database_choices())
+    assert {"shop (sample)", "hr (sample)", "music (sample)"} <= set(databases_of())
 
 
 def test_ask_shows_sql_rows_and_status(pool, shop_db, tmp_path):

@@ -24,7 +24,7 @@ def _all_files_text(root: Path) -> str:
 
 def test_connect_with_a_password_saves_none(pg_server, data):
     from app.chat import run_edited_sql, transpile
-    from app.databases import database_choices
+    from app.databases import databases_of
     from app.schema_tab import connect_database, describe, preview
 
     admin_sql(
@@ -36,7 +36,7 @@ def test_connect_with_a_password_saves_none(pg_server, data):
 
     status, label = connect_database(url, READER_PASSWORD, "Shop on PG")
     assert label == "Shop on PG (connection)" and "⚠" not in status, status  # a reader
-    assert database_choices()[label] == url
+    assert databases_of()[label] == url
     saved = json.loads((data / "connections.json").read_text())
     assert saved == [{"name": "Shop on PG", "url": url}]
     assert READER_PASSWORD not in _all_files_text(data)

@@ -6,7 +6,7 @@ import csv
 import pytest
 
 from app import chat_tab
-from app.databases import database_choices
+from app.databases import databases_of
 from app.engines import EnginePool
 from app.examples_panel import ExamplesPanel
 from app.messages import public
@@ -114,7 +114,7 @@ def test_a_failed_run_shows_no_result_and_offers_no_save(tab):
     assert _visible(out[tab.result_box]) is False and _visible(out[tab.download]) is False
     assert _visible(out[tab.bar]) is False and _visible(out[tab.line]) is False
     assert _visible(out[tab.save_row]) is False and out[tab.ran] is None
-    assert [e.edited for e in tab.history.recent(database_choices()[SHOP])] == [True]
+    assert [e.edited for e in tab.history.recent(databases_of()[SHOP])] == [True]
 
 
 def test_a_good_run_shows_table_chart_download_and_save(tab):
@@ -143,7 +143,7 @@ def test_save_as_correct_needs_sql_that_ran_and_a_question(tab):
     out = tab.on_save(ran, "How many orders are there in total?")
     assert "as an example for **shop (sample)**" in out[tab.feedback]
     assert _visible(out[tab.save_row]) is False
-    assert [p.query for p in tab.examples.list(database_choices()[SHOP])] == [ran["sql"]]
+    assert [p.query for p in tab.examples.list(databases_of()[SHOP])] == [ran["sql"]]
     bad = tab.on_correct({"db": SHOP, "question": "Q", "sql": "SELECT nope FROM orders"})
     assert bad[tab.feedback].startswith("**Not saved:** The SQL does not run")
 

@@ -53,8 +53,8 @@ def test_one_click_training_then_the_adapter_is_offered(tiny_llama, data_dir):
     assert final.startswith("Done."), logs
     assert "step 2/2" in html and len(plot) >= 1
     label = f"{ADAPTER_PREFIX}tiny"
-    assert label in model_choices()
-    model, adapter = resolve(label)
+    assert label in model_choices(data_dir)
+    model, adapter = resolve(label, data_dir)
     assert model == str(tiny_llama) and adapter.endswith("tiny/adapter")
 
 

@@ -1,15 +1,18 @@
 """Users apart: sign-in settings, and two signed-in users of one real app who never see each
 other's uploads, saved pairs or history."""
 
+import ast
 import json
 import sqlite3
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
-from app.users import AuthError, exposure_warning, read_auth, user_folder
+from app.users import SIGNED_OUT, AuthError, exposure_warning, read_auth, user_folder
 
 SHOP = "shop (sample)"
+APP = Path(__file__).resolve().parent.parent / "app"
 
 
 def test_a_password_on_the_command_line_is_refused(monkeypatch):
@@ -49,6 +52,86 @@ def test_only_loopback_without_sign_in_is_quiet():
 def test_user_folders_are_distinct_and_safe():
     assert user_folder("ann") != user_folder("Ann") != user_folder("a/n/n")
     assert "/" not in user_folder("../../etc") and not user_folder("..").startswith(".")
+
+
+def _spaces(tmp_path, monkeypatch, signed_in: bool = True):
+    from app.users import Spaces
+    from engine.rag.config import RagConfig
+
+    monkeypatch.setenv("TEXT2SQL_DATA", str(tmp_path / "data"))
+    return Spaces(RagConfig(enabled=False), 5.0, signed_in=signed_in)
+
+
+def test_each_app_knows_whether_its_users_sign_in(tmp_path, monkeypatch):
+    """Outside any event (the page's first lists) an app with sign-in gives nobody's space and
+    one without the local user's, whatever other app the same process built (an app built
+    with sign-in once set a flag for the whole process)."""
+    signed = _spaces(tmp_path, monkeypatch)
+    local = _spaces(tmp_path, monkeypatch, signed_in=False)
+    assert signed.current().name == SIGNED_OUT and local.current().name == ""
+    ann = SimpleNamespace(username="ann")  # a gr.Request of hers
+    assert signed.for_request(ann).name == "ann" and local.for_request(ann).name == ""
+
+
+def test_the_space_a_tab_passes_decides_whose_data_a_call_sees(tmp_path, monkeypatch, shop_db):
+    """Uploads, connections, adapters, training runs and evaluations of two users, reached
+    through the space each call is given (as the tabs pass it), never through who Gradio says
+    is calling."""
+    duckdb = pytest.importorskip("duckdb")
+    from app import eval_tab, schema_tab, train_tab
+    from app.databases import databases_of
+    from app.model_choices import model_choices, resolve
+    from engine.config import EngineConfig
+
+    spaces = _spaces(tmp_path, monkeypatch)
+    ann, bo = spaces.get("ann"), spaces.get("bo")
+    status, upload = schema_tab.import_files([str(shop_db)], "", ann)
+    assert upload == "shop (uploaded)", status
+    notes = tmp_path / "notes.duckdb"
+    with duckdb.connect(str(notes)) as con:
+        con.execute("CREATE TABLE notes (body TEXT)")
+    status, connection = schema_tab.connect_database(f"duckdb:///{notes}", "", "notes", bo)
+    assert connection == "notes (connection)", status
+    assert upload in databases_of(ann) and connection not in databases_of(ann)
+    assert connection in databases_of(bo) and upload not in databases_of(bo)
+    assert not {upload, connection} & set(databases_of())  # the local user's
+    assert schema_tab.describe(upload, bo)[0] == "Choose a database."
+    assert "notes" in schema_tab.describe(connection, bo)[1]
+
+    (ann.root / "runs" / "tuned" / "adapter").mkdir(parents=True)
+    (ann.root / "runs" / "tuned" / "adapter" / "adapter_config.json").write_text("{}")
+    assert "adapter: tuned" in model_choices(ann.root)
+    assert "adapter: tuned" not in model_choices(bo.root)
+    with pytest.raises(ValueError, match="not in"):
+        resolve("adapter: tuned", bo.root)
+    form = ("smollm2-135m-instruct", "samples", None, "LoRA", 2, 1e-3, 2, 4, 512, 1, "mine")
+    run = train_tab.build_config(*form, cuda=False, space=bo)
+    assert Path(run.output_dir) == bo.root / "runs" / "mine"
+    settings = ("samples", "", 5, False, 1, 0.0, 50, 1.0, 64)
+    evaluation = eval_tab.make_config(EngineConfig(), "smollm2-135m-instruct", *settings, space=ann)
+    assert Path(evaluation.out).parent == ann.root / "evals"
+
+
+def _imports(path: Path) -> set[str]:
+    """Every module ``path`` imports, at its top or inside a function."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            found |= {node.module, *(f"{node.module}.{a.name}" for a in node.names)}
+    return found
+
+
+def test_only_app_users_asks_gradio_who_is_calling():
+    """The tabs pass the caller's space down. The modules keeping a user's data take it as an
+    argument: they do not import app.users back (they once did, inside functions: a circle
+    with app.databases no import contract saw), and none but app.users reads Gradio's
+    request context."""
+    for leaf in ("uploads.py", "connections.py", "model_choices.py", "history_panel.py"):
+        assert "app.users" not in _imports(APP / leaf), leaf
+    readers = [p.name for p in APP.glob("*.py") if "gradio.context" in _imports(p)]
+    assert readers == ["users.py"]
 
 
 def test_a_signed_in_users_database_is_primed_from_their_own_index(tmp_path, monkeypatch):

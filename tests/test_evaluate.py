@@ -449,13 +449,13 @@ def test_error_kinds():
 def _chat_answers(backend, engine_cfg, questions):
     """The questions asked through the chat's own handler (app.chat.ask), one turn each."""
     from app import chat
-    from app.databases import database_choices
+    from app.databases import databases_of
     from app.engines import EnginePool
     from engine.factory import engine_from_config
 
     pool = EnginePool(engine_cfg)
     pool.put(engine_cfg.model, None, engine_from_config(engine_cfg, backend=backend))
-    labels = {path.resolve(): label for label, path in database_choices().items()}
+    labels = {path.resolve(): label for label, path in databases_of().items()}
     out = {}
     for ex in questions:
         label = labels[Path(ex.db_path).resolve()]
