@@ -11,12 +11,20 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
+import sqlglot
+from sqlglot.errors import ParseError
+
 from app.databases import databases_of
 from app.engines import EnginePool
 from app.messages import first_line, public
 from app.model_choices import resolve
 from app.users import root_of
+from engine.db import DatabaseError, read_schema, run_readonly
+from engine.followup import retrieval_query
 from engine.pipeline import Request
+from engine.rag.documents import RagInputError
+from engine.rag.examples import ExampleError
+from engine.rag.store import StoreError
 
 # Every question to the model, from the chat or a program (app.api), is in this queue group:
 # at most ``pool.max_batch`` run at once (decoded together); the others wait in Gradio's
@@ -97,9 +105,6 @@ def ask(
 def _own_context(engine: Any, space: Any, question: str, db_path: Any, turns: list) -> Any:
     """Retrieval from a signed-in user's own index (their saved pairs); None: the engine
     retrieves from the shared one."""
-    from engine.db import DatabaseError, read_schema
-    from engine.followup import retrieval_query
-
     if space is None or space.retriever is None or engine.retriever is None:
         return None
     try:
@@ -124,8 +129,6 @@ def prime(
 def run_edited_sql(sql: str, db_label: str, pool: EnginePool, space: Any = None) -> tuple[Any, str]:
     """Run the (possibly hand-edited) SQL with the same read-only rules: (QueryResult or
     None, status line)."""
-    from engine.db import run_readonly
-
     dbs = databases_of(space)
     if db_label not in dbs:
         return None, "Please choose a database."
@@ -142,9 +145,6 @@ def run_edited_sql(sql: str, db_label: str, pool: EnginePool, space: Any = None)
 
 def transpile(sql: str, dialect: str, source: str = "sqlite") -> str:
     """The SQL rewritten from the database's own dialect (``source``) into another (sqlglot)."""
-    import sqlglot
-    from sqlglot.errors import ParseError
-
     if not (sql or "").strip():
         return ""
     try:
@@ -158,10 +158,7 @@ def save_example(
 ) -> tuple[bool, str]:
     """Keep a question and its SQL as a solved example of the database: (saved, message).
     ``space`` (app.users.UserSpace): whose databases; None: the local user's."""
-    from engine.rag.documents import RagInputError
-    from engine.rag.embeddings import EmbedderError
-    from engine.rag.examples import ExampleError
-    from engine.rag.store import StoreError
+    from engine.rag.embeddings import EmbedderError  # deferred: it loads LangChain (0.4 s)
 
     path = databases_of(space).get(db_label)
     if path is None:

@@ -3,12 +3,15 @@ SQL, mark answers correct (they become retrieved examples), download the rows, a
 from the history.
 
 Nothing shows before it has content: the SQL editor, result, chart, download and sources
-appear with an answer, the transpiled SQL when asked for.
+appear with an answer, the transpiled SQL when asked for. The answering itself is app.chat,
+which runs without Gradio; this module is the tab, imported only while the app is built.
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+import gradio as gr
 
 from app.chat import (
     ANSWER_GROUP,
@@ -27,6 +30,7 @@ from app.history_panel import SQL_COLUMN, HistoryPanel
 from app.messages import public
 from app.model_choices import model_choices
 from app.results import choose_chart, csv_file, plot_update
+from app.selection import row_click
 from app.uploads import safe_name
 from app.users import root_of
 
@@ -42,8 +46,6 @@ class ChatTab:
     def build(self) -> tuple[Any, Any]:
         """Lay out the tab in the current ``gr.Blocks``; returns its database and model
         dropdowns."""
-        import gradio as gr
-
         dbs = list(self.databases())
         self.turns = gr.State([])
         self.last_question = gr.State("")
@@ -118,8 +120,6 @@ class ChatTab:
     # --- wiring ---------------------------------------------------------------------------
 
     def _wire(self) -> None:
-        from app.selection import row_click
-
         outs = [
             self.chatbot, self.turns, self.last_question, self.answered, self.ran,
             *self.past.outputs, self.question, self.status, self.write, self.sql, self.actions,
@@ -167,8 +167,6 @@ class ChatTab:
         yield {**self._answer(turn, d), self.question: "", **self.past.refresh(d)}
 
     def _answer(self, turn: Turn, d: str) -> dict:
-        import gradio as gr
-
         out = {self.chatbot: turn.chat, self.turns: turn.turns, self.status: turn.status}
         a = turn.answer
         if a is None:
@@ -189,8 +187,6 @@ class ChatTab:
         return out | self._result(a.columns, a.rows, d, a.ok)
 
     def _editor(self, sql: str, visible: bool) -> dict:
-        import gradio as gr
-
         return {
             self.sql: gr.update(value=sql, visible=visible),
             self.actions: gr.update(visible=visible),
@@ -198,8 +194,6 @@ class ChatTab:
         }
 
     def _result(self, columns: list[str], rows: list[Any], d: str, ok: bool) -> dict:
-        import gradio as gr
-
         if not ok or not rows:
             return {
                 self.result_box: gr.update(visible=False),
@@ -220,8 +214,6 @@ class ChatTab:
         }
 
     def on_clear(self) -> dict:
-        import gradio as gr
-
         return {
             self.chatbot: [], self.turns: [], self.last_question: "", self.answered: None,
             self.ran: None, self.status: "", self.feedback: "", **self._editor("", False),
@@ -239,8 +231,6 @@ class ChatTab:
 
     def _run(self, sql: str, d: str, question: str, record: bool) -> dict:
         """Run SQL from the editor: its result, and "Save as correct" when it ran."""
-        import gradio as gr
-
         result, status = run_edited_sql(sql, d, self.pool, self._space())
         ok = result is not None and result.ok
         out = {
@@ -258,8 +248,6 @@ class ChatTab:
         return out
 
     def on_correct(self, answered: dict | None) -> dict:
-        import gradio as gr
-
         if not answered:
             return {self.feedback: "There is no answer to mark as correct."}
         saved, message = save_example(
@@ -268,8 +256,6 @@ class ChatTab:
         return {self.feedback: message, self.correct: gr.update(visible=not saved)}
 
     def on_save(self, ran: dict | None, question: str) -> dict:
-        import gradio as gr
-
         if not ran:
             return {self.feedback: "Run the SQL first; only SQL that runs can be saved."}
         if not (question or "").strip():
@@ -278,8 +264,6 @@ class ChatTab:
         return {self.feedback: message, self.save_row: gr.update(visible=not saved)}
 
     def on_transpile(self, sql: str, dialect: str, db_label: str | None = None) -> dict:
-        import gradio as gr
-
         from engine.db import dialect as dialect_of
 
         db = self.databases().get(db_label or "")

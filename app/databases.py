@@ -39,7 +39,7 @@ def default_database(choices: dict[str, Path] | list[str]) -> str | None:
 
 def frame(columns: list[str], rows: list[Any]) -> Any:
     """Rows as a DataFrame for gr.Dataframe (blobs summarised, duplicate names made unique)."""
-    import pandas as pd
+    import pandas as pd  # deferred: pandas takes most of a second to import
 
     seen: dict[str, int] = {}
     names = []

@@ -14,9 +14,14 @@ from typing import Any
 
 from app.messages import first_line, public
 from app.model_choices import model_choices, resolve
+from app.recovery import interrupted_evaluations, resume_offer
 from app.users import root_of
-from engine.config import EngineConfig
+from engine.config import EngineConfig, from_dict
 from engine.paths import REPO_ROOT
+from training.eval_config import RUN_FILE, EvalConfig
+from training.eval_config import make_config as eval_config
+from training.eval_jobs import EvalProcess, running_outputs
+from training.eval_report import engine_settings
 
 SHARED = REPO_ROOT.parent / "shared" / "data"
 METRIC_COLUMNS = (
@@ -44,8 +49,6 @@ def make_config(base: EngineConfig, model_choice: str, data: str, split: str, li
     """The form -> an EvalConfig of the chat's engine settings (``base``) with the form's
     changes, through the same loader as ``python -m training.evaluate``; its run is kept in
     the evaluations of ``space``'s user (app.users.UserSpace; None: the local user)."""
-    from training.eval_config import make_config as eval_config
-
     model, adapter = resolve(model_choice, root_of(space))
     slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", model_choice)[:60]
     out = evals_dir(root_of(space)) / f"{time.strftime('%Y%m%d-%H%M%S')}-{slug}"
@@ -66,8 +69,6 @@ def make_config(base: EngineConfig, model_choice: str, data: str, split: str, li
 
 
 def metrics_row(run_dir: Path) -> dict[str, Any]:
-    from training.eval_report import engine_settings
-
     metrics = json.loads((run_dir / "metrics.json").read_text())
     settings = engine_settings(metrics.get("settings", {}))
     label = settings.get("adapter") or settings.get("model") or run_dir.name
@@ -82,14 +83,14 @@ def metrics_row(run_dir: Path) -> dict[str, Any]:
 
 
 def comparison(run_dirs: list[str]) -> Any:
-    import pandas as pd
+    import pandas as pd  # deferred: pandas takes most of a second to import
 
     rows = [metrics_row(Path(d)) for d in run_dirs if (Path(d) / "metrics.json").is_file()]
     return pd.DataFrame(rows) if rows else None
 
 
 def examples(run_dir: str | None, wrong_only: bool) -> Any:
-    import pandas as pd
+    import pandas as pd  # deferred: pandas takes most of a second to import
 
     if not run_dir or not (Path(run_dir) / "predictions.jsonl").is_file():
         return None
@@ -107,8 +108,6 @@ def examples(run_dir: str | None, wrong_only: bool) -> Any:
 def run_all(base: EngineConfig, models: list[str], *settings: Any, space: Any = None):
     """Evaluate each chosen model in turn, as ``space``'s user (None: the local user); yields
     (status, comparison, run dirs, last run)."""
-    from training.eval_jobs import EvalProcess
-
     if not models:
         yield "Choose at least one model.", None, [], None
         return
@@ -151,9 +150,6 @@ def run_all(base: EngineConfig, models: list[str], *settings: Any, space: Any = 
 def interrupted_choices(space: Any = None) -> list[str]:
     """``space``'s evaluations cut short (the app, the machine or the evaluation's process
     stopped) that can be resumed; not those running now."""
-    from app.recovery import interrupted_evaluations
-    from training.eval_jobs import running_outputs
-
     running = running_outputs()
     found = interrupted_evaluations(evals_dir(root_of(space)))
     return [r.folder.name for r in found if r.folder.resolve() not in running]
@@ -162,18 +158,12 @@ def interrupted_choices(space: Any = None) -> list[str]:
 def interrupted_update(space: Any = None) -> tuple[Any, Any]:
     """The tab's resume offer of ``space``'s evaluations, shown when there is something to
     resume."""
-    from app.recovery import resume_offer
-
     return resume_offer(interrupted_choices(space))
 
 
 def resume(run: str | None, space: Any = None):
     """Resume an interrupted evaluation of ``space``'s where it stopped (its recorded answers
     are kept); yields what :func:`run_all` yields."""
-    from engine.config import from_dict
-    from training.eval_config import RUN_FILE, EvalConfig
-    from training.eval_jobs import EvalProcess
-
     folder = evals_dir(root_of(space)) / Path(run or "").name
     if not run or not (folder / RUN_FILE).is_file():
         yield "Choose an interrupted evaluation to resume.", None, [], None
@@ -199,7 +189,7 @@ def resume(run: str | None, space: Any = None):
 
 
 def gr_skip() -> Any:
-    import gradio as gr
+    import gradio as gr  # deferred: gradio takes seconds (the tab's functions run without it)
 
     return gr.skip()
 
@@ -209,7 +199,7 @@ def build(base: EngineConfig, demo: Any = None, spaces: Any = None) -> Any:
     selector (refreshed when training finishes, following the chat's model choice).
     ``spaces`` (app.users.Spaces) gives each event its caller's models and evaluations
     (None: the local user's); each page of ``demo`` sees its user's interrupted evaluations."""
-    import gradio as gr
+    import gradio as gr  # deferred: gradio takes seconds (the tab's functions run without it)
 
     def space() -> Any:
         return spaces.current() if spaces is not None else None

@@ -2,7 +2,8 @@
 
 List and search them, click one to edit or delete it, add new ones, import a JSON/JSONL/CSV
 file of pairs, export them. Every change is checked (the SQL must run) and reaches the
-database's vector index at once (engine.rag.examples.SavedExamples).
+database's vector index at once (engine.rag.examples.SavedExamples). It imports gradio:
+app.schema_tab imports it only while its tab is built.
 """
 
 from __future__ import annotations
@@ -12,27 +13,30 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import gradio as gr
+import pandas as pd
+
 from app.databases import databases_of
 from app.messages import first_line
 from app.results import fresh_file
+from app.selection import row_click
 from app.uploads import safe_name
+from engine.rag.documents import RagInputError
+from engine.rag.examples import ExampleError
+from engine.rag.index import default_examples
+from engine.rag.store import StoreError
 
 COLUMNS = ["Question", "SQL"]
 
 
 def _errors() -> tuple[type[Exception], ...]:
-    from engine.rag.documents import RagInputError
-    from engine.rag.embeddings import EmbedderError
-    from engine.rag.examples import ExampleError
-    from engine.rag.store import StoreError
+    from engine.rag.embeddings import EmbedderError  # deferred: it loads LangChain (0.4 s)
 
     return ExampleError, RagInputError, StoreError, EmbedderError
 
 
 def bundled_count(db_path: Path) -> int:
     """How many pairs a bundled sample database brings (indexed, not listed here)."""
-    from engine.rag.index import default_examples
-
     path = default_examples(db_path)
     try:
         return len(json.loads(path.read_text())) if path else 0
@@ -51,10 +55,6 @@ class ExamplesPanel:
 
     def build(self, db: Any) -> None:
         """Lay out the panel in the current ``gr.Blocks``; ``db`` is the tab's dropdown."""
-        import gradio as gr
-
-        from app.selection import row_click
-
         self.db = db
         self.ids = gr.State([])
         self.selected = gr.State(None)  # id of the pair being edited; None: a new pair
@@ -105,9 +105,6 @@ class ExamplesPanel:
     # --- handlers ---------------------------------------------------------------------------
 
     def refresh(self, label: str | None, search: str = "") -> dict:
-        import gradio as gr
-        import pandas as pd
-
         path = self.databases().get(label or "")
         if path is None:
             return {self.summary: "Choose a database.", self.table: gr.update(visible=False)}
@@ -140,8 +137,6 @@ class ExamplesPanel:
         }
 
     def _form(self, pair: Any = None) -> dict:
-        import gradio as gr
-
         return {
             self.selected: pair.id if pair else None,
             self.question: pair.question if pair else "",

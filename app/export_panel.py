@@ -9,14 +9,13 @@ from typing import Any
 from app.messages import public
 from app.model_choices import adapters
 from app.users import root_of
+from engine.config import ConfigError
+from training.export import QUANTS, ExportConfig, ExportError, run
 
 
 def export(choice: str | None, quant: str, space: Any = None) -> Iterator[str]:
     """Export one of ``space``'s adapters (app.users.UserSpace; None: the local user's): yield
     progress lines, then where the files went (or one line saying why not)."""
-    from engine.config import ConfigError
-    from training.export import ExportConfig, ExportError, run
-
     folder = adapters(root_of(space)).get(choice or "")
     if folder is None:
         yield "Choose a finished run's adapter to export."
@@ -40,9 +39,7 @@ def export(choice: str | None, quant: str, space: Any = None) -> Iterator[str]:
 def build(space: Callable[[], Any] = lambda: None) -> None:
     """Lay out the section; ``space()`` is the caller's app.users.UserSpace (None: the local
     user)."""
-    import gradio as gr
-
-    from training.export import QUANTS
+    import gradio as gr  # deferred: gradio takes seconds; exporting runs without it
 
     gr.Markdown(
         "**Export.** Fold a finished adapter into its base model: a merged Hugging Face "

@@ -2,7 +2,8 @@
 
 The entries live in engine.history.QuestionHistory (a SQLite file in the data folder), so
 they survive a page reload and an app restart. Clicking a row is handled by the chat tab
-(ask again, or load the SQL); this module lays the panel out and keeps it current.
+(ask again, or load the SQL); this module lays the panel out and keeps it current. It
+imports gradio, as the chat tab does: both are imported only while the app is built.
 """
 
 from __future__ import annotations
@@ -11,14 +12,15 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import gradio as gr
+import pandas as pd
+
 ROWS = 100
 COLUMNS = ["When", "Question (click: ask again)", "Result", "SQL (click: load)"]
 SQL_COLUMN = 3
 
 
 def history_frame(entries: list[Any]) -> Any:
-    import pandas as pd
-
     rows = [
         [
             time.strftime("%Y-%m-%d %H:%M", time.localtime(e.asked_at)),
@@ -44,8 +46,6 @@ class HistoryPanel:
         self.databases = databases  # the caller's databases by label (app.databases)
 
     def build(self) -> None:
-        import gradio as gr
-
         self.ids = gr.State([])
         with gr.Accordion("History", open=True, elem_id="chat-history-box"):
             self.hint = gr.Markdown(elem_id="chat-history-hint")
@@ -71,8 +71,6 @@ class HistoryPanel:
         return self.refresh(db_label)
 
     def refresh(self, db_label: str) -> dict:
-        import gradio as gr
-
         path = self.databases().get(db_label)
         entries = self.history.recent(path, ROWS) if path is not None else []
         if not entries:

@@ -6,8 +6,22 @@ import argparse
 import logging
 from dataclasses import replace
 
-from app.users import AuthError, exposure_warning, read_auth
+from app.databases import databases_of, default_database
+from app.messages import public
+from app.model_choices import model_choices
+from app.recovery import check_indexes, clean_upload_temps
+from app.users import (
+    AuthError,
+    CurrentExamples,
+    CurrentHistory,
+    Spaces,
+    exposure_warning,
+    read_auth,
+    root_of,
+)
 from engine.config import EngineConfig, add_setting_flags, flag_overrides, load_config
+from engine.paths import data_dir
+from training.jobs import JobManager
 
 TITLE = "Text-to-SQL Workbench"
 
@@ -22,14 +36,11 @@ def build_app(
 ):  # -> gr.Blocks
     """The app. ``signed_in``: users sign in (--auth) and each keeps their data apart;
     ``warning``: shown under the title; ``max_batch``: questions decoded together."""
+    # deferred: gradio takes seconds to import; the tabs import it, app.engines the backends
     import gradio as gr
 
     from app import api, chat_tab, eval_tab, schema_tab, train_tab
-    from app.databases import databases_of, default_database
-    from app.engines import EnginePool
-    from app.messages import public
-    from app.users import CurrentExamples, CurrentHistory, Spaces
-    from training.jobs import JobManager
+    from app.engines import EnginePool  # late: a test replaces EnginePool
 
     pool = EnginePool(cfg or EngineConfig(), max_batch=max_batch)
     notes = recover(pool)
@@ -96,9 +107,6 @@ def build_app(
 def recover(pool) -> list[str]:
     """Clean up after an app that was killed mid-work (app.recovery); returns what was
     found, for the page. Rebuilt indexes are reported in the status line when done."""
-    from app.recovery import check_indexes, clean_upload_temps
-    from engine.paths import data_dir
-
     notes = []
     removed = clean_upload_temps(data_dir())
     if removed:
@@ -119,10 +127,7 @@ def recover(pool) -> list[str]:
 
 
 def _refresh_models(space):
-    import gradio as gr
-
-    from app.model_choices import model_choices
-    from app.users import root_of
+    import gradio as gr  # deferred: gradio takes seconds to import
 
     choices = model_choices(root_of(space))
     return gr.update(choices=choices), gr.update(choices=choices)

@@ -22,6 +22,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import yaml
+
+from engine.rag.index import index_database
+from engine.rag.store import StoreError, VectorStore
+from training.eval_config import PREDICTIONS, RUN_FILE
+
 REBUILD_THREAD = "index-rebuild"  # app.engines.EnginePool.busy looks for it
 log = logging.getLogger(__name__)
 STAGING_SUFFIX = "-new"  # engine.rag.store.VectorStore.replace writes here first
@@ -54,8 +60,6 @@ class IndexCheck:
 def check_indexes(rag: Any, say: Callable[[str], None] | None = None) -> IndexCheck:
     """Drop interrupted or unreadable collections of the embedded store; rebuild their
     databases' indexes in the background. ``say`` hears how each rebuild ends."""
-    from engine.rag.store import StoreError, VectorStore
-
     if rag.chroma_host or not rag.store_path().is_dir():
         return IndexCheck([])
     try:
@@ -110,8 +114,6 @@ def _unreadable(collection: Any) -> str | None:
 
 
 def _rebuild(rag: Any, dbs: list[Path], say: Callable[[str], None] | None) -> None:
-    from engine.rag.index import index_database
-
     for db in dbs:
         try:
             report = index_database(rag, db)
@@ -164,8 +166,6 @@ def _checkpoint_step(folder: Path) -> int | None:
 
 
 def _max_steps(config: Path) -> int | None:
-    import yaml
-
     try:
         steps = (yaml.safe_load(config.read_text()) or {}).get("max_steps")
     except (OSError, yaml.YAMLError):
@@ -175,8 +175,6 @@ def _max_steps(config: Path) -> int | None:
 
 def interrupted_evaluations(evals: Path) -> list[Interrupted]:
     """Evaluations with a run file and no final metrics, newest first."""
-    from training.eval_config import PREDICTIONS, RUN_FILE
-
     found = []
     for run_file in evals.glob(f"*/{RUN_FILE}"):
         run = run_file.parent
@@ -200,7 +198,7 @@ def interrupted_evaluations(evals: Path) -> list[Interrupted]:
 def resume_offer(choices: list[str]) -> tuple[Any, Any]:
     """Gradio updates for a tab's resume offer (its row, its dropdown): shown, with the first
     choice picked, when there is something to resume."""
-    import gradio as gr
+    import gradio as gr  # deferred: gradio takes seconds; the app starts by recovering without it
 
     value = choices[0] if choices else None
     return gr.update(visible=bool(choices)), gr.update(choices=choices, value=value)

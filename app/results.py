@@ -57,7 +57,7 @@ def _is_id(name: str) -> bool:
 
 def choose_chart(columns: list[str], rows: list[list[Any]]) -> Chart | None:
     """The chart that fits the result's shape, or None (see the module docstring)."""
-    import pandas as pd
+    import pandas as pd  # deferred: pandas takes most of a second to import
 
     if len(rows) < 2 or len(set(columns)) != len(columns):
         return None
@@ -87,7 +87,7 @@ def choose_chart(columns: list[str], rows: list[list[Any]]) -> Chart | None:
 
 def plot_update(chart: Chart | None, kind: str) -> Any:
     """The ``gr.update`` of a bar or line plot component: the chart, or hidden."""
-    import gradio as gr
+    import gradio as gr  # deferred: gradio takes seconds; choosing a chart runs without it
 
     if chart is None or chart.kind != kind:
         return gr.update(visible=False, value=None)
@@ -105,7 +105,7 @@ def plot_update(chart: Chart | None, kind: str) -> Any:
 
 
 def _to_time(column: Any) -> Any:
-    import pandas as pd
+    import pandas as pd  # deferred: pandas takes most of a second to import
 
     text = column.astype(str)
     if text.str.fullmatch(r"\d{4}").all():

@@ -7,16 +7,20 @@ from __future__ import annotations
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from app.connections import ConnectRefused, connect
 from app.databases import databases_of, default_database, frame
 from app.engines import EnginePool
-from app.examples_panel import ExamplesPanel
 from app.messages import first_line, public
 from app.uploads import LIMITS, UploadError, import_upload, upload_dir
 from app.users import root_of
 from engine.db import DatabaseError, dialect, read_schema, run_readonly
+from engine.db.inspect import quote
+from engine.rag.index import index_database
+
+if TYPE_CHECKING:
+    from app.examples_panel import ExamplesPanel
 
 PREVIEW_ROWS = 20
 MAX_OVERVIEW_TABLES = 200
@@ -69,8 +73,6 @@ def preview(db_label: str | None, table: str | None, space: Any = None) -> Any:
     dbs = databases_of(space)
     if db_label not in dbs or not table:
         return None
-    from engine.db.inspect import quote
-
     quoted = quote(table, dialect(dbs[db_label]))
     result = run_readonly(dbs[db_label], f"SELECT * FROM {quoted} LIMIT {PREVIEW_ROWS}")
     return frame(result.columns, [list(r) for r in result.rows]) if result.ok else None
@@ -102,8 +104,6 @@ def index(
     """Index the tables, the docs and the saved example pairs of one database (a full
     rebuild of its index; saved pairs are added one by one without it) into ``space``'s
     index (app.users.UserSpace; None: the local user's, the app's store)."""
-    from engine.rag.index import index_database
-
     dbs = databases_of(space)
     if db_label not in dbs:
         return "Choose a database first."
@@ -152,7 +152,10 @@ def build(
     """Lay out the tab; uploads also refresh ``database_dropdowns`` of other tabs. Returns
     the examples manager (refreshed when the tab is opened). ``spaces`` (app.users.Spaces)
     gives each event its caller's databases and index; None: the local user's."""
+    # deferred: gradio takes seconds to import (this module's functions run without it)
     import gradio as gr
+
+    from app.examples_panel import ExamplesPanel
 
     def space() -> Any:
         return spaces.current() if spaces is not None else None

@@ -7,13 +7,16 @@ import time
 from pathlib import Path
 from typing import Any
 
+from app import export_panel
 from app.messages import public
 from app.model_choices import runs_dir
+from app.recovery import interrupted_training, resume_offer
 from app.users import root_of
 from engine.config import ConfigError
 from engine.models import PRESETS
 from engine.paths import REPO_ROOT
-from training.jobs import JobBusy, JobManager, JobStatus
+from training.config import load_train_config, shipped_config
+from training.jobs import JOB_CONFIG_FILE, JobBusy, JobManager, JobStatus
 
 SPIDER_DIR = REPO_ROOT.parent / "shared" / "data" / "spider_train"
 
@@ -30,7 +33,7 @@ def hardware() -> tuple[bool, str]:
     )
     if not any(Path(p).exists() for p in ("/proc/driver/nvidia", "/dev/nvidiactl", "/dev/kfd")):
         return False, cpu_only
-    import torch
+    import torch  # deferred: torch takes seconds to import, and only a GPU machine needs it
 
     if torch.cuda.is_available():
         return True, f"GPU: {torch.cuda.get_device_name(0)} — LoRA, QLoRA, bf16/fp16 available."
@@ -38,8 +41,6 @@ def hardware() -> tuple[bool, str]:
 
 
 def shipped_name(cuda: bool) -> str:
-    from training.config import shipped_config
-
     return shipped_config(cuda).name
 
 
@@ -59,8 +60,6 @@ ONE_CLICK_STEPS = 30  # the shipped configs train whole epochs (max_steps -1); a
 
 def form_defaults(cuda: bool) -> dict[str, Any]:
     """The form's starting values: the shipped config's."""
-    from training.config import load_train_config, shipped_config
-
     cfg = load_train_config(shipped_config(cuda))
     return {
         "model": cfg.model,
@@ -94,8 +93,6 @@ def build_config(
     """The form -> a checked TrainConfig: the shipped config of this machine with the form's
     values set, its run in the runs of ``space``'s user (app.users.UserSpace; None: the local
     user). Raises ConfigError with a readable message."""
-    from training.config import load_train_config, shipped_config
-
     source = str(Path(getattr(upload, "name", upload))) if upload else (data or "").strip()
     if not source:
         raise ConfigError("Choose a dataset or upload a JSON/JSONL/CSV file.")
@@ -143,9 +140,6 @@ def start(
 def interrupted_choices(space: Any = None) -> list[str]:
     """``space``'s runs cut short (the app was killed, or the machine stopped) that can be
     resumed."""
-    from app.recovery import interrupted_training
-    from training.jobs import JOB_CONFIG_FILE
-
     return [r.folder.name for r in interrupted_training(runs_dir(root_of(space)), JOB_CONFIG_FILE)]
 
 
@@ -154,9 +148,6 @@ def resume_interrupted(
 ) -> tuple[str, str, bool]:
     """Resume a run of ``space``'s from its last checkpoint, with the settings it was started
     with."""
-    from training.config import load_train_config
-    from training.jobs import JOB_CONFIG_FILE
-
     config = runs_dir(root_of(space)) / Path(run or "").name / JOB_CONFIG_FILE
     if not run or not config.is_file():
         return "", "Choose an interrupted run to resume.", False
@@ -169,7 +160,7 @@ def resume_interrupted(
 
 def follow(manager: JobManager):
     """Yield (progress html, loss points, log tail, message) until the current job ends."""
-    import pandas as pd
+    import pandas as pd  # deferred: pandas takes most of a second to import
 
     job = manager.current
     if job is None:
@@ -197,8 +188,6 @@ def follow(manager: JobManager):
 
 def interrupted_update(space: Any = None) -> tuple[Any, Any]:
     """The tab's offer to resume ``space``'s interrupted runs, shown when there are some."""
-    from app.recovery import resume_offer
-
     return resume_offer(interrupted_choices(space))
 
 
@@ -207,7 +196,7 @@ def build(manager: JobManager, demo: Any = None, spaces: Any = None) -> list[Any
     other tabs' model lists after them. ``spaces`` (app.users.Spaces) gives each event its
     caller's runs (None: the local user's); each page of ``demo`` sees its user's
     interrupted runs."""
-    import gradio as gr
+    import gradio as gr  # deferred: gradio takes seconds (the tab's functions run without it)
 
     def space() -> Any:
         return spaces.current() if spaces is not None else None
@@ -313,8 +302,6 @@ def build(manager: JobManager, demo: Any = None, spaces: Any = None) -> list[Any
     cancel_btn.click(lambda: _cancel(manager, space()), None, message)
     if demo is not None:
         demo.load(lambda: interrupted_update(space()), None, [interrupted_box, interrupted_run])
-    from app import export_panel
-
     export_panel.build(space)
     return finished
 

@@ -164,6 +164,7 @@ def import_csvs(
     srcs: list[Path], dest_dir: Path, name: str, limits: UploadLimits = LIMITS
 ) -> Imported:
     """Each CSV becomes a table named after its file, with column types detected."""
+    # deferred: sqlite-utils takes most of a second to import; only CSV uploads need it
     import sqlite_utils
     from sqlite_utils.utils import TypeTracker
 

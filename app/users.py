@@ -22,7 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from app.uploads import upload_dir
+from engine.history import QuestionHistory
 from engine.paths import data_dir
+from engine.rag.examples import SavedExamples
+from engine.rag.retriever import RagRetriever
 
 PASSWORD_ENV = "TEXT2SQL_PASSWORD"
 # With sign-in, what is built outside any user's event (the page's first lists) belongs to
@@ -82,7 +85,7 @@ class Spaces:
     def current(self) -> UserSpace:
         """The space of the user whose Gradio event is being handled (outside an event: the
         local user's, or with sign-in a nobody's)."""
-        from gradio.context import LocalContext  # gradio is slow to import: only in a running app
+        from gradio.context import LocalContext  # deferred: gradio takes seconds to import
 
         return self.for_request(LocalContext.request.get(None))
 
@@ -93,9 +96,6 @@ class Spaces:
             return self._spaces[name]
 
     def _make(self, name: str) -> UserSpace:
-        from engine.history import QuestionHistory
-        from engine.rag.examples import SavedExamples
-
         if not name:
             return UserSpace(
                 "",
@@ -108,8 +108,6 @@ class Spaces:
         rag = self.rag
         retriever = None
         if not rag.chroma_host:  # a Chroma server keeps one index per database for everyone
-            from engine.rag.retriever import RagRetriever
-
             rag = replace(rag, store_dir=str(root / "vector_db" / "chroma"))
             retriever = RagRetriever(rag, examples_root=root) if rag.enabled else None
         return UserSpace(
