@@ -21,6 +21,7 @@ from app.messages import first_line
 from app.results import fresh_file
 from app.selection import row_click
 from app.uploads import safe_name
+from engine.db import open_database
 from engine.rag.documents import RagInputError
 from engine.rag.examples import ExampleError
 from engine.rag.index import default_examples
@@ -35,9 +36,9 @@ def _errors() -> tuple[type[Exception], ...]:
     return ExampleError, RagInputError, StoreError, EmbedderError
 
 
-def bundled_count(db_path: Path) -> int:
+def bundled_count(db: Path | str) -> int:
     """How many pairs a bundled sample database brings (indexed, not listed here)."""
-    path = default_examples(db_path)
+    path = default_examples(open_database(db))
     try:
         return len(json.loads(path.read_text())) if path else 0
     except (OSError, ValueError):
