@@ -264,10 +264,10 @@ class ChatTab:
         return {self.feedback: message, self.save_row: gr.update(visible=not saved)}
 
     def on_transpile(self, sql: str, dialect: str, db_label: str | None = None) -> dict:
-        from engine.db import dialect as dialect_of
+        from engine.db import open_database
 
         db = self.databases().get(db_label or "")
-        text = transpile(sql, dialect, dialect_of(db) if db is not None else "sqlite")
+        text = transpile(sql, dialect, open_database(db).dialect if db is not None else "sqlite")
         return {self.transpiled: gr.update(value=text, visible=bool(text))}
 
     def on_db_change(self, d: str, m: str) -> dict:

@@ -56,8 +56,8 @@ def connect(
 
     Raises :class:`ConnectRefused` with a one-line message that hides the password.
     """
-    from engine.db import DatabaseError, check_database, is_url, label, role_can_write
-    from engine.db.url import kind, remember_password, remembered, restore_password, storable
+    from engine.db import DatabaseError, is_url, open_database
+    from engine.db.url import remember_password, remembered, restore_password
 
     url = (url or "").strip()
     if not is_url(url):
@@ -66,20 +66,20 @@ def connect(
             "mysql+pymysql://USER@HOST:PORT/DB or duckdb:///path/to/file.duckdb"
         )
     try:
-        if kind(url) == "sqlite":
+        if open_database(url).dialect == "sqlite":
             raise ConnectRefused("SQLite files: use the upload above")
         password = password or None  # as typed: spaces may belong to it
         before = remembered(url)
         if password is None and user and before is not None:
             # another signed-in user's password is in memory: each types their own
             raise ConnectRefused("Type the password for this database")
-        public = remember_password(url, password)
+        db = open_database(remember_password(url, password))  # no password in it now
         try:
-            check_database(public)
+            db.check()
         except DatabaseError:
-            restore_password(public, before)  # a wrong password never replaces a right one
+            restore_password(db.public, before)  # a wrong password never replaces a right one
             raise
-        writes = role_can_write(public)
+        writes = db.role_can_write()
     except DatabaseError as err:
         raise ConnectRefused(str(err)) from None
     warning = None
@@ -88,12 +88,12 @@ def connect(
             "This account can change data. The workbench only ever reads, but a read-only "
             "account (see the README) is safer."
         )
-    title = _NAME.sub("_", (name or "").strip())[:60] or label(public)
+    title = _NAME.sub("_", (name or "").strip())[:60] or db.label
     with _lock:
         saved = saved_connections(root)
-        saved[title] = storable(public)
+        saved[title] = db.public
         _write(root, saved)
-    return Connected(title, storable(public), warning)
+    return Connected(title, db.public, warning)
 
 
 def forget(name: str, root: Path) -> bool:

@@ -15,7 +15,7 @@ from app.engines import EnginePool
 from app.messages import first_line, public
 from app.uploads import LIMITS, UploadError, import_upload, upload_dir
 from app.users import root_of
-from engine.db import DatabaseError, dialect, read_schema, run_readonly
+from engine.db import DatabaseError, open_database
 from engine.db.inspect import quote
 from engine.rag.index import index_database
 
@@ -48,7 +48,7 @@ def describe(db_label: str | None, space: Any = None) -> tuple[str, list[str]]:
     if db_label not in dbs:
         return "Choose a database.", []
     try:
-        schema = read_schema(dbs[db_label], count_rows=True)
+        schema = open_database(dbs[db_label]).read_schema(count_rows=True)
     except DatabaseError as err:
         return f"**Cannot read it:** {public(err)}", []
     lines = [
@@ -73,8 +73,8 @@ def preview(db_label: str | None, table: str | None, space: Any = None) -> Any:
     dbs = databases_of(space)
     if db_label not in dbs or not table:
         return None
-    quoted = quote(table, dialect(dbs[db_label]))
-    result = run_readonly(dbs[db_label], f"SELECT * FROM {quoted} LIMIT {PREVIEW_ROWS}")
+    db = open_database(dbs[db_label])
+    result = db.run_readonly(f"SELECT * FROM {quote(table, db.dialect)} LIMIT {PREVIEW_ROWS}")
     return frame(result.columns, [list(r) for r in result.rows]) if result.ok else None
 
 

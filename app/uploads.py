@@ -21,7 +21,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from engine.executor import DatabaseError, check_database
+from engine.db import DatabaseError
+from engine.db.sqlite import check as check_sqlite
 
 DB_SUFFIXES = {".sqlite", ".sqlite3", ".db"}
 CSV_DELIMITERS = ",;\t|"
@@ -88,7 +89,7 @@ def _finish(tmp: Path, target: Path, limits: UploadLimits) -> Path:
     try:
         if tmp.stat().st_size == 0:  # SQLite writes nothing until a table exists
             raise UploadError("The upload holds no tables.")
-        check_database(tmp)
+        check_sqlite(tmp)
         con = sqlite3.connect(f"file:{tmp}?mode=ro", uri=True)
         try:
             n = con.execute("SELECT count(*) FROM sqlite_master WHERE type='table'").fetchone()[0]
@@ -109,7 +110,7 @@ def _finish(tmp: Path, target: Path, limits: UploadLimits) -> Path:
 def import_sqlite(src: Path, dest_dir: Path, limits: UploadLimits = LIMITS) -> Path:
     _check_size(src, limits.max_db_bytes, "databases")
     try:
-        check_database(src)
+        check_sqlite(src)
     except DatabaseError as err:
         raise UploadError(_named(str(err), src)) from None
     target = _target(dest_dir, src.name)

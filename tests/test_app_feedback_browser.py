@@ -11,7 +11,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from engine.executor import run_readonly
+from engine.db import run_readonly
 from engine.paths import sample_databases
 from tests.browser import browser_page, running_app, screenshot
 
