@@ -33,6 +33,7 @@ from app.results import choose_chart, csv_file, plot_update
 from app.selection import row_click
 from app.uploads import safe_name
 from app.users import root_of
+from engine.db import open_database
 
 
 class ChatTab:
@@ -264,8 +265,6 @@ class ChatTab:
         return {self.feedback: message, self.save_row: gr.update(visible=not saved)}
 
     def on_transpile(self, sql: str, dialect: str, db_label: str | None = None) -> dict:
-        from engine.db import open_database
-
         db = self.databases().get(db_label or "")
         text = transpile(sql, dialect, open_database(db).dialect if db is not None else "sqlite")
         return {self.transpiled: gr.update(value=text, visible=bool(text))}

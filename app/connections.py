@@ -17,6 +17,9 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from engine.db import DatabaseError, is_url, open_database
+from engine.db.url import forget_password, remember_password, remembered, restore_password
+
 FILE_NAME = "connections.json"
 _NAME = re.compile(r"[^A-Za-z0-9 _.-]+")
 _lock = threading.Lock()
@@ -56,9 +59,6 @@ def connect(
 
     Raises :class:`ConnectRefused` with a one-line message that hides the password.
     """
-    from engine.db import DatabaseError, is_url, open_database
-    from engine.db.url import remember_password, remembered, restore_password
-
     url = (url or "").strip()
     if not is_url(url):
         raise ConnectRefused(
@@ -98,8 +98,6 @@ def connect(
 
 def forget(name: str, root: Path) -> bool:
     """Remove a connection saved in ``root`` (and the password remembered for it)."""
-    from engine.db.url import forget_password
-
     with _lock:
         saved = saved_connections(root)
         url = saved.pop(name, None)
