@@ -24,7 +24,9 @@ from __future__ import annotations
 import importlib
 import os
 import pickle
+import resource
 import select
+import sqlite3
 import struct
 import subprocess
 import sys
@@ -68,9 +70,6 @@ def _read_exact(stream: BinaryIO, n: int) -> bytes:
 def serve(memory_mb: int) -> None:
     """Worker loop: receive (target, args), answer ("ok", value), ("memory", None) or
     ("error", text)."""
-    import resource
-    import sqlite3
-
     limit = _ADDRESS_SPACE_MB * 2**20
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     sqlite3.connect(":memory:").execute(f"PRAGMA hard_heap_limit = {memory_mb * 2**20}")

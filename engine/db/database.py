@@ -56,14 +56,14 @@ class Database:
         """Tables, columns, keys (``count_rows``: and row counts); raises
         :class:`DatabaseError` (one line)."""
         if self.dialect == "sqlite":
-            from engine.db import sqlite
+            from engine.db import sqlite  # deferred: off every CLI's start-up path
 
             return sqlite.read_schema(self.file(), count_rows=count_rows)
         if self.dialect == "duckdb":
-            from engine.db import duckdb
+            from engine.db import duckdb  # deferred: off every CLI's start-up path
 
             return duckdb.read_schema(self.file(), count_rows=count_rows)
-        from engine.db import inspect
+        from engine.db import inspect  # deferred: off every CLI's start-up path
 
         return inspect.read_schema(self, count_rows=count_rows)
 
@@ -76,18 +76,18 @@ class Database:
         if self.path is None and not self.is_server:
             return QueryResult([], [], self._no_file())
         if self.dialect == "sqlite":
-            from engine.db import sqlite
+            from engine.db import sqlite  # deferred: off every CLI's start-up path
 
             return sqlite.run_readonly(self.path, sql, timeout_s=timeout_s, max_rows=max_rows)
         start = time.monotonic()
         if self.dialect == "duckdb":
             result = _run_duckdb_isolated(self.path, sql, timeout_s, max_rows)
         elif self.dialect == "postgres":
-            from engine.db import postgres
+            from engine.db import postgres  # deferred: off every CLI's start-up path
 
             result = postgres.run(self, sql, timeout_s, max_rows)
         else:
-            from engine.db import mysql
+            from engine.db import mysql  # deferred: off every CLI's start-up path
 
             result = mysql.run(self, sql, timeout_s, max_rows)
         result.elapsed_s = time.monotonic() - start
@@ -96,46 +96,46 @@ class Database:
     def check(self) -> None:
         """Raise :class:`DatabaseError` (one line, no password) unless it can be read."""
         if self.dialect == "sqlite":
-            from engine.db import sqlite
+            from engine.db import sqlite  # deferred: off every CLI's start-up path
 
             sqlite.check(self.file())
             return
         if self.dialect == "duckdb":
-            from engine.db.duckdb import connect
+            from engine.db.duckdb import connect  # deferred: off every CLI's start-up path
 
             connect(self.file()).close()
             return
-        from engine.db import inspect
+        from engine.db import inspect  # deferred: off every CLI's start-up path
 
         inspect.check(self)
 
     def check_sql(self, sql: str) -> tuple[str, str | None]:
         """The text layer of this dialect's guard: (statement to run, refusal or None)."""
-        from engine.db import sql_guard
+        from engine.db import sql_guard  # deferred: off every CLI's start-up path
 
         return sql_guard.check(sql, self.dialect)
 
     def sample_values(self, schema: Schema, n: int) -> dict[str, TableSample]:
         """Per table: its row count and, per column, a few stored values (all of them for a
         short category list); see :mod:`engine.db.samples`."""
-        from engine.db import samples
+        from engine.db import samples  # deferred: off every CLI's start-up path
 
         return samples.table_samples(self, schema, n)
 
     def first_rows(self, schema: Schema, n: int) -> dict[str, list[tuple]]:
         """Per table, its first ``n`` rows (tables that cannot be read are left out)."""
-        from engine.db import samples
+        from engine.db import samples  # deferred: off every CLI's start-up path
 
         return samples.first_rows(self, schema, n)
 
     def role_can_write(self) -> bool | None:
         """Whether the account connected to a server could write (None: not a server)."""
         if self.dialect == "postgres":
-            from engine.db import postgres
+            from engine.db import postgres  # deferred: off every CLI's start-up path
 
             return postgres.role_can_write(self)
         if self.dialect == "mysql":
-            from engine.db import mysql
+            from engine.db import mysql  # deferred: off every CLI's start-up path
 
             return mysql.account_can_write(self)
         return None
@@ -197,6 +197,7 @@ def _run_duckdb_isolated(path: Path, sql: str, timeout_s: float, max_rows: int) 
     """DuckDB runs in this process's library: in a worker of :mod:`engine.sandbox`, as SQLite
     queries do, it is killed at the time limit even inside one long step, and its memory is
     bounded by the worker's address-space limit."""
+    # deferred: the worker pool (subprocess, pickle) stays off every CLI's start-up path
     from engine.sandbox import Stopped, default_sandbox
 
     args = (path, sql, timeout_s, max_rows)

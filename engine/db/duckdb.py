@@ -40,6 +40,7 @@ from engine.db.fetch import (
     first_line,
 )
 from engine.db.result import DatabaseError, QueryResult, timed_out
+from engine.db.url import require
 from engine.schema import Column, ForeignKey, Schema, Table
 
 MEMORY_LIMIT = "1GB"
@@ -56,8 +57,6 @@ CONFIG = {
 
 def connect(path: Path) -> Any:
     """A read-only DuckDB connection with external access off and the settings locked."""
-    from engine.db.url import require
-
     duckdb = require("duckdb")
 
     if not path.is_file():
@@ -79,7 +78,7 @@ def run(path: Path, sql: str, timeout_s: float, max_rows: int) -> QueryResult:
         conn = connect(path)
     except DatabaseError as err:
         return QueryResult([], [], str(err))
-    import duckdb
+    import duckdb  # optional: the db extra; connect() above said how to install it
 
     timer = threading.Timer(timeout_s, conn.interrupt)
     deadline = time.monotonic() + timeout_s
@@ -119,7 +118,7 @@ def read_schema(path: Path, *, count_rows: bool = False) -> Schema:
     that SQLAlchemy 2.1 queries and DuckDB does not have (``pg_collation``, ``regclass``).
     """
     conn = connect(path)
-    import duckdb
+    import duckdb  # optional: the db extra; connect() above said how to install it
 
     try:
         names = conn.execute(

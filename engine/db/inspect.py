@@ -26,6 +26,7 @@ INSPECT_TIMEOUT_S = 30
 
 def sqlalchemy_engine(db: Database) -> Any:
     """A SQLAlchemy engine (no pool) whose connections cannot write."""
+    # optional: sqlalchemy (the db extra) may be absent
     from sqlalchemy import create_engine
     from sqlalchemy.pool import NullPool
 
@@ -43,6 +44,7 @@ def sqlalchemy_engine(db: Database) -> Any:
 
 def read_schema(db: Database, *, count_rows: bool = False) -> Schema:
     """Tables and views with their columns and keys; ``count_rows`` adds ``count(*)``."""
+    # optional: sqlalchemy (the db extra) may be absent
     from sqlalchemy import inspect, text
     from sqlalchemy.exc import SQLAlchemyError
 
@@ -113,6 +115,7 @@ def quote(name: str, dialect: str) -> str:
 
 def check(db: Database) -> None:
     """Raise :class:`DatabaseError` unless the server can be connected to and read."""
+    # optional: sqlalchemy (the db extra) may be absent
     from sqlalchemy import text
     from sqlalchemy.exc import SQLAlchemyError
 

@@ -45,6 +45,7 @@ _READ_ONLY_CODES = {1792, 1290}  # read-only transaction, --read-only server
 def connect(db: Database, timeout_s: float) -> Any:
     """A PyMySQL connection in a read-only, time-limited transaction (unbuffered cursors)."""
     pymysql = require("pymysql")
+    # optional: the db extra; require() above said how to install it
     from pymysql.constants import CLIENT
     from sqlalchemy import create_engine
 
@@ -83,7 +84,7 @@ def run(db: Database, sql: str, timeout_s: float, max_rows: int) -> QueryResult:
         conn = connect(db, timeout_s)
     except DatabaseError as err:
         return QueryResult([], [], str(err))
-    import pymysql
+    import pymysql  # optional: the db extra; connect() above said how to install it
 
     deadline = time.monotonic() + timeout_s
     finished = False
@@ -127,7 +128,7 @@ def _abandon_rows(cursor: Any) -> None:
 
 def account_can_write(db: Database) -> bool:
     """Whether the account holds any privilege beyond reading (the app warns then)."""
-    import pymysql
+    import pymysql  # optional: the db extra; connect() above said how to install it
 
     conn = connect(db, 10.0)
     try:

@@ -53,7 +53,7 @@ CONNECT_TIMEOUT_S = 10
 def connect(db: Database, timeout_s: float) -> Any:
     """A psycopg connection whose every transaction is read-only and time-limited."""
     psycopg = require("psycopg")
-    from sqlalchemy import create_engine
+    from sqlalchemy import create_engine  # optional: the db extra, as psycopg above
 
     url = db.connect_url()
     _, kwargs = create_engine(url).dialect.create_connect_args(url)
@@ -81,6 +81,7 @@ def run(db: Database, sql: str, timeout_s: float, max_rows: int) -> QueryResult:
         conn = connect(db, timeout_s)
     except DatabaseError as err:
         return QueryResult([], [], str(err))
+    # optional: the db extra; connect() above said how to install it
     import psycopg
     from psycopg import errors
 

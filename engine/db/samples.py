@@ -13,7 +13,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from engine.schema import Schema, Table
+from engine.db.inspect import quote as dialect_quote
+from engine.db.sqlite import open_readonly
+from engine.schema import Schema, Table, quote
 
 if TYPE_CHECKING:
     from engine.db.database import Database
@@ -101,8 +103,6 @@ def _reader(db: Database) -> Iterator[Any]:
     if db.dialect != "sqlite":
         yield _Queries(db)
         return
-    from engine.db.sqlite import open_readonly
-
     conn = _SQLite(open_readonly(db.file()))
     try:
         yield conn
@@ -116,8 +116,6 @@ class _SQLite:
     text_filter = "WHERE typeof(v) = 'text' "
 
     def __init__(self, conn: Any) -> None:
-        from engine.schema import quote
-
         self.conn, self.quote = conn, quote
 
     def execute(self, sql: str) -> Any:
@@ -130,10 +128,8 @@ class _Queries:
     text_filter = ""  # typed columns: no SQLite typeof() needed
 
     def __init__(self, db: Database) -> None:
-        from engine.db.inspect import quote
-
         self.db = db
-        self.quote = lambda name: quote(name, db.dialect)
+        self.quote = lambda name: dialect_quote(name, db.dialect)
 
     def execute(self, sql: str) -> Any:
         result = self.db.run_readonly(sql, timeout_s=10.0, max_rows=100)

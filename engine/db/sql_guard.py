@@ -23,6 +23,10 @@ from __future__ import annotations
 
 import re
 
+import sqlglot
+from sqlglot import exp
+from sqlglot.errors import SqlglotError
+
 from engine.db import sqlite_statement
 from engine.db.sqlite_statement import MAX_SQL_CHARS
 
@@ -72,10 +76,6 @@ def check(sql: str, dialect: str) -> tuple[str, str | None]:
     """(statement to run, refusal or None) for ``sql`` in sqlglot's ``dialect``."""
     if dialect == "sqlite":
         return sqlite_statement.precheck(sql)
-    import sqlglot
-    from sqlglot import exp
-    from sqlglot.errors import SqlglotError
-
     if len(sql) > MAX_SQL_CHARS:
         return sql, f"Refused: the query is longer than {MAX_SQL_CHARS} characters"
     if dialect == "mysql" and _MYSQL_COMMENTS.search(sql):
@@ -120,8 +120,6 @@ def check(sql: str, dialect: str) -> tuple[str, str | None]:
 
 
 def function_name(node: object) -> str:
-    from sqlglot import exp
-
     if isinstance(node, exp.Anonymous):
         this = node.this
         return (this.name if isinstance(this, exp.Expression) else str(this)).lower()
@@ -139,8 +137,6 @@ def _denied_function(node: object, dialect: str) -> str | None:
 
 def _statement_word(node: object, sql: str) -> str:
     """What to call a refused statement: the Command's own word, else the first keyword."""
-    from sqlglot import exp
-
     if isinstance(node, exp.Command):
         return str(node.this).upper()
     if isinstance(node, exp.Query | exp.Values):

@@ -54,6 +54,7 @@ from engine.db.result import (
     timed_out,
 )
 from engine.db.sqlite_statement import MAX_SQL_CHARS, precheck, refusal
+from engine.sandbox import Stopped, default_sandbox
 from engine.schema import Column, ForeignKey, Schema, Table, quote
 
 MAX_LIKE_PATTERN = 1_000  # LIKE/GLOB cost grows with value length x pattern length
@@ -273,8 +274,6 @@ def run_readonly(
 def _run_isolated(
     db_path: str | os.PathLike[str], sql: str, timeout_s: float, max_rows: int
 ) -> QueryResult:
-    from engine.sandbox import Stopped, default_sandbox
-
     sandbox = default_sandbox()
     args = (os.fspath(db_path), sql, timeout_s, max_rows)
     try:

@@ -18,6 +18,7 @@ Passwords never travel with the reference through the engine. A password comes f
 
 from __future__ import annotations
 
+import importlib
 import os
 import re
 from typing import Any
@@ -39,8 +40,6 @@ class DatabaseURLError(DatabaseError):
 
 def require(module: str) -> Any:
     """Import a database driver, or raise :class:`DatabaseError` saying how to install it."""
-    import importlib
-
     try:
         return importlib.import_module(module)
     except ImportError:
@@ -57,6 +56,7 @@ def is_url(db: Any) -> bool:
 def parse(db: str) -> Any:
     """The ``sqlalchemy.URL`` of ``db``, with the driver this project pins filled in."""
     require("sqlalchemy")
+    # optional: sqlalchemy (the db extra, ~350 ms) may be absent: require() above says so
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
 
@@ -88,7 +88,7 @@ def redact(db: Any) -> str:
     if not is_url(text):
         return text
     try:
-        from sqlalchemy.engine import make_url
+        from sqlalchemy.engine import make_url  # optional: the db extra may be absent
 
         url = make_url(text)
     except Exception:
