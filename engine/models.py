@@ -119,6 +119,7 @@ def prepare_preset(name: str, progress: Progress | None = None) -> Path:
     folder = cache_dir() / "models" / name
     if (folder / "config.json").is_file() and (folder / ".complete").is_file():
         return folder
+    # deferred: transformers takes seconds to import
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     gguf = preset_gguf(preset, progress)
@@ -155,7 +156,7 @@ def preset_tokenizer(name: str, progress: Progress | None = None) -> Path:
     target = cache_dir() / "tokenizers" / name
     if (target / "tokenizer_config.json").is_file():
         return target
-    from transformers import AutoTokenizer
+    from transformers import AutoTokenizer  # deferred: transformers takes seconds to import
 
     gguf = preset_gguf(PRESETS[name], progress)
     say(progress, f"Reading the tokenizer of {name} (once)", log)
@@ -181,7 +182,7 @@ def resolve_source(name_or_path: str, progress: Progress | None = None) -> str:
 
 
 def pick_device() -> str:
-    import torch
+    import torch  # deferred: torch takes seconds to import
 
     return "cuda" if torch.cuda.is_available() else "cpu"
 
@@ -204,6 +205,7 @@ def load_model(
 
     Without ``name_or_path`` the adapter's recorded base model is used, else the default.
     """
+    # deferred: torch and transformers take seconds to import
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -220,7 +222,7 @@ def load_model(
     else:
         kwargs["dtype"] = torch.float32
     if load_in_4bit:
-        from transformers import BitsAndBytesConfig
+        from transformers import BitsAndBytesConfig  # deferred: seconds to import
 
         kwargs["quantization_config"] = BitsAndBytesConfig(
             load_in_4bit=True,
@@ -237,7 +239,7 @@ def load_model(
     if not load_in_4bit:
         model.to(device)
     if adapter:
-        from peft import PeftModel
+        from peft import PeftModel  # deferred: peft takes seconds to import
 
         model = PeftModel.from_pretrained(model, str(adapter))
     model.eval()

@@ -30,8 +30,20 @@ from pathlib import Path
 from typing import Any
 
 from engine.backends.base import GenerationConfig, per_prompt
-from engine.backends.llamacpp_batch import BatchDecoder
-from engine.prompt import DEFAULT_FORMAT, Message, PromptFormat, render_prompt
+from engine.backends.llamacpp_batch import BATCH_CONTEXT, BatchDecoder
+from engine.backends.lora_gguf import LoraConversionError, cached_lora_gguf
+from engine.backends.prompt_state_files import StateFiles, folder_for
+from engine.models import (
+    DEFAULT_MODEL,
+    PRESETS,
+    ModelLoadError,
+    preset_gguf,
+    preset_tokenizer,
+    read_adapter_meta,
+)
+from engine.paths import cache_dir
+from engine.progress import say
+from engine.prompt import DEFAULT_FORMAT, Message, PromptFormat, ensure_chat_template, render_prompt
 
 log = logging.getLogger(__name__)
 NAME = "llamacpp"
@@ -101,7 +113,7 @@ class LlamaCppBackend:
         """``state_dir``: where prompt-cache states are shared with other processes of this
         model (see :mod:`engine.backends.prompt_state_files`); None keeps them in memory."""
         self.adaptive_threads = n_threads is None and not openmp_sleeps_when_idle()
-        from llama_cpp import Llama
+        from llama_cpp import Llama  # optional: llama-cpp-python may be absent (~250 ms)
 
         self.tokenizer = tokenizer  # only for the chat template
         self.prompt_format = prompt_format
@@ -124,9 +136,6 @@ class LlamaCppBackend:
         self._decoder: Any = None
         self._state_files = None
         if state_dir is not None:
-            from engine.backends.llamacpp_batch import BATCH_CONTEXT
-            from engine.backends.prompt_state_files import StateFiles, folder_for
-
             settings = {"n_ctx": BATCH_CONTEXT, "n_batch": 512, "flash_attn": True}
             self._state_files = StateFiles(folder_for(state_dir, gguf, lora, settings))
         # Close before interpreter teardown, when llama-cpp-python's own __del__ fails noisily.
@@ -200,7 +209,7 @@ class LlamaCppBackend:
 
     def runtime_timings(self) -> dict[str, float]:
         """llama.cpp's own counters since the last reset: prompt and generation ms/tokens."""
-        import llama_cpp
+        import llama_cpp  # optional: llama-cpp-python may be absent (~250 ms)
 
         perf = llama_cpp.llama_perf_context(self.decoder.ctx.ctx)
         return {
@@ -211,7 +220,7 @@ class LlamaCppBackend:
         }
 
     def reset_timings(self) -> None:
-        import llama_cpp
+        import llama_cpp  # optional: llama-cpp-python may be absent (~250 ms)
 
         llama_cpp.llama_perf_context_reset(self.decoder.ctx.ctx)
         self.stats = GenerationStats()
@@ -225,8 +234,6 @@ def _close(ref: weakref.ref) -> None:
 
 def find_gguf(name_or_path: str, progress: Any = None) -> Path | None:
     """The GGUF file for a preset, a ``.gguf`` path, or a folder holding one; else None."""
-    from engine.models import PRESETS, preset_gguf
-
     if name_or_path in PRESETS:
         return preset_gguf(PRESETS[name_or_path], progress)
     path = Path(name_or_path).expanduser()
@@ -251,17 +258,11 @@ def load(
 
     Raises :class:`engine.models.ModelLoadError` (one line) when llama.cpp cannot serve it.
     """
-    from engine.backends.lora_gguf import LoraConversionError, cached_lora_gguf
-    from engine.models import DEFAULT_MODEL, ModelLoadError, read_adapter_meta
-    from engine.progress import say
-
     if not is_installed():
         raise ModelLoadError("llama-cpp-python is not installed (scripts/setup.sh builds it)")
     meta = read_adapter_meta(adapter) if adapter else {}
     if adapter and not (Path(adapter) / "adapter_config.json").is_file():
         raise ModelLoadError(f"{adapter} is not a LoRA adapter folder (no adapter_config.json)")
-    from engine.paths import cache_dir
-
     name = model or meta.get("base_model") or DEFAULT_MODEL
     gguf = find_gguf(name, progress)
     if gguf is None:
@@ -293,10 +294,7 @@ def load(
 
 def _chat_tokenizer(name: str, gguf: Path, adapter: str | Path | None, progress: Any) -> Any:
     """The transformers tokenizer whose chat template the transformers backend uses too."""
-    from transformers import AutoTokenizer
-
-    from engine.models import PRESETS, preset_tokenizer
-    from engine.prompt import ensure_chat_template
+    from transformers import AutoTokenizer  # deferred: transformers takes seconds to import
 
     if adapter and (Path(adapter) / "tokenizer_config.json").is_file():
         source: str | Path = adapter

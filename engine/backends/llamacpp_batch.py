@@ -28,6 +28,7 @@ sampled ones use llama.cpp's sampler chain, seeded per sequence.
 
 from __future__ import annotations
 
+import ctypes
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -57,6 +58,7 @@ class BatchDecoder:
         saved_states_mb: float = SAVED_STATES_MB,
         files: StateFiles | None = None,
     ) -> None:
+        # optional: llama-cpp-python may be absent (~250 ms)
         import llama_cpp
         from llama_cpp import _internals
 
@@ -79,8 +81,6 @@ class BatchDecoder:
         params.kv_unified = True  # sequences share cells: a copied prefix costs no memory
         self.ctx = _internals.LlamaContext(model=llm._model, params=params, verbose=False)
         if llm._lora_adapter is not None:  # the adapter llama-cpp-python loaded for its own
-            import ctypes
-
             adapters = (llama_cpp.llama_adapter_lora_p_ctypes * 1)(llm._lora_adapter)
             scales = (ctypes.c_float * 1)(llm.lora_scale)
             if llama_cpp.llama_set_adapters_lora(self.ctx.ctx, adapters, 1, scales):
@@ -96,7 +96,7 @@ class BatchDecoder:
 
     @property
     def memory(self) -> Any:
-        import llama_cpp
+        import llama_cpp  # optional: llama-cpp-python may be absent
 
         return llama_cpp.llama_get_memory(self.ctx.ctx)
 
@@ -104,7 +104,7 @@ class BatchDecoder:
         """Forget the prompt cache and every saved state; a cleared decoder starts cold and
         stays so, neither reading nor writing states on disk (what a measurement of cold
         prompts needs)."""
-        import llama_cpp
+        import llama_cpp  # optional: llama-cpp-python may be absent
 
         llama_cpp.llama_memory_clear(self.memory, True)
         self.cached = []
@@ -121,7 +121,7 @@ class BatchDecoder:
 
     def prefill(self, tokens: list[int]) -> int:
         """Put ``tokens`` into the prompt cache; returns how many are cached."""
-        import llama_cpp
+        import llama_cpp  # optional: llama-cpp-python may be absent
 
         if not tokens or len(tokens) >= self.ctx.n_ctx():
             return 0
@@ -136,7 +136,7 @@ class BatchDecoder:
         self, tokens: Sequence[list[int]], cfgs: Sequence[GenerationConfig]
     ) -> list[list[int]]:
         """Generated token ids per prompt (``fits`` must hold)."""
-        import llama_cpp
+        import llama_cpp  # optional: llama-cpp-python may be absent
 
         llm, stats = self.backend.llm, self.backend.stats
         leaders: dict[tuple[int, ...], int] = {}  # distinct prompt -> its first sequence
@@ -182,7 +182,7 @@ class BatchDecoder:
         position: dict[int, int],
         cfgs: Sequence[GenerationConfig],
     ) -> dict[int, list[int]]:
-        import llama_cpp
+        import llama_cpp  # optional: llama-cpp-python may be absent
 
         llm, stats = self.backend.llm, self.backend.stats
         vocab = llm._model.vocab
@@ -213,7 +213,7 @@ class BatchDecoder:
         A saved state that shares more with ``tokens`` than the cache does is restored first;
         a cache about to lose most of itself to another database's prompt is saved first.
         """
-        import llama_cpp
+        import llama_cpp  # optional: llama-cpp-python may be absent
 
         reused = _shared(self.cached, tokens, length)
         shared = {key: _shared(key, tokens, length) for key in self.saved}
@@ -235,8 +235,6 @@ class BatchDecoder:
     def _save(self) -> None:
         """Keep sequence 0's state under its tokens (replacing an older state of the same
         prompt start), within the memory allowed; the least recently used go first."""
-        import ctypes
-
         key = tuple(self.cached)
         if self.saved_states_mb <= 0 or len(key) < MIN_SAVED_TOKENS:
             return
@@ -272,9 +270,7 @@ class BatchDecoder:
 
     def _cache_state(self) -> Any:
         """Sequence 0's state (the prompt cache) as a ctypes buffer; None if llama.cpp fails."""
-        import ctypes
-
-        import llama_cpp
+        import llama_cpp  # optional: llama-cpp-python may be absent
 
         size = llama_cpp.llama_state_seq_get_size(self.ctx.ctx, 0)
         buf = (ctypes.c_uint8 * size)()
@@ -283,9 +279,7 @@ class BatchDecoder:
         )
 
     def _restore(self, key: tuple[int, ...]) -> None:
-        import ctypes
-
-        import llama_cpp
+        import llama_cpp  # optional: llama-cpp-python may be absent
 
         buf = self.saved[key]
         llama_cpp.llama_memory_seq_rm(self.memory, 0, 0, -1)
@@ -339,6 +333,7 @@ class _Picker:
     def pick(self, ctx: Any, index: int) -> int:
         if self.sampler is not None:
             return self.sampler.sample(ctx, index)
+        # optional: llama-cpp-python may be absent; numpy (~100 ms) comes with it
         import llama_cpp
         import numpy as np
 

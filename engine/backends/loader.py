@@ -5,9 +5,14 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from engine.backends import llamacpp
 from engine.backends.base import Backend, check_backend_kind
+from engine.backends.openai_backend import connect
 from engine.backends.openai_config import OpenAIConfig
+from engine.backends.transformers_backend import TransformersBackend
 from engine.errors import ConfigError
+from engine.models import ModelLoadError, load_model, pick_device
+from engine.progress import say
 
 log = logging.getLogger(__name__)
 
@@ -32,17 +37,11 @@ def load_backend(
     many prompts one ``generate`` call decodes together. ``openai``: the server ``remote``
     names (:mod:`engine.backends.openai_backend`); ``model`` and ``adapter`` are not used.
     """
-    from engine.backends import llamacpp
-    from engine.models import ModelLoadError, load_model, pick_device
-    from engine.progress import say
-
     try:
         check_backend_kind(kind)
     except ConfigError as err:
         raise ModelLoadError(str(err)) from err
     if kind == "openai":
-        from engine.backends.openai_backend import connect
-
         backend = connect(remote or OpenAIConfig(), progress=progress)
         say(progress, f"Backend: {backend.name}", log)
         return backend
@@ -71,10 +70,8 @@ def load_backend(
         )
         say(progress, f"Backend: {backend.name}", log)
         return backend
-    from engine.backends.transformers_backend import TransformersBackend
-
     if threads:
-        import torch
+        import torch  # deferred: torch takes seconds to import
 
         torch.set_num_threads(threads)
     loaded = load_model(model, adapter, load_in_4bit=load_in_4bit, progress=progress)

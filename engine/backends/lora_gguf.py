@@ -57,7 +57,7 @@ def cached_lora_gguf(adapter_dir: str | Path, base_gguf: Path, cache: Path) -> P
 
 def convert_lora(adapter_dir: str | Path, base_gguf: Path, out: Path) -> Path:
     """Write ``adapter_dir`` (PEFT LoRA) as a llama.cpp LoRA GGUF for ``base_gguf``."""
-    import gguf
+    import gguf  # deferred: gguf takes ~250 ms (numpy included)
 
     adapter_dir = Path(adapter_dir)
     cfg = json.loads((adapter_dir / "adapter_config.json").read_text())
@@ -108,7 +108,7 @@ def _check_supported(cfg: dict[str, Any]) -> None:
 
 
 def _base_info(base_gguf: Path) -> tuple[str, int, int, int]:
-    import gguf
+    import gguf  # deferred: gguf takes ~250 ms (numpy included)
 
     reader = gguf.GGUFReader(base_gguf)
 
@@ -128,7 +128,7 @@ def _base_info(base_gguf: Path) -> tuple[str, int, int, int]:
 
 
 def _arch_enum(arch: str) -> Any:
-    import gguf
+    import gguf  # deferred: gguf takes ~250 ms (numpy included)
 
     return next(k for k, v in gguf.MODEL_ARCH_NAMES.items() if v == arch)
 
@@ -143,16 +143,16 @@ def _weights_file(adapter_dir: Path) -> Path:
 def _load_tensors(path: Path) -> dict[str, Any]:
     """Adapter tensors as float32 numpy arrays (safetensors, or a legacy torch pickle)."""
     if path.suffix == ".safetensors":
-        from safetensors.numpy import load_file
+        from safetensors.numpy import load_file  # deferred: numpy takes ~100 ms
 
         try:
             return {k: v.astype("float32") for k, v in load_file(path).items()}
         except TypeError:  # bf16 has no numpy dtype: go through torch
             pass
-    import torch
+    import torch  # deferred: torch takes seconds to import
 
     if path.suffix == ".safetensors":
-        from safetensors.torch import load_file as load_torch
+        from safetensors.torch import load_file as load_torch  # deferred: with torch
 
         state = load_torch(path)
     else:

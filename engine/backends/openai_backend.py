@@ -24,6 +24,8 @@ from typing import Any
 
 from engine.backends.base import GenerationConfig, per_prompt
 from engine.backends.openai_config import OpenAIConfig
+from engine.models import ModelLoadError
+from engine.progress import say
 from engine.prompt import DEFAULT_FORMAT, Message, PromptFormat
 
 log = logging.getLogger(__name__)
@@ -71,7 +73,7 @@ class OpenAIBackend:
         return list(self._pool.map(self._complete, prompts, cfgs))
 
     def _complete(self, prompt: str, cfg: GenerationConfig) -> str:
-        import openai
+        import openai  # deferred: openai takes ~1.5 s to import
 
         kwargs: dict[str, Any] = {
             "model": self.model,
@@ -115,7 +117,7 @@ def _malformed(cfg: OpenAIConfig, detail: Any) -> str:
 
 def describe_error(err: BaseException, cfg: OpenAIConfig, model: str) -> str:
     """One line for what went wrong talking to the server (never the key)."""
-    import openai
+    import openai  # deferred: openai takes ~1.5 s to import
 
     where = _where(cfg)
     if isinstance(err, openai.APITimeoutError):
@@ -171,10 +173,7 @@ def connect(cfg: OpenAIConfig, progress: Any = None) -> OpenAIBackend:
 
     Raises :class:`engine.models.ModelLoadError` with one line naming the server otherwise.
     """
-    import openai
-
-    from engine.models import ModelLoadError
-    from engine.progress import say
+    import openai  # deferred: openai takes ~1.5 s to import
 
     if not cfg.base_url:
         raise ModelLoadError(

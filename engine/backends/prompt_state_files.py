@@ -37,7 +37,7 @@ _MAGIC = b"T2SQLKV1"
 
 def folder_for(root: Path, gguf: Path, lora: Path | None, settings: dict[str, Any]) -> Path:
     """``root``/<hash of what a state depends on>."""
-    import llama_cpp
+    import llama_cpp  # optional: llama-cpp-python may be absent (~250 ms)
 
     def stamp(path: Path | None) -> list[Any] | None:
         if path is None:

@@ -23,7 +23,7 @@ class _StopAtStatementEnd:
         self.prompt_len = prompt_len
 
     def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
-        import torch
+        import torch  # deferred: torch takes seconds to import
 
         done = torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
         for i, row in enumerate(input_ids):
@@ -72,6 +72,7 @@ class TransformersBackend:
         return [out[i] for i in range(len(prompts))]
 
     def _generate_batch(self, prompts: list[str], cfg: GenerationConfig) -> list[str]:
+        # deferred: torch and transformers take seconds to import
         import torch
         from transformers import StoppingCriteriaList
 
