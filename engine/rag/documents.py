@@ -25,6 +25,7 @@ from engine.db import Database, DbRef, open_database
 from engine.db.inspect import quote
 from engine.db.samples import VALUE_CHARS
 from engine.schema import Schema, Table
+from engine.sql_check import validate_sql
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +57,7 @@ class Skipped:
 
 def table_documents(db: DbRef | Database, schema: Schema, sample_values: int = 3) -> list[Any]:
     """One document per table, with sample values read from the live database."""
-    from langchain_core.documents import Document
+    from langchain_core.documents import Document  # deferred: langchain_core: ~100 ms
 
     samples = open_database(db).sample_values(schema, sample_values)
     docs = []
@@ -162,6 +163,7 @@ def doc_documents(
     docs_dir: Path, tokenizer: Any, chunk_tokens: int = 200, overlap: int = 30
 ) -> tuple[list[Any], int, Skipped]:
     """Chunks of every usable file under ``docs_dir``: (documents, files used, skipped)."""
+    # deferred: langchain_core and its text splitters take ~450 ms to import
     from langchain_core.documents import Document
     from langchain_text_splitters import Language, RecursiveCharacterTextSplitter
 
@@ -222,7 +224,7 @@ def _read_text(path: Path) -> tuple[str | None, str]:
 
 def _read_pdf(path: Path) -> tuple[str | None, str]:
     try:
-        from pypdf import PdfReader
+        from pypdf import PdfReader  # optional: pypdf may be absent (and takes ~200 ms)
     except ImportError:
         return None, "PDF support needs the pypdf package"
     try:
@@ -268,9 +270,7 @@ def example_documents(
     When rows carry a ``db_id`` (Spider's shape) and some match ``db_name``, only those are
     used, so Spider's whole ``train.json`` can be given for one of its databases.
     """
-    from langchain_core.documents import Document
-
-    from engine.sql_check import validate_sql
+    from langchain_core.documents import Document  # deferred: langchain_core: ~100 ms
 
     skipped = Skipped()
     ids = {r.get("db_id") for r in rows if isinstance(r, dict)}

@@ -70,6 +70,7 @@ class SqliteByteStore(ByteStore):
 def cached_embeddings(embeddings: Any, namespace: str, folder: Path) -> Any:
     """``embeddings`` with its document vectors looked up in ``folder``/embeddings.sqlite
     first; ``namespace`` names the model, so two embedders never share a vector."""
+    # deferred: langchain_classic adds ~650 ms to langchain_core; only embedding needs it
     from langchain_classic.embeddings import CacheBackedEmbeddings
 
     return CacheBackedEmbeddings.from_bytes_store(

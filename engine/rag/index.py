@@ -8,15 +8,29 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.db import Database, DbRef, open_database
+from tqdm import tqdm
+
+from engine.db import Database, DatabaseError, DbRef, open_database
+from engine.paths import SAMPLE_DBS_DIR, data_dir, sample_pairs_file
 from engine.progress import Progress, say
 from engine.rag.config import RagConfig
+from engine.rag.documents import (
+    RagInputError,
+    Skipped,
+    doc_documents,
+    example_documents,
+    question_and_sql,
+    read_example_rows,
+    table_documents,
+)
+from engine.rag.store import VectorStore, collection_name
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +69,6 @@ def schema_fingerprint(schema: Any) -> str:
 
 def default_examples(db: Database) -> Path | None:
     """The bundled question/SQL pairs of a sample database, if ``db`` is one."""
-    from engine.paths import SAMPLE_DBS_DIR, sample_pairs_file
-
     if db.path is None or db.url is not None:
         return None
     path = db.path.resolve()
@@ -86,19 +98,10 @@ def index_database(
     ``DatabaseError``, ``RagInputError``, ``StoreError`` or ``EmbedderError`` with a one-line
     message; a store is changed only once everything else has been read.
     """
-    from engine.db import DatabaseError
-    from engine.paths import data_dir
-    from engine.rag.documents import (
-        RagInputError,
-        Skipped,
-        doc_documents,
-        example_documents,
-        read_example_rows,
-        table_documents,
-    )
+    # deferred: the embedder's modules (langchain_core: ~400 ms) load when an index is built;
+    # engine.rag.examples stays here while it is being renamed (hoist it then)
     from engine.rag.embeddings import embedder_tokenizer, get_embeddings
     from engine.rag.examples import ExampleBook, pair_documents
-    from engine.rag.store import VectorStore, collection_name
 
     started = time.perf_counter()
     db = open_database(db)
@@ -162,7 +165,7 @@ def index_database(
 
 
 def _question_id(row: dict[str, Any]) -> str | None:
-    from engine.rag.documents import question_and_sql
+    # deferred: left here while engine.rag.examples is being renamed (hoist it then)
     from engine.rag.examples import pair_id
 
     question = question_and_sql(row)[0]
@@ -170,10 +173,6 @@ def _question_id(row: dict[str, Any]) -> str | None:
 
 
 def _bar(total: int, name: str) -> Any:
-    import sys
-
-    from tqdm import tqdm
-
     return tqdm(total=total, desc=f"Indexing {name}", unit="doc", file=sys.stderr)
 
 

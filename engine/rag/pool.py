@@ -29,9 +29,16 @@ import re
 import threading
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
+from difflib import SequenceMatcher
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+from sqlglot.errors import SqlglotError
+from sqlglot.tokens import Tokenizer, TokenType
+
+from engine.paths import cache_dir
+from engine.rag.index import schema_fingerprint
 from engine.schema import Schema
 
 log = logging.getLogger(__name__)
@@ -87,9 +94,6 @@ def skeleton(sql: str) -> tuple[str, ...]:
     """The SQL's keywords, functions and operators with every name and value as ``_``:
     ``SELECT count(*) FROM singer WHERE age > 30`` -> select count ( * ) from _ where _ > _.
     Names joined by dots (``t1.name``) are one ``_``; [] for SQL that does not tokenize."""
-    from sqlglot.errors import SqlglotError
-    from sqlglot.tokens import Tokenizer, TokenType
-
     try:
         tokens = Tokenizer().tokenize(sql)
     except SqlglotError:
@@ -112,8 +116,6 @@ def skeleton(sql: str) -> tuple[str, ...]:
 
 def skeleton_similarity(a: tuple[str, ...], b: tuple[str, ...]) -> float:
     """0..1: how alike two skeletons are, token order included."""
-    from difflib import SequenceMatcher
-
     return SequenceMatcher(None, a, b, autojunk=False).ratio() if a and b else 0.0
 
 
@@ -149,10 +151,6 @@ class ExamplePool:
             return self._examples, self._vectors
 
     def _embed_all(self, examples: list[PoolExample]) -> Any:
-        import numpy as np
-
-        from engine.paths import cache_dir
-
         digest = hashlib.sha1(self.path.read_bytes() + self.embedder.encode()).hexdigest()[:16]
         cached = cache_dir() / "example-pool" / f"{digest}.npy"
         if cached.is_file():
@@ -166,6 +164,7 @@ class ExamplePool:
             fcntl.flock(lock, fcntl.LOCK_EX)
             if cached.is_file():
                 return np.load(cached)
+            # deferred: the embedder's modules (langchain_core: ~400 ms) load only to embed
             from engine.rag.embeddings import get_embeddings
 
             log.info("Embedding the example pool (%d questions, once)", len(examples))
@@ -196,11 +195,10 @@ class ExamplePool:
         first (see :func:`skeleton`)."""
         if k <= 0:
             return []
-        import numpy as np
-
+        # deferred: the embedder's modules (langchain_core: ~400 ms) load only to embed;
+        # engine.rag.examples stays here while it is being renamed (hoist it then)
         from engine.rag.embeddings import get_embeddings
         from engine.rag.examples import pair_id
-        from engine.rag.index import schema_fingerprint
 
         examples, vectors = self._load()
         own_sha = schema_fingerprint(schema)

@@ -53,7 +53,7 @@ class MeanPooledEmbeddings(Embeddings):
     mask, L2-normalised (what sentence-transformers computes for such a folder)."""
 
     def __init__(self, folder: str | Path, max_length: int, batch_size: int = 32) -> None:
-        from transformers import AutoModel, AutoTokenizer
+        from transformers import AutoModel, AutoTokenizer  # deferred: seconds to import
 
         self.tokenizer = AutoTokenizer.from_pretrained(str(folder))
         self.model = AutoModel.from_pretrained(str(folder)).eval()
@@ -61,7 +61,7 @@ class MeanPooledEmbeddings(Embeddings):
         self.batch_size = batch_size
 
     def _embed(self, texts: list[str]) -> list[list[float]]:
-        import torch
+        import torch  # deferred: torch takes seconds to import
 
         # longest first, as sentence-transformers batches: texts of similar length share a
         # batch, so little of it is padding (a third faster on questions of mixed length)

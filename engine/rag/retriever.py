@@ -31,7 +31,9 @@ from typing import Any
 from engine.db import Database, DbRef, open_database
 from engine.progress import Progress
 from engine.rag.config import RagConfig
-from engine.rag.documents import example_text
+from engine.rag.documents import example_text, table_documents, table_rows
+from engine.rag.index import index_database, schema_fingerprint
+from engine.rag.store import StoreError, VectorStore
 from engine.retrieval import Context, Source
 from engine.schema import Schema
 
@@ -75,8 +77,6 @@ class RagRetriever:
     @property
     def store(self) -> Any:
         if self._store is None:
-            from engine.rag.store import VectorStore
-
             self._store = VectorStore(self.cfg)
         return self._store
 
@@ -85,9 +85,8 @@ class RagRetriever:
 
         Raises ``StoreError`` (or ``EmbedderError``) with a message for the user.
         """
+        # deferred: the embedder's modules (langchain_core: ~400 ms) load with the first search
         from engine.rag.embeddings import get_embeddings
-        from engine.rag.index import index_database, schema_fingerprint
-        from engine.rag.store import StoreError
 
         db = open_database(db)
         name = db.name
@@ -114,8 +113,6 @@ class RagRetriever:
         schema = schema or db.read_schema()
         fingerprint = schema_fingerprint(schema)
         if meta.get("schema_sha") != fingerprint:
-            from engine.rag.documents import table_documents
-
             self._say(f"The schema of {name} changed since indexing: refreshing its tables")
             docs = table_documents(db, schema, self.cfg.sample_values)
             self.store.replace_kind(
@@ -128,6 +125,7 @@ class RagRetriever:
         return self._search(question, self.prepare(db, schema))
 
     def _search(self, question: str, vs: Any, leave_out: str | None = None) -> list:
+        # deferred: langchain_core's retrievers (~1 s) load with the first search
         from engine.rag.search import KindRetriever
 
         k_by_kind = self.cfg.k_by_kind
@@ -144,6 +142,7 @@ class RagRetriever:
         hits = kinds.search(question)
         if leave_out is None:
             return hits
+        # deferred: left here while engine.rag.examples is being renamed (hoist it then)
         from engine.rag.examples import pair_id
 
         own, kept, examples = pair_id(leave_out), [], 0
@@ -178,7 +177,7 @@ class RagRetriever:
         values = self.table_values(vs)
         pool = []
         if self.cfg.pool_examples:
-            from engine.rag.pool import example_pool
+            from engine.rag.pool import example_pool  # late: tests replace example_pool there
 
             pool = example_pool(self.cfg.embedder).select(
                 question, schema, db.label, self.cfg.pool_examples, leave_out, draft
@@ -210,8 +209,6 @@ class RagRetriever:
     def table_rows(self, db: DbRef | Database, schema: Schema, vs: Any) -> dict[str, str]:
         """Table name -> its first ``rag.sample_rows`` rows as a comment block, read from the
         database again only when its index changed (as :meth:`table_values`)."""
-        from engine.rag.documents import table_rows
-
         key = (_index_key(vs), self.cfg.sample_rows)
         if self._rows.get("key") != key:
             self._rows = {"key": key, "rows": table_rows(db, schema, self.cfg.sample_rows)}

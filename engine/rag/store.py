@@ -62,7 +62,7 @@ def _db_key(db: Database) -> tuple[str, str]:
 
 
 def _settings() -> Any:
-    from chromadb.config import Settings
+    from chromadb.config import Settings  # deferred: chromadb takes 1-2 s to import
 
     return Settings(anonymized_telemetry=False)
 
@@ -78,7 +78,7 @@ class VectorStore:
     # --- opening ----------------------------------------------------------------------------
 
     def _connect_server(self) -> Any:
-        import chromadb
+        import chromadb  # deferred: chromadb takes 1-2 s to import
 
         try:
             client = chromadb.HttpClient(
@@ -90,7 +90,7 @@ class VectorStore:
         return client
 
     def _open_folder(self, rebuild: bool) -> Any:
-        import chromadb
+        import chromadb  # deferred: chromadb takes 1-2 s to import
 
         # chromadb shares one started system per folder between its clients, and a fresh
         # folder gets its marker: two threads opening one folder at once saw a half-written
@@ -146,6 +146,7 @@ class VectorStore:
     def _move_aside(path: Path) -> None:
         if not path.exists() or (path.is_dir() and not any(path.iterdir())):
             return
+        # deferred: chromadb takes 1-2 s to import
         from chromadb.api.shared_system_client import SharedSystemClient
 
         SharedSystemClient.clear_system_cache()  # forget clients open on the old folder
@@ -170,7 +171,7 @@ class VectorStore:
     def open(self, db: DbRef | Database, embeddings: Any) -> Any:
         """The LangChain ``Chroma`` vector store over an existing collection."""
         db = open_database(db)
-        from langchain_chroma import Chroma
+        from langchain_chroma import Chroma  # deferred: chromadb takes 1-2 s to import
 
         meta = self.info(db)
         if meta is None:
@@ -197,7 +198,7 @@ class VectorStore:
     ) -> None:
         """Write ``docs`` as the database's whole index, replacing any previous one."""
         db = open_database(db)
-        from langchain_chroma import Chroma
+        from langchain_chroma import Chroma  # deferred: chromadb takes 1-2 s to import
 
         name = collection_name(db)
         staging = f"{name}-new"
@@ -290,7 +291,7 @@ def add_in_batches(
 
 
 def _chroma_v() -> str:
-    import chromadb
+    import chromadb  # deferred: chromadb takes 1-2 s to import
 
     return chromadb.__version__
 
