@@ -8,6 +8,7 @@ import argparse
 import json
 import logging
 import sys
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,9 @@ from engine.config import (
     flag_overrides,
     load_config,
 )
+from engine.db import DatabaseError, check_database, redact, run_readonly
+from engine.models import ModelLoadError
+from engine.paths import data_dir
 
 
 def _table(columns: list[str], rows: list[list[Any]], limit: int = 50) -> str:
@@ -38,7 +42,7 @@ def _print_json(obj: dict[str, Any]) -> None:
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
-    from engine.db import DatabaseError, check_database
+    # deferred: the model and retrieval modules load only to answer (not for --help)
     from engine.factory import engine_from_config
 
     overrides = flag_overrides(args)
@@ -82,7 +86,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
 def _prepare_retriever(cfg: EngineConfig, db: str, say: Any) -> tuple[str | None, Any]:
     """Open the store and index the database if it has no index yet: (error, retriever)."""
-    from engine.db import DatabaseError
+    # deferred: the RAG modules (langchain_core: ~400 ms) load only for the commands that use them
     from engine.rag.documents import RagInputError
     from engine.rag.embeddings import EmbedderError
     from engine.rag.retriever import RagRetriever
@@ -114,7 +118,7 @@ def _fail(args: argparse.Namespace, question: str, error: str) -> int:
 
 
 def cmd_index(args: argparse.Namespace) -> int:
-    from engine.db import DatabaseError
+    # deferred: the RAG modules (langchain_core: ~400 ms) load only for the commands that use them
     from engine.rag.documents import RagInputError
     from engine.rag.embeddings import EmbedderError
     from engine.rag.index import index_database
@@ -132,7 +136,7 @@ def cmd_index(args: argparse.Namespace) -> int:
         )
     except (DatabaseError, RagInputError, StoreError, EmbedderError) as err:
         if args.json:
-            _print_json({"db": _redact(args.db), "error": str(err)})
+            _print_json({"db": redact(args.db), "error": str(err)})
         print(f"Error: {err}", file=sys.stderr)
         return 1
     if args.json:
@@ -147,15 +151,7 @@ def cmd_config(args: argparse.Namespace) -> int:
     return 0
 
 
-def _redact(db: str) -> str:
-    from engine.db import redact
-
-    return redact(db)
-
-
 def cmd_run_sql(args: argparse.Namespace) -> int:
-    from engine.db import run_readonly
-
     cfg = load_config(EngineConfig, args.config, flag_overrides(args))
     result = run_readonly(args.db, args.sql, timeout_s=cfg.timeout_s, max_rows=cfg.max_rows)
     if args.json:
@@ -170,8 +166,7 @@ def cmd_run_sql(args: argparse.Namespace) -> int:
 
 def cmd_examples(args: argparse.Namespace) -> int:
     """``examples list|add|remove|import|export``: the pairs saved for one database."""
-    from engine.db import DatabaseError, check_database
-    from engine.paths import data_dir
+    # deferred: the RAG modules (langchain_core: ~400 ms) load only for the commands that use them
     from engine.rag.documents import RagInputError
     from engine.rag.embeddings import EmbedderError
     from engine.rag.examples import ExampleError, SavedExamples
@@ -184,11 +179,11 @@ def cmd_examples(args: argparse.Namespace) -> int:
         out, text = _EXAMPLE_ACTIONS[args.action](examples, args)
     except (DatabaseError, ExampleError, RagInputError, StoreError, EmbedderError) as err:
         if args.json:
-            _print_json({"db": _redact(args.db), "error": str(err)})
+            _print_json({"db": redact(args.db), "error": str(err)})
         print(f"Error: {err}", file=sys.stderr)
         return 1
     if args.json:
-        _print_json({"db": _redact(args.db), **out})
+        _print_json({"db": redact(args.db), **out})
     elif text:
         print(text)
     return 0
@@ -223,6 +218,7 @@ def _examples_add(examples: Any, args: argparse.Namespace) -> tuple[dict[str, An
 
 
 def _examples_remove(examples: Any, args: argparse.Namespace) -> tuple[dict[str, Any], str]:
+    # deferred: the RAG modules load only for the commands that use them (see cmd_examples)
     from engine.rag.examples import ExampleError, pair_id
 
     ids = list(args.id or []) + [pair_id(q) for q in args.question or []]
@@ -235,13 +231,12 @@ def _examples_remove(examples: Any, args: argparse.Namespace) -> tuple[dict[str,
 
 
 def _examples_import(examples: Any, args: argparse.Namespace) -> tuple[dict[str, Any], str]:
-    from dataclasses import asdict
-
     report = examples.import_file(args.db, args.file)
     return {"imported": asdict(report)}, report.summary(Path(args.file).name)
 
 
 def _examples_export(examples: Any, args: argparse.Namespace) -> tuple[dict[str, Any], str]:
+    # deferred: the RAG modules load only for the commands that use them (see cmd_examples)
     from engine.rag.examples import dump
 
     if not args.out:  # the pairs themselves on stdout, Spider's JSON shape
@@ -371,10 +366,6 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as err:
         print(f"Error: {err}", file=sys.stderr)
         return 2
-    except Exception as err:  # last resort: one line, not a traceback, for a CLI user
-        from engine.models import ModelLoadError
-
-        if isinstance(err, ModelLoadError):
-            print(f"Error: {err}", file=sys.stderr)
-            return 1
-        raise
+    except ModelLoadError as err:  # one line, not a traceback, for a CLI user
+        print(f"Error: {err}", file=sys.stderr)
+        return 1
