@@ -14,6 +14,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from engine.models import ADAPTER_META_FILE
 from engine.prompt import PromptFormat
 from training.config import TrainConfig
@@ -40,8 +42,6 @@ def write_adapter_folder(
 ) -> Path:
     """Tokenizer + metadata beside the adapter weights (``trainer.save_model`` writes those,
     gathering ZeRO-3 shards), so ``load_model(adapter=folder)`` needs nothing else."""
-    import yaml
-
     folder.mkdir(parents=True, exist_ok=True)
     tokenizer.save_pretrained(folder)
     meta = {
@@ -93,6 +93,7 @@ def _prompts_line(retrieval: dict[str, Any] | None) -> str:
 
 def write_merged_model(folder: Path, source: str, adapter_dir: Path, cfg: TrainConfig) -> Path:
     """Base model (full precision, also after QLoRA) + adapter folded in, saved as one model."""
+    # deferred: torch, peft and transformers take seconds to import
     import torch
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -129,7 +130,7 @@ def save_outputs(
     """Adapter (+ optional merged model) into the output folder; returns the adapter folder.
 
     ``retrieval``: the retrieval settings the prompts were rendered with (None: plain schema)."""
-    from training.callbacks import LOSS_PLOT, plot_loss_curve
+    from training.callbacks import LOSS_PLOT, plot_loss_curve  # deferred: loads torch
 
     out = cfg.resolved_output_dir
     adapter_dir = out / ADAPTER_SUBDIR

@@ -17,6 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import sqlglot
+from sqlglot.errors import SqlglotError
+
+from engine.db import read_schema
 from engine.paths import SAMPLE_DBS_DIR
 from engine.prompt import DEFAULT_FORMAT, PromptFormat, build_training_example
 
@@ -195,7 +199,7 @@ def _read_json_rows(path: Path, split: str | None) -> list[dict]:
 
 
 def _load_from_disk(path: Path, split: str | None) -> list[dict]:
-    import datasets
+    import datasets  # deferred: datasets takes ~1.5 s to import
 
     try:
         ds = datasets.load_from_disk(str(path))
@@ -205,7 +209,7 @@ def _load_from_disk(path: Path, split: str | None) -> list[dict]:
 
 
 def _load_hub(name: str, split: str | None) -> list[dict]:
-    import datasets
+    import datasets  # deferred: datasets takes ~1.5 s to import
 
     try:
         ds = datasets.load_dataset(name, split=split or "train")
@@ -290,8 +294,6 @@ def _db_path(root: Path | None, db_id: str) -> Path | None:
 
 
 def _schema_text(db_path: Path) -> str | None:
-    from engine.db import read_schema
-
     try:
         return read_schema(db_path).ddl() or None
     except Exception:  # a corrupt file is a skipped row, not a crash
@@ -299,9 +301,6 @@ def _schema_text(db_path: Path) -> str | None:
 
 
 def _sql_problem(sql: str) -> str | None:
-    import sqlglot
-    from sqlglot.errors import SqlglotError
-
     try:
         trees = [t for t in sqlglot.parse(sql, read="sqlite") if t is not None]
     except SqlglotError:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.config import ConfigError, EngineConfig, load_config, read_yaml
+from engine.db.url import redact, storable
 from engine.paths import REPO_ROOT
 from engine.setting import setting
 
@@ -68,8 +69,6 @@ class EvalConfig:
             raise ConfigError("synthetic_rows must be at least 1")
         self.db_urls = dict(self.db_urls or {})
         for db_id, url in self.db_urls.items():
-            from engine.db.url import redact, storable
-
             if "://" in url and storable(url) != url:  # run.json records the settings
                 raise ConfigError(
                     f"db_urls.{db_id}: no password in the URL ({redact(url)}); name an "

@@ -34,6 +34,12 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import sqlglot
+from sqlglot import exp
+from sqlglot.errors import SqlglotError
+
+from training.metrics import dequote_string_operands
+
 _WORDS = ("alpha", "beta", "gamma", "delta", "omega")
 _CREATE = re.compile(r"(?=\bCREATE\s+TABLE\b)", re.IGNORECASE)
 
@@ -44,12 +50,6 @@ class SyntheticDBError(Exception):
 
 def planted_values(gold_sql: str) -> dict[str, list[Any]]:
     """Column name (lower case) -> values that make the gold query's filters true."""
-    import sqlglot
-    from sqlglot import exp
-    from sqlglot.errors import SqlglotError
-
-    from training.metrics import dequote_string_operands
-
     try:
         tree = sqlglot.parse_one(gold_sql, read="sqlite")
     except SqlglotError:

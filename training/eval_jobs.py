@@ -18,6 +18,8 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import yaml
+
 from training.jobs import exit_reason, start_child
 
 if TYPE_CHECKING:
@@ -52,8 +54,6 @@ class EvalProcess:
         self._readers: list[threading.Thread] = []
 
     def start(self) -> EvalProcess:
-        import yaml
-
         self.out.mkdir(parents=True, exist_ok=True)
         config = self.out / CONFIG_FILE
         config.write_text(yaml.safe_dump(self.cfg.settings(), sort_keys=False))

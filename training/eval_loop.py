@@ -17,9 +17,26 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import sqlglot
+from sqlglot import exp
+from sqlglot.errors import SqlglotError
+
+from engine.config import ConfigError
 from engine.db import Database, QueryResult, open_database
 from engine.pipeline import Answer, Request
+from engine.rag.index import index_database
+from engine.rag.retriever import RagRetriever
 from engine.schema import Schema
+from training.data import load_examples, split_by_database
+from training.metrics import (
+    METRICS,
+    STRING_METRICS,
+    GoldSQLError,
+    dequote_string_operands,
+    execution_match,
+    hardness,
+    run_query,
+)
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +66,6 @@ class Item:
 
 def select_examples(cfg: Any) -> Any:
     """A :class:`training.data.LoadReport` with the questions to evaluate (see EvalConfig)."""
-    from training.data import load_examples, split_by_database
-
     if cfg.holdout is None and not cfg.db_ids:
         return load_examples(cfg.data, split=cfg.split, limit=cfg.limit, seed=cfg.seed)
     loaded = load_examples(cfg.data, split=cfg.split, seed=cfg.seed)
@@ -108,8 +123,6 @@ def resume_records(
 
     Raises ConfigError when the folder holds a run with other ``identity`` settings.
     """
-    from engine.config import ConfigError
-
     done: dict[int, dict] = {}
     if resume and run_file.is_file() and preds.is_file():
         previous = json.loads(run_file.read_text()).get("identity", {})
@@ -151,9 +164,6 @@ def ensure_index(retriever: Any, db_path: Database, ctx: RunContext) -> None:
     """Index a database for RAG without question/SQL examples: neither the bundled sample
     pairs nor the pairs a user saved for it (either would hand the model the very answers
     being evaluated)."""
-    from engine.rag.index import index_database
-    from engine.rag.retriever import RagRetriever
-
     if db_path in ctx.indexed or not isinstance(retriever, RagRetriever):
         return
     if retriever.store.info(db_path) is None:
@@ -172,8 +182,6 @@ def ensure_index(retriever: Any, db_path: Database, ctx: RunContext) -> None:
 
 def prepare(item: Item, engine: Any, ctx: RunContext) -> None:
     """Find (or build) the database, run the gold query, index the database for retrieval."""
-    from training.metrics import run_query
-
     ex = item.example
     gold = ex.sql
     url = db_url(ctx.db_urls, ex.db_id)
@@ -222,12 +230,6 @@ def transpile_gold(sql: str, dialect: str) -> str:
     depends on the grouped key); such questions are recorded with their gold error, unscored."""
     if dialect == "sqlite":
         return sql
-    import sqlglot
-    from sqlglot import exp
-    from sqlglot.errors import SqlglotError
-
-    from training.metrics import dequote_string_operands
-
     try:
         tree = sqlglot.parse_one(sql, read="sqlite")
         dequote_string_operands(tree)
@@ -241,16 +243,11 @@ def transpile_gold(sql: str, dialect: str) -> str:
 
 
 def _valid(item: Item) -> float:
-    from training.metrics import METRICS
-
     sql = item.answer.sql if item.answer else None
     if not sql:
         return 0.0
     if item.schema is not None:
         return METRICS["valid_sql"](sql, item.example.sql, schema=item.schema)
-    import sqlglot
-    from sqlglot.errors import SqlglotError
-
     try:
         return float(sqlglot.parse_one(sql, read="sqlite") is not None)
     except SqlglotError:
@@ -263,8 +260,6 @@ def score(item: Item, engine: Any) -> dict[str, Any]:
     Execution accuracy compares the rows the engine served; an answer the engine refused
     (failed checking or execution) is wrong, as it is for a chat user.
     """
-    from training.metrics import METRICS, STRING_METRICS, GoldSQLError, execution_match, hardness
-
     ex, answer = item.example, item.answer
     error = answer.error if answer is not None else item.db_error
     rec = _record(item, error=error, hardness=hardness(ex.sql))
@@ -338,8 +333,6 @@ def _record(item: Item, *, error: str | None, hardness: str) -> dict[str, Any]:
 
 
 def _failed_record(item: Item, err: BaseException) -> dict[str, Any]:
-    from training.metrics import STRING_METRICS
-
     return {
         **_record(item, error=f"scoring failed: {_one_line(err)}", hardness="unknown"),
         "valid_sql": 0.0,

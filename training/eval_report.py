@@ -237,10 +237,10 @@ def render_report(metrics: dict[str, Any]) -> str:
 
 def write_plot(metrics: dict[str, Any], path: Path) -> None:
     """Bars of execution accuracy (exact match without databases) by difficulty and database."""
-    import matplotlib
+    import matplotlib  # deferred: matplotlib takes ~300 ms, for the end of a run only
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # deferred: after choosing the Agg backend above
 
     key = "execution_accuracy" if metrics["execution_accuracy"] is not None else "exact_match"
     label = key.replace("_", " ")

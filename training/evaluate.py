@@ -41,6 +41,7 @@ from training.eval_config import (
     ProgressFn,
     make_config,
 )
+from training.run_lock import run_lock
 
 if TYPE_CHECKING:
     from engine.pipeline import TextToSQL
@@ -57,6 +58,7 @@ def build_engine(
     question/SQL pairs (the app's store may hold the very questions being evaluated) and
     never indexed on the fly.
     """
+    # deferred: the model and retrieval modules (~90 ms) load to evaluate, not for --help
     from engine.factory import engine_from_config
 
     rag = dataclasses.replace(
@@ -81,8 +83,6 @@ def run(
     the answer loop is ``cfg.engine``'s. One process at a time writes a run folder: a resumed
     run waits for an earlier process of it to stop (:mod:`training.run_lock`).
     """
-    from training.run_lock import run_lock
-
     if not cfg.out:
         raise ConfigError("out (the output folder) is required")
     out = Path(cfg.out).expanduser()
@@ -98,6 +98,7 @@ def _run(
     backend: Any,
     retriever: Any,
 ) -> dict[str, Any]:
+    # deferred: the run's modules (retrieval, scoring: ~120 ms) load to evaluate, not for --help
     from training.eval_dbs import SyntheticDatabases
     from training.eval_loop import (
         RunContext,
@@ -273,7 +274,7 @@ def config_from_args(args: argparse.Namespace) -> EvalConfig:
 
 
 def _tqdm_progress() -> ProgressFn:
-    from tqdm import tqdm
+    from tqdm import tqdm  # deferred: ~20 ms, for a run in a terminal only (not --help)
 
     bar: dict[str, Any] = {}
 
@@ -294,7 +295,7 @@ def _tqdm_progress() -> ProgressFn:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["compare"]:
-        from training.eval_report import compare_runs
+        from training.eval_report import compare_runs  # deferred: ~15 ms, not for --help
 
         cp = argparse.ArgumentParser(prog="python -m training.evaluate compare")
         cp.add_argument("dirs", nargs="+", help="evaluation output folders")

@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import re
 import shutil
 import sys
 import time
@@ -33,7 +34,16 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from engine.backends.lora_gguf import (
+    _PERMUTE_QK,
+    LoraConversionError,
+    _arch_enum,
+    _base_info,
+    _permute_rows,
+)
 from engine.config import ConfigError, load_config, parse_overrides
+from engine.models import PRESETS, ModelLoadError, preset_gguf, read_adapter_meta, resolve_source
+from engine.prompt import DEFAULT_FORMAT, SYSTEM_PROMPT
 
 log = logging.getLogger("training.export")
 # llama.cpp's llama_ftype values for what we offer
@@ -79,7 +89,6 @@ class ExportResult:
 
 def run(cfg: ExportConfig, progress: Callable[[str], None] | None = None) -> ExportResult:
     """Merge, then (``cfg.gguf``) convert and quantize; returns where everything went."""
-    from engine.models import ModelLoadError, read_adapter_meta, resolve_source
 
     def say(message: str) -> None:
         log.info(message)
@@ -131,8 +140,6 @@ def run(cfg: ExportConfig, progress: Callable[[str], None] | None = None) -> Exp
 
 
 def _base_gguf(base: str, say: Callable[[str], None]) -> Path:
-    from engine.models import PRESETS, ModelLoadError, preset_gguf
-
     if base in PRESETS:
         try:
             return preset_gguf(PRESETS[base], say)
@@ -149,6 +156,7 @@ def _base_gguf(base: str, say: Callable[[str], None]) -> Path:
 
 def _merge(source: str, adapter: Path) -> tuple[Any, Any]:
     """Base (fp32) + adapter folded in, as a plain transformers model, and its tokenizer."""
+    # deferred: torch, peft and transformers take seconds to import
     import torch
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -167,8 +175,6 @@ def _merge(source: str, adapter: Path) -> tuple[Any, Any]:
 def _served_as(meta: dict[str, Any]) -> dict[str, Any]:
     """What the adapter was trained to see; the engine prompts a bare GGUF with the default
     prompt format, so a different one is recorded here and warned about."""
-    from engine.prompt import DEFAULT_FORMAT
-
     fmt = meta.get("prompt_format")
     if fmt and fmt != DEFAULT_FORMAT.to_dict():
         log.warning("The adapter was trained with another prompt format than the default one")
@@ -178,9 +184,7 @@ def _served_as(meta: dict[str, Any]) -> dict[str, Any]:
 def write_gguf(state: dict[str, Any], base_gguf: Path, out: Path, name: str) -> Path:
     """``state`` (a merged Hugging Face state dict) as an F16 GGUF with ``base_gguf``'s
     metadata and tensor names; 1-D tensors stay F32, as llama.cpp's converter keeps them."""
-    import gguf
-
-    from engine.backends.lora_gguf import _PERMUTE_QK, LoraConversionError, _arch_enum, _base_info
+    import gguf  # deferred: gguf takes ~250 ms (numpy included)
 
     try:
         arch, n_head, n_head_kv, n_blocks = _base_info(base_gguf)
@@ -210,8 +214,6 @@ def write_gguf(state: dict[str, Any], base_gguf: Path, out: Path, name: str) -> 
             raise ExportError(f"The merged model has no weights for {info.name}")
         array = tensors[info.name]
         if _PERMUTE_QK[arch] and info.name.endswith(("attn_q.weight", "attn_k.weight")):
-            from engine.backends.lora_gguf import _permute_rows
-
             array = _permute_rows(array, n_head if "attn_q" in info.name else n_head_kv)
         if tuple(reversed(array.shape)) != tuple(int(d) for d in info.shape):
             raise ExportError(f"{info.name}: merged shape {array.shape} does not fit the base")
@@ -226,7 +228,7 @@ def write_gguf(state: dict[str, Any], base_gguf: Path, out: Path, name: str) -> 
 def quantize(source: Path, out: Path, quant: str, threads: int | None = None) -> Path:
     """llama.cpp's own quantizer (``llama_model_quantize``), F16 GGUF in, ``quant`` out."""
     try:
-        import llama_cpp
+        import llama_cpp  # optional: llama-cpp-python may be absent
     except ImportError as err:
         raise ExportError(
             "Quantizing needs llama-cpp-python (scripts/setup.sh builds it); "
@@ -252,8 +254,6 @@ CHATML = (
 
 def write_modelfile(folder: Path, gguf_file: Path, tokenizer: Any) -> Path:
     """An Ollama Modelfile beside the GGUF: greedy decoding, the chat template's stop token."""
-    from engine.prompt import SYSTEM_PROMPT
-
     template = getattr(tokenizer, "chat_template", None) or ""
     lines = [
         "# Ollama: ollama create NAME -f Modelfile, then ask through its OpenAI-compatible API:",
@@ -270,8 +270,6 @@ def write_modelfile(folder: Path, gguf_file: Path, tokenizer: Any) -> Path:
 
 
 def _safe_name(text: str) -> str:
-    import re
-
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-") or "text2sql"
 
 

@@ -26,6 +26,8 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 
+import yaml
+
 from engine.paths import REPO_ROOT
 from training.config import TrainConfig
 from training.guard import APP_PID_ENV
@@ -80,8 +82,6 @@ class TrainingJob:
         self._cancel_requested = False
 
     def start(self) -> TrainingJob:
-        import yaml
-
         self.output_dir.mkdir(parents=True, exist_ok=True)
         (self.output_dir / CANCEL_FILE).unlink(missing_ok=True)
         config_path = self.output_dir / JOB_CONFIG_FILE

@@ -34,7 +34,7 @@ def target_modules(cfg: TrainConfig, model_type: str) -> str | list[str]:
 
 
 def lora_config(cfg: TrainConfig, model_type: str) -> Any:
-    from peft import LoraConfig
+    from peft import LoraConfig  # deferred: peft takes seconds to import
 
     return LoraConfig(
         r=cfg.lora.r,
@@ -48,13 +48,14 @@ def lora_config(cfg: TrainConfig, model_type: str) -> Any:
 
 def torch_dtype(cfg: TrainConfig) -> Any:
     """Weights dtype for the base model: fp32 on CPU, the training precision on GPU."""
-    import torch
+    import torch  # deferred: torch takes seconds to import
 
     return {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[cfg.precision]
 
 
 def quantization_config(cfg: TrainConfig) -> Any:
     """The seed's QLoRA setting: 4-bit NF4, double quantisation, fp16 compute (on GPU)."""
+    # deferred: torch and transformers take seconds to import
     import torch
     from transformers import BitsAndBytesConfig
 
@@ -74,7 +75,7 @@ def quantization_config(cfg: TrainConfig) -> Any:
 
 def load_base_model(cfg: TrainConfig, source: str, local_rank: int = 0) -> Any:
     """The base causal LM, full precision (LoRA) or 4-bit (QLoRA), on the config's device."""
-    from transformers import AutoModelForCausalLM
+    from transformers import AutoModelForCausalLM  # deferred: seconds to import
 
     kwargs: dict[str, Any] = {"dtype": torch_dtype(cfg)}
     if cfg.method == "qlora":
@@ -87,7 +88,7 @@ def load_base_model(cfg: TrainConfig, source: str, local_rank: int = 0) -> Any:
     if quantizer is not None and cfg.method != "qlora":  # a dequantised GGUF still carries a flag
         quantizer.remove_quantization_config(model)
     if cfg.method == "qlora":
-        from peft import prepare_model_for_kbit_training
+        from peft import prepare_model_for_kbit_training  # deferred: seconds to import
 
         model = prepare_model_for_kbit_training(
             model, use_gradient_checkpointing=cfg.gradient_checkpointing

@@ -27,7 +27,12 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
+import sqlglot
+from sqlglot import exp
+from sqlglot.errors import SqlglotError
+
 from engine.db import Database, DbRef, QueryResult, run_readonly
+from engine.sql_check import validate_sql
 
 Metric = Callable[..., float]
 MAX_COLUMN_PERMUTATIONS = 10_000
@@ -42,8 +47,6 @@ class GoldSQLError(Exception):
 
 def dequote_string_operands(tree: Any) -> None:
     """``WHERE city = "Paris"``: a double-quoted right operand is a string, as SQLite reads it."""
-    from sqlglot import exp
-
     predicates = (exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE, exp.Like, exp.Glob)
     candidates: list[Any] = [n.expression for n in tree.find_all(*predicates)]
     candidates += [e for n in tree.find_all(exp.In) for e in n.expressions]
@@ -58,10 +61,6 @@ def normalize_sql(sql: str) -> str:
     functions, single spaces, no trailing semicolon, unquoted lower-case identifiers,
     single-quoted strings, no explicit ASC, JOIN for INNER JOIN. SQL that sqlglot cannot parse falls back to collapsed whitespace in
     lower case."""
-    import sqlglot
-    from sqlglot import exp
-    from sqlglot.errors import SqlglotError
-
     text = (sql or "").strip().rstrip(";").strip()
     try:
         tree = sqlglot.parse_one(text, read="sqlite")
@@ -96,14 +95,14 @@ def raw_exact_match(prediction: str, gold: str, **_: Any) -> float:
 
 def bleu(prediction: str, gold: str, **_: Any) -> float:
     """Sentence BLEU (sacrebleu, 13a tokens), scaled to 0..1."""
-    import sacrebleu
+    import sacrebleu  # deferred: sacrebleu takes ~250 ms to import
 
     return min(1.0, sacrebleu.sentence_bleu(prediction or "", [gold]).score / 100.0)
 
 
 def corpus_bleu(predictions: Sequence[str], golds: Sequence[str]) -> float:
     """Corpus BLEU (what the seed reported as BLEU), scaled to 0..1."""
-    import sacrebleu
+    import sacrebleu  # deferred: sacrebleu takes ~250 ms to import
 
     if not predictions:
         return 0.0
@@ -113,7 +112,7 @@ def corpus_bleu(predictions: Sequence[str], golds: Sequence[str]) -> float:
 
 @functools.lru_cache(maxsize=1)
 def _rouge_scorer() -> Any:
-    from rouge_score import rouge_scorer
+    from rouge_score import rouge_scorer  # deferred: rouge_score takes seconds (nltk)
 
     return rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeL"], use_stemmer=False)
 
@@ -189,9 +188,6 @@ def results_match(
 @functools.lru_cache(maxsize=4096)
 def has_order_by(sql: str) -> bool:
     """Whether the outermost query sorts its rows (an ORDER BY inside a subquery does not)."""
-    import sqlglot
-    from sqlglot.errors import SqlglotError
-
     try:
         tree = sqlglot.parse_one(sql, read="sqlite")
     except SqlglotError:
@@ -235,8 +231,6 @@ def execution_match(
 
 def valid_sql(prediction: str | None, gold: str, *, schema: Any, **_: Any) -> float:
     """1.0 when the prediction parses and names only tables/columns of ``schema``."""
-    from engine.sql_check import validate_sql
-
     return float(bool(prediction) and validate_sql(prediction, schema).ok)
 
 
@@ -260,7 +254,6 @@ HARDNESS_LEVELS = ("easy", "medium", "hard", "extra")
 
 def _own_nodes(node: Any, *types: type) -> list[Any]:
     """Nodes of ``types`` under ``node`` that belong to it, not to a nested query."""
-    from sqlglot import exp
 
     def prune(n: Any) -> bool:
         return n is not node and isinstance(n, exp.Query | exp.Subquery)
@@ -270,8 +263,6 @@ def _own_nodes(node: Any, *types: type) -> list[Any]:
 
 def _conditions(node: Any) -> list[Any]:
     """``a AND (b OR c)`` -> [a, b, c]."""
-    from sqlglot import exp
-
     if node is None:
         return []
     if isinstance(node, exp.Where | exp.Having | exp.Paren):
@@ -283,8 +274,6 @@ def _conditions(node: Any) -> list[Any]:
 
 def _components(select: Any) -> tuple[int, int, int]:
     """Spider's (component1, component2, others) counts for one SELECT."""
-    from sqlglot import exp
-
     joins = select.args.get("joins") or []
     where, having = select.args.get("where"), select.args.get("having")
     group = select.args.get("group")
@@ -306,10 +295,6 @@ def _components(select: Any) -> tuple[int, int, int]:
 
 def hardness(sql: str) -> str:
     """Spider's difficulty level (easy/medium/hard/extra) of a query; "unknown" if unparsable."""
-    import sqlglot
-    from sqlglot import exp
-    from sqlglot.errors import SqlglotError
-
     try:
         tree = sqlglot.parse_one(sql, read="sqlite")
     except SqlglotError:

@@ -32,14 +32,22 @@ import hashlib
 import json
 import logging
 import os
+import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from tqdm import tqdm
+
+from engine.backends.base import GenerationConfig
+from engine.backends.llamacpp import MAX_CONTEXT
 from engine.db import Database, open_database
 from engine.prompt import Prompter, PromptFormat, prompt_budget
 from engine.rag.config import RagConfig
+from engine.rag.index import index_database
+from engine.rag.retriever import RagRetriever
+from engine.rag.store import VectorStore
 from training.data import Example, to_prompt_completion
 
 log = logging.getLogger(__name__)
@@ -63,9 +71,6 @@ class ServedPrompts:
         progress: Callable[[str], None] | None = None,
         show_bar: bool = False,
     ) -> None:
-        from engine.backends.base import GenerationConfig
-        from engine.backends.llamacpp import MAX_CONTEXT
-
         self.rag = rag
         self.store_root = Path(store_root)
         self.progress = progress
@@ -89,10 +94,6 @@ class ServedPrompts:
         Each database's solved examples are the pairs of ``examples`` on it (the first of a
         question when it repeats), nothing the app saved and nothing bundled.
         """
-        from engine.rag.index import index_database
-        from engine.rag.retriever import RagRetriever
-        from engine.rag.store import VectorStore
-
         by_db = pairs_by_database(examples)
         self.store_dir = self.store_root / f"train-{index_digest(self.rag, by_db)}"
         cfg = dataclasses.replace(self.rag, store_dir=str(self.store_dir), auto_index=False)
@@ -189,6 +190,7 @@ def served_prompts(
 
 def pairs_by_database(examples: list[Example]) -> dict[Path, list[dict[str, str]]]:
     """Question/SQL rows per database file, the first of each question (as the index keeps)."""
+    # deferred: left here while engine.rag.examples is being renamed (hoist it then)
     from engine.rag.examples import pair_id
 
     out: dict[Path, list[dict[str, str]]] = {}
@@ -213,8 +215,4 @@ def index_digest(rag: RagConfig, by_db: dict[Path, list[dict[str, str]]]) -> str
 
 
 def _bar(total: int, desc: str = "Indexing databases", unit: str = "db") -> Any:
-    import sys
-
-    from tqdm import tqdm
-
     return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr)

@@ -22,7 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from engine.config import ConfigError, add_setting_flags, describe, flag_overrides
+from engine.models import ModelLoadError, resolve_source
+from engine.prompt import DEFAULT_FORMAT, ensure_chat_template
 from training.config import TrainConfig, load_train_config, shipped_config
+from training.lora import load_base_model, lora_config
 from training.progress import ProgressEvent, ProgressFn
 
 log = logging.getLogger("training")
@@ -51,7 +54,7 @@ def run(
     ``should_cancel()`` is polled after every step; when true the run saves a checkpoint and
     raises :class:`TrainingCancelled`.
     """
-    import torch
+    import torch  # deferred: torch takes seconds to import
 
     def say(message: str) -> None:
         log.info(message)
@@ -67,8 +70,7 @@ def run(
         torch.set_num_threads(cfg.threads)
 
     # 1. data
-    from engine.models import resolve_source
-    from engine.prompt import DEFAULT_FORMAT, ensure_chat_template
+    # deferred: training.data is off --help's start-up (~10 ms)
     from training.data import load_examples, split_by_database
 
     report = load_examples(cfg.data, split=cfg.split, limit=cfg.limit, seed=cfg.seed)
@@ -80,9 +82,7 @@ def run(
     say(f"Split by database: {len(train_ex)} train, {len(val_ex)} validation examples")
 
     # 2. model + tokenizer
-    from transformers import AutoTokenizer
-
-    from training.lora import load_base_model
+    from transformers import AutoTokenizer  # deferred: seconds to import
 
     source = resolve_source(cfg.model, progress=say)
     tokenizer = ensure_chat_template(AutoTokenizer.from_pretrained(source))
@@ -90,6 +90,7 @@ def run(
         tokenizer.pad_token = tokenizer.eos_token
     _check_stop_token(tokenizer, say)
     fmt = DEFAULT_FORMAT
+    # deferred: retrieval and the llama.cpp backend's modules (~110 ms), not for --help
     from training.served_prompts import served_prompts
 
     prompts = served_prompts(cfg, tokenizer, fmt, train_ex + val_ex, say, progress_bar)
@@ -103,6 +104,7 @@ def run(
     model = load_base_model(cfg, source, local_rank=int(os.environ.get("LOCAL_RANK", 0)))
 
     # 3. train
+    # deferred: training.callbacks imports torch and transformers
     from training.callbacks import CancelCallback, LossCurveCallback, ProgressCallback
 
     render = prompts.rows if prompts is not None else None
@@ -127,7 +129,7 @@ def run(
         raise TrainingCancelled(f"Cancelled at step {trainer.state.global_step}; resume to go on")
 
     # 4. save
-    from training.artifacts import save_outputs
+    from training.artifacts import save_outputs  # deferred: yaml (~25 ms), not for --help
 
     return save_outputs(
         trainer, tokenizer, cfg, fmt, report, train_ex, val_ex, source, say, retrieval
@@ -151,11 +153,11 @@ def build_trainer(
     for prompts as the engine serves them (what :func:`run` passes when retrieval is on);
     None: plain schema prompts. ``args`` replaces the SFTConfig built from ``cfg`` (the
     benchmark's baseline uses it)."""
+    # deferred: datasets and trl take seconds to import; training.data: see run
     from datasets import Dataset
     from trl import SFTTrainer
 
     from training.data import to_prompt_completion
-    from training.lora import lora_config
 
     def plain(examples: list[Any]) -> list[dict]:
         return [to_prompt_completion(e, fmt) for e in examples]
@@ -198,7 +200,7 @@ def fitting_rows(rows: list[dict], tokenizer: Any, cfg: TrainConfig) -> list[dic
 
 
 def sft_config(cfg: TrainConfig, has_eval: bool = False, progress_bar: bool = True) -> Any:
-    from trl import SFTConfig
+    from trl import SFTConfig  # deferred: trl takes seconds to import
 
     eval_steps = cfg.eval_steps or cfg.save_steps
     return SFTConfig(
@@ -334,8 +336,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("accelerate").setLevel(logging.WARNING)
     emit = _print_event if args.events_json else None
     cancel_file = Path(args.cancel_file) if args.cancel_file else None
-    from engine.models import ModelLoadError
-    from training.data import DataError
+    from training.data import DataError  # deferred: off --help's start-up (~10 ms)
 
     try:
         cfg = load_train_config(args.config or default_config_file(), flag_overrides(args))
@@ -369,7 +370,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def default_config_file() -> Path:
     """Without ``--config``: the shipped config for this machine (GPU QLoRA, else CPU LoRA)."""
-    import torch
+    import torch  # deferred: torch takes seconds to import
 
     path = shipped_config(torch.cuda.is_available())
     log.info("No --config given: using configs/%s", path.name)
