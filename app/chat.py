@@ -23,7 +23,7 @@ from engine.db import DatabaseError, read_schema, run_readonly
 from engine.followup import retrieval_query
 from engine.pipeline import Request
 from engine.rag.documents import RagInputError
-from engine.rag.examples import ExampleError
+from engine.rag.saved_pairs import PairError
 from engine.rag.store import StoreError
 
 # Every question to the model, from the chat or a program (app.api), is in this queue group:
@@ -165,7 +165,7 @@ def save_example(
         return False, "Please choose a database."
     try:
         saved = examples.add(path, question, sql)
-    except (ExampleError, RagInputError, StoreError, EmbedderError) as err:
+    except (PairError, RagInputError, StoreError, EmbedderError) as err:
         return False, f"**Not saved:** {first_line(err)}"
     verb = "Updated the saved SQL of" if saved.replaced else "Saved"
     when = (

@@ -2,7 +2,7 @@
 
 List and search them, click one to edit or delete it, add new ones, import a JSON/JSONL/CSV
 file of pairs, export them. Every change is checked (the SQL must run) and reaches the
-database's vector index at once (engine.rag.examples.SavedExamples). It imports gradio:
+database's vector index at once (engine.rag.saved_pairs.SavedPairs). It imports gradio:
 app.schema_tab imports it only while its tab is built.
 """
 
@@ -23,8 +23,8 @@ from app.selection import row_click
 from app.uploads import safe_name
 from engine.db import open_database
 from engine.rag.documents import RagInputError
-from engine.rag.examples import ExampleError
 from engine.rag.index import default_examples
+from engine.rag.saved_pairs import PairError
 from engine.rag.store import StoreError
 
 COLUMNS = ["Question", "SQL"]
@@ -33,7 +33,7 @@ COLUMNS = ["Question", "SQL"]
 def _errors() -> tuple[type[Exception], ...]:
     from engine.rag.embeddings import EmbedderError  # deferred: it loads LangChain (0.4 s)
 
-    return ExampleError, RagInputError, StoreError, EmbedderError
+    return PairError, RagInputError, StoreError, EmbedderError
 
 
 def bundled_count(db: Path | str) -> int:
@@ -49,7 +49,7 @@ class ExamplesPanel:
     """Components and handlers; handlers return {component: update} dicts."""
 
     def __init__(self, examples: Any, databases: Callable[[], dict[str, Any]] | None = None):
-        self.examples = examples  # engine.rag.examples.SavedExamples
+        self.examples = examples  # engine.rag.saved_pairs.SavedPairs
         # the caller's databases by label (app.databases.databases_of their space); default:
         # the local user's
         self.databases = databases or databases_of

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from engine.models import PRESETS, read_adapter_meta
+from engine.models import read_adapter_meta
+from engine.presets import PRESETS
 
 ADAPTER_PREFIX = "adapter: "
 

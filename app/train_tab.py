@@ -13,8 +13,8 @@ from app.model_choices import runs_dir
 from app.recovery import interrupted_training, resume_offer
 from app.users import root_of
 from engine.config import ConfigError
-from engine.models import PRESETS
 from engine.paths import REPO_ROOT
+from engine.presets import PRESETS
 from training.config import load_train_config, shipped_config
 from training.jobs import JOB_CONFIG_FILE, JobBusy, JobManager, JobStatus
 

@@ -24,8 +24,8 @@ from typing import Any
 from app.uploads import upload_dir
 from engine.history import QuestionHistory
 from engine.paths import data_dir
-from engine.rag.examples import SavedExamples
 from engine.rag.retriever import RagRetriever
+from engine.rag.saved_pairs import SavedPairs
 
 PASSWORD_ENV = "TEXT2SQL_PASSWORD"
 # With sign-in, what is built outside any user's event (the page's first lists) belongs to
@@ -44,7 +44,7 @@ class UserSpace:
     name: str  # "" for the local user
     root: Path
     history: Any  # engine.history.QuestionHistory
-    examples: Any  # engine.rag.examples.SavedExamples
+    examples: Any  # engine.rag.saved_pairs.SavedPairs
     retriever: Any = None  # engine.rag.retriever.RagRetriever over the user's own index
     rag: Any = None  # engine.rag.config.RagConfig of the user's index (None: the app's)
 
@@ -101,7 +101,7 @@ class Spaces:
                 "",
                 data_dir(),
                 QuestionHistory(data_dir()),
-                SavedExamples(self.rag, data_dir(), timeout_s=self.timeout_s),
+                SavedPairs(self.rag, data_dir(), timeout_s=self.timeout_s),
                 rag=self.rag,
             )
         root = user_root(name)
@@ -114,7 +114,7 @@ class Spaces:
             name,
             root,
             QuestionHistory(root),
-            SavedExamples(rag, root, timeout_s=self.timeout_s),
+            SavedPairs(rag, root, timeout_s=self.timeout_s),
             retriever,
             rag,
         )

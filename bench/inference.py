@@ -36,8 +36,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from engine.backends.base import GenerationConfig  # noqa: E402
-from engine.models import DEFAULT_MODEL  # noqa: E402
 from engine.paths import sample_databases, sample_pairs_file  # noqa: E402
+from engine.presets import DEFAULT_MODEL  # noqa: E402
 
 log = logging.getLogger("bench.inference")
 PER_DB = 20  # questions per sample database, spread evenly over its pairs file

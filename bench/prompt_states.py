@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from bench.inference import fixed_questions, make_retriever, percentile  # noqa: E402
-from engine.models import DEFAULT_MODEL  # noqa: E402
+from engine.presets import DEFAULT_MODEL  # noqa: E402
 
 log = logging.getLogger("bench.prompt_states")
 

@@ -86,7 +86,7 @@ def main() -> None:
 
     from engine.rag.config import RagConfig
     from engine.rag.embeddings import get_embeddings
-    from engine.rag.search import KindRetriever
+    from engine.rag.kind_retriever import KindRetriever
     from engine.rag.store import VectorStore
 
     rng = random.Random(0)

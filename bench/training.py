@@ -47,7 +47,7 @@ def measure(mode: str, cfg: Any, examples: list[Any], max_length: int) -> dict[s
     """One epoch over ``examples``; returns real tokens, padded tokens, steps and wall time."""
     from transformers import AutoTokenizer
 
-    from engine.models import resolve_source
+    from engine.presets import resolve_source
     from engine.prompt import DEFAULT_FORMAT, ensure_chat_template
     from training.lora import load_base_model
     from training.train import build_trainer, sft_config
@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
     from transformers import AutoTokenizer
 
-    from engine.models import resolve_source
+    from engine.presets import resolve_source
     from engine.prompt import DEFAULT_FORMAT, ensure_chat_template
     from training.config import load_train_config
     from training.data import load_examples, to_prompt_completion

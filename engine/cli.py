@@ -21,7 +21,7 @@ from engine.config import (
     load_config,
 )
 from engine.db import DatabaseError, check_database, redact, run_readonly
-from engine.models import ModelLoadError
+from engine.errors import ModelLoadError
 from engine.paths import data_dir
 
 
@@ -169,15 +169,15 @@ def cmd_examples(args: argparse.Namespace) -> int:
     # deferred: the RAG modules (langchain_core: ~400 ms) load only for the commands that use them
     from engine.rag.documents import RagInputError
     from engine.rag.embeddings import EmbedderError
-    from engine.rag.examples import ExampleError, SavedExamples
+    from engine.rag.saved_pairs import PairError, SavedPairs
     from engine.rag.store import StoreError
 
     cfg = load_config(EngineConfig, args.config, flag_overrides(args))
-    examples = SavedExamples(cfg.rag, data_dir(), timeout_s=cfg.timeout_s)
+    examples = SavedPairs(cfg.rag, data_dir(), timeout_s=cfg.timeout_s)
     try:
         check_database(args.db)
         out, text = _EXAMPLE_ACTIONS[args.action](examples, args)
-    except (DatabaseError, ExampleError, RagInputError, StoreError, EmbedderError) as err:
+    except (DatabaseError, PairError, RagInputError, StoreError, EmbedderError) as err:
         if args.json:
             _print_json({"db": redact(args.db), "error": str(err)})
         print(f"Error: {err}", file=sys.stderr)
@@ -219,14 +219,14 @@ def _examples_add(examples: Any, args: argparse.Namespace) -> tuple[dict[str, An
 
 def _examples_remove(examples: Any, args: argparse.Namespace) -> tuple[dict[str, Any], str]:
     # deferred: the RAG modules load only for the commands that use them (see cmd_examples)
-    from engine.rag.examples import ExampleError, pair_id
+    from engine.rag.saved_pairs import PairError, pair_id
 
     ids = list(args.id or []) + [pair_id(q) for q in args.question or []]
     if not ids:
-        raise ExampleError("Say which pair: --id ID or --question TEXT", "no pair given")
+        raise PairError("Say which pair: --id ID or --question TEXT", "no pair given")
     removed = examples.remove(args.db, ids)
     if not removed:
-        raise ExampleError(f"No saved pair matches {', '.join(ids)}", "not found")
+        raise PairError(f"No saved pair matches {', '.join(ids)}", "not found")
     return {"removed": [_pair_dict(p) for p in removed]}, f"Removed {len(removed)} pair(s)"
 
 
@@ -237,7 +237,7 @@ def _examples_import(examples: Any, args: argparse.Namespace) -> tuple[dict[str,
 
 def _examples_export(examples: Any, args: argparse.Namespace) -> tuple[dict[str, Any], str]:
     # deferred: the RAG modules load only for the commands that use them (see cmd_examples)
-    from engine.rag.examples import dump
+    from engine.rag.saved_pairs import dump
 
     if not args.out:  # the pairs themselves on stdout, Spider's JSON shape
         sys.stdout.write(dump(examples.book.pairs(args.db)))

@@ -21,8 +21,8 @@ from typing import Any, TypeVar
 from engine.backends.base import BACKEND_KINDS, GenerationConfig, check_backend_kind
 from engine.backends.openai_config import OpenAIConfig
 from engine.errors import ConfigError
-from engine.models import DEFAULT_MODEL
 from engine.pipeline import MAX_ATTEMPTS, MAX_ROWS, TIMEOUT_S
+from engine.presets import DEFAULT_MODEL
 from engine.rag.config import RagConfig
 from engine.setting import help_of, setting
 

@@ -9,3 +9,7 @@ from __future__ import annotations
 
 class ConfigError(ValueError):
     """A config file, override or setting is wrong; the message names the key."""
+
+
+class ModelLoadError(RuntimeError):
+    """A model or adapter could not be loaded; the message says why in one line."""

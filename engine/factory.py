@@ -12,11 +12,11 @@ from typing import Any
 from engine.backends.base import Backend
 from engine.backends.loader import load_backend
 from engine.config import EngineConfig
+from engine.context import Retriever
 from engine.models import read_adapter_meta
 from engine.pipeline import TextToSQL
 from engine.rag.config import RagConfig
 from engine.rag.retriever import RagRetriever
-from engine.retrieval import Retriever
 
 log = logging.getLogger(__name__)
 

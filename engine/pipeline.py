@@ -18,10 +18,10 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from engine.backends.base import Backend, GenerationConfig
+from engine.context import Context, Retriever, Source
 from engine.db import Database, DatabaseError, DbRef, QueryResult, open_database
 from engine.followup import attach_previous, retrieval_query
 from engine.prompt import Message, Prompter, build_repair_messages, prompt_budget
-from engine.retrieval import Context, Retriever, Source
 from engine.schema import Schema
 from engine.sql_check import extract_sql, validate_sql
 

@@ -18,8 +18,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from engine.context import Context, Retriever, Source
 from engine.followup import previous_note, retrieval_query
-from engine.retrieval import Context, Retriever, Source
 
 if TYPE_CHECKING:
     from engine.db import Database

@@ -93,9 +93,9 @@ def _sources(page):
 
 
 def _saved(data, db=SHOP):
-    from engine.rag.examples import ExampleBook
+    from engine.rag.saved_pairs import PairBook
 
-    return [(p.question, p.query) for p in ExampleBook(data).pairs(db)]
+    return [(p.question, p.query) for p in PairBook(data).pairs(db)]
 
 
 def test_correct_answer_is_retrieved_for_a_similar_question(app):

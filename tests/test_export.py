@@ -31,7 +31,7 @@ needs_llamacpp = pytest.mark.skipif(
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     """(adapter, F16 GGUF, Q8_0 GGUF, export result) for a random SmolLM2 adapter."""
-    from engine.models import prepare_preset
+    from engine.presets import prepare_preset
 
     run_dir = tmp_path_factory.mktemp("run")
     adapter = random_adapter(prepare_preset(SMOL), run_dir / "adapter", scale=0.05)

@@ -101,7 +101,7 @@ def test_a_wrong_column_of_the_previous_rows_is_repaired_like_any_other(db):
 
 
 def test_the_engine_retrieves_for_a_follow_up_with_the_question_before_it(db):
-    from engine.retrieval import Context
+    from engine.context import Context
 
     class Recording:
         def __init__(self):

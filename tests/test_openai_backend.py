@@ -27,8 +27,8 @@ from engine.backends.base import GenerationConfig
 from engine.backends.openai_backend import OpenAIBackend, RemoteError, connect
 from engine.backends.openai_config import OpenAIConfig
 from engine.config import ConfigError, EngineConfig, load_config
+from engine.errors import ModelLoadError
 from engine.factory import engine_from_config
-from engine.models import ModelLoadError
 from engine.rag.config import RagConfig
 
 REPO = Path(__file__).resolve().parent.parent
@@ -52,7 +52,7 @@ def free_port() -> int:
 @pytest.fixture(scope="session")
 def server(tmp_path_factory):
     """(base_url, key) of a llama.cpp server on 127.0.0.1 that requires the key."""
-    from engine.models import PRESETS, preset_gguf
+    from engine.presets import PRESETS, preset_gguf
 
     gguf = preset_gguf(PRESETS["smollm2-135m-instruct"])
     key = secrets.token_hex(16)

@@ -303,7 +303,7 @@ class DraftRetriever:
         self.drafts = []
 
     def context(self, question, db_path, schema, budget, count_tokens, draft=None):
-        from engine.retrieval import Context
+        from engine.context import Context
 
         self.drafts.append(draft)
         grouped = draft is not None and "GROUP BY" in draft

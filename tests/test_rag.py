@@ -91,8 +91,8 @@ def test_retrieves_the_right_table(rag, db, question, table):
 
 
 def test_k_per_kind_and_threshold(store_dir):
+    from engine.rag.kind_retriever import KindRetriever
     from engine.rag.retriever import RagRetriever
-    from engine.rag.search import KindRetriever
 
     shop = SAMPLES / "shop.sqlite"
     cfg = RagConfig(store_dir=str(store_dir), k_tables=2, k_docs=0, k_examples=1)
@@ -139,11 +139,11 @@ def test_reindex_replaces_instead_of_duplicating(tmp_path, small_db):
 def test_indexing_on_first_use_takes_the_pairs_of_its_examples_root(tmp_path, small_db, own):
     """A signed-in user's retriever (examples_root = their folder) indexes a new database with
     their saved pairs, never another folder's."""
-    from engine.rag.examples import ExampleBook, Pair
     from engine.rag.retriever import RagRetriever
+    from engine.rag.saved_pairs import Pair, PairBook
 
     alice, bob = tmp_path / "alice", tmp_path / "bob"
-    ExampleBook(alice).put(small_db, [Pair("Which secret thing?", "SELECT 1")])
+    PairBook(alice).put(small_db, [Pair("Which secret thing?", "SELECT 1")])
     retriever = RagRetriever(
         RagConfig(store_dir=str(tmp_path / "s")), examples_root=alice if own else bob
     )

@@ -42,7 +42,9 @@ from engine.backends.lora_gguf import (
     _permute_rows,
 )
 from engine.config import ConfigError, load_config, parse_overrides
-from engine.models import PRESETS, ModelLoadError, preset_gguf, read_adapter_meta, resolve_source
+from engine.errors import ModelLoadError
+from engine.models import read_adapter_meta
+from engine.presets import PRESETS, preset_gguf, resolve_source
 from engine.prompt import DEFAULT_FORMAT, SYSTEM_PROMPT
 
 log = logging.getLogger("training.export")

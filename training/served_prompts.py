@@ -47,6 +47,7 @@ from engine.prompt import Prompter, PromptFormat, prompt_budget
 from engine.rag.config import RagConfig
 from engine.rag.index import index_database
 from engine.rag.retriever import RagRetriever
+from engine.rag.saved_pairs import pair_id
 from engine.rag.store import VectorStore
 from training.data import Example, to_prompt_completion
 
@@ -190,9 +191,6 @@ def served_prompts(
 
 def pairs_by_database(examples: list[Example]) -> dict[Path, list[dict[str, str]]]:
     """Question/SQL rows per database file, the first of each question (as the index keeps)."""
-    # deferred: left here while engine.rag.examples is being renamed (hoist it then)
-    from engine.rag.examples import pair_id
-
     out: dict[Path, list[dict[str, str]]] = {}
     seen: set[tuple[Path, str]] = set()
     for e in examples:

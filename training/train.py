@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from engine.config import ConfigError, add_setting_flags, describe, flag_overrides
-from engine.models import ModelLoadError, resolve_source
+from engine.errors import ModelLoadError
+from engine.presets import resolve_source
 from engine.prompt import DEFAULT_FORMAT, ensure_chat_template
 from training.config import TrainConfig, load_train_config, shipped_config
 from training.lora import load_base_model, lora_config

@@ -33,15 +33,10 @@ from engine.backends.base import GenerationConfig, per_prompt
 from engine.backends.llamacpp_batch import BATCH_CONTEXT, BatchDecoder
 from engine.backends.lora_gguf import LoraConversionError, cached_lora_gguf
 from engine.backends.prompt_state_files import StateFiles, folder_for
-from engine.models import (
-    DEFAULT_MODEL,
-    PRESETS,
-    ModelLoadError,
-    preset_gguf,
-    preset_tokenizer,
-    read_adapter_meta,
-)
+from engine.errors import ModelLoadError
+from engine.models import read_adapter_meta
 from engine.paths import cache_dir
+from engine.presets import DEFAULT_MODEL, PRESETS, preset_gguf, preset_tokenizer
 from engine.progress import say
 from engine.prompt import DEFAULT_FORMAT, Message, PromptFormat, ensure_chat_template, render_prompt
 
@@ -256,7 +251,7 @@ def load(
 ) -> LlamaCppBackend:
     """A :class:`LlamaCppBackend` for a preset or GGUF model, with an optional LoRA adapter.
 
-    Raises :class:`engine.models.ModelLoadError` (one line) when llama.cpp cannot serve it.
+    Raises :class:`engine.errors.ModelLoadError` (one line) when llama.cpp cannot serve it.
     """
     if not is_installed():
         raise ModelLoadError("llama-cpp-python is not installed (scripts/setup.sh builds it)")

@@ -10,8 +10,8 @@ from engine.backends.base import Backend, check_backend_kind
 from engine.backends.openai_backend import connect
 from engine.backends.openai_config import OpenAIConfig
 from engine.backends.transformers_backend import TransformersBackend
-from engine.errors import ConfigError
-from engine.models import ModelLoadError, load_model, pick_device
+from engine.errors import ConfigError, ModelLoadError
+from engine.models import load_model, pick_device
 from engine.progress import say
 
 log = logging.getLogger(__name__)

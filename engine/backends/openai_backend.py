@@ -24,7 +24,7 @@ from typing import Any
 
 from engine.backends.base import GenerationConfig, per_prompt
 from engine.backends.openai_config import OpenAIConfig
-from engine.models import ModelLoadError
+from engine.errors import ModelLoadError
 from engine.progress import say
 from engine.prompt import DEFAULT_FORMAT, Message, PromptFormat
 
@@ -171,7 +171,7 @@ def connect(cfg: OpenAIConfig, progress: Any = None) -> OpenAIBackend:
     """A backend for the configured server, checked first: the server answers, accepts the
     key and serves the model (``openai.model``, or the only one it lists when empty).
 
-    Raises :class:`engine.models.ModelLoadError` with one line naming the server otherwise.
+    Raises :class:`engine.errors.ModelLoadError` with one line naming the server otherwise.
     """
     import openai  # deferred: openai takes ~1.5 s to import
 

@@ -28,10 +28,10 @@ from typing import Any
 
 from langchain_core.runnables import Runnable, RunnableConfig, RunnableLambda
 
+from engine.context import Context
 from engine.db import open_database
 from engine.followup import retrieval_query
 from engine.pipeline import Request, TextToSQL
-from engine.retrieval import Context
 
 log = logging.getLogger(__name__)
 _DB = "_database"  # the retrieval step's opened database, handed to the answer step

@@ -30,6 +30,7 @@ from engine.rag.documents import (
     read_example_rows,
     table_documents,
 )
+from engine.rag.saved_pairs import PairBook, pair_documents, pair_id
 from engine.rag.store import VectorStore, collection_name
 
 log = logging.getLogger(__name__)
@@ -44,7 +45,7 @@ class IndexReport:
     doc_files: int = 0
     doc_chunks: int = 0
     examples: int = 0
-    saved_examples: int = 0  # of ``examples``, those saved by the user (engine.rag.examples)
+    saved_examples: int = 0  # of ``examples``, those saved by the user (engine.rag.saved_pairs)
     skipped: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
 
@@ -93,15 +94,13 @@ def index_database(
     """Index ``db``'s tables, the docs under ``docs_dir`` and the ``examples`` pairs.
 
     Without ``examples``, a bundled sample database gets its own pairs. The pairs saved for
-    the database (:class:`engine.rag.examples.ExampleBook` under ``examples_root``, the data
+    the database (:class:`engine.rag.saved_pairs.PairBook` under ``examples_root``, the data
     folder by default) are always indexed, and win over a pair of the same question. Raises
     ``DatabaseError``, ``RagInputError``, ``StoreError`` or ``EmbedderError`` with a one-line
     message; a store is changed only once everything else has been read.
     """
-    # deferred: the embedder's modules (langchain_core: ~400 ms) load when an index is built;
-    # engine.rag.examples stays here while it is being renamed (hoist it then)
+    # deferred: the embedder's modules (langchain_core: ~400 ms) load when an index is built
     from engine.rag.embeddings import embedder_tokenizer, get_embeddings
-    from engine.rag.examples import ExampleBook, pair_documents
 
     started = time.perf_counter()
     db = open_database(db)
@@ -114,7 +113,7 @@ def index_database(
     # Inputs first: a bad file must fail before anything is loaded or replaced.
     example_file = Path(examples) if examples else default_examples(db)
     rows = read_example_rows(example_file) if example_file else []
-    saved = ExampleBook(examples_root or data_dir()).pairs(db)
+    saved = PairBook(examples_root or data_dir()).pairs(db)
     taken = {p.id for p in saved}
     rows = [r for r in rows if not (isinstance(r, dict) and _question_id(r) in taken)]
     if docs_dir is not None and not Path(docs_dir).is_dir():
@@ -165,9 +164,6 @@ def index_database(
 
 
 def _question_id(row: dict[str, Any]) -> str | None:
-    # deferred: left here while engine.rag.examples is being renamed (hoist it then)
-    from engine.rag.examples import pair_id
-
     question = question_and_sql(row)[0]
     return pair_id(question) if question else None
 

@@ -39,6 +39,7 @@ from sqlglot.tokens import Tokenizer, TokenType
 
 from engine.paths import cache_dir
 from engine.rag.index import schema_fingerprint
+from engine.rag.saved_pairs import pair_id
 from engine.schema import Schema
 
 log = logging.getLogger(__name__)
@@ -139,7 +140,7 @@ class ExamplePool:
         self.path = path
         self._examples: list[PoolExample] | None = None
         self._vectors: Any = None
-        self._ids: Any = None  # engine.rag.examples.pair_id of each question, see select
+        self._ids: Any = None  # engine.rag.saved_pairs.pair_id of each question, see select
         self._skeletons: dict[int, tuple[str, ...]] = {}  # by index, made when first needed
         self._lock = threading.Lock()
 
@@ -195,10 +196,8 @@ class ExamplePool:
         first (see :func:`skeleton`)."""
         if k <= 0:
             return []
-        # deferred: the embedder's modules (langchain_core: ~400 ms) load only to embed;
-        # engine.rag.examples stays here while it is being renamed (hoist it then)
+        # deferred: the embedder's modules (langchain_core: ~400 ms) load only to embed
         from engine.rag.embeddings import get_embeddings
-        from engine.rag.examples import pair_id
 
         examples, vectors = self._load()
         own_sha = schema_fingerprint(schema)

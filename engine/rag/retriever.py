@@ -1,6 +1,6 @@
 """The engine's RAG retriever: what of a database goes into the prompt.
 
-:class:`RagRetriever` implements ``engine.retrieval.Retriever``. Per question it fetches the
+:class:`RagRetriever` implements ``engine.context.Retriever``. Per question it fetches the
 top tables, documentation chunks and solved examples of that database's collection (each
 kind with its own ``k``, hits under the score threshold dropped), then
 :func:`build_context` fits them to the prompt budget:
@@ -28,13 +28,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from engine.context import Context, Source
 from engine.db import Database, DbRef, open_database
 from engine.progress import Progress
 from engine.rag.config import RagConfig
 from engine.rag.documents import example_text, table_documents, table_rows
 from engine.rag.index import index_database, schema_fingerprint
+from engine.rag.saved_pairs import pair_id
 from engine.rag.store import StoreError, VectorStore
-from engine.retrieval import Context, Source
 from engine.schema import Schema
 
 log = logging.getLogger(__name__)
@@ -54,7 +55,7 @@ class Retrieval:
 
 
 class RagRetriever:
-    """Chroma-backed :class:`engine.retrieval.Retriever`; indexes unseen databases first."""
+    """Chroma-backed :class:`engine.context.Retriever`; indexes unseen databases first."""
 
     def __init__(
         self,
@@ -126,7 +127,7 @@ class RagRetriever:
 
     def _search(self, question: str, vs: Any, leave_out: str | None = None) -> list:
         # deferred: langchain_core's retrievers (~1 s) load with the first search
-        from engine.rag.search import KindRetriever
+        from engine.rag.kind_retriever import KindRetriever
 
         k_by_kind = self.cfg.k_by_kind
         if leave_out is not None and k_by_kind["example"]:
@@ -142,9 +143,6 @@ class RagRetriever:
         hits = kinds.search(question)
         if leave_out is None:
             return hits
-        # deferred: left here while engine.rag.examples is being renamed (hoist it then)
-        from engine.rag.examples import pair_id
-
         own, kept, examples = pair_id(leave_out), [], 0
         for doc in hits:
             if doc.metadata.get("kind") == "example":

@@ -1,10 +1,10 @@
 """Solved question/SQL pairs saved for a database: a plain file each, kept in step with its index.
 
-:class:`ExampleBook` keeps one JSON file per database under ``<root>/examples/`` in Spider's
+:class:`PairBook` keeps one JSON file per database under ``<root>/examples/`` in Spider's
 shape (``[{"db_id", "question", "query"}]``), so the pairs survive a rebuilt index and can be
 exported or edited by hand. ``root`` is the data folder today; one user's folder later.
 
-:class:`SavedExamples` adds the rules: a pair is kept only once its SQL has run read-only on
+:class:`SavedPairs` adds the rules: a pair is kept only once its SQL has run read-only on
 the database and passed the schema check, and each change reaches the database's vector
 index at once (one document added or removed, no re-index). A database without an index yet
 gets its saved pairs when it is indexed (``index_database`` reads the book).
@@ -30,14 +30,21 @@ from typing import Any
 
 from engine.db import Database, DbRef, open_database
 from engine.rag.config import RagConfig
-from engine.rag.documents import RagInputError, Skipped, question_and_sql
-from engine.rag.store import StoreError, collection_name
+from engine.rag.documents import (
+    RagInputError,
+    Skipped,
+    example_documents,
+    question_and_sql,
+    read_example_rows,
+)
+from engine.rag.store import StoreError, VectorStore, collection_name
 from engine.schema import Schema
+from engine.sql_check import validate_sql
 
 EXPORT_SUFFIXES = (".json", ".jsonl", ".csv")
 
 
-class ExampleError(ValueError):
+class PairError(ValueError):
     """A pair was refused; the message says why, in one line."""
 
     def __init__(self, message: str, reason: str) -> None:
@@ -63,7 +70,7 @@ class Pair:
         return {"db_id": self.db_id, "question": self.question, "query": self.query}
 
 
-class ExampleBook:
+class PairBook:
     """The saved pairs of each database, one JSON file per database under ``root/examples``."""
 
     _lock = threading.Lock()  # read-modify-write of a file, one at a time (app sessions)
@@ -148,8 +155,6 @@ def dump(pairs: list[Pair], suffix: str = ".json") -> str:
 
 def pair_documents(pairs: list[Pair], schema: Schema, db_name: str) -> tuple[list[Any], Skipped]:
     """Index documents of saved pairs: the same as any example's, plus their ``pair_id``."""
-    from engine.rag.documents import example_documents
-
     rows = [{**p.to_row(), "db_id": db_name} for p in pairs]
     docs, skipped = example_documents(rows, schema, db_name, "saved")
     for doc in docs:
@@ -159,7 +164,7 @@ def pair_documents(pairs: list[Pair], schema: Schema, db_name: str) -> tuple[lis
 
 @dataclass
 class Saved:
-    """What :meth:`SavedExamples.add` or ``edit`` did."""
+    """What :meth:`SavedPairs.add` or ``edit`` did."""
 
     pair: Pair
     replaced: list[Pair]
@@ -182,11 +187,11 @@ class ImportReport:
         return text + "."
 
 
-class SavedExamples:
+class SavedPairs:
     """Check, save, edit, delete, import and export a database's solved pairs.
 
     Every change goes to the book file and, when the database is indexed, to its vector
-    index at once. Raises :class:`ExampleError` for a refused pair, ``RagInputError`` for an
+    index at once. Raises :class:`PairError` for a refused pair, ``RagInputError`` for an
     unusable file, ``StoreError``/``EmbedderError`` when the index cannot be updated.
     """
 
@@ -199,15 +204,13 @@ class SavedExamples:
         store: Any = None,
     ) -> None:
         self.cfg = cfg
-        self.book = ExampleBook(root)
+        self.book = PairBook(root)
         self.timeout_s = timeout_s
         self._store = store
 
     @property
     def store(self) -> Any:
         if self._store is None:
-            from engine.rag.store import VectorStore
-
             self._store = VectorStore(self.cfg)
         return self._store
 
@@ -221,20 +224,18 @@ class SavedExamples:
         ]
 
     def check(self, db: DbRef | Database, question: str, sql: str) -> Pair:
-        """The pair as it would be saved, or :class:`ExampleError` saying why not."""
+        """The pair as it would be saved, or :class:`PairError` saying why not."""
         db = open_database(db)
-        from engine.sql_check import validate_sql
-
         question = " ".join((question or "").split())
         sql = (sql or "").strip().rstrip(";").strip()
         if not question or not sql:
-            raise ExampleError("A pair needs a question and its SQL.", "missing question or SQL")
+            raise PairError("A pair needs a question and its SQL.", "missing question or SQL")
         result = db.run_readonly(sql, timeout_s=self.timeout_s, max_rows=1)
         if not result.ok:
-            raise ExampleError(f"The SQL does not run: {result.error}", "SQL does not run")
+            raise PairError(f"The SQL does not run: {result.error}", "SQL does not run")
         check = validate_sql(sql, db.read_schema())
         if not check.ok:
-            raise ExampleError(f"The SQL fails the schema check: {check.message}", "schema check")
+            raise PairError(f"The SQL fails the schema check: {check.message}", "schema check")
         return Pair(question, sql, db.label)
 
     def add(self, db: DbRef | Database, question: str, sql: str) -> Saved:
@@ -262,8 +263,6 @@ class SavedExamples:
         """Save every usable pair of a ``.json``/``.jsonl``/``.csv`` file; rows of another
         database (Spider's ``db_id``) are left out, bad rows skipped and counted."""
         db = open_database(db)
-        from engine.rag.documents import read_example_rows
-
         started = time.perf_counter()
         rows = read_example_rows(Path(path))
         name = db.label
@@ -274,7 +273,7 @@ class SavedExamples:
             try:
                 q, s = question_and_sql(row) if isinstance(row, dict) else (None, None)
                 pair = self.check(db, q or "", s or "")
-            except ExampleError as err:
+            except PairError as err:
                 skipped[err.reason] += 1
                 continue
             if pair.id in pairs:
@@ -301,6 +300,7 @@ class SavedExamples:
     def _index(self, db: DbRef | Database, pairs: list[Pair], gone: list[str]) -> bool:
         """Replace the pairs' documents in the database's index; False when it has none."""
         db = open_database(db)
+        # deferred: the embedder's modules (langchain_core: ~400 ms) load only to embed
         from engine.rag.embeddings import get_embeddings
 
         meta = self.store.info(db)

@@ -17,7 +17,7 @@ import pytest
 from engine.cli import main as cli_main
 from engine.rag.config import RagConfig
 from engine.rag.documents import RagInputError
-from engine.rag.examples import ExampleBook, ExampleError, SavedExamples, pair_id
+from engine.rag.saved_pairs import PairBook, PairError, SavedPairs, pair_id
 
 REPO = Path(__file__).resolve().parent.parent
 BUSIEST = (
@@ -37,8 +37,8 @@ def cfg(tmp_path) -> RagConfig:
 
 
 @pytest.fixture
-def saved(cfg, tmp_path) -> SavedExamples:
-    return SavedExamples(cfg, tmp_path / "data")
+def saved(cfg, tmp_path) -> SavedPairs:
+    return SavedPairs(cfg, tmp_path / "data")
 
 
 def _examples(cfg, db, question) -> list[tuple[str, str]]:
@@ -111,11 +111,11 @@ def test_saving_a_question_again_or_editing_it_replaces_the_pair(cfg, saved, zoo
 
 
 def test_sql_that_fails_is_refused_with_the_reason(saved, zoo):
-    with pytest.raises(ExampleError, match="does not run: .*no such column: colour"):
+    with pytest.raises(PairError, match="does not run: .*no such column: colour"):
         saved.add(zoo, "What colour are the animals?", "SELECT colour FROM animals")
-    with pytest.raises(ExampleError, match="does not run: Refused"):
+    with pytest.raises(PairError, match="does not run: Refused"):
         saved.add(zoo, "Delete the lions", "DELETE FROM animals WHERE species = 'Lion'")
-    with pytest.raises(ExampleError, match="needs a question"):
+    with pytest.raises(PairError, match="needs a question"):
         saved.add(zoo, "  ", "SELECT 1")
     assert saved.list(zoo) == [] and not saved.book.file(zoo).exists()
 
@@ -131,7 +131,7 @@ def test_a_database_without_an_index_gets_its_pairs_when_indexed(cfg, saved, zoo
 def test_a_saved_pair_wins_over_a_bundled_pair_of_the_same_question(cfg, tmp_path, shop_db):
     from engine.rag.store import VectorStore, collection_name
 
-    saved = SavedExamples(cfg, tmp_path / "data")
+    saved = SavedPairs(cfg, tmp_path / "data")
     mine = "SELECT count(DISTINCT customer_id) FROM customers"
     saved.add(shop_db, "How many customers are there?", mine)  # a bundled question too
     _index(cfg, shop_db, tmp_path / "data")
@@ -179,7 +179,7 @@ def test_import_json_jsonl_csv_and_export_round_trip(cfg, saved, zoo, tmp_path):
     for suffix in (".json", ".jsonl", ".csv"):
         out = tmp_path / f"export{suffix}"
         assert saved.export(zoo, out) == 3
-        other = SavedExamples(cfg, tmp_path / f"data{suffix}")
+        other = SavedPairs(cfg, tmp_path / f"data{suffix}")
         assert other.import_file(zoo, out).added == 3
         assert other.list(zoo) == saved.list(zoo)
     with pytest.raises(RagInputError, match=r"\.json, \.jsonl or \.csv"):
@@ -210,7 +210,7 @@ def test_each_database_has_its_own_file(tmp_path, zoo):
     other = tmp_path / "b" / "zoo.sqlite"
     other.parent.mkdir()
     shutil.copy(zoo, other)
-    book = ExampleBook(tmp_path / "data")
+    book = PairBook(tmp_path / "data")
     assert book.file(zoo) != book.file(other)
     assert book.file(zoo).parent == tmp_path / "data" / "examples"
 
