@@ -1,25 +1,26 @@
 """Follow-up questions, answered the way the chat answers them: one JSON line per row.
 
-    PYTHONPATH=. .venv/bin/python bench/followups.py [--rows previous,history] \\
-        [--set key=value ...] [--file bench/followups.json]
+    PYTHONPATH=. .venv/bin/python bench/followups.py --part tune \\
+        [--rows rewrite,edit,previous,history,rewrite+edit,form,rewrite@model] \\
+        [--set key=value ...] [--records FILE]
 
-Each conversation in ``bench/followups.json`` (on the bundled sample databases) is a first
-question with its gold SQL, then a follow-up with its own. The first turn goes into the
-history as it would after a right answer; the follow-up is asked through the engine's answer
-loop (configs/engine.yaml plus ``--set``, retrieval from a fresh index in a temporary folder)
-and scored by execution against its gold SQL.
+Each conversation of ``bench/followups.json`` (bench/followups_set.py: the sample databases
+and held-out Spider-train databases, a ``tune`` and a ``final`` part by database) is a first
+question with its gold SQL, then a second question with its own. The first turn goes into
+the history as it would after a right answer; the second is asked through the engine's
+answer loop (configs/engine.yaml plus ``--set``; retrieval from a fresh index in a temporary
+folder, where a sample database is indexed without its own solved pairs, as a database
+nobody has seen) and scored by execution against its gold SQL.
 
-Rows: ``previous`` is the engine as it is (the follow-up's prompt names the previous
-answer's rows as the table ``previous_result``; see engine/followup.py); ``history`` leaves
-that line out, as the engine did before: the model sees only the earlier question and SQL.
-Kinds: ``refers_back`` follow-ups ask about the previous answer's rows ("which of them"),
-``refines`` ones change the previous question ("only for 2024").
+A row is a way of answering follow-ups (engine.conversation: ``followup.way``), optionally
+``@model`` for ``followup.detect=model`` (default ``rule``). Kinds: ``refers_back`` (about the
+previous answer's rows), ``refines`` (a change of the previous question), ``unrelated`` (a
+new question: ``inherited`` counts those answered as follow-ups of the first one).
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import logging
 import os
@@ -28,40 +29,46 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
-from unittest import mock
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+from bench.followups_set import FILE, load_conversations  # noqa: E402
 from engine.config import parse_overrides  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
-FILE = Path(__file__).resolve().parent / "followups.json"
-ROWS = ("previous", "history")
+ROWS = "rewrite,edit,previous,history,rewrite+edit,rewrite+edit+previous,form,rewrite@model"
 
 
-def load_conversations(path: Path) -> list[dict[str, Any]]:
-    items = json.loads(path.read_text(encoding="utf-8"))
-    for item in items:
-        item["db_path"] = ROOT / "sample_dbs" / f"{item['db']}.sqlite"
-    return items
+def parse_row(row: str) -> dict[str, str]:
+    way, _, detect = row.partition("@")
+    return {"way": way, "detect": detect or "rule"}
+
+
+def inherited(answer: Any) -> bool:
+    """Whether an answer was given as a follow-up of the conversation (not as a question of
+    its own): answered a way other than alone, and not rewritten into itself."""
+    from engine.conversation import same_question
+
+    if answer.way is None:
+        return False
+    return answer.understood is None or not same_question(answer.understood, answer.question)
 
 
 def run_row(engine: Any, row: str, items: list[dict[str, Any]], batch: int) -> dict[str, Any]:
-    """Ask every follow-up (``batch`` at a time) and score it; the row's JSON line."""
-    from engine.followup import PREVIOUS
+    """Ask every second question (``batch`` at a time) and score it; the row's JSON line."""
+    from engine.conversation import FollowupConfig
     from engine.pipeline import Request
     from training.metrics import GoldSQLError, execution_match
 
+    engine.followup = FollowupConfig(**parse_row(row))
     requests = [
         Request(it["followup"], it["db_path"], [(it["first"], it["first_sql"])]) for it in items
     ]
     started = time.perf_counter()
-    baseline = mock.patch("engine.pipeline.previous_note", return_value="")
-    with baseline if row == "history" else contextlib.nullcontext():
-        answers = []
-        for start in range(0, len(requests), batch):
-            answers += engine.ask_batch(requests[start : start + batch])
+    answers = []
+    for start in range(0, len(requests), batch):
+        answers += engine.ask_batch(requests[start : start + batch])
     seconds = time.perf_counter() - started
     right: dict[str, list[bool]] = {}
     records = []
@@ -73,26 +80,51 @@ def run_row(engine: Any, row: str, items: list[dict[str, Any]], batch: int) -> d
         except GoldSQLError as err:
             raise SystemExit(f"gold SQL fails for {it['followup']!r}: {err}") from err
         right.setdefault(it["kind"], []).append(bool(ok))
-        records.append({"followup": it["followup"], "sql": answer.sql, "correct": bool(ok)})
+        records.append(
+            {
+                "db": it["db"],
+                "kind": it["kind"],
+                "followup": it["followup"],
+                "understood": answer.understood,
+                "way": answer.way,
+                "sql": answer.sql,
+                "correct": bool(ok),
+            }
+        )
     every = [r for rs in right.values() for r in rs]
+    unrelated = [a for it, a in zip(items, answers, strict=True) if it["kind"] == "unrelated"]
     line = {
         "row": row,
         "n": len(every),
+        "right": sum(every),
         "accuracy": round(sum(every) / len(every), 3),
-        **{f"{k}_accuracy": round(sum(v) / len(v), 3) for k, v in sorted(right.items())},
-        **{f"{k}_n": len(v) for k, v in sorted(right.items())},
-        "uses_previous_result": sum(PREVIOUS in (a.sql or "") for a in answers),
+        **{f"{k}": f"{sum(v)}/{len(v)}" for k, v in sorted(right.items())},
+        "unrelated_inherited": sum(inherited(a) for a in unrelated),
         "errors": sum(not a.ok for a in answers),
-        "s_per_question": round(seconds / len(items), 2),
+        "s_per_answer": round(seconds / len(items), 2),
         "load": [round(x, 2) for x in os.getloadavg()],
     }
     return {"line": line, "records": records}
 
 
+def index_without_own_pairs(engine: Any, items: list[dict[str, Any]], tmp: Path) -> None:
+    """Index each sample database with no solved pairs (its bundled ones would otherwise be
+    indexed with it): every database is one the prompt knows nothing solved about."""
+    from engine.rag.index import index_database
+
+    if engine.retriever is None:
+        return
+    empty = tmp / "no_pairs.json"
+    empty.write_text("[]", encoding="utf-8")
+    for path in sorted({it["db_path"] for it in items if it["source"] == "sample"}):
+        index_database(engine.retriever.cfg, path, examples=empty, store=engine.retriever.store)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--file", type=Path, default=FILE)
-    parser.add_argument("--rows", default=",".join(ROWS), help="previous,history")
+    parser.add_argument("--part", choices=("tune", "final", "all"), default="tune")
+    parser.add_argument("--rows", default=ROWS, help="ways, comma-separated: " + ROWS)
     parser.add_argument("--config", type=Path, default=ROOT / "configs" / "engine.yaml")
     parser.add_argument("--set", nargs="*", default=[], help="engine settings, key=value")
     parser.add_argument("--records", type=Path, help="write each answer here (JSON lines)")
@@ -100,23 +132,30 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING)
 
     from engine.config import EngineConfig, load_config
+    from engine.conversation import FollowupConfig
+    from engine.errors import ConfigError
     from engine.factory import engine_from_config
 
     rows = [r.strip() for r in args.rows.split(",") if r.strip()]
-    if unknown := [r for r in rows if r not in ROWS]:
-        parser.error(f"unknown rows {unknown}; choose from {ROWS}")
-    items = load_conversations(args.file)
+    for row in rows:
+        try:
+            FollowupConfig(**parse_row(row))
+        except ConfigError as err:
+            parser.error(f"row {row!r}: {err}")
+    items = load_conversations(args.file, None if args.part == "all" else args.part)
     with tempfile.TemporaryDirectory() as tmp:
         overrides = {"rag.store_dir": str(Path(tmp) / "chroma"), **parse_overrides(args.set)}
         cfg = load_config(EngineConfig, args.config, overrides)
         engine = engine_from_config(cfg)
+        index_without_own_pairs(engine, items, Path(tmp))
         out = []
         for row in rows:
             result = run_row(engine, row, items, cfg.batch_size)
-            print(json.dumps(result["line"]), flush=True)
+            print(json.dumps({"part": args.part, **result["line"]}), flush=True)
             out += [{"row": row, **r} for r in result["records"]]
-    if args.records:
-        args.records.write_text("".join(json.dumps(r) + "\n" for r in out), encoding="utf-8")
+            if args.records:
+                text = "".join(json.dumps(r) + "\n" for r in out)
+                args.records.write_text(text, encoding="utf-8")
     return 0
 
 

@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 
 from engine.backends.base import BACKEND_KINDS, GenerationConfig, check_backend_kind
 from engine.backends.openai_config import OpenAIConfig
+from engine.conversation import FollowupConfig
 from engine.errors import ConfigError
 from engine.pipeline import MAX_ATTEMPTS, MAX_ROWS, TIMEOUT_S
 from engine.presets import DEFAULT_MODEL
@@ -66,6 +67,9 @@ class EngineConfig:
         factory=lambda: GenerationConfig(retry_candidates=5), help="decoding"
     )
     rag: RagConfig = setting(factory=RagConfig, help="retrieval-augmented prompts (engine.rag)")
+    followup: FollowupConfig = setting(
+        factory=FollowupConfig, help="questions asked after others (engine.conversation)"
+    )
     openai: OpenAIConfig = setting(
         factory=OpenAIConfig, help="the server of backend openai (an OpenAI-compatible API)"
     )

@@ -56,6 +56,7 @@ def engine_from_config(
         max_attempts=cfg.max_attempts,
         timeout_s=cfg.timeout_s,
         max_rows=cfg.max_rows,
+        followup=cfg.followup,
     )
 
 

@@ -14,12 +14,20 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from engine.backends.base import Backend, GenerationConfig
 from engine.context import Context, Retriever, Source
+from engine.conversation import (
+    FollowupConfig,
+    parse_rewrite,
+    plan_followups,
+    rewrite_messages,
+    vote_by_rows,
+)
 from engine.db import Database, DatabaseError, DbRef, QueryResult, open_database
+from engine.explain import explain
 from engine.followup import attach_previous, retrieval_query
 from engine.prompt import Message, Prompter, build_repair_messages, prompt_budget
 from engine.schema import Schema
@@ -32,6 +40,8 @@ TIMEOUT_S = 10.0
 MAX_ROWS = 1000
 # Any question will do: priming keeps only what every prompt on the database starts with.
 PRIMING_QUESTION = "How many rows does each table have?"
+# A rewritten follow-up is one question: a short generation (engine.conversation).
+REWRITE_TOKENS = 96
 History = list[tuple[str, str]]
 
 
@@ -66,6 +76,11 @@ class Answer:
     backend: str = ""
     candidates: int = 0  # answers drawn in the last attempt
     votes: int = 0  # of those, how many returned the same rows as this one
+    # A follow-up: the standalone question it was rewritten into (None: not rewritten) and
+    # the way that answered it (engine.conversation; None: answered as a question alone).
+    understood: str | None = None
+    way: str | None = None
+    explanation: str = ""  # what the SQL does, in words, from its syntax tree (engine.explain)
 
     @property
     def ok(self) -> bool:
@@ -91,6 +106,7 @@ class _Work:
     messages: list[Message]
     history: History | None = None
     retrieved: bool = False  # the engine chose the context (not the caller)
+    way: str = "previous"  # how the conversation is shown (engine.conversation)
     first: list[Message] = field(init=False)  # the question's own prompt, kept for resampling
 
     def __post_init__(self) -> None:
@@ -114,8 +130,10 @@ class TextToSQL:
         max_attempts: int = MAX_ATTEMPTS,
         timeout_s: float = TIMEOUT_S,
         max_rows: int = MAX_ROWS,
+        followup: FollowupConfig | None = None,
     ) -> None:
         self.backend = backend
+        self.followup = followup or FollowupConfig()
         self.retriever = retriever
         self.generation = generation or GenerationConfig()
         self.max_attempts = max_attempts
@@ -168,17 +186,66 @@ class TextToSQL:
         return self.ask_batch([Request(question, db_path, history)])[0]
 
     def ask_batch(self, requests: Sequence[Request]) -> list[Answer]:
-        """Answers in the order of ``requests``: retrieval, one batched generation per
-        attempt, checking, execution, and repair of the failed ones from their own errors."""
+        """Answers in the order of ``requests``: follow-ups rewritten where their way says so
+        (engine.conversation), retrieval, one batched generation per attempt, checking,
+        execution, and repair of the failed ones from their own errors. A follow-up answered
+        several ways keeps the answer whose rows most of the ways agree with."""
         started = time.perf_counter()
+        plan, understood = self._plan(requests)
+        answers = self._answer_all([(way, request) for _, way, request in plan])
+        chosen: dict[int, list[tuple[str | None, Answer]]] = {}
+        for (i, way, _), answer in zip(plan, answers, strict=True):
+            chosen.setdefault(i, []).append((way, answer))
+        out = []
+        for i, request in enumerate(requests):
+            answer = vote_by_rows(chosen[i])
+            answer.question, answer.understood = (request.question or "").strip(), understood.get(i)
+            out.append(answer)
+        seconds = round(time.perf_counter() - started, 3)
+        for answer in out:
+            answer.seconds, answer.backend = seconds, self.backend.name
+        return out
+
+    def _plan(
+        self, requests: Sequence[Request]
+    ) -> tuple[list[tuple[int, str | None, Request]], dict[int, str]]:
+        """What to answer for each request: ``(its index, way, request)`` per way it is
+        answered (way None: the question alone), and the rewritten questions by index."""
+        asked = [((r.question or "").strip(), r.history) for r in requests]
+        steps, understood = plan_followups(self.followup, asked, self._rewrite)
+        plan = [
+            (i, way, replace(requests[i], question=question, history=history))
+            for i, way, question, history in steps
+        ]
+        return plan, understood
+
+    def _rewrite(self, asked: list[tuple[str, History]]) -> list[str]:
+        """Each follow-up rewritten by the model into a standalone question (one batched,
+        greedy, short generation); the question itself where the model fails."""
+        cfg = replace(
+            self.generation,
+            max_new_tokens=REWRITE_TOKENS,
+            temperature=0.0,
+            stop_at_statement_end=False,
+        )
+        prompts = [self.backend.render(rewrite_messages(q, h)) for q, h in asked]
+        outputs = self._generate(prompts, [cfg] * len(prompts))
+        return [
+            parse_rewrite(text, q) if failure is None else q
+            for (q, _), (text, failure) in zip(asked, outputs, strict=True)
+        ]
+
+    def _answer_all(self, asked: list[tuple[str | None, Request]]) -> list[Answer]:
+        """The answer loop proper: each request answered the way given (None: alone)."""
         schemas: dict[DbRef | Database, tuple[Database, Schema] | str] = {}
         answers: list[Answer] = []
         pending: list[_Work] = []
-        for request in requests:
-            work = self._start(request, schemas)
+        for way, request in asked:
+            work = self._start(request, schemas, way or "previous")
             if isinstance(work, Answer):
                 answers.append(work)
             else:
+                work.answer.way = way
                 answers.append(work.answer)
                 pending.append(work)
         for attempt in range(1, self.max_attempts + 1):
@@ -198,9 +265,6 @@ class TextToSQL:
                 if not final and attempt < self.max_attempts:
                     retry.append(work)
             pending = retry
-        seconds = round(time.perf_counter() - started, 3)
-        for answer in answers:
-            answer.seconds, answer.backend = seconds, self.backend.name
         return answers
 
     def _prompts(self, pending: list[_Work], n: int) -> list[str]:
@@ -231,7 +295,7 @@ class TextToSQL:
             query = retrieval_query(question, work.history)
             ctx = self.context(query, work.db, work.schema, draft=draft)
             messages, sources = self.prompter().from_context(
-                question, work.schema, ctx, work.history
+                question, work.schema, ctx, work.history, work.way
             )
             if messages != work.first:
                 work.messages = work.first = messages
@@ -246,10 +310,14 @@ class TextToSQL:
         return outputs
 
     def _start(
-        self, request: Request, schemas: dict[DbRef | Database, tuple[Database, Schema] | str]
+        self,
+        request: Request,
+        schemas: dict[DbRef | Database, tuple[Database, Schema] | str],
+        way: str = "previous",
     ) -> _Work | Answer:
         """The first prompt for a request, or its final answer when it cannot be asked.
-        ``schemas``: the batch's databases, each opened and read once."""
+        ``schemas``: the batch's databases, each opened and read once; ``way``: how its
+        conversation is shown (engine.conversation)."""
         question = (request.question or "").strip()
         if not question:
             return Answer(question=question, error="Please type a question.")
@@ -264,12 +332,12 @@ class TextToSQL:
         if isinstance(schemas[ref], str):
             return Answer(question=question, error=schemas[ref])
         db, schema = schemas[ref]
-        messages, sources = self.build_messages(
-            question, db, schema, request.history, request.context
+        messages, sources = self.prompter().messages(
+            question, db, schema, request.history, request.context, way
         )
         answer = Answer(question=question, sources=sources)
         retrieved = request.context is None
-        return _Work(answer, db, schema, messages, request.history, retrieved)
+        return _Work(answer, db, schema, messages, request.history, retrieved, way)
 
     def _attempt(self, work: _Work, attempt: int, candidates: list[tuple[str, str | None]]) -> bool:
         """Check and run one attempt's candidate answers; True when the answer is final.
@@ -301,6 +369,7 @@ class TextToSQL:
             _, answer.raw_output, answer.sql, _, result = group[0]
             answer.columns, answer.rows = result.columns, [list(r) for r in result.rows]
             answer.truncated, answer.error, answer.votes = result.truncated, None, len(group)
+            answer.explanation = explain(answer.sql or "", work.schema.dialect)
             return True
         _, raw, sql, error, _ = runs[0]
         answer.raw_output, answer.sql, answer.error, answer.votes = raw, sql, error, 0

@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from engine.context import Context, Retriever, Source
+from engine.conversation import edit_note
 from engine.followup import previous_note, retrieval_query
 
 if TYPE_CHECKING:
@@ -199,11 +200,12 @@ class Prompter:
         schema: Schema,
         history: list[tuple[str, str]] | None = None,
         context: Context | None = None,
+        way: str = "previous",
     ) -> tuple[list[Message], list[Source]]:
         """The question's messages and the sources shown; ``context``: retrieval already done
         (else it is done here, for the question read with its conversation)."""
         ctx = context or self.context(retrieval_query(question, history), db, schema)
-        return self.from_context(question, schema, ctx, history)
+        return self.from_context(question, schema, ctx, history, way)
 
     def from_context(
         self,
@@ -211,10 +213,18 @@ class Prompter:
         schema: Schema,
         ctx: Context,
         history: list[tuple[str, str]] | None = None,
+        way: str = "previous",
     ) -> tuple[list[Message], list[Source]]:
-        notes = ctx.notes
-        if history:  # a follow-up may select from the previous answer's rows
-            notes = "\n".join(
-                n for n in (notes, previous_note(history[-1][1], schema.dialect)) if n
-            )
-        return build_messages(question, ctx.schema_text, notes, history, self.fmt), ctx.sources
+        """Messages for ``question`` after ``history``, answered ``way``
+        (engine.conversation): ``previous`` and ``history`` show the conversation as turns,
+        ``previous`` also offers the previous answer's rows as a table; ``edit`` shows the
+        previous question and SQL in one turn. Without history the question stands alone."""
+        notes, turns = ctx.notes, history or None
+        if turns and way == "previous":  # a follow-up may select from the previous rows
+            extra = previous_note(turns[-1][1], schema.dialect)
+        elif turns and way == "edit":
+            extra, turns = edit_note(turns), None
+        else:
+            extra = ""
+        notes = "\n".join(n for n in (notes, extra) if n)
+        return build_messages(question, ctx.schema_text, notes, turns, self.fmt), ctx.sources

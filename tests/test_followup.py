@@ -5,11 +5,14 @@ import sqlite3
 
 import pytest
 
+from engine.conversation import FollowupConfig
 from engine.followup import attach_previous, previous_columns, previous_note, retrieval_query
 from engine.pipeline import TextToSQL
 from tests.helpers import ScriptedBackend, customers_db
 
 TOP2 = "SELECT name, country FROM customers ORDER BY id LIMIT 2"
+# These tests are about the previous_result way (engine.conversation has the others).
+PREVIOUS = FollowupConfig(way="previous")
 
 
 @pytest.fixture
@@ -63,7 +66,9 @@ def test_a_follow_up_about_them_is_answered_over_the_previous_rows_only(db):
         ]
     )
     history = [("Who are our first two customers?", TOP2)]
-    answer = TextToSQL(backend).ask("and which of them spent the most?", db, history)
+    answer = TextToSQL(backend, followup=PREVIOUS).ask(
+        "and which of them spent the most?", db, history
+    )
     # Cy spent most of all customers; of the first two, Ann did
     assert answer.ok and answer.rows == [["Ann", 15.0]]
     assert answer.sql.startswith(f"WITH previous_result(name, country) AS ({TOP2}) SELECT")
@@ -75,7 +80,7 @@ def test_a_follow_up_about_them_is_answered_over_the_previous_rows_only(db):
     assert con.execute(answer.sql).fetchall() == [("Ann", 15.0)]
     again = ScriptedBackend(["SELECT spent FROM previous_result"])
     turns = [*history, ("and which of them spent the most?", answer.sql)]
-    third = TextToSQL(again).ask("how much was that?", db, turns)
+    third = TextToSQL(again, followup=PREVIOUS).ask("how much was that?", db, turns)
     assert third.ok and third.rows == [[15.0]]
     assert "previous_result(name, spent)" in json.loads(again.prompts[0])[-1]["content"]
 
@@ -83,7 +88,7 @@ def test_a_follow_up_about_them_is_answered_over_the_previous_rows_only(db):
 def test_a_refining_follow_up_runs_as_written_and_a_first_question_gets_no_note(db):
     backend = ScriptedBackend(["SELECT name FROM customers WHERE country = 'Spain'"])
     history = [("Who lives in France?", "SELECT name FROM customers WHERE country = 'France'")]
-    answer = TextToSQL(backend).ask("what about Spain?", db, history)
+    answer = TextToSQL(backend, followup=PREVIOUS).ask("what about Spain?", db, history)
     assert answer.ok and answer.sql == "SELECT name FROM customers WHERE country = 'Spain'"
     first = ScriptedBackend(["SELECT count(*) FROM customers"])
     TextToSQL(first).ask("How many customers?", db)
@@ -94,7 +99,9 @@ def test_a_wrong_column_of_the_previous_rows_is_repaired_like_any_other(db):
     backend = ScriptedBackend(
         ["SELECT total FROM previous_result", "SELECT country FROM previous_result"]
     )
-    answer = TextToSQL(backend, max_attempts=2).ask("their countries?", db, [("Q", TOP2)])
+    answer = TextToSQL(backend, max_attempts=2, followup=PREVIOUS).ask(
+        "their countries?", db, [("Q", TOP2)]
+    )
     assert answer.ok and answer.rows == [["France"], ["Spain"]] and answer.attempts == 2
     repair = json.loads(backend.prompts[1])[-1]["content"]
     assert "Unknown column: total" in repair and "previous_result(name, country)" in repair
@@ -112,7 +119,9 @@ def test_the_engine_retrieves_for_a_follow_up_with_the_question_before_it(db):
             return Context(schema.ddl())
 
     retriever = Recording()
-    engine = TextToSQL(ScriptedBackend(["SELECT 1", "SELECT 2"]), retriever=retriever)
+    engine = TextToSQL(
+        ScriptedBackend(["SELECT 1", "SELECT 2"]), retriever=retriever, followup=PREVIOUS
+    )
     engine.ask("How many customers?", db)
     engine.ask(
         "what about orders?", db, [("How many customers?", "SELECT count(*) FROM customers")]

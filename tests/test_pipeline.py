@@ -8,6 +8,7 @@ import pytest
 
 from engine.backends.base import GenerationConfig
 from engine.backends.transformers_backend import TransformersBackend, _StopAtStatementEnd
+from engine.conversation import FollowupConfig
 from engine.pipeline import Request, TextToSQL
 from engine.prompt import render_prompt
 from tests.helpers import ScriptedBackend, customers_db, engine_cli
@@ -187,7 +188,8 @@ def test_a_cascade_votes_only_when_the_greedy_answer_failed(db):
 
 def test_ask_is_a_batch_of_one(db):
     backend = ScriptedBackend(["SELECT name FROM customers WHERE id = 2"])
-    answer = TextToSQL(backend).ask("Who is 2?", db, history=[("How many?", "SELECT 1")])
+    engine = TextToSQL(backend, followup=FollowupConfig(way="history"))
+    answer = engine.ask("and who is 2?", db, history=[("How many?", "SELECT 1")])
     assert answer.rows == [["Bo"]] and backend.calls == [1]
     assert "How many?" in backend.prompts[0]  # the follow-up sees the earlier turn
 

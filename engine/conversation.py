@@ -1,0 +1,250 @@
+"""Conversations: whether a question follows up on the one before, and how it is answered.
+
+A follow-up ("and which of them live in Leeds?") means nothing alone. The answer loop
+(:meth:`engine.pipeline.TextToSQL.ask_batch`) answers it one of these *ways*, or several
+that vote by their result rows as the candidates of one question do:
+
+- ``rewrite``: the model first rewrites the follow-up into a standalone question from the
+  conversation (:func:`rewrite_messages`, a short generation); that question is answered
+  as any other, retrieval included, and shown as how the follow-up was understood;
+- ``edit``: one prompt shows the previous question and its SQL, and asks for the new SQL
+  as a change of it (:data:`EDIT_NOTE`);
+- ``previous``: the conversation as chat turns, and the previous answer's rows offered as
+  the table ``previous_result`` (:mod:`engine.followup`);
+- ``history``: the conversation as chat turns only.
+
+``form`` picks by the follow-up's wording: ``previous`` for one that asks about the
+previous rows ("of them", "those"), ``rewrite`` for the rest.
+
+Whether a question is a follow-up at all (``detect``): ``rule`` answers a question alone
+unless its wording refers back or refines (:func:`followup_form`), so a new question after
+a follow-up does not inherit the old filters; ``model`` leaves that to the ways (a rewrite
+that returns the question unchanged answers it alone). bench/followups.py measures each.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from engine.errors import ConfigError
+from engine.setting import setting
+
+if TYPE_CHECKING:
+    from engine.pipeline import Answer
+
+WAYS = ("rewrite", "edit", "previous", "history")
+WAY_CHOICES = (
+    "rewrite",
+    "edit",
+    "previous",
+    "history",
+    "rewrite+edit",
+    "rewrite+previous",
+    "edit+previous",
+    "rewrite+edit+previous",
+    "form",
+)
+DETECT_CHOICES = ("rule", "model")
+History = list[tuple[str, str]]
+
+
+@dataclass
+class FollowupConfig:
+    """How a question asked after others is answered (bench/followups.py chose these)."""
+
+    way: str = setting(
+        "rewrite",
+        "rewrite | edit | previous | history, several joined by + (they vote by rows), "
+        "or form (previous for 'of them' questions, else rewrite)",
+        choices=WAY_CHOICES,
+    )
+    detect: str = setting(
+        "rule",
+        "rule: only a question worded as a follow-up is one | model: every question after "
+        "another goes to the way (a rewrite may return it unchanged)",
+        choices=DETECT_CHOICES,
+    )
+    turns: int = setting(3, "earlier question/SQL pairs of a conversation the model sees")
+
+    def __post_init__(self) -> None:
+        if self.way not in WAY_CHOICES:
+            raise ConfigError(f"followup.way must be one of {', '.join(WAY_CHOICES)}")
+        if self.detect not in DETECT_CHOICES:
+            raise ConfigError(f"followup.detect must be one of {', '.join(DETECT_CHOICES)}")
+        if self.turns < 1:
+            raise ConfigError("followup.turns must be at least 1")
+
+
+# A question that points at earlier rows ("which of them", "those", "each one").
+_REFERS = re.compile(
+    r"\b(them|they|those|these|ones|each one|the same|that list|this list|such)\b"
+    r"|\b(that|it|this|him|her)\W*$",
+    re.I,
+)
+# A question that only makes sense as a change of the one before ("only the ones …",
+# "what about paypal?", "and by card?", "sorted by name instead").
+_REFINES_START = re.compile(
+    r"^\W*(and|but|or|only|just|now|also|instead|what about|how about|what if|same|then|plus|"
+    r"except|excluding|without|sorted|sort|order them|limit|exclude|include|restrict)\b",
+    re.I,
+)
+_REFINES_ANY = re.compile(r"\b(instead|as well|too|rather|the previous|above|that one)\b", re.I)
+_STANDALONE_START = re.compile(
+    r"^\W*(how|what|which|who|whom|whose|when|where|why|list|show|give|find|count|name|"
+    r"return|get|display|tell|is|are|do|does|did|in which|for each)\b",
+    re.I,
+)
+
+
+def followup_form(question: str) -> str | None:
+    """``refers_back`` for a question about earlier rows, ``refines`` for one that changes the
+    earlier question, None for one that reads as standalone."""
+    text = question.strip()
+    if _REFERS.search(text):
+        return "refers_back"
+    if _REFINES_START.search(text) or _REFINES_ANY.search(text):
+        return "refines"
+    if len(text.split()) <= 4 and not _STANDALONE_START.search(text):
+        return "refines"  # "for 2024?", "by card?"
+    return None
+
+
+def ways_for(cfg: FollowupConfig, question: str, history: History | None) -> tuple[str, ...]:
+    """The ways a question is answered; () for a question answered alone."""
+    if not history:
+        return ()
+    form = followup_form(question)
+    if cfg.detect == "rule" and form is None:
+        return ()
+    if cfg.way == "form":
+        return ("previous",) if form == "refers_back" else ("rewrite",)
+    return tuple(cfg.way.split("+"))
+
+
+def plan_followups(
+    cfg: FollowupConfig,
+    asked: list[tuple[str, History | None]],
+    rewrite: Callable[[list[tuple[str, History]]], list[str]],
+) -> tuple[list[tuple[int, str | None, str, History | None]], dict[int, str]]:
+    """How to answer each ``(question, history)``: steps ``(its index, way, question to
+    ask, history to show)`` (way None: the question alone, without its history), and the
+    rewritten questions by index. ``rewrite`` rewrites a list of follow-ups at once (the
+    model; engine.pipeline.TextToSQL)."""
+    turns = [(history or [])[-cfg.turns :] for _, history in asked]
+    ways = [ways_for(cfg, q, h) for (q, _), h in zip(asked, turns, strict=True)]
+    need = [i for i, w in enumerate(ways) if "rewrite" in w]
+    rewritten = rewrite([(asked[i][0], turns[i]) for i in need]) if need else []
+    understood = dict(zip(need, rewritten, strict=True))
+    steps: list[tuple[int, str | None, str, History | None]] = []
+    for i, ((question, _), its_ways) in enumerate(zip(asked, ways, strict=True)):
+        if cfg.detect == "model" and i in understood and same_question(understood[i], question):
+            its_ways = ()  # the model read it as a question of its own
+        if not its_ways:
+            steps.append((i, None, question, None))
+        for way in its_ways:
+            if way == "rewrite":
+                steps.append((i, way, understood[i], None))
+            else:
+                steps.append((i, way, question, turns[i]))
+    return steps, understood
+
+
+def vote_by_rows(answered: list[tuple[str | None, Answer]]) -> Answer:
+    """One question answered several ways: the answer whose rows most of the others that ran
+    share, ties to the earlier way; when none ran, the first way's failure."""
+    if len(answered) == 1:
+        return answered[0][1]
+    ran = [(k, a) for k, (_, a) in enumerate(answered) if a.ok]
+    if not ran:
+        return answered[0][1]
+    groups: dict[tuple, list[tuple[int, Answer]]] = {}
+    for k, a in ran:
+        groups.setdefault(tuple(sorted(repr(tuple(r)) for r in a.rows)), []).append((k, a))
+    group = max(groups.values(), key=lambda g: (len(g), -g[0][0]))
+    best = group[0][1]
+    best.attempts = max(a.attempts for _, a in answered)
+    best.candidates = sum(a.candidates for _, a in answered)
+    best.votes = sum(a.votes for _, a in group)
+    return best
+
+
+REWRITE_SYSTEM = (
+    "You rewrite the last question of a conversation about a database into one standalone "
+    "question with the same meaning. Keep the conditions of the earlier questions that the "
+    "last one builds on (who 'they', 'them' or 'those' are); drop them when the last question "
+    "asks about something new. If it already stands alone, repeat it unchanged. Reply with "
+    "the question only."
+)
+# Worked examples, on a database of no shipped slice or sample (a library).
+REWRITE_SHOTS = [
+    (
+        [("Which members borrowed more than five books in 2023?", None)],
+        "which of them live in York?",
+        "Which members who borrowed more than five books in 2023 live in York?",
+    ),
+    (
+        [("How many loans were made in each month of 2023?", None)],
+        "and in 2024?",
+        "How many loans were made in each month of 2024?",
+    ),
+    (
+        [("List the ten most borrowed books.", None)],
+        "How many authors are there?",
+        "How many authors are there?",
+    ),
+]
+
+
+def _conversation(history: list[tuple[str, str | None]], question: str) -> str:
+    lines = [f"Q{i}: {q.strip()}" for i, (q, _) in enumerate(history, start=1)]
+    lines.append(f"Last question: {question.strip()}")
+    return "\n".join(lines) + "\nStandalone question:"
+
+
+def rewrite_messages(question: str, history: History) -> list[dict[str, str]]:
+    """The rewrite's chat: instructions, the worked examples, then this conversation."""
+    messages = [{"role": "system", "content": REWRITE_SYSTEM}]
+    for earlier, last, rewritten in REWRITE_SHOTS:
+        messages.append({"role": "user", "content": _conversation(earlier, last)})
+        messages.append({"role": "assistant", "content": rewritten})
+    messages.append({"role": "user", "content": _conversation(list(history), question)})
+    return messages
+
+
+def parse_rewrite(text: str, question: str) -> str:
+    """The standalone question in the model's reply; ``question`` itself when the reply is
+    empty or not a question (a model that answered with SQL, or rambled)."""
+    lines = [line.strip() for line in (text or "").strip().splitlines() if line.strip()]
+    if not lines:
+        return question
+    line = re.sub(r"^(standalone question|question|q\d*)\s*:\s*", "", lines[0], flags=re.I)
+    line = line.strip().strip('"').strip()
+    if not line or re.match(r"(?i)(select|with)\b", line) or len(line) > 4 * len(question) + 200:
+        return question
+    return line
+
+
+def same_question(a: str, b: str) -> bool:
+    """Whether a rewrite left the question as it was (case, spacing and end mark aside)."""
+
+    def norm(s: str) -> str:
+        return " ".join(re.sub(r"[^\w\s]", " ", s.lower()).split())
+
+    return norm(a) == norm(b)
+
+
+EDIT_NOTE = (
+    "This task follows up on the previous question: {question}\n"
+    "Its SQL query was: {sql}\n"
+    "Write the SQL query for the task by changing that query: keep its tables, joins and "
+    "conditions that the task does not change."
+)
+
+
+def edit_note(history: History) -> str:
+    """The edit way's note: the previous question and its SQL."""
+    question, sql = history[-1]
+    return EDIT_NOTE.format(question=question.strip(), sql=" ".join(sql.split()))

@@ -1,0 +1,149 @@
+"""Follow-ups answered each way, and whether a question is one (engine.conversation)."""
+
+import json
+
+import pytest
+
+from engine.config import EngineConfig, load_config
+from engine.conversation import (
+    FollowupConfig,
+    followup_form,
+    parse_rewrite,
+    rewrite_messages,
+    same_question,
+)
+from engine.errors import ConfigError
+from engine.pipeline import Request, TextToSQL
+from tests.helpers import ScriptedBackend, customers_db
+
+FRANCE = "SELECT name FROM customers WHERE country = 'France'"
+HISTORY = [("Who lives in France?", FRANCE)]
+
+
+@pytest.fixture
+def db(tmp_path):
+    return customers_db(tmp_path / "t.sqlite", orders=True)
+
+
+def _turns(prompt: str) -> list[dict]:
+    return json.loads(prompt)
+
+
+@pytest.mark.parametrize(
+    ("question", "form"),
+    [
+        ("which of them live in Leeds?", "refers_back"),
+        ("and what did they spend?", "refers_back"),
+        ("only the ones who paid by card", "refers_back"),
+        ("how much was that?", "refers_back"),
+        ("what about Spain?", "refines"),
+        ("and in 2024?", "refines"),
+        ("for 2024?", "refines"),
+        ("sorted by name instead", "refines"),
+        ("How many products cost more than 50?", None),
+        ("List the departments and their budgets.", None),
+        ("Which customers ordered more than three times last year?", None),
+    ],
+)
+def test_a_question_is_told_a_follow_up_by_its_wording(question, form):
+    assert followup_form(question) == form
+
+
+def test_a_rewritten_follow_up_is_answered_as_a_question_of_its_own(db):
+    backend = ScriptedBackend(
+        [
+            "Standalone question: Which customers living in France have placed an order?",
+            "SELECT DISTINCT c.name FROM customers AS c JOIN orders AS o ON o.customer_id = c.id "
+            "WHERE c.country = 'France'",
+        ]
+    )
+    answer = TextToSQL(backend).ask("which of them have ordered?", db, HISTORY)
+    assert answer.ok and answer.way == "rewrite"
+    assert answer.understood == "Which customers living in France have placed an order?"
+    assert answer.question == "which of them have ordered?"
+    # the rewrite saw the conversation, after its worked examples
+    rewrite = _turns(backend.prompts[0])
+    assert rewrite[-1]["content"].startswith("Q1: Who lives in France?\nLast question: which of")
+    assert len(rewrite) == 1 + 2 * 3 + 1
+    # the SQL prompt asks the understood question alone: no earlier turns, no previous rows
+    asked = _turns(backend.prompts[1])
+    assert [m["role"] for m in asked] == ["system", "user"]
+    assert "Task: Which customers living in France have placed an order?" in asked[1]["content"]
+    assert "previous_result" not in asked[1]["content"]
+
+
+def test_an_edited_follow_up_sees_the_previous_question_and_sql_in_one_turn(db):
+    backend = ScriptedBackend(["SELECT name FROM customers WHERE country = 'Spain'"])
+    engine = TextToSQL(backend, followup=FollowupConfig(way="edit"))
+    answer = engine.ask("what about Spain?", db, HISTORY)
+    assert answer.ok and answer.way == "edit" and answer.understood is None
+    asked = _turns(backend.prompts[0])
+    assert [m["role"] for m in asked] == ["system", "user"]
+    text = asked[1]["content"]
+    assert "previous question: Who lives in France?" in text and FRANCE in text
+    assert text.index(FRANCE) < text.index("Task: what about Spain?")
+
+
+def test_a_new_question_after_a_conversation_does_not_inherit_it(db):
+    # the rule: not worded as a follow-up, so no rewrite and no earlier turns
+    backend = ScriptedBackend(["SELECT count(*) FROM orders"])
+    answer = TextToSQL(backend).ask("How many orders are there in total?", db, HISTORY)
+    assert answer.ok and answer.way is None and answer.understood is None
+    assert len(backend.prompts) == 1
+    assert "France" not in backend.prompts[0]
+    # the model decides: a rewrite that returns the question unchanged answers it alone
+    backend = ScriptedBackend(["And how many orders are there?", "SELECT count(*) FROM orders"])
+    engine = TextToSQL(backend, followup=FollowupConfig(detect="model"))
+    answer = engine.ask("and how many orders are there?", db, HISTORY)
+    assert answer.ok and answer.way is None and "France" not in backend.prompts[1]
+
+
+def test_ways_that_disagree_vote_by_their_rows(db):
+    spain = "SELECT name FROM customers WHERE country = 'Spain'"
+    backend = ScriptedBackend(
+        [
+            "Who lives in Spain?",  # the rewrite
+            spain,  # rewrite's answer
+            "SELECT name FROM customers",  # edit's answer: a different result
+            spain + " ORDER BY name",  # previous's answer: the same rows as the rewrite's
+            "SELECT count(*) FROM customers",  # the second question, asked once, alone
+        ]
+    )
+    cfg = FollowupConfig(way="rewrite+edit+previous")
+    answers = TextToSQL(backend, followup=cfg).ask_batch(
+        [Request("what about Spain?", db, HISTORY), Request("How many customers?", db)]
+    )
+    follow, single = answers
+    assert follow.ok and follow.sql == spain and follow.way == "rewrite"
+    assert follow.votes == 2 and follow.candidates == 3
+    assert follow.understood == "Who lives in Spain?" and follow.question == "what about Spain?"
+    assert single.rows == [[3]] and single.way is None and not backend.outputs
+
+
+def test_questions_without_a_conversation_are_asked_as_before(db):
+    backend = ScriptedBackend(["SELECT count(*) FROM customers"])
+    answer = TextToSQL(backend, followup=FollowupConfig(way="rewrite+edit")).ask(
+        "How many customers?", db
+    )
+    assert answer.ok and len(backend.prompts) == 1 and answer.understood is None
+
+
+def test_the_rewrite_reply_is_cleaned_or_refused():
+    q = "which of them?"
+    assert parse_rewrite(' "Which customers live in Leeds?"\nmore', q) == (
+        "Which customers live in Leeds?"
+    )
+    assert parse_rewrite("SELECT * FROM customers", q) == q
+    assert parse_rewrite("", q) == q
+    assert same_question("How many orders are there?", "how many orders are there")
+    messages = rewrite_messages(q, HISTORY)
+    assert messages[0]["role"] == "system" and messages[-1]["role"] == "user"
+
+
+def test_the_follow_up_settings_load_and_refuse_nonsense(tmp_path):
+    cfg = load_config(EngineConfig, None, {"followup.way": "edit", "followup.detect": "model"})
+    assert cfg.followup == FollowupConfig(way="edit", detect="model")
+    with pytest.raises(ConfigError, match="followup.way"):
+        FollowupConfig(way="guess")
+    with pytest.raises(ConfigError, match="followup.turns"):
+        FollowupConfig(turns=0)
