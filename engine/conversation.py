@@ -27,13 +27,10 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
+from engine.answer import Answer, History
 from engine.errors import ConfigError
 from engine.setting import setting
-
-if TYPE_CHECKING:
-    from engine.pipeline import Answer
 
 WAYS = ("rewrite", "edit", "previous", "history")
 WAY_CHOICES = (
@@ -48,7 +45,6 @@ WAY_CHOICES = (
     "form",
 )
 DETECT_CHOICES = ("rule", "model")
-History = list[tuple[str, str]]
 
 
 @dataclass

@@ -14,9 +14,9 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, replace
-from typing import Any
+from dataclasses import dataclass, field, replace
 
+from engine.answer import Answer, History, Request
 from engine.backends.base import Backend, GenerationConfig
 from engine.context import Context, Retriever, Source
 from engine.conversation import (
@@ -42,58 +42,6 @@ MAX_ROWS = 1000
 PRIMING_QUESTION = "How many rows does each table have?"
 # A rewritten follow-up is one question: a short generation (engine.conversation).
 REWRITE_TOKENS = 96
-History = list[tuple[str, str]]
-
-
-@dataclass
-class Request:
-    """One question for :meth:`TextToSQL.ask_batch`.
-
-    ``history``: earlier (question, SQL) turns of a conversation. ``context``: retrieval
-    already done by the caller (the LangChain chain); None lets the engine's retriever do it.
-    ``db_path``: a :class:`engine.db.Database`, or a SQLite/DuckDB file or database URL
-    (opened once, when the batch starts).
-    """
-
-    question: str
-    db_path: DbRef | Database
-    history: History | None = None
-    context: Context | None = None
-
-
-@dataclass
-class Answer:
-    question: str
-    sql: str | None = None
-    columns: list[str] = field(default_factory=list)
-    rows: list[list[Any]] = field(default_factory=list)
-    error: str | None = None
-    sources: list[Source] = field(default_factory=list)
-    attempts: int = 0
-    truncated: bool = False
-    raw_output: str = ""
-    seconds: float = 0.0
-    backend: str = ""
-    candidates: int = 0  # answers drawn in the last attempt
-    votes: int = 0  # of those, how many returned the same rows as this one
-    # A follow-up: the standalone question it was rewritten into (None: not rewritten) and
-    # the way that answered it (engine.conversation; None: answered as a question alone).
-    understood: str | None = None
-    way: str | None = None
-    explanation: str = ""  # what the SQL does, in words, from its syntax tree (engine.explain)
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["rows"] = (
-            QueryResult(columns=self.columns, rows=[tuple(r) for r in self.rows])
-            .to_dict()
-            .get("rows", [])
-        )
-        return d
 
 
 @dataclass
