@@ -23,6 +23,7 @@ import gradio as gr
 from app import chat
 from app.chat import ANSWER_GROUP
 from app.databases import DEFAULT_DB, databases_of
+from engine.cli import HistoryError, parse_history
 
 PUBLIC = ("ask", "run_sql", "databases")
 
@@ -31,25 +32,32 @@ def register(pool: Any, spaces: Callable[[Any], Any]) -> None:
     """Add the public endpoints to the current ``gr.Blocks``. ``spaces(request)`` gives the
     caller's user space (app.users.UserSpace: their databases and history)."""
 
-    def ask(question: str, database: str = DEFAULT_DB, request: gr.Request = None) -> dict:
-        """Answer a question about a database as the chat does: the SQL, its result rows
-        and the database's recent questions (newest first).
+    def ask(
+        question: str,
+        database: str = DEFAULT_DB,
+        history: str | list = "",
+        request: gr.Request = None,
+    ) -> dict:
+        """Answer a question about a database as the chat does: the SQL, its result rows,
+        how a follow-up was understood, what the SQL does, and the database's recent
+        questions (newest first).
 
         Parameters:
             question: the question in plain language
             database: a label from /databases, such as "shop (sample)"
+            history: the conversation so far, so the question may follow up on it: a JSON
+                list of earlier turns, each {"question": ..., "sql": ...} or [question, sql]
+                (as text or a list; empty: none)
         """
         space = spaces(request)
-        model = pool.base.model
-        turn = chat.ask(question, database, model, [], [], pool, space.history, space)
-        answer = turn.answer
         out: dict[str, Any] = {"question": (question or "").strip(), "database": database}
-        if answer is None:
-            out |= {"sql": None, "columns": [], "rows": [], "error": turn.status}
-        else:
-            d = answer.to_dict()
-            out |= {k: d[k] for k in ("sql", "columns", "rows", "error", "truncated")}
-            out |= {k: d[k] for k in ("attempts", "seconds", "backend")}
+        try:
+            turns = parse_history(history)
+        except HistoryError as err:
+            return out | _refused(str(err)) | {"history": _history(space, database)}
+        model = pool.base.model
+        turn = chat.ask(question, database, model, [], turns, pool, space.history, space)
+        out |= _answer_fields(turn)
         out["history"] = _history(space, database)
         return out
 
@@ -80,6 +88,21 @@ def register(pool: Any, spaces: Callable[[Any], Any]) -> None:
     gr.api(ask, api_name="ask", concurrency_limit=pool.max_batch, concurrency_id=ANSWER_GROUP)
     gr.api(run_sql, api_name="run_sql", concurrency_limit=4)
     gr.api(databases, api_name="databases", concurrency_limit=None)
+
+
+def _refused(error: str) -> dict[str, Any]:
+    return {"sql": None, "columns": [], "rows": [], "error": error, "understood": None,
+            "explanation": ""}  # fmt: skip
+
+
+def _answer_fields(turn: chat.Turn) -> dict[str, Any]:
+    """What /ask returns of a chat turn's answer."""
+    if turn.answer is None:
+        return _refused(turn.status)
+    d = turn.answer.to_dict()
+    keys = ("sql", "columns", "rows", "error", "truncated", "attempts", "seconds", "backend")
+    # understood: the standalone question a follow-up was rewritten into (None: not rewritten)
+    return {k: d[k] for k in (*keys, "understood", "explanation")}
 
 
 def _history(space: Any, database: str, limit: int = 20) -> list[dict[str, Any]]:

@@ -19,6 +19,7 @@ from app.engines import EnginePool
 from app.messages import first_line, public
 from app.model_choices import resolve
 from app.users import root_of
+from engine.conversation import same_question
 from engine.db import DatabaseError, read_schema, run_readonly
 from engine.followup import retrieval_query
 from engine.pipeline import Request
@@ -41,6 +42,33 @@ def _status(answer: Any) -> str:
         f"{len(answer.rows)} row(s){more} · {answer.attempts} attempt(s) · "
         f"{answer.seconds:.1f} s · {answer.backend}"
     )
+
+
+def understood_as(answer: Any) -> str | None:
+    """The standalone question a follow-up was rewritten into; None when it was not
+    rewritten, or the rewrite left it as it was."""
+    understood = getattr(answer, "understood", None)
+    if not understood or same_question(understood, answer.question):
+        return None
+    return understood
+
+
+def reply_markdown(answer: Any) -> str:
+    """The assistant's message: how a follow-up was understood, the SQL, what it does (a
+    collapsed section) and the status line."""
+    parts = []
+    understood = understood_as(answer)
+    if understood:
+        parts.append(f"*Understood as: {understood}*")
+    if answer.sql:
+        parts.append(f"```sql\n{answer.sql}\n```")
+    if answer.explanation:
+        parts.append(
+            "<details><summary>What this query does</summary>\n\n"
+            f"{answer.explanation}\n\n</details>"
+        )
+    parts.append(_status(answer))
+    return "\n\n".join(parts)
 
 
 def sources_markdown(sources: list[Any]) -> str:
@@ -74,10 +102,13 @@ def ask(
     pool: EnginePool,
     history: Any = None,
     space: Any = None,
+    standalone: bool = False,
 ) -> Turn:
     """One chat turn; the question is recorded in ``history`` (a QuestionHistory) if given.
     ``space`` (app.users.UserSpace) is whose databases and index to use; None: the local
-    user's."""
+    user's. ``standalone``: the question replaces the last one (the person edited how a
+    follow-up was understood): it is asked without the earlier turns, and its turn takes the
+    place of the last one in ``turns``."""
     question = (question or "").strip()
     chat, turns = list(chat or []), list(turns or [])
     dbs = databases_of(space)
@@ -89,12 +120,13 @@ def ask(
         engine = pool.get(*resolve(model, root_of(space)))
     except Exception as err:  # a bad path or hub id: say so, keep serving
         return Turn(chat, turns, f"**Cannot load the model:** {first_line(err)}")
-    context = _own_context(engine, space, question, dbs[db_label], turns[-3:])
-    answer = pool.answer(engine, Request(question, dbs[db_label], turns[-3:], context))
+    earlier = [] if standalone else turns[-3:]
+    context = _own_context(engine, space, question, dbs[db_label], earlier)
+    answer = pool.answer(engine, Request(question, dbs[db_label], earlier, context))
     chat.append({"role": "user", "content": question})
-    reply = (f"```sql\n{answer.sql}\n```\n" if answer.sql else "") + _status(answer)
-    chat.append({"role": "assistant", "content": reply})
+    chat.append({"role": "assistant", "content": reply_markdown(answer)})
     if answer.ok:
+        turns = turns[:-1] if standalone else turns
         turns.append((question, answer.sql or ""))
     if history is not None:
         detail = f"{len(answer.rows)} row(s)" if answer.ok else public(answer.error)

@@ -23,6 +23,7 @@ from app.chat import (
     save_example,
     sources_markdown,
     transpile,
+    understood_as,
 )
 from app.databases import databases_of, default_database, frame
 from app.engines import EnginePool
@@ -64,6 +65,12 @@ class ChatTab:
                 elem_id="chat-model",
             )
         self.chatbot = gr.Chatbot(label="Conversation", height=320, elem_id="chat-log")
+        # how the last follow-up was understood: edit it and ask it as a question of its own
+        with gr.Row(visible=False, elem_id="chat-understood-row") as self.understood_row:
+            self.understood = gr.Textbox(
+                label="Understood as (edit and ask again)", scale=5, elem_id="chat-understood"
+            )
+            self.ask_instead = gr.Button("Ask this instead", scale=1, elem_id="chat-understood-ask")
         with gr.Row():
             self.question = gr.Textbox(
                 placeholder="e.g. How many customers are there?",
@@ -126,14 +133,16 @@ class ChatTab:
             *self.past.outputs, self.question, self.status, self.write, self.sql, self.actions,
             self.correct, self.save_row, self.save_question, self.feedback, self.transpiled,
             self.result_box, self.table, self.bar, self.line, self.download, self.sources_box,
-            self.sources,
+            self.sources, self.understood_row, self.understood,
         ]  # fmt: skip
         asking = [self.question, self.db, self.model, self.chatbot, self.turns]
         queued = {"concurrency_limit": self.pool.max_batch, "concurrency_id": ANSWER_GROUP}
         # the events after which the model may have loaded or a database been primed
+        instead = [self.understood, self.db, self.model, self.chatbot, self.turns]
         self.loads_models = [
             self.send.click(self.on_ask, asking, outs, **queued),
             self.question.submit(self.on_ask, asking, outs, **queued),
+            self.ask_instead.click(self.on_ask_instead, instead, outs, **queued),
         ]
         self.clear.click(self.on_clear, None, outs)
         self.write.click(self.on_write, None, outs)
@@ -160,12 +169,18 @@ class ChatTab:
         """The caller's databases by label."""
         return databases_of(self._space())
 
-    def on_ask(self, q: str, d: str, m: str, chat: list, turns: list) -> Any:
+    def on_ask(
+        self, q: str, d: str, m: str, chat: list, turns: list, standalone: bool = False
+    ) -> Any:
         loading = not self.pool.is_loaded(m)
         busy = "Loading the model (first use can take a minute)…" if loading else "Working…"
         yield {self.status: busy, self.feedback: ""}
-        turn = ask(q, d, m, chat, turns, self.pool, self.history, self._space())
+        turn = ask(q, d, m, chat, turns, self.pool, self.history, self._space(), standalone)
         yield {**self._answer(turn, d), self.question: "", **self.past.refresh(d)}
+
+    def on_ask_instead(self, q: str, d: str, m: str, chat: list, turns: list) -> Any:
+        """The edited understood question, asked alone in place of the follow-up."""
+        yield from self.on_ask(q, d, m, chat, turns, standalone=True)
 
     def _answer(self, turn: Turn, d: str) -> dict:
         out = {self.chatbot: turn.chat, self.turns: turn.turns, self.status: turn.status}
@@ -184,8 +199,15 @@ class ChatTab:
             self.transpiled: gr.update(visible=False, value=""),
             self.sources_box: gr.update(visible=True),
             self.sources: sources_markdown(a.sources),
+            **self._understood(understood_as(a)),
         }
         return out | self._result(a.columns, a.rows, d, a.ok)
+
+    def _understood(self, text: str | None) -> dict:
+        return {
+            self.understood_row: gr.update(visible=bool(text)),
+            self.understood: text or "",
+        }
 
     def _editor(self, sql: str, visible: bool) -> dict:
         return {
@@ -221,7 +243,7 @@ class ChatTab:
             self.correct: gr.update(visible=False), self.save_row: gr.update(visible=False),
             self.transpiled: gr.update(visible=False, value=""),
             self.sources_box: gr.update(visible=False), self.sources: "",
-            **self._result([], [], "", False),
+            **self._understood(None), **self._result([], [], "", False),
         }  # fmt: skip
 
     def on_write(self) -> dict:

@@ -20,6 +20,7 @@ from engine.config import (
     flag_overrides,
     load_config,
 )
+from engine.conversation import same_question
 from engine.db import DatabaseError, check_database, redact, run_readonly
 from engine.errors import ModelLoadError
 from engine.paths import data_dir
@@ -37,6 +38,62 @@ def _table(columns: list[str], rows: list[list[Any]], limit: int = 50) -> str:
     return "\n".join(lines)
 
 
+class HistoryError(ValueError):
+    """A conversation's earlier turns that are not a list of (question, SQL) turns."""
+
+
+HISTORY_SHAPE = (
+    'a JSON list of earlier turns, each {"question": ..., "sql": ...} or [question, sql]'
+)
+
+
+def parse_history(value: str | list | None) -> list[tuple[str, str]]:
+    """Earlier (question, SQL) turns of a conversation from JSON (text, or already
+    decoded): the shapes the API's ``history`` and ``ask --history`` take. Raises
+    :class:`HistoryError` with one line saying what is wrong."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return []
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError as err:
+            raise HistoryError(
+                f"history is not JSON ({err.msg}); it must be {HISTORY_SHAPE}"
+            ) from None
+    if not isinstance(value, list):
+        raise HistoryError(f"history must be {HISTORY_SHAPE}")
+    return [_turn(i, turn) for i, turn in enumerate(value, start=1)]
+
+
+def _turn(i: int, turn: Any) -> tuple[str, str]:
+    question = sql = None
+    if isinstance(turn, dict) and "sql" in turn:  # other keys (the API's "ok") are ignored
+        question, sql = turn.get("question"), turn["sql"]
+    elif isinstance(turn, list) and len(turn) == 2:
+        question, sql = turn
+    sql = "" if sql is None else sql  # a turn that got no SQL
+    if not isinstance(question, str) or not question.strip() or not isinstance(sql, str):
+        shown = json.dumps(turn, ensure_ascii=False, default=str)
+        shown = shown if len(shown) <= 80 else shown[:77] + "..."
+        raise HistoryError(f"history turn {i} is {shown}; history must be {HISTORY_SHAPE}")
+    return question.strip(), sql.strip()
+
+
+def read_history(value: str | None) -> list[tuple[str, str]]:
+    """``--history``: a JSON file's path, or the JSON list itself."""
+    if not value:
+        return []
+    path = Path(value)
+    if not value.lstrip().startswith(("[", "{")) and path.is_file():
+        try:
+            value = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as err:
+            raise HistoryError(f"cannot read the history file {path}: {err}") from None
+    elif not value.lstrip().startswith(("[", "{")):
+        raise HistoryError(f"--history {value!r} is neither a file nor {HISTORY_SHAPE}")
+    return parse_history(value)
+
+
 def _print_json(obj: dict[str, Any]) -> None:
     sys.stdout.write(json.dumps(obj, ensure_ascii=False, default=str) + "\n")
 
@@ -50,14 +107,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
         overrides["model"] = None  # the adapter's recorded base model
     cfg = load_config(EngineConfig, args.config, overrides)
     question = (args.question or "").strip()
-    error = None
-    if not question:
-        error = "Please give a question."
-    else:
-        try:
-            check_database(args.db)
-        except DatabaseError as err:
-            error = str(err)
+    error, history = _check_ask(args, question)
     if error:
         return _fail(args, question, error)
     say = logging.getLogger("engine").info
@@ -67,21 +117,43 @@ def cmd_ask(args: argparse.Namespace) -> int:
         if error:
             return _fail(args, question, error)
     engine = engine_from_config(cfg, retriever=retriever, progress=say)
-    answer = engine.ask(question, args.db)
+    answer = engine.ask(question, args.db, history)
     if args.json:
         _print_json(answer.to_dict())
     else:
-        print(answer.sql or "(no SQL)")
-        if answer.ok:
-            print(_table(answer.columns, answer.rows))
-        else:
-            print(f"Error: {answer.error}", file=sys.stderr)
-        print(
-            f"({answer.attempts} attempt(s), {answer.seconds:.1f} s, {answer.backend}, "
-            f"{len(answer.sources)} retrieved source(s))",
-            file=sys.stderr,
-        )
+        _print_answer(answer)
     return 0 if answer.ok else 1
+
+
+def _check_ask(args: argparse.Namespace, question: str) -> tuple[str | None, list]:
+    """(error or None, the conversation's earlier turns) of ``ask``'s arguments."""
+    if not question:
+        return "Please give a question.", []
+    try:
+        history = read_history(args.history)
+        check_database(args.db)
+    except (HistoryError, DatabaseError) as err:
+        return str(err), []
+    return None, history
+
+
+def _print_answer(answer: Any) -> None:
+    """An answer as text: how a follow-up was understood, the SQL, what it does, the rows
+    (on stdout); the error and the summary line on stderr."""
+    if answer.understood and not same_question(answer.understood, answer.question):
+        print(f"Understood as: {answer.understood}")
+    print(answer.sql or "(no SQL)")
+    if answer.explanation:
+        print(answer.explanation)
+    if answer.ok:
+        print(_table(answer.columns, answer.rows))
+    else:
+        print(f"Error: {answer.error}", file=sys.stderr)
+    print(
+        f"({answer.attempts} attempt(s), {answer.seconds:.1f} s, {answer.backend}, "
+        f"{len(answer.sources)} retrieved source(s))",
+        file=sys.stderr,
+    )
 
 
 def _prepare_retriever(cfg: EngineConfig, db: str, say: Any) -> tuple[str | None, Any]:
@@ -312,6 +384,13 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("--db", required=True, help=_DB_HELP)
     ask.add_argument("--config", help="engine YAML config (python -m engine config lists all)")
     ask.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    ask.add_argument(
+        "--history",
+        metavar="FILE_OR_JSON",
+        help="the conversation so far, so QUESTION may follow up on it: a JSON file or the "
+        'JSON itself, a list of earlier turns, each {"question": ..., "sql": ...} or '
+        "[question, sql]",
+    )
     add_setting_flags(ask, EngineConfig, _ASK_FLAGS)
     ask.set_defaults(func=cmd_ask)
 

@@ -12,7 +12,16 @@ import urllib.request
 
 import pytest
 
-from tests.browser import ARTIFACTS, CHEAP_ANSWERS, browser_page, running_app, screenshot, wait_for
+from tests.browser import (
+    ARTIFACTS,
+    CHEAP_ANSWERS,
+    browser_page,
+    free_port,
+    running_app,
+    screenshot,
+    wait_for,
+)
+from tests.helpers import ScriptedBackend
 
 pytestmark = [pytest.mark.slow]
 SHOP, HR = "shop (sample)", "hr (sample)"
@@ -42,7 +51,7 @@ def test_only_the_named_endpoints_are_offered(app):
         name: [p["parameter_name"] for p in e["parameters"]]
         for name, e in api["named_endpoints"].items()
     }
-    assert names == {"/ask": ["question", "database"], "/run_sql": ["sql", "database"],
+    assert names == {"/ask": ["question", "database", "history"], "/run_sql": ["sql", "database"],
                      "/databases": []}  # fmt: skip
     with browser_page() as page:  # the "Use via API" page shows the same three
         page.goto(url, wait_until="load")
@@ -170,3 +179,67 @@ def test_exposed_without_sign_in_warns_in_log_and_page(app):
     assert "without sign-in" in config
     port = url.rstrip("/").rsplit(":", 1)[1]
     assert "without sign-in" in (ARTIFACTS / f"app-{port}.log").read_text()
+
+
+# --- a follow-up through /ask: a scripted model, the app's API in this process ---------------
+
+
+@pytest.fixture
+def scripted_api(tmp_path):
+    """(gradio_client Client, the scripted backend's outputs) of /ask over a scripted model."""
+    import gradio as gr
+    from gradio_client import Client
+
+    from app import api
+    from app.engines import EnginePool
+    from app.users import UserSpace
+    from engine.config import EngineConfig
+    from engine.history import QuestionHistory
+    from engine.paths import data_dir
+    from engine.pipeline import TextToSQL
+
+    pool = EnginePool(EngineConfig(model="scripted"))
+    backend = ScriptedBackend([])
+    pool.put("scripted", None, TextToSQL(backend))
+    space = UserSpace("", data_dir(), QuestionHistory(tmp_path), None)
+    with gr.Blocks() as demo:
+        api.register(pool, lambda request: space)
+    demo.queue().launch(prevent_thread_lock=True, quiet=True, server_port=free_port())
+    try:
+        yield Client(demo.local_url, verbose=False), backend.outputs
+    finally:
+        demo.close()
+
+
+EARLIER = [{"question": "How many customers?", "sql": "SELECT count(*) FROM customers"}]
+
+
+@pytest.mark.parametrize("history", [json.dumps(EARLIER), EARLIER, [["How many customers?", "SELECT count(*) FROM customers"]]], ids=["json", "list", "pairs"])  # fmt: skip
+def test_ask_answers_a_follow_up_with_its_history(scripted_api, shop_db, history):
+    client, outputs = scripted_api
+    outputs += ["How many orders are there?", "SELECT count(*) FROM orders"]
+    answer = client.predict("And orders?", SHOP, history, api_name="/ask")
+    assert answer["error"] is None and answer["sql"] == "SELECT count(*) FROM orders"
+    assert answer["understood"] == "How many orders are there?"
+    assert answer["explanation"].startswith("- ") and "orders" in answer["explanation"]
+    # without history, as existing clients call it: a question alone
+    outputs += ["SELECT count(*) FROM products"]
+    alone = client.predict("How many products?", SHOP, api_name="/ask")
+    assert alone["error"] is None and alone["understood"] is None and alone["explanation"]
+
+
+@pytest.mark.parametrize(
+    "history, says",
+    [
+        ("[{'question': 'x'}]", "history is not JSON"),
+        ('{"question": "x", "sql": "y"}', "history must be a JSON list"),
+        ('[["How many customers?"]]', 'history turn 1 is ["How many customers?"]'),
+        ('[{"question": "x"}]', 'history turn 1 is {"question": "x"}'),
+        ([[1, 2]], "history turn 1 is [1, 2]"),
+    ],
+)
+def test_ask_refuses_malformed_history_in_one_line(scripted_api, shop_db, history, says):
+    client, outputs = scripted_api
+    answer = client.predict("And orders?", SHOP, history, api_name="/ask")
+    assert answer["error"].startswith(says) and "\n" not in answer["error"]
+    assert answer["sql"] is None and answer["rows"] == [] and outputs == []  # nothing asked

@@ -47,11 +47,20 @@ def test_ask_shows_sql_rows_and_status(pool, shop_db, tmp_path):
 
 
 def test_follow_up_sends_earlier_turns(pool, shop_db):
-    backend = _with(pool, ["SELECT count(*) FROM customers", "SELECT count(*) FROM orders"])
+    backend = _with(
+        pool,
+        [
+            "SELECT count(*) FROM customers",
+            "How many orders are there?",  # the follow-up rewritten (engine.conversation)
+            "SELECT count(*) FROM orders",
+        ],
+    )
     turn = chat.ask("How many customers?", SHOP, "scripted", [], [], pool)
-    chat.ask("And orders?", SHOP, "scripted", turn.chat, turn.turns, pool)
-    last_prompt = json.loads(backend.prompts[-1])
-    assert [m["role"] for m in last_prompt] == ["system", "user", "assistant", "user"]
+    turn = chat.ask("And orders?", SHOP, "scripted", turn.chat, turn.turns, pool)
+    rewrite = json.loads(backend.prompts[-2])[-1]["content"]
+    assert rewrite.startswith("Q1: How many customers?\nLast question: And orders?")
+    assert turn.answer.understood == "How many orders are there?"
+    assert "Understood as: How many orders are there?" in turn.chat[-1]["content"]
 
 
 def test_errors_are_plain_and_the_app_keeps_going(pool, shop_db, tmp_path):
@@ -134,3 +143,52 @@ def test_the_model_status_is_polled_only_while_it_can_change(pool, monkeypatch):
     load.join(timeout=30)
     line, update = poll()  # the last tick shows the result and stops the polling
     assert not pool.busy and update.active is False and line.startswith("Model ready")
+
+
+def test_reply_shows_the_understood_question_and_what_the_sql_does(pool, shop_db):
+    _with(pool, ["SELECT count(*) FROM customers", "How many orders are there?",
+                 "SELECT count(*) FROM orders"])  # fmt: skip
+    first = chat.ask("How many customers?", SHOP, "scripted", [], [], pool)
+    reply = first.chat[-1]["content"]
+    assert "Understood as" not in reply  # a question alone is shown as before
+    assert reply.startswith("```sql\nSELECT count(*) FROM customers\n```")
+    assert "<summary>What this query does</summary>" in reply and "customers" in reply
+    assert reply.endswith(first.status)
+    turn = chat.ask("And orders?", SHOP, "scripted", first.chat, first.turns, pool)
+    reply = turn.chat[-1]["content"]
+    assert reply.startswith("*Understood as: How many orders are there?*\n\n```sql")
+    assert turn.answer.explanation and turn.answer.explanation in reply
+    assert chat.understood_as(turn.answer) == "How many orders are there?"
+
+
+def test_a_rewrite_that_changed_nothing_is_not_shown(pool, shop_db):
+    _with(pool, ["SELECT count(*) FROM customers", "and orders?", "SELECT count(*) FROM orders"])
+    first = chat.ask("How many customers?", SHOP, "scripted", [], [], pool)
+    turn = chat.ask("And orders?", SHOP, "scripted", first.chat, first.turns, pool)
+    assert turn.answer.understood == "and orders?" and chat.understood_as(turn.answer) is None
+    assert "Understood as" not in turn.chat[-1]["content"]
+
+
+def test_the_edited_understood_question_replaces_the_follow_up(pool, shop_db):
+    backend = _with(pool, ["SELECT count(*) FROM customers", "How many orders are there?",
+                           "SELECT count(*) FROM orders", "SELECT count(*) FROM products"])  # fmt: skip
+    first = chat.ask("How many customers?", SHOP, "scripted", [], [], pool)
+    turn = chat.ask("And orders?", SHOP, "scripted", first.chat, first.turns, pool)
+    asked = len(backend.prompts)
+    edited = chat.ask(
+        "How many products are there?", SHOP, "scripted", turn.chat, turn.turns, pool,
+        standalone=True,
+    )  # fmt: skip
+    # asked alone: no rewrite, no earlier turns in its one prompt
+    assert len(backend.prompts) == asked + 1
+    prompt = json.loads(backend.prompts[-1])
+    assert [m["role"] for m in prompt] == ["system", "user"]
+    assert "How many customers?" not in backend.prompts[-1]
+    assert edited.answer.understood is None and edited.answer.sql.endswith("FROM products")
+    assert edited.turns == [
+        ("How many customers?", "SELECT count(*) FROM customers"),
+        ("How many products are there?", "SELECT count(*) FROM products"),
+    ]
+    assert [m["content"] for m in edited.chat if m["role"] == "user"] == [
+        "How many customers?", "And orders?", "How many products are there?",
+    ]  # fmt: skip

@@ -256,6 +256,70 @@ def test_cli_ask_bad_input(db, args):
     assert json.loads(out.stdout)["error"]
 
 
+@pytest.fixture
+def scripted_cli(monkeypatch):
+    """``python -m engine`` in this process over a scripted model: (run(argv) -> exit code,
+    the model's outputs to come)."""
+    import engine.factory
+    from engine.cli import main
+
+    outputs = []
+    monkeypatch.setattr(
+        engine.factory,
+        "engine_from_config",
+        lambda cfg, retriever=None, progress=None: TextToSQL(ScriptedBackend(outputs)),
+    )
+    return main, outputs
+
+
+EARLIER = [{"question": "How many customers are there?", "sql": "SELECT count(*) FROM customers"}]
+
+
+@pytest.mark.parametrize("given", ["file", "inline"])
+def test_cli_ask_follows_up_on_a_history(db, tmp_path, scripted_cli, capsys, given):
+    main, outputs = scripted_cli
+    history = json.dumps(EARLIER)
+    if given == "file":
+        (tmp_path / "history.json").write_text(history)
+        history = str(tmp_path / "history.json")
+    outputs += ["How many customers live in France?", "SELECT count(*) FROM customers WHERE country = 'France'"]  # fmt: skip
+    args = ["ask", "--db", str(db), "--no-rag", "--history", history, "And in France?"]
+    assert main([*args, "--json"]) == 0
+    answer = json.loads(capsys.readouterr().out)
+    assert answer["understood"] == "How many customers live in France?"
+    assert answer["rows"] == [[2]] and "France" in answer["explanation"]
+    outputs += ["How many customers live in France?", "SELECT count(*) FROM customers WHERE country = 'France'"]  # fmt: skip
+    assert main(args) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "Understood as: How many customers live in France?"
+    assert lines[1] == "SELECT count(*) FROM customers WHERE country = 'France'"
+    assert lines[2].startswith("- ") and lines[-1].strip() == "2"  # explanation, then rows
+
+
+def test_cli_ask_without_history_prints_no_understood_line(db, scripted_cli, capsys):
+    main, outputs = scripted_cli
+    outputs.append("SELECT count(*) FROM customers")
+    assert main(["ask", "--db", str(db), "--no-rag", "How many customers are there?"]) == 0
+    out = capsys.readouterr().out
+    assert "Understood as" not in out and out.startswith("SELECT count(*) FROM customers\n- ")
+
+
+@pytest.mark.parametrize(
+    "history, says",
+    [
+        ("[1, 2]", "history turn 1 is 1"),
+        ('[["q"]]', 'history turn 1 is ["q"]'),
+        ("[{'question': 'q'}]", "history is not JSON"),
+        ("no-such-file.json", "--history 'no-such-file.json' is neither a file nor"),
+    ],
+)
+def test_cli_ask_refuses_a_malformed_history(db, tmp_path, history, says):
+    out = engine_cli("ask", "--db", str(db), "--no-rag", "--history", history, "--json", "And?")
+    assert out.returncode == 1 and json.loads(out.stdout)["error"].startswith(says)
+    [line] = out.stderr.strip().splitlines()  # one line, no traceback, nothing loaded
+    assert line.startswith(f"Error: {says}")
+
+
 def _count_customers(db):
     con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     try:

@@ -633,6 +633,25 @@ def test_the_runnable_answers_a_batch_in_one_call(rag):
     assert outs[1]["answer"]["error"] and not outs[1]["answer"]["rows"]
 
 
+def test_the_runnable_answers_a_follow_up_with_how_it_understood_it():
+    """A follow-up's ``history`` goes through the chain: the answer carries the rewritten
+    question (``understood``) and what its SQL does (``explanation``)."""
+    from engine.rag.chain import build_sql_chain
+
+    backend = ScriptedBackend(["How many employees are there?", "SELECT count(*) FROM employees"])
+    chain = build_sql_chain(TextToSQL(backend))
+    out = chain.invoke(
+        {
+            "question": "And employees?",
+            "db_path": SAMPLES / "hr.sqlite",
+            "history": [("How many departments are there?", "SELECT count(*) FROM departments")],
+        }
+    )
+    answer = out["answer"]
+    assert answer["understood"] == "How many employees are there?" and answer["way"] == "rewrite"
+    assert answer["rows"] == [[301]] and "employees" in answer["explanation"]
+
+
 # --- command line --------------------------------------------------------------------------
 
 

@@ -11,6 +11,10 @@ For LangChain users who want the workbench's answers inside their own chains::
     out = chain.invoke({"question": "How many customers are there?", "db_path": "shop.sqlite"})
     out["source_documents"]      # retrieved LangChain Documents, metadata["score"] set
     out["answer"]["rows"]        # the checked, executed answer (Answer.to_dict())
+    out["answer"]["explanation"] # what the SQL does, in Markdown bullets
+
+A follow-up passes ``"history"``: earlier ``(question, sql)`` turns; ``out["answer"]
+["understood"]`` is then the standalone question it was rewritten into.
 
 The answer step is :meth:`engine.pipeline.TextToSQL.ask_batch`, the same loop the chat and
 evaluation run (checking, execution, repair); ``chain.batch([...])`` answers all inputs in
