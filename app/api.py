@@ -23,7 +23,7 @@ import gradio as gr
 from app import chat
 from app.chat import ANSWER_GROUP
 from app.databases import DEFAULT_DB, databases_of
-from engine.cli import HistoryError, parse_history
+from engine.conversation import HistoryError, parse_history
 
 PUBLIC = ("ask", "run_sql", "databases")
 

@@ -20,7 +20,7 @@ from engine.config import (
     flag_overrides,
     load_config,
 )
-from engine.conversation import same_question
+from engine.conversation import HISTORY_SHAPE, HistoryError, parse_history, same_question
 from engine.db import DatabaseError, check_database, redact, run_readonly
 from engine.errors import ModelLoadError
 from engine.paths import data_dir
@@ -36,47 +36,6 @@ def _table(columns: list[str], rows: list[list[Any]], limit: int = 50) -> str:
     if len(rows) > limit:
         lines.append(f"... {len(rows) - limit} more rows")
     return "\n".join(lines)
-
-
-class HistoryError(ValueError):
-    """A conversation's earlier turns that are not a list of (question, SQL) turns."""
-
-
-HISTORY_SHAPE = (
-    'a JSON list of earlier turns, each {"question": ..., "sql": ...} or [question, sql]'
-)
-
-
-def parse_history(value: str | list | None) -> list[tuple[str, str]]:
-    """Earlier (question, SQL) turns of a conversation from JSON (text, or already
-    decoded): the shapes the API's ``history`` and ``ask --history`` take. Raises
-    :class:`HistoryError` with one line saying what is wrong."""
-    if value is None or (isinstance(value, str) and not value.strip()):
-        return []
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except json.JSONDecodeError as err:
-            raise HistoryError(
-                f"history is not JSON ({err.msg}); it must be {HISTORY_SHAPE}"
-            ) from None
-    if not isinstance(value, list):
-        raise HistoryError(f"history must be {HISTORY_SHAPE}")
-    return [_turn(i, turn) for i, turn in enumerate(value, start=1)]
-
-
-def _turn(i: int, turn: Any) -> tuple[str, str]:
-    question = sql = None
-    if isinstance(turn, dict) and "sql" in turn:  # other keys (the API's "ok") are ignored
-        question, sql = turn.get("question"), turn["sql"]
-    elif isinstance(turn, list) and len(turn) == 2:
-        question, sql = turn
-    sql = "" if sql is None else sql  # a turn that got no SQL
-    if not isinstance(question, str) or not question.strip() or not isinstance(sql, str):
-        shown = json.dumps(turn, ensure_ascii=False, default=str)
-        shown = shown if len(shown) <= 80 else shown[:77] + "..."
-        raise HistoryError(f"history turn {i} is {shown}; history must be {HISTORY_SHAPE}")
-    return question.strip(), sql.strip()
 
 
 def read_history(value: str | None) -> list[tuple[str, str]]:

@@ -24,9 +24,11 @@ that returns the question unchanged answers it alone). bench/followups.py measur
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from engine.answer import Answer, History
 from engine.errors import ConfigError
@@ -244,3 +246,44 @@ def edit_note(history: History) -> str:
     """The edit way's note: the previous question and its SQL."""
     question, sql = history[-1]
     return EDIT_NOTE.format(question=question.strip(), sql=" ".join(sql.split()))
+
+
+class HistoryError(ValueError):
+    """A conversation's earlier turns that are not a list of (question, SQL) turns."""
+
+
+HISTORY_SHAPE = (
+    'a JSON list of earlier turns, each {"question": ..., "sql": ...} or [question, sql]'
+)
+
+
+def parse_history(value: str | list | None) -> list[tuple[str, str]]:
+    """Earlier (question, SQL) turns of a conversation from JSON (text, or already
+    decoded): the shapes the API's ``history`` and ``ask --history`` take. Raises
+    :class:`HistoryError` with one line saying what is wrong."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return []
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError as err:
+            raise HistoryError(
+                f"history is not JSON ({err.msg}); it must be {HISTORY_SHAPE}"
+            ) from None
+    if not isinstance(value, list):
+        raise HistoryError(f"history must be {HISTORY_SHAPE}")
+    return [_turn(i, turn) for i, turn in enumerate(value, start=1)]
+
+
+def _turn(i: int, turn: Any) -> tuple[str, str]:
+    question = sql = None
+    if isinstance(turn, dict) and "sql" in turn:  # other keys (the API's "ok") are ignored
+        question, sql = turn.get("question"), turn["sql"]
+    elif isinstance(turn, list) and len(turn) == 2:
+        question, sql = turn
+    sql = "" if sql is None else sql  # a turn that got no SQL
+    if not isinstance(question, str) or not question.strip() or not isinstance(sql, str):
+        shown = json.dumps(turn, ensure_ascii=False, default=str)
+        shown = shown if len(shown) <= 80 else shown[:77] + "..."
+        raise HistoryError(f"history turn {i} is {shown}; history must be {HISTORY_SHAPE}")
+    return question.strip(), sql.strip()
