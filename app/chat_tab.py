@@ -64,7 +64,7 @@ class ChatTab:
                 allow_custom_value=True,
                 elem_id="chat-model",
             )
-        self.chatbot = gr.Chatbot(label="Conversation", height=320, elem_id="chat-log")
+        self.chatbot = gr.Chatbot(label="Conversation", height=480, elem_id="chat-log")
         # how the last follow-up was understood: edit it and ask it as a question of its own
         with gr.Row(visible=False, elem_id="chat-understood-row") as self.understood_row:
             self.understood = gr.Textbox(
