@@ -34,12 +34,15 @@ from engine.answer import Answer, History
 from engine.errors import ConfigError
 from engine.setting import setting
 
-WAYS = ("rewrite", "edit", "previous", "history")
+WAYS = ("rewrite", "edit", "previous", "history", "scope")
 WAY_CHOICES = (
     "rewrite",
     "edit",
     "previous",
     "history",
+    "scope",
+    "scope+rewrite",
+    "scope+edit",
     "rewrite+edit",
     "rewrite+previous",
     "edit+previous",
@@ -79,7 +82,8 @@ class FollowupConfig:
 # A question that points at earlier rows ("which of them", "those", "each one").
 _REFERS = re.compile(
     r"\b(them|they|those|these|ones|each one|the same|that list|this list|such)\b"
-    r"|\b(that|it|this|him|her)\W*$",
+    r"|\b(that|it|this|him|her)\W*$"
+    r"|(?<!\band )(?<!\bwith )(?<!\bof )\b(their|its)\b",  # not "departments and their …"
     re.I,
 )
 # A question that only makes sense as a change of the one before ("only the ones …",

@@ -31,6 +31,7 @@ from engine.explain import explain
 from engine.followup import attach_previous, retrieval_query
 from engine.prompt import Message, Prompter, build_repair_messages, prompt_budget
 from engine.schema import Schema
+from engine.scope import Entity, previous_entity, refers_to_rows, restrict
 from engine.sql_check import extract_sql, validate_sql
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,7 @@ class _Work:
     history: History | None = None
     retrieved: bool = False  # the engine chose the context (not the caller)
     way: str = "previous"  # how the conversation is shown (engine.conversation)
+    scope: Entity | None = None  # the previous rows its SQL is limited to (engine.scope)
     first: list[Message] = field(init=False)  # the question's own prompt, kept for resampling
 
     def __post_init__(self) -> None:
@@ -285,7 +287,10 @@ class TextToSQL:
         )
         answer = Answer(question=question, sources=sources)
         retrieved = request.context is None
-        return _Work(answer, db, schema, messages, request.history, retrieved, way)
+        scope = None
+        if way == "scope" and request.history and refers_to_rows(question):
+            scope = previous_entity(request.history[-1][1], schema)
+        return _Work(answer, db, schema, messages, request.history, retrieved, way, scope)
 
     def _attempt(self, work: _Work, attempt: int, candidates: list[tuple[str, str | None]]) -> bool:
         """Check and run one attempt's candidate answers; True when the answer is final.
@@ -306,7 +311,9 @@ class TextToSQL:
             if failure is not None:
                 continue
             if raw not in checked:
-                checked[raw] = self.check_and_run(raw, work.db, work.schema, work.previous)
+                checked[raw] = self.check_and_run(
+                    raw, work.db, work.schema, work.previous, work.scope
+                )
             runs.append((i, raw, *checked[raw]))
         valid = [r for r in runs if r[4] is not None and r[3] is None]
         if valid:
@@ -359,17 +366,25 @@ class TextToSQL:
         return prefill(self.backend.render(messages)) if prefill is not None else 0
 
     def check_and_run(
-        self, raw_output: str, db: Database, schema: Schema, previous: str | None = None
+        self,
+        raw_output: str,
+        db: Database,
+        schema: Schema,
+        previous: str | None = None,
+        scope: Entity | None = None,
     ) -> tuple[str | None, str | None, QueryResult | None]:
         """Model text -> (sql, error, result); exactly one of error/result is set.
         ``previous``: the conversation's last SQL, put in front of an answer that selects
-        from its rows (engine.followup)."""
+        from its rows (engine.followup); ``scope``: the previous rows the answer is limited
+        to (engine.scope)."""
         sql = None
         try:
             sql = extract_sql(raw_output)
             if sql is None:
                 return None, "The model's answer contains no SQL query.", None
             sql = attach_previous(sql, previous, schema.dialect)
+            if scope is not None:
+                sql = restrict(sql, scope, schema) or sql
             check = validate_sql(sql, schema)
         except Exception as err:  # a parser bug must not lose the question (or the batch)
             log.warning("checking failed: %s", _one_line(err))

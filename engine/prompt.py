@@ -216,10 +216,11 @@ class Prompter:
         way: str = "previous",
     ) -> tuple[list[Message], list[Source]]:
         """Messages for ``question`` after ``history``, answered ``way``
-        (engine.conversation): ``previous`` and ``history`` show the conversation as turns,
-        ``previous`` also offers the previous answer's rows as a table; ``edit`` shows the
-        previous question and SQL in one turn. Without history the question stands alone."""
-        notes, turns = ctx.notes, history or None
+                (engine.conversation): ``previous`` and ``history`` show the conversation as turns,
+                ``previous`` also offers the previous answer's rows as a table; ``edit`` shows the
+                previous question and SQL in one turn; ``scope`` asks the question alone (engine.scope
+        limits its SQL to the previous rows). Without history the question stands alone."""
+        notes, turns = ctx.notes, (history or None) if way != "scope" else None
         if turns and way == "previous":  # a follow-up may select from the previous rows
             extra = previous_note(turns[-1][1], schema.dialect)
         elif turns and way == "edit":

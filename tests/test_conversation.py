@@ -36,6 +36,8 @@ def _turns(prompt: str) -> list[dict]:
         ("and what did they spend?", "refers_back"),
         ("only the ones who paid by card", "refers_back"),
         ("how much was that?", "refers_back"),
+        ("who are their managers?", "refers_back"),
+        ("Show each employee with their salary", None),
         ("what about Spain?", "refines"),
         ("and in 2024?", "refines"),
         ("for 2024?", "refines"),

@@ -1,0 +1,156 @@
+"""A follow-up about the previous answer's rows, kept to those rows by the engine itself.
+
+"Which of them live in Leeds?" after "Which 5 customers spent the most?": small models
+answer such a follow-up as if it stood alone (every customer in Leeds), and fail to restate
+the previous query inside the new one. The ``scope`` way (engine.conversation) lets them:
+the follow-up is asked alone, and its SQL is then limited to the previous answer's rows.
+
+:func:`previous_entity` finds what the previous answer's rows are: the key of the table
+they come from (the grouped key, else the primary key of the table most of the shown
+columns come from) and a subquery giving those keys. :func:`restrict` adds
+``<that table>.<key> IN (<subquery>)`` to the new SQL where it reads that table (or a table
+with a foreign key to it), so the SQL the user sees runs on its own and says what it did.
+Both return None when they cannot tell; the SQL is then run as the model wrote it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass
+
+from sqlglot import exp, parse_one
+from sqlglot.errors import SqlglotError
+
+from engine.schema import Schema, Table
+
+# Words that point at the previous answer's rows ("which of them", "those", "their …").
+SCOPE_WORDS = re.compile(r"\b(them|they|those|these|their)\b", re.I)
+KEY = "scope_key"
+
+
+@dataclass(frozen=True)
+class Entity:
+    """What the previous answer's rows are: ``table.column`` values, found by ``keys``."""
+
+    table: str
+    column: str
+    keys: exp.Select
+
+
+def refers_to_rows(question: str) -> bool:
+    return bool(SCOPE_WORDS.search(question))
+
+
+def _tables(select: exp.Select) -> dict[str, str]:
+    """Alias (or name), lower-cased -> table name, for the tables a SELECT reads itself."""
+    found = {}
+    sources = [select.args.get("from_") or select.args.get("from")]
+    sources += [j.this for j in select.args.get("joins") or []]
+    for source in sources:
+        table = source.this if isinstance(source, exp.From) else source
+        if isinstance(table, exp.Table) and table.name:
+            found[table.alias_or_name.lower()] = table.name
+    return found
+
+
+def _owner(column: exp.Column, tables: dict[str, str], schema: Schema) -> str | None:
+    """The alias of the table a column belongs to, in this SELECT."""
+    if column.table:
+        return column.table.lower() if column.table.lower() in tables else None
+    owners = [
+        alias
+        for alias, name in tables.items()
+        if (t := schema.table(name))
+        and any(c.name.lower() == column.name.lower() for c in t.columns)
+    ]
+    return owners[0] if len(owners) == 1 else None
+
+
+def _primary_key(table: Table) -> str | None:
+    keys = [c.name for c in table.columns if c.primary_key]
+    return keys[0] if len(keys) == 1 else None
+
+
+def previous_entity(previous: str, schema: Schema) -> Entity | None:
+    """What the rows of ``previous`` (SQL) are, or None when that cannot be told."""
+    try:
+        tree = parse_one(previous, read=schema.dialect)
+    except SqlglotError:
+        return None
+    if not isinstance(tree, exp.Select) or not (tables := _tables(tree)):
+        return None
+    group = tree.args.get("group")
+    if group is None and any(s.find(exp.AggFunc) for s in tree.selects):
+        return None  # one aggregate row: a number, not rows of something
+    alias, column = (
+        _grouped_key(tree, tables, schema) if group else _shown_table(tree, tables, schema)
+    )
+    if alias is None or column is None:
+        return None
+    inner = tree.copy()
+    inner.select(exp.alias_(exp.column(column, table=alias), KEY), copy=False)
+    keys = exp.select(KEY).from_(inner.subquery("scope_rows"))
+    return Entity(tables[alias], column, keys)
+
+
+def _grouped_key(
+    tree: exp.Select, tables: dict[str, str], schema: Schema
+) -> tuple[str | None, str | None]:
+    """The GROUP BY column that is a primary key, else the first one of a known table."""
+    found: list[tuple[str, str, bool]] = []
+    for key in tree.args["group"].expressions:
+        if isinstance(key, exp.Column) and (alias := _owner(key, tables, schema)):
+            table = schema.table(tables[alias])
+            found.append((alias, key.name, bool(table and _primary_key(table) == key.name)))
+    found.sort(key=lambda f: not f[2])
+    return (found[0][0], found[0][1]) if found else (None, None)
+
+
+def _shown_table(
+    tree: exp.Select, tables: dict[str, str], schema: Schema
+) -> tuple[str | None, str | None]:
+    """The table most shown columns come from (the first read on a tie), by its key."""
+    owners = Counter(
+        alias
+        for select in tree.selects
+        for column in select.find_all(exp.Column)
+        if (alias := _owner(column, tables, schema))
+    )
+    order = list(tables)
+    alias = max(order, key=lambda a: (owners[a], -order.index(a)))
+    table = schema.table(tables[alias])
+    return alias, (_primary_key(table) if table else None)
+
+
+def restrict(sql: str, entity: Entity, schema: Schema) -> str | None:
+    """``sql`` limited to the entity's rows, where it reads its table or one that refers to
+    it by a foreign key; None when it reads neither (or is not one SELECT)."""
+    try:
+        tree = parse_one(sql, read=schema.dialect)
+    except SqlglotError:
+        return None
+    if not isinstance(tree, exp.Select) or "scope_rows" in sql:
+        return None
+    tables = _tables(tree)
+    target = next(
+        ((a, entity.column) for a, n in tables.items() if n.lower() == entity.table.lower()),
+        None,
+    ) or _referring(tables, entity, schema)
+    if target is None:
+        return None
+    alias, column = target
+    condition = exp.column(column, table=alias).isin(query=entity.keys.copy())
+    return tree.where(condition, copy=False).sql(dialect=schema.dialect)
+
+
+def _referring(tables: dict[str, str], entity: Entity, schema: Schema) -> tuple[str, str] | None:
+    """A table of the query with a foreign key to the entity's key."""
+    for alias, name in tables.items():
+        table = schema.table(name)
+        for fk in table.foreign_keys if table else []:
+            if fk.ref_table.lower() == entity.table.lower() and (
+                (fk.ref_column or fk.column).lower() == entity.column.lower()
+            ):
+                return alias, fk.column
+    return None

@@ -1,0 +1,88 @@
+"""A follow-up about the previous rows, kept to them by the engine (engine.scope)."""
+
+import sqlite3
+
+import pytest
+
+from engine.conversation import FollowupConfig
+from engine.db import open_database
+from engine.pipeline import TextToSQL
+from engine.scope import previous_entity, refers_to_rows, restrict
+from tests.helpers import ScriptedBackend
+
+TOP2 = (
+    "SELECT c.name, SUM(o.total) AS spent FROM customers AS c JOIN orders AS o "
+    "ON o.customer_id = c.id GROUP BY c.id ORDER BY spent DESC LIMIT 2"
+)
+
+
+@pytest.fixture
+def db(tmp_path):
+    path = tmp_path / "shop.sqlite"
+    con = sqlite3.connect(path)
+    con.executescript(
+        """
+        CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT, city TEXT);
+        CREATE TABLE orders (id INTEGER PRIMARY KEY, customer_id INTEGER REFERENCES customers(id),
+                             total REAL);
+        CREATE TABLE reviews (id INTEGER PRIMARY KEY, customer_id INTEGER REFERENCES customers(id),
+                              stars INTEGER);
+        INSERT INTO customers VALUES (1, 'Ann', 'Leeds'), (2, 'Bo', 'York'), (3, 'Cy', 'Leeds'),
+                                     (4, 'Di', 'Leeds');
+        INSERT INTO orders VALUES (1, 1, 50), (2, 2, 40), (3, 3, 10), (4, 4, 5);
+        INSERT INTO reviews VALUES (1, 1, 5), (2, 1, 4), (3, 3, 2), (4, 2, 3);
+        """
+    )
+    con.commit()
+    con.close()
+    return path
+
+
+def _schema(db):
+    return open_database(db).read_schema()
+
+
+def test_the_previous_rows_are_told_by_their_grouped_or_primary_key(db):
+    schema = _schema(db)
+    top = previous_entity(TOP2, schema)
+    assert (top.table, top.column) == ("customers", "id")
+    shown = previous_entity("SELECT name FROM customers WHERE city = 'Leeds'", schema)
+    assert (shown.table, shown.column) == ("customers", "id")
+    # a single number is not rows of anything; SQL that does not parse neither
+    assert previous_entity("SELECT count(*) FROM customers", schema) is None
+    assert previous_entity("SELECT FROM (", schema) is None
+
+
+def test_a_follow_up_is_limited_to_the_previous_rows_where_it_reads_their_table(db):
+    schema = _schema(db)
+    top = previous_entity(TOP2, schema)
+    sql = restrict("SELECT name FROM customers WHERE city = 'Leeds'", top, schema)
+    con = sqlite3.connect(db)
+    assert con.execute(sql).fetchall() == [("Ann",)]  # not Cy and Di: they are not the top two
+    # a table with a foreign key to them
+    by_fk = restrict("SELECT customer_id, count(*) FROM reviews GROUP BY customer_id", top, schema)
+    assert sorted(con.execute(by_fk).fetchall()) == [(1, 2), (2, 1)]
+    # neither their table nor one that refers to it: left as written (None)
+    assert restrict("SELECT count(*) FROM orders AS o, reviews AS r", top, schema) is not None
+    assert restrict("SELECT 1", top, schema) is None
+
+
+def test_the_scope_way_keeps_a_which_of_them_question_to_the_previous_answer(db):
+    backend = ScriptedBackend(["SELECT name FROM customers WHERE city = 'Leeds'"])
+    engine = TextToSQL(backend, followup=FollowupConfig(way="scope"))
+    answer = engine.ask("which of them live in Leeds?", db, [("Top two spenders?", TOP2)])
+    assert answer.ok and answer.rows == [["Ann"]] and answer.way == "scope"
+    assert "IN (SELECT scope_key FROM" in answer.sql
+    # the model was asked the question alone
+    assert "Top two spenders?" not in backend.prompts[0]
+    # a refinement has no "them": its SQL runs as written
+    backend = ScriptedBackend(["SELECT name FROM customers WHERE city = 'York'"])
+    engine = TextToSQL(backend, followup=FollowupConfig(way="scope"))
+    answer = engine.ask("what about York?", db, [("Who lives in Leeds?", "SELECT 1")])
+    assert answer.rows == [["Bo"]] and "scope_key" not in answer.sql
+
+
+def test_rows_are_referred_to_by_pronouns():
+    assert refers_to_rows("which of them live in Leeds?")
+    assert refers_to_rows("what are their job titles?")
+    assert not refers_to_rows("what about York?")
