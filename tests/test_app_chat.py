@@ -58,7 +58,7 @@ def test_follow_up_sends_earlier_turns(pool, shop_db):
     turn = chat.ask("How many customers?", SHOP, "scripted", [], [], pool)
     turn = chat.ask("And orders?", SHOP, "scripted", turn.chat, turn.turns, pool)
     rewrite = json.loads(backend.prompts[-2])[-1]["content"]
-    assert rewrite.startswith("Q1: How many customers?\nLast question: And orders?")
+    assert rewrite.startswith("Earlier question: How many customers?\nFollow-up: And orders?")
     assert turn.answer.understood == "How many orders are there?"
     assert "Understood as: How many orders are there?" in turn.chat[-1]["content"]
 

@@ -44,7 +44,7 @@ class ScriptedServer(BaseHTTPRequestHandler):
         self.chats.append(messages)
         last = messages[-1]["content"]
         if messages[0]["content"] == REWRITE_SYSTEM:
-            asked = re.search(r"Last question: (.*)\n", last).group(1)
+            asked = re.search(r"Follow-up: (.*)\n", last).group(1)
             text = REWRITES.get(asked, asked)
         else:
             text = SQL.get(re.search(r"Task: (.*)\n", last).group(1), "SELECT 1")
@@ -74,7 +74,7 @@ def app_url(tmp_path_factory):
     threading.Thread(target=server.serve_forever, daemon=True).start()
     remote = f"http://127.0.0.1:{server.server_port}/v1"
     args = ("--set", "backend=openai", "--set", f"openai.base_url={remote}",
-            "--set", "openai.model=scripted", "--set", "rag.enabled=false")  # fmt: skip
+            "--set", "openai.model=scripted", "--set", "rag.enabled=false", "--set", "followup.way=rewrite")  # fmt: skip
     try:
         with running_app(*args, data_dir=tmp_path_factory.mktemp("followup")) as url:
             yield url

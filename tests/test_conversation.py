@@ -65,8 +65,8 @@ def test_a_rewritten_follow_up_is_answered_as_a_question_of_its_own(db):
     assert answer.question == "which of them have ordered?"
     # the rewrite saw the conversation, after its worked examples
     rewrite = _turns(backend.prompts[0])
-    assert rewrite[-1]["content"].startswith("Q1: Who lives in France?\nLast question: which of")
-    assert len(rewrite) == 1 + 2 * 3 + 1
+    assert rewrite[-1]["content"].startswith("Earlier question: Who lives in France?\nFollow-up:")
+    assert len(rewrite) == 1 + 2 * 4 + 1
     # the SQL prompt asks the understood question alone: no earlier turns, no previous rows
     asked = _turns(backend.prompts[1])
     assert [m["role"] for m in asked] == ["system", "user"]
