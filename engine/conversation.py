@@ -13,8 +13,11 @@ that vote by their result rows as the candidates of one question do:
   the table ``previous_result`` (:mod:`engine.followup`);
 - ``history``: the conversation as chat turns only.
 
-``form`` picks by the follow-up's wording: ``previous`` for one that asks about the
-previous rows ("of them", "those"), ``rewrite`` for the rest.
+- ``scope``: the follow-up asked alone, its SQL then limited by the engine to the previous
+  answer's rows when it says them/they/those/these/their (:mod:`engine.scope`).
+
+``form`` picks by the follow-up's wording: ``scope`` for one about the previous rows,
+``edit`` for the rest.
 
 Whether a question is a follow-up at all (``detect``): ``rule`` answers a question alone
 unless its wording refers back or refines (:func:`followup_form`), so a new question after
@@ -32,23 +35,10 @@ from typing import Any
 
 from engine.answer import Answer, History
 from engine.errors import ConfigError
+from engine.scope import refers_to_rows
 from engine.setting import setting
 
 WAYS = ("rewrite", "edit", "previous", "history", "scope")
-WAY_CHOICES = (
-    "rewrite",
-    "edit",
-    "previous",
-    "history",
-    "scope",
-    "scope+rewrite",
-    "scope+edit",
-    "rewrite+edit",
-    "rewrite+previous",
-    "edit+previous",
-    "rewrite+edit+previous",
-    "form",
-)
 DETECT_CHOICES = ("rule", "model")
 
 
@@ -58,9 +48,8 @@ class FollowupConfig:
 
     way: str = setting(
         "rewrite",
-        "rewrite | edit | previous | history, several joined by + (they vote by rows), "
-        "or form (previous for 'of them' questions, else rewrite)",
-        choices=WAY_CHOICES,
+        "rewrite | edit | previous | history | scope, several joined by + (they vote by "
+        "rows, ties to the first), or form (scope for them/those/their questions, else edit)",
     )
     detect: str = setting(
         "rule",
@@ -71,8 +60,12 @@ class FollowupConfig:
     turns: int = setting(3, "earlier question/SQL pairs of a conversation the model sees")
 
     def __post_init__(self) -> None:
-        if self.way not in WAY_CHOICES:
-            raise ConfigError(f"followup.way must be one of {', '.join(WAY_CHOICES)}")
+        parts = self.way.split("+")
+        if self.way != "form" and (len(set(parts)) < len(parts) or set(parts) - set(WAYS)):
+            raise ConfigError(
+                f"followup.way must be form or ways of {', '.join(WAYS)} joined by +, "
+                f"not {self.way!r}"
+            )
         if self.detect not in DETECT_CHOICES:
             raise ConfigError(f"followup.detect must be one of {', '.join(DETECT_CHOICES)}")
         if self.turns < 1:
@@ -122,7 +115,7 @@ def ways_for(cfg: FollowupConfig, question: str, history: History | None) -> tup
     if cfg.detect == "rule" and form is None:
         return ()
     if cfg.way == "form":
-        return ("previous",) if form == "refers_back" else ("rewrite",)
+        return ("scope",) if refers_to_rows(question) else ("edit",)
     return tuple(cfg.way.split("+"))
 
 
@@ -228,7 +221,12 @@ def parse_rewrite(text: str, question: str) -> str:
     lines = [line.strip() for line in (text or "").strip().splitlines() if line.strip()]
     if not lines:
         return question
-    line = re.sub(r"^(rewritten follow-up|standalone question|follow-up|question|q\d*)\s*:\s*", "", lines[0], flags=re.I)
+    line = re.sub(
+        r"^(rewritten follow-up|standalone question|follow-up|question|q\d*)\s*:\s*",
+        "",
+        lines[0],
+        flags=re.I,
+    )
     line = line.strip().strip('"').strip()
     if not line or re.match(r"(?i)(select|with)\b", line) or len(line) > 4 * len(question) + 200:
         return question
