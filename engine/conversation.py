@@ -16,8 +16,10 @@ that vote by their result rows as the candidates of one question do:
 - ``scope``: the follow-up asked alone, its SQL then limited by the engine to the previous
   answer's rows when it says them/they/those/these/their (:mod:`engine.scope`).
 
-``form`` picks by the follow-up's wording: ``scope`` for one about the previous rows,
-``edit`` for the rest.
+``form`` picks by the follow-up's wording: ``previous`` for one about the previous rows,
+``edit`` for the rest. Whatever way wrote it, the SQL of a follow-up about them, those or
+their is limited to the previous answer's rows (``scope``, on by default): a small model
+that reads "which of them live in Leeds?" as every customer in Leeds is then right.
 
 Whether a question is a follow-up at all (``detect``): ``rule`` answers a question alone
 unless its wording refers back or refines (:func:`followup_form`), so a new question after
@@ -49,7 +51,7 @@ class FollowupConfig:
     way: str = setting(
         "rewrite",
         "rewrite | edit | previous | history | scope, several joined by + (they vote by "
-        "rows, ties to the first), or form (scope for them/those/their questions, else edit)",
+        "rows, ties to the first), or form (previous for them/those/their questions, else edit)",
     )
     detect: str = setting(
         "rule",
@@ -58,6 +60,11 @@ class FollowupConfig:
         choices=DETECT_CHOICES,
     )
     turns: int = setting(3, "earlier question/SQL pairs of a conversation the model sees")
+    scope: bool = setting(
+        True,
+        "limit the SQL of a follow-up about them/those/their to the previous answer's rows "
+        "(engine.scope), whatever way wrote it",
+    )
 
     def __post_init__(self) -> None:
         parts = self.way.split("+")
@@ -115,7 +122,7 @@ def ways_for(cfg: FollowupConfig, question: str, history: History | None) -> tup
     if cfg.detect == "rule" and form is None:
         return ()
     if cfg.way == "form":
-        return ("scope",) if refers_to_rows(question) else ("edit",)
+        return ("previous",) if refers_to_rows(question) else ("edit",)
     return tuple(cfg.way.split("+"))
 
 

@@ -288,7 +288,8 @@ class TextToSQL:
         answer = Answer(question=question, sources=sources)
         retrieved = request.context is None
         scope = None
-        if way == "scope" and request.history and refers_to_rows(question):
+        limits = way == "scope" or self.followup.scope
+        if limits and request.history and refers_to_rows(question):
             scope = previous_entity(request.history[-1][1], schema)
         return _Work(answer, db, schema, messages, request.history, retrieved, way, scope)
 

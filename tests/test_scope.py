@@ -86,3 +86,12 @@ def test_rows_are_referred_to_by_pronouns():
     assert refers_to_rows("which of them live in Leeds?")
     assert refers_to_rows("what are their job titles?")
     assert not refers_to_rows("what about York?")
+
+
+@pytest.mark.parametrize("scope", [True, False])
+def test_any_way_is_limited_to_the_previous_rows_unless_turned_off(db, scope):
+    backend = ScriptedBackend(["SELECT name FROM customers WHERE city = 'Leeds'"])
+    engine = TextToSQL(backend, followup=FollowupConfig(way="edit", scope=scope))
+    answer = engine.ask("and which of those live in Leeds?", db, [("Top two spenders?", TOP2)])
+    assert answer.way == "edit" and "Top two spenders?" in backend.prompts[0]
+    assert answer.rows == ([["Ann"]] if scope else [["Ann"], ["Cy"], ["Di"]])
