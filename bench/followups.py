@@ -1,7 +1,7 @@
 """Follow-up questions, answered the way the chat answers them: one JSON line per row.
 
     PYTHONPATH=. .venv/bin/python bench/followups.py --part tune \\
-        [--rows rewrite,edit,previous,history,rewrite+edit,form,rewrite@model] \\
+        [--rows edit,previous,form,history,rewrite,edit+rewrite,scope,edit@model] \\
         [--set key=value ...] [--records FILE]
 
 Each conversation of ``bench/followups.json`` (bench/followups_set.py: the sample databases
@@ -37,7 +37,7 @@ from bench.followups_set import FILE, load_conversations  # noqa: E402
 from engine.config import parse_overrides  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
-ROWS = "rewrite,edit,previous,history,rewrite+edit,rewrite+edit+previous,form,rewrite@model"
+ROWS = "edit,previous,form,history,rewrite,edit+rewrite,scope,edit@model"
 
 
 def parse_row(row: str) -> dict[str, str]:
@@ -148,6 +148,8 @@ def main(argv: list[str] | None = None) -> int:
         cfg = load_config(EngineConfig, args.config, overrides)
         engine = engine_from_config(cfg)
         index_without_own_pairs(engine, items, Path(tmp))
+        for path in sorted({it["db_path"] for it in items}):  # indexed and primed before timing
+            engine.prime(path)
         out = []
         for row in rows:
             result = run_row(engine, row, items, cfg.batch_size)
