@@ -51,7 +51,7 @@ class FollowupConfig:
     way: str = setting(
         "rewrite",
         "rewrite | edit | previous | history | scope, several joined by + (they vote by "
-        "rows, ties to the first), or form (previous for them/those/their questions, else edit)",
+        "rows, ties to the first); form is previous for them/those/their questions, else edit",
     )
     detect: str = setting(
         "rule",
@@ -68,9 +68,9 @@ class FollowupConfig:
 
     def __post_init__(self) -> None:
         parts = self.way.split("+")
-        if self.way != "form" and (len(set(parts)) < len(parts) or set(parts) - set(WAYS)):
+        if len(set(parts)) < len(parts) or set(parts) - {*WAYS, "form"}:
             raise ConfigError(
-                f"followup.way must be form or ways of {', '.join(WAYS)} joined by +, "
+                f"followup.way must be ways of {', '.join(WAYS)} or form, joined by +, "
                 f"not {self.way!r}"
             )
         if self.detect not in DETECT_CHOICES:
@@ -121,9 +121,9 @@ def ways_for(cfg: FollowupConfig, question: str, history: History | None) -> tup
     form = followup_form(question)
     if cfg.detect == "rule" and form is None:
         return ()
-    if cfg.way == "form":
-        return ("previous",) if refers_to_rows(question) else ("edit",)
-    return tuple(cfg.way.split("+"))
+    picked = "previous" if refers_to_rows(question) else "edit"
+    ways = [picked if way == "form" else way for way in cfg.way.split("+")]
+    return tuple(dict.fromkeys(ways))  # form+edit: edit once
 
 
 def plan_followups(

@@ -11,6 +11,7 @@ from engine.conversation import (
     parse_rewrite,
     rewrite_messages,
     same_question,
+    ways_for,
 )
 from engine.errors import ConfigError
 from engine.pipeline import Request, TextToSQL
@@ -149,3 +150,12 @@ def test_the_follow_up_settings_load_and_refuse_nonsense(tmp_path):
         FollowupConfig(way="guess")
     with pytest.raises(ConfigError, match="followup.turns"):
         FollowupConfig(turns=0)
+
+
+def test_form_picks_a_way_by_the_wording_and_joins_others():
+    form = FollowupConfig(way="form+rewrite")
+    assert ways_for(form, "which of them live in Leeds?", HISTORY) == ("previous", "rewrite")
+    assert ways_for(form, "what about Spain?", HISTORY) == ("edit", "rewrite")
+    assert ways_for(FollowupConfig(way="form+edit"), "and Spain?", HISTORY) == ("edit",)
+    assert ways_for(form, "How many orders are there in total?", HISTORY) == ()
+    assert ways_for(form, "which of them?", []) == ()
