@@ -26,6 +26,7 @@ from engine.pipeline import Request
 from engine.rag.documents import RagInputError
 from engine.rag.saved_pairs import PairError
 from engine.rag.store import StoreError
+from engine.scope import refers_to_rows
 
 # Every question to the model, from the chat or a program (app.api), is in this queue group:
 # at most ``pool.max_batch`` run at once (decoded together); the others wait in Gradio's
@@ -53,13 +54,16 @@ def understood_as(answer: Any) -> str | None:
     return understood
 
 
-def reply_markdown(answer: Any) -> str:
+def reply_markdown(answer: Any, previous: str | None = None) -> str:
     """The assistant's message: how a follow-up was understood, the SQL, what it does (a
-    collapsed section) and the status line."""
+    collapsed section) and the status line. ``previous``: the question it followed."""
     parts = []
     understood = understood_as(answer)
     if understood:
         parts.append(f"*Understood as: {understood}*")
+    elif previous and getattr(answer, "way", None) not in (None, "rewrite"):
+        how = "about its rows" if refers_to_rows(answer.question) else "as a change of it"
+        parts.append(f"*Understood as a follow-up of “{previous}”, {how}*")
     if answer.sql:
         parts.append(f"```sql\n{answer.sql}\n```")
     if answer.explanation:
@@ -124,7 +128,8 @@ def ask(
     context = _own_context(engine, space, question, dbs[db_label], earlier)
     answer = pool.answer(engine, Request(question, dbs[db_label], earlier, context))
     chat.append({"role": "user", "content": question})
-    chat.append({"role": "assistant", "content": reply_markdown(answer)})
+    previous = earlier[-1][0] if earlier else None
+    chat.append({"role": "assistant", "content": reply_markdown(answer, previous)})
     if answer.ok:
         turns = turns[:-1] if standalone else turns
         turns.append((question, answer.sql or ""))

@@ -49,7 +49,7 @@ class FollowupConfig:
     """How a question asked after others is answered (bench/followups.py chose these)."""
 
     way: str = setting(
-        "rewrite",
+        "form",
         "rewrite | edit | previous | history | scope, several joined by + (they vote by "
         "rows, ties to the first); form is previous for them/those/their questions, else edit",
     )

@@ -194,13 +194,14 @@ def scripted_api(tmp_path):
     from app.engines import EnginePool
     from app.users import UserSpace
     from engine.config import EngineConfig
+    from engine.conversation import FollowupConfig
     from engine.history import QuestionHistory
     from engine.paths import data_dir
     from engine.pipeline import TextToSQL
 
     pool = EnginePool(EngineConfig(model="scripted"))
     backend = ScriptedBackend([])
-    pool.put("scripted", None, TextToSQL(backend))
+    pool.put("scripted", None, TextToSQL(backend, followup=FollowupConfig(way="rewrite")))
     space = UserSpace("", data_dir(), QuestionHistory(tmp_path), None)
     with gr.Blocks() as demo:
         api.register(pool, lambda request: space)

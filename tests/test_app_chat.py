@@ -8,6 +8,7 @@ from app import chat
 from app.databases import databases_of
 from app.engines import EnginePool
 from engine.config import EngineConfig
+from engine.conversation import FollowupConfig
 from engine.history import QuestionHistory
 from engine.pipeline import TextToSQL
 from tests.helpers import PrefillingBackend, ScriptedBackend
@@ -22,7 +23,8 @@ def pool():
 
 def _with(pool, outputs):
     backend = ScriptedBackend(outputs)
-    pool.put("scripted", None, TextToSQL(backend))
+    # these tests show the rewrite's "Understood as"; the default way has its own test
+    pool.put("scripted", None, TextToSQL(backend, followup=FollowupConfig(way="rewrite")))
     return backend
 
 
@@ -192,3 +194,19 @@ def test_the_edited_understood_question_replaces_the_follow_up(pool, shop_db):
     assert [m["content"] for m in edited.chat if m["role"] == "user"] == [
         "How many customers?", "And orders?", "How many products are there?",
     ]  # fmt: skip
+
+
+def test_a_follow_up_answered_by_the_default_way_says_what_it_followed(pool, shop_db):
+    top = "SELECT customer_id, first_name FROM customers ORDER BY customer_id LIMIT 3"
+    backend = ScriptedBackend([top, "SELECT first_name FROM customers WHERE city = 'Toronto'"])
+    pool.put("scripted", None, TextToSQL(backend))  # followup.way: form
+    first = chat.ask("Who are the first three customers?", SHOP, "scripted", [], [], pool)
+    turn = chat.ask(
+        "which of them live in Toronto?", SHOP, "scripted", first.chat, first.turns, pool
+    )
+    reply = turn.chat[-1]["content"]
+    assert turn.answer.way == "previous" and turn.answer.understood is None
+    assert reply.startswith(
+        "*Understood as a follow-up of “Who are the first three customers?”, about its rows*"
+    )
+    assert "scope_key" in turn.answer.sql  # kept to the three of them

@@ -60,7 +60,8 @@ def test_a_rewritten_follow_up_is_answered_as_a_question_of_its_own(db):
             "WHERE c.country = 'France'",
         ]
     )
-    answer = TextToSQL(backend).ask("which of them have ordered?", db, HISTORY)
+    engine = TextToSQL(backend, followup=FollowupConfig(way="rewrite", scope=False))
+    answer = engine.ask("which of them have ordered?", db, HISTORY)
     assert answer.ok and answer.way == "rewrite"
     assert answer.understood == "Which customers living in France have placed an order?"
     assert answer.question == "which of them have ordered?"
@@ -96,7 +97,7 @@ def test_a_new_question_after_a_conversation_does_not_inherit_it(db):
     assert "France" not in backend.prompts[0]
     # the model decides: a rewrite that returns the question unchanged answers it alone
     backend = ScriptedBackend(["And how many orders are there?", "SELECT count(*) FROM orders"])
-    engine = TextToSQL(backend, followup=FollowupConfig(detect="model"))
+    engine = TextToSQL(backend, followup=FollowupConfig(way="rewrite", detect="model"))
     answer = engine.ask("and how many orders are there?", db, HISTORY)
     assert answer.ok and answer.way is None and "France" not in backend.prompts[1]
 

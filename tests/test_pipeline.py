@@ -267,7 +267,9 @@ def scripted_cli(monkeypatch):
     monkeypatch.setattr(
         engine.factory,
         "engine_from_config",
-        lambda cfg, retriever=None, progress=None: TextToSQL(ScriptedBackend(outputs)),
+        lambda cfg, retriever=None, progress=None: TextToSQL(
+            ScriptedBackend(outputs), followup=FollowupConfig(way="rewrite")
+        ),
     )
     return main, outputs
 

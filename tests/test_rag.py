@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from engine.config import ConfigError, EngineConfig, load_config
+from engine.conversation import FollowupConfig
 from engine.db import read_schema
 from engine.pipeline import TextToSQL
 from engine.rag.config import RagConfig
@@ -639,7 +640,7 @@ def test_the_runnable_answers_a_follow_up_with_how_it_understood_it():
     from engine.rag.chain import build_sql_chain
 
     backend = ScriptedBackend(["How many employees are there?", "SELECT count(*) FROM employees"])
-    chain = build_sql_chain(TextToSQL(backend))
+    chain = build_sql_chain(TextToSQL(backend, followup=FollowupConfig(way="rewrite")))
     out = chain.invoke(
         {
             "question": "And employees?",
