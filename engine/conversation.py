@@ -49,7 +49,7 @@ class FollowupConfig:
     """How a question asked after others is answered (bench/followups.py chose these)."""
 
     way: str = setting(
-        "form",
+        "edit+rewrite",
         "rewrite | edit | previous | history | scope, several joined by + (they vote by "
         "rows, ties to the first); form is previous for them/those/their questions, else edit",
     )
@@ -171,6 +171,17 @@ def vote_by_rows(answered: list[tuple[str | None, Answer]]) -> Answer:
     best.candidates = sum(a.candidates for _, a in answered)
     best.votes = sum(a.votes for _, a in group)
     return best
+
+
+def read_as_rewritten(best: Answer, answered: list[tuple[str | None, Answer]]) -> bool:
+    """Whether the answer kept is the rewritten question's, or has its rows: only then is the
+    rewrite how the follow-up was understood."""
+    rows = sorted(repr(tuple(r)) for r in best.rows)
+    return any(
+        way == "rewrite"
+        and (a is best or (a.ok and sorted(repr(tuple(r)) for r in a.rows) == rows))
+        for way, a in answered
+    )
 
 
 REWRITE_SYSTEM = (

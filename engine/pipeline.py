@@ -23,6 +23,7 @@ from engine.conversation import (
     FollowupConfig,
     parse_rewrite,
     plan_followups,
+    read_as_rewritten,
     rewrite_messages,
     vote_by_rows,
 )
@@ -149,7 +150,8 @@ class TextToSQL:
         out = []
         for i, request in enumerate(requests):
             answer = vote_by_rows(chosen[i])
-            answer.question, answer.understood = (request.question or "").strip(), understood.get(i)
+            answer.question = (request.question or "").strip()
+            answer.understood = understood.get(i) if read_as_rewritten(answer, chosen[i]) else None
             out.append(answer)
         seconds = round(time.perf_counter() - started, 3)
         for answer in out:

@@ -196,10 +196,10 @@ def test_the_edited_understood_question_replaces_the_follow_up(pool, shop_db):
     ]  # fmt: skip
 
 
-def test_a_follow_up_answered_by_the_default_way_says_what_it_followed(pool, shop_db):
+def test_a_follow_up_answered_without_a_rewrite_says_what_it_followed(pool, shop_db):
     top = "SELECT customer_id, first_name FROM customers ORDER BY customer_id LIMIT 3"
     backend = ScriptedBackend([top, "SELECT first_name FROM customers WHERE city = 'Toronto'"])
-    pool.put("scripted", None, TextToSQL(backend))  # followup.way: form
+    pool.put("scripted", None, TextToSQL(backend, followup=FollowupConfig(way="form")))
     first = chat.ask("Who are the first three customers?", SHOP, "scripted", [], [], pool)
     turn = chat.ask(
         "which of them live in Toronto?", SHOP, "scripted", first.chat, first.turns, pool

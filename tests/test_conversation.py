@@ -160,3 +160,24 @@ def test_form_picks_a_way_by_the_wording_and_joins_others():
     assert ways_for(FollowupConfig(way="form+edit"), "and Spain?", HISTORY) == ("edit",)
     assert ways_for(form, "How many orders are there in total?", HISTORY) == ()
     assert ways_for(form, "which of them?", []) == ()
+
+
+def test_by_default_a_follow_up_is_edited_and_rewritten_and_the_edit_wins_a_tie(db):
+    backend = ScriptedBackend(
+        [
+            "Who lives in Spain?",  # the rewrite
+            "SELECT name FROM customers WHERE country = 'Spain'",  # the edit's answer
+            "SELECT name FROM customers",  # the rewrite's answer, other rows
+        ]
+    )
+    answer = TextToSQL(backend).ask("what about Spain?", db, HISTORY)
+    assert (
+        answer.way == "edit" and answer.sql == "SELECT name FROM customers WHERE country = 'Spain'"
+    )
+    # the rewrite's answer disagreed: it is not how this answer understood the question
+    assert answer.understood is None
+    assert FollowupConfig().way == "edit+rewrite"
+    spain = "SELECT name FROM customers WHERE country = 'Spain'"
+    backend = ScriptedBackend(["Who lives in Spain?", spain, spain + " ORDER BY name"])
+    answer = TextToSQL(backend).ask("what about Spain?", db, HISTORY)
+    assert answer.way == "edit" and answer.votes == 2 and answer.understood == "Who lives in Spain?"
