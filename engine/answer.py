@@ -65,3 +65,8 @@ class Answer:
             .get("rows", [])
         )
         return d
+
+
+def rows_key(rows: list) -> tuple:
+    """What two answers must share to agree: their rows, in any order."""
+    return tuple(sorted(repr(tuple(row)) for row in rows))

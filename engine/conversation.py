@@ -35,7 +35,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from engine.answer import Answer, History
+from engine.answer import Answer, History, rows_key
 from engine.errors import ConfigError
 from engine.scope import refers_to_rows
 from engine.setting import setting
@@ -164,7 +164,7 @@ def vote_by_rows(answered: list[tuple[str | None, Answer]]) -> Answer:
         return answered[0][1]
     groups: dict[tuple, list[tuple[int, Answer]]] = {}
     for k, a in ran:
-        groups.setdefault(tuple(sorted(repr(tuple(r)) for r in a.rows)), []).append((k, a))
+        groups.setdefault(rows_key(a.rows), []).append((k, a))
     group = max(groups.values(), key=lambda g: (len(g), -g[0][0]))
     best = group[0][1]
     best.attempts = max(a.attempts for _, a in answered)
@@ -176,10 +176,9 @@ def vote_by_rows(answered: list[tuple[str | None, Answer]]) -> Answer:
 def read_as_rewritten(best: Answer, answered: list[tuple[str | None, Answer]]) -> bool:
     """Whether the answer kept is the rewritten question's, or has its rows: only then is the
     rewrite how the follow-up was understood."""
-    rows = sorted(repr(tuple(r)) for r in best.rows)
+    rows = rows_key(best.rows)
     return any(
-        way == "rewrite"
-        and (a is best or (a.ok and sorted(repr(tuple(r)) for r in a.rows) == rows))
+        way == "rewrite" and (a is best or (a.ok and rows_key(a.rows) == rows))
         for way, a in answered
     )
 

@@ -16,7 +16,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
-from engine.answer import Answer, History, Request
+from engine.answer import Answer, History, Request, rows_key
 from engine.backends.base import Backend, GenerationConfig
 from engine.context import Context, Retriever, Source
 from engine.conversation import (
@@ -322,7 +322,7 @@ class TextToSQL:
         if valid:
             votes: dict[tuple, list[tuple]] = {}
             for run in valid:
-                votes.setdefault(_rows_key(run[4]), []).append(run)
+                votes.setdefault(rows_key(run[4].rows), []).append(run)
             group = max(votes.values(), key=lambda g: (len(g), -g[0][0]))
             _, answer.raw_output, answer.sql, _, result = group[0]
             answer.columns, answer.rows = result.columns, [list(r) for r in result.rows]
@@ -396,11 +396,6 @@ class TextToSQL:
             return sql, check.message, None
         result = db.run_readonly(sql, timeout_s=self.timeout_s, max_rows=self.max_rows)
         return sql, result.error, (result if result.ok else None)
-
-
-def _rows_key(result: QueryResult) -> tuple:
-    """What two candidates must share to agree: their rows, in any order."""
-    return tuple(sorted(repr(tuple(row)) for row in result.rows))
 
 
 def _one_line(err: BaseException) -> str:
