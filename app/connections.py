@@ -17,10 +17,10 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from engine.catalog import CONNECTIONS_FILE, saved_connections
 from engine.db import DatabaseError, is_url, open_database
 from engine.db.url import forget_password, remember_password, remembered, restore_password
 
-FILE_NAME = "connections.json"
 _NAME = re.compile(r"[^A-Za-z0-9 _.-]+")
 _lock = threading.Lock()
 
@@ -34,21 +34,6 @@ class Connected:
     name: str
     url: str  # without its password
     warning: str | None = None  # e.g. the account can write
-
-
-def saved_connections(root: Path) -> dict[str, str]:
-    """Name -> URL (no passwords) of the connections saved in ``root`` (a user's data
-    folder); {} when there are none."""
-    path = root / FILE_NAME
-    try:
-        rows = json.loads(path.read_text(encoding="utf-8"))
-    except (FileNotFoundError, ValueError, OSError):
-        return {}
-    return {
-        str(r["name"]): str(r["url"])
-        for r in rows
-        if isinstance(r, dict) and r.get("name") and r.get("url")
-    }
 
 
 def connect(
@@ -109,7 +94,7 @@ def forget(name: str, root: Path) -> bool:
 
 
 def _write(root: Path, saved: dict[str, str]) -> None:
-    path = root / FILE_NAME
+    path = root / CONNECTIONS_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     rows = [{"name": n, "url": u} for n, u in saved.items()]

@@ -1,29 +1,16 @@
 """The databases the app offers: bundled samples, uploads and saved connections (server
-databases by URL, DuckDB files), by dropdown label."""
+databases by URL, DuckDB files), by dropdown label (the list itself: engine.catalog, which the
+MCP server names databases from too)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-from app.connections import saved_connections
-from app.uploads import upload_dir, uploaded_databases
 from app.users import root_of
-from engine.paths import sample_databases
+from engine.catalog import database_choices
 
 DEFAULT_DB = "shop (sample)"
-
-
-def database_choices(root: Path) -> dict[str, Path | str]:
-    """Samples, and the uploads and saved connections (their URLs, without passwords) of the
-    user whose data folder is ``root``."""
-    dbs: dict[str, Path | str] = {
-        f"{name} (sample)": path for name, path in sample_databases().items()
-    }
-    uploads = uploaded_databases(upload_dir(root))
-    dbs.update({f"{name} (uploaded)": path for name, path in uploads.items()})
-    dbs.update({f"{name} (connection)": url for name, url in saved_connections(root).items()})
-    return dbs
 
 
 def databases_of(space: Any = None) -> dict[str, Path | str]:

@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from engine.catalog import upload_dir, uploaded_databases  # noqa: F401 - where uploads are listed
 from engine.db import DatabaseError
 from engine.db.sqlite import check as check_sqlite
 
@@ -263,11 +264,6 @@ def _named(message: str, path: Path) -> str:
     return message
 
 
-def upload_dir(root: Path) -> Path:
-    """The uploads of the user whose data folder is ``root`` (app.users.UserSpace.root)."""
-    return root / "uploads"
-
-
 def import_upload(files: list[str | Path], dest_dir: Path, name: str | None = None) -> Imported:
     """Dispatch on the files' type; returns the new database in ``dest_dir`` (a user's
     :func:`upload_dir`)."""
@@ -287,8 +283,3 @@ def import_upload(files: list[str | Path], dest_dir: Path, name: str | None = No
     raise UploadError(
         f"Unsupported file type {src.suffix or '(none)'}: use .sqlite/.db, .sql or .csv."
     )
-
-
-def uploaded_databases(dest_dir: Path) -> dict[str, Path]:
-    """Name -> file of the databases uploaded into ``dest_dir`` (a user's :func:`upload_dir`)."""
-    return {p.stem: p for p in sorted(dest_dir.glob("*.sqlite"))} if dest_dir.is_dir() else {}
