@@ -1,4 +1,4 @@
-"""``python -m engine ask|index|run-sql|examples|config``: JSON on stdout, logs on stderr,
+"""``python -m engine ask|index|run-sql|examples|config|install-models|doctor``: JSON on stdout, logs on stderr,
 non-zero exit on error. The settings' flags are generated from EngineConfig's fields; ``config``
 prints every setting with its value and what it does."""
 
@@ -12,6 +12,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from engine import doctor, install_models
 from engine.config import (
     ConfigError,
     EngineConfig,
@@ -23,6 +24,8 @@ from engine.config import (
 from engine.conversation import HISTORY_SHAPE, HistoryError, parse_history, same_question
 from engine.db import DatabaseError, check_database, redact, run_readonly
 from engine.errors import ModelLoadError
+from engine.mcp_server import add_parser as add_mcp_parser
+from engine.model_packages import missing_for
 from engine.paths import data_dir
 
 
@@ -67,6 +70,9 @@ def cmd_ask(args: argparse.Namespace) -> int:
     cfg = load_config(EngineConfig, args.config, overrides)
     question = (args.question or "").strip()
     error, history = _check_ask(args, question)
+    if error:
+        return _fail(args, question, error)
+    error = missing_for(cfg)  # before any loading: every missing model in one line
     if error:
         return _fail(args, question, error)
     say = logging.getLogger("engine").info
@@ -379,6 +385,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(func=cmd_run_sql)
 
     _add_examples_parser(sub)
+    add_mcp_parser(sub)  # python -m engine mcp: engine/mcp_server.py
+    install_models.add_parser(sub)
+    doctor.add_parser(sub)
 
     config = sub.add_parser(
         "config",

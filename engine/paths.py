@@ -43,6 +43,19 @@ def data_dir() -> Path:
     return Path(base) / "text2sql"
 
 
+def is_checkout() -> bool:
+    """A clone of the repository (its Makefile beside the packages), not an installed package."""
+    return (REPO_ROOT / "Makefile").is_file()
+
+
+def install_hint(names: list[str] | tuple[str, ...] = ()) -> str:
+    """The exact command that installs missing bundled models: ``make setup`` in a checkout
+    (it installs every pinned package), ``text2sql install-models [NAME...]`` otherwise."""
+    if is_checkout():
+        return "run `make setup` (or `python -m engine install-models`)"
+    return "run `" + " ".join(["text2sql install-models", *names]) + "`"
+
+
 def sample_databases() -> dict[str, Path]:
     """The bundled sample databases, by name (``shop`` -> ``sample_dbs/shop.sqlite``)."""
     return {p.stem: p for p in sorted(SAMPLE_DBS_DIR.glob("*.sqlite"))}

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engine.errors import ModelLoadError
-from engine.paths import cache_dir
+from engine.paths import cache_dir, install_hint
 from engine.progress import Progress, say
 
 log = logging.getLogger(__name__)
@@ -50,18 +50,22 @@ PRESETS: dict[str, Preset] = {
 DEFAULT_MODEL = "qwen2.5-coder-1.5b-instruct"
 
 
-def _package_dir(module: str) -> Path:
+def _package_dir(module: str) -> Path | None:
     spec = importlib.util.find_spec(module)  # do not import: some packages import heavy deps
     if spec is None or not spec.submodule_search_locations:
-        raise ModelLoadError(
-            f"Package '{module}' is not installed; run the setup (make setup) to install presets"
-        )
+        return None
     return Path(next(iter(spec.submodule_search_locations)))
 
 
 def preset_gguf(preset: Preset, progress: Progress | None = None) -> Path:
     """The preset's single GGUF file, joined from its parts (once) and hash-checked."""
-    files = [_package_dir(mod) / rel for mod, rel in preset.parts]
+    dirs = [_package_dir(mod) for mod, _ in preset.parts]
+    absent = [mod for (mod, _), d in zip(preset.parts, dirs, strict=True) if d is None]
+    if absent:
+        of = f"{len(absent)} of its {len(dirs)} packages" if len(dirs) > 1 else "its package"
+        hint = install_hint([] if preset.name == DEFAULT_MODEL else [preset.name])
+        raise ModelLoadError(f"Not installed: the model {preset.name} ({of} missing); {hint}")
+    files = [d / rel for d, (_, rel) in zip(dirs, preset.parts, strict=True)]
     for f in files:
         if not f.is_file():
             raise ModelLoadError(f"Preset file missing: {f}")

