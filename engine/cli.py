@@ -1,4 +1,4 @@
-"""``python -m engine ask|index|run-sql|examples|config|install-models|doctor``: JSON on stdout, logs on stderr,
+"""``python -m engine ask|index|run-sql|examples|config|install-models|doctor|mcp``: JSON on stdout, logs on stderr,
 non-zero exit on error. The settings' flags are generated from EngineConfig's fields; ``config``
 prints every setting with its value and what it does."""
 
