@@ -79,9 +79,17 @@ def build_server(bench: Any) -> Any:
     protocol keeps answering (pings, the tool list) while a question is being answered."""
     import anyio
     from mcp.server.fastmcp import FastMCP
+    from mcp.server.fastmcp.exceptions import ToolError
     from mcp.types import ToolAnnotations
 
-    server = FastMCP("text2sql-workbench", instructions=INSTRUCTIONS)
+    class OneLineErrors(FastMCP):
+        async def call_tool(self, name: str, arguments: dict[str, Any]) -> Any:
+            try:
+                return await super().call_tool(name, arguments)
+            except ToolError as err:  # e.g. pydantic's several lines for a wrong argument
+                raise ToolError(one_line(str(err))) from None
+
+    server = OneLineErrors("text2sql-workbench", instructions=INSTRUCTIONS)
     reads = ToolAnnotations(readOnlyHint=True, openWorldHint=False)
 
     async def call(fn: Any, *args: Any) -> Any:
@@ -101,7 +109,7 @@ def build_server(bench: Any) -> Any:
 
     @server.tool(annotations=reads)
     async def ask(
-        question: str, database: str, history: list[dict[str, str]] | str | None = None
+        question: str, database: str, history: list[Any] | str | None = None
     ) -> dict[str, Any]:
         """Answer a question about a database in plain language: the local model writes the
         SQL, which is checked and run read-only. Returns sql, columns, rows (capped; see
@@ -127,6 +135,12 @@ def build_server(bench: Any) -> Any:
             return await call(bench.save_example, question, sql, database)
 
     return server
+
+
+def one_line(message: str) -> str:
+    """A tool error's message on one line (pydantic's links to its docs left out)."""
+    lines = [line.strip() for line in message.splitlines()]
+    return "; ".join(x for x in lines if x and not x.startswith("For further information"))
 
 
 def _protocol_stdout() -> TextIOWrapper:

@@ -114,7 +114,7 @@ class Workbench:
             raise ToolRefused("There is no SQL to run.")
         result = run_readonly(ref, sql, timeout_s=self.cfg.timeout_s, max_rows=self.cfg.max_rows)
         if not result.ok:
-            raise ToolRefused(f"Refused or failed on {label}: {result.error}")
+            raise ToolRefused(f"{label}: {result.error}")
         return {
             "database": label,
             "sql": sql,
