@@ -109,9 +109,9 @@ def _download(requirements: Path, dest: Path, options: list[str], total: int, sa
     started, seen = time.perf_counter(), [0]
 
     def show(line: str) -> None:
-        if line.startswith("Collecting "):
+        if line.startswith(("Collecting ", "Processing ")):  # from an index / a folder
             seen[0] += 1
-            say(f"[{seen[0]}/{total}] {line.split()[1]}")
+            say(f"[{seen[0]}/{total}] {Path(line.split()[1]).name}")
         elif line.lstrip().startswith(("Downloading ", "File was already downloaded")):
             say("    " + line.strip())
         elif line.startswith("ERROR:"):

