@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from engine.errors import ModelLoadError
 from engine.paths import install_hint
 from engine.presets import DEFAULT_MODEL, PRESETS
 from engine.rag.config import DEFAULT_EMBEDDER
@@ -133,4 +134,11 @@ def missing_for(cfg: Any) -> str | None:
     if not absent:
         return None
     without_rag = all(b.role != "model" for b in absent) and cfg.rag.enabled
-    return missing_message(absent) + (" (or ask with --no-rag)" if without_rag else "")
+    return missing_message(absent) + (" (or without retrieval: --no-rag)" if without_rag else "")
+
+
+def require(cfg: Any) -> None:
+    """Raise :class:`ModelLoadError` (one line, the command in it) when ``cfg`` lacks any."""
+    message = missing_for(cfg)
+    if message:
+        raise ModelLoadError(message)

@@ -165,3 +165,17 @@ def test_doctor_names_every_model_and_the_backend(installed_package):
     for name in model_packages.bundles():
         assert name in text
     assert "Backend: " in text and text.splitlines()[-1].endswith(f"run {COMMAND}")
+
+
+def test_evaluation_says_what_is_missing_before_loading_anything(
+    installed_package, tmp_path, capsys
+):
+    from training.evaluate import main as evaluate_main
+
+    code = evaluate_main(["--data", "samples", "--limit", "1", "--out", str(tmp_path / "run")])
+    assert code == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert error.startswith("Error: Not installed: the retrieval embedder") and error.endswith(
+        f"run {COMMAND}"
+    )
+    assert not (tmp_path / "run").exists()

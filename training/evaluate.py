@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from engine.config import ConfigError, add_setting_flags, describe, flag_overrides
+from engine.model_packages import require as require_models
 from training.eval_config import (
     ENGINE_CONFIG,
     EVAL_CONFIG,
@@ -85,6 +86,8 @@ def run(
     """
     if not cfg.out:
         raise ConfigError("out (the output folder) is required")
+    if backend is None and retriever is None:  # every missing model named before loading one
+        require_models(cfg.engine)
     out = Path(cfg.out).expanduser()
     with run_lock(out, say=log.info):
         return _run(cfg, out, progress, should_stop, backend, retriever)
