@@ -20,11 +20,12 @@ prompt text comes from the same tokenizer chat template as the transformers back
 from __future__ import annotations
 
 import atexit
+import codecs
 import importlib.util
 import logging
 import os
 import weakref
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,7 @@ from engine.backends.base import GenerationConfig, per_prompt
 from engine.backends.llamacpp_batch import BATCH_CONTEXT, BatchDecoder
 from engine.backends.lora_gguf import LoraConversionError, cached_lora_gguf
 from engine.backends.prompt_state_files import StateFiles, folder_for
+from engine.backends.streaming import threaded
 from engine.errors import ModelLoadError
 from engine.models import read_adapter_meta
 from engine.paths import cache_dir
@@ -165,13 +167,7 @@ class LlamaCppBackend:
     ) -> list[str]:
         """All prompts decoded together where they fit one batch (see the decoder)."""
         cfgs = per_prompt(cfg, len(prompts))
-        tokens = [self.tokenize(p) for p in prompts]
-        for t, c in zip(tokens, cfgs, strict=True):
-            if len(t) + c.max_new_tokens > self.context_length:
-                raise ValueError(
-                    f"Prompt of {len(t)} tokens + {c.max_new_tokens} new tokens does not "
-                    f"fit the {self.context_length}-token context"
-                )
+        tokens = [self._fitting(p, c) for p, c in zip(prompts, cfgs, strict=True)]
         if self.adaptive_threads:
             self._fit_threads()
         out: list[list[int]] = []
@@ -185,6 +181,31 @@ class LlamaCppBackend:
             out.extend(self.decoder.generate(tokens[start:end], cfgs[start:end]))
             start = end
         return [self.llm.detokenize(o).decode("utf-8", errors="replace") for o in out]
+
+    def stream(self, prompt: str, cfg: GenerationConfig) -> Iterator[str]:
+        """The answer to one prompt, piece by piece as it is generated (by the same decoder
+        as :meth:`generate`); closing the iterator stops the generation."""
+        tokens = self._fitting(prompt, cfg)
+        text = codecs.getincrementaldecoder("utf-8")(errors="replace")
+
+        def run(emit: Any) -> None:
+            def on_token(_: int, token: int) -> bool:
+                piece = text.decode(self.llm.detokenize([token]))
+                return emit(piece) if piece else False
+
+            self.decoder.generate([tokens], [cfg], on_token=on_token)
+
+        return threaded(run)
+
+    def _fitting(self, prompt: str, cfg: GenerationConfig) -> list[int]:
+        """The prompt's tokens; ValueError when they and the answer exceed the context."""
+        tokens = self.tokenize(prompt)
+        if len(tokens) + cfg.max_new_tokens > self.context_length:
+            raise ValueError(
+                f"Prompt of {len(tokens)} tokens + {cfg.max_new_tokens} new tokens does not "
+                f"fit the {self.context_length}-token context"
+            )
+        return tokens
 
     def _fit_threads(self) -> None:
         """With spinning OpenMP threads, use one core while other work keeps the CPU busy."""

@@ -31,7 +31,7 @@ from __future__ import annotations
 import ctypes
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from engine.backends.base import GenerationConfig
@@ -133,9 +133,14 @@ class BatchDecoder:
         return len(tokens)
 
     def generate(
-        self, tokens: Sequence[list[int]], cfgs: Sequence[GenerationConfig]
+        self,
+        tokens: Sequence[list[int]],
+        cfgs: Sequence[GenerationConfig],
+        on_token: Callable[[int, int], bool] | None = None,
     ) -> list[list[int]]:
-        """Generated token ids per prompt (``fits`` must hold)."""
+        """Generated token ids per prompt (``fits`` must hold). ``on_token(prompt index,
+        token)`` hears of each token as it is generated; returning True ends that prompt's
+        answer there (streaming, stop sequences)."""
         import llama_cpp  # optional: llama-cpp-python may be absent
 
         llm, stats = self.backend.llm, self.backend.stats
@@ -170,7 +175,8 @@ class BatchDecoder:
         evaluated = shared - reused + sum(len(p) - shared for p in leaders)
         stats.prompt_tokens += sum(len(t) for t in tokens)
         stats.prompt_tokens_reused += sum(len(t) for t in tokens) - evaluated
-        out = self._run(pending, pickers, {i + 1: len(t) for i, t in enumerate(tokens)}, cfgs)
+        position = {i + 1: len(t) for i, t in enumerate(tokens)}
+        out = self._run(pending, pickers, position, cfgs, on_token)
         for seq in range(1, len(tokens) + 1):  # keep only the prompt cache
             llama_cpp.llama_memory_seq_rm(self.memory, seq, 0, -1)
         return [out[i + 1] for i in range(len(tokens))]
@@ -181,6 +187,7 @@ class BatchDecoder:
         pickers: list[_Picker],
         position: dict[int, int],
         cfgs: Sequence[GenerationConfig],
+        on_token: Callable[[int, int], bool] | None = None,
     ) -> dict[int, list[int]]:
         import llama_cpp  # optional: llama-cpp-python may be absent
 
@@ -195,6 +202,8 @@ class BatchDecoder:
                 if llama_cpp.llama_vocab_is_eog(vocab, token):
                     continue
                 out[seq].append(token)
+                if on_token is not None and on_token(seq - 1, token):
+                    continue
                 cfg = cfgs[seq - 1]
                 if len(out[seq]) >= cfg.max_new_tokens or (
                     cfg.stop_at_statement_end and self._complete(token, out[seq])

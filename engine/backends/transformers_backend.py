@@ -6,10 +6,11 @@ complete SQL statement.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from engine.backends.base import GenerationConfig, per_prompt
+from engine.backends.streaming import threaded
 from engine.models import LoadedModel
 from engine.prompt import Message, render_prompt
 from engine.sql_check import is_statement_complete
@@ -82,17 +83,7 @@ class TransformersBackend:
         enc = tok(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
         enc = {k: v.to(self.loaded.device) for k, v in enc.items()}
         prompt_len = enc["input_ids"].shape[1]
-        kwargs: dict[str, Any] = {
-            "max_new_tokens": cfg.max_new_tokens,
-            "pad_token_id": tok.pad_token_id,
-        }
-        if cfg.temperature > 0:
-            torch.manual_seed(cfg.seed)
-            kwargs.update(
-                do_sample=True, temperature=cfg.temperature, top_k=cfg.top_k, top_p=cfg.top_p
-            )
-        else:
-            kwargs.update(do_sample=False, temperature=None, top_k=None, top_p=None)
+        kwargs = self._settings(cfg)
         if cfg.stop_at_statement_end:
             kwargs["stopping_criteria"] = StoppingCriteriaList(
                 [_StopAtStatementEnd(tok, prompt_len)]
@@ -100,3 +91,53 @@ class TransformersBackend:
         with torch.inference_mode():
             output = self.loaded.model.generate(**enc, **kwargs)
         return [tok.decode(row[prompt_len:], skip_special_tokens=True) for row in output]
+
+    def _settings(self, cfg: GenerationConfig) -> dict[str, Any]:
+        """``generate``'s keyword arguments for ``cfg`` (seeds torch when sampling)."""
+        kwargs: dict[str, Any] = {
+            "max_new_tokens": cfg.max_new_tokens,
+            "pad_token_id": self.loaded.tokenizer.pad_token_id,
+        }
+        if cfg.temperature > 0:
+            import torch  # deferred: torch takes seconds to import
+
+            torch.manual_seed(cfg.seed)
+            kwargs.update(
+                do_sample=True, temperature=cfg.temperature, top_k=cfg.top_k, top_p=cfg.top_p
+            )
+        else:
+            kwargs.update(do_sample=False, temperature=None, top_k=None, top_p=None)
+        return kwargs
+
+    def stream(self, prompt: str, cfg: GenerationConfig) -> Iterator[str]:
+        """The answer to one prompt, piece by piece as it is generated; closing the iterator
+        stops the generation at the next token."""
+        return threaded(lambda emit: self._stream(prompt, cfg, emit))
+
+    def _stream(self, prompt: str, cfg: GenerationConfig, emit: Any) -> None:
+        # deferred: torch and transformers take seconds to import
+        import torch
+        from transformers import StoppingCriteriaList, TextStreamer
+
+        tok = self.loaded.tokenizer
+        enc = tok([prompt], return_tensors="pt", add_special_tokens=False)
+        enc = {k: v.to(self.loaded.device) for k, v in enc.items()}
+        closed = []
+
+        class Pieces(TextStreamer):
+            def on_finalized_text(self, text: str, stream_end: bool = False) -> None:
+                if text and emit(text):
+                    closed.append(True)
+
+        def stop(input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+            return torch.full((input_ids.shape[0],), bool(closed), device=input_ids.device)
+
+        criteria = [stop]
+        if cfg.stop_at_statement_end:
+            criteria.append(_StopAtStatementEnd(tok, enc["input_ids"].shape[1]))
+        streamer = Pieces(tok, skip_prompt=True, skip_special_tokens=True)
+        with torch.inference_mode():
+            self.loaded.model.generate(
+                **enc, **self._settings(cfg), streamer=streamer,
+                stopping_criteria=StoppingCriteriaList(criteria),
+            )  # fmt: skip
