@@ -39,7 +39,7 @@ def build_app(
     # deferred: gradio takes seconds to import; the tabs import it, app.engines the backends
     import gradio as gr
 
-    from app import api, chat_tab, eval_tab, schema_tab, train_tab
+    from app import api, chat_tab, eval_tab, install_panel, schema_tab, train_tab
     from app.engines import EnginePool  # late: a test replaces EnginePool
 
     pool = EnginePool(cfg or EngineConfig(), max_batch=max_batch)
@@ -72,6 +72,9 @@ def build_app(
             return public(pool.status), gr.Timer(active=watch or pool.busy)
 
         status_timer.tick(poll, None, status, show_progress="hidden")
+        installed = install_panel.build(pool, show_button=not signed_in)
+        if installed is not None:  # the default model then loads: follow the status line
+            installed.then(lambda: poll(watch=True), None, status, show_progress="hidden")
         demo.load(poll, None, status, show_progress="hidden")
         with gr.Tab("Chat", id="chat"):
             chat = chat_tab.ChatTab(pool, examples, history, spaces)
