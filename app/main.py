@@ -7,6 +7,7 @@ import logging
 from dataclasses import replace
 
 from app.databases import databases_of, default_database
+from app.mcp_sign_in import mcp_sign_in, sign_in_loopback
 from app.messages import public
 from app.model_choices import model_choices
 from app.recovery import check_indexes, clean_upload_temps
@@ -156,6 +157,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--config", help="engine YAML config (python -m engine config lists all)")
     add_setting_flags(p, EngineConfig, ["model"])
     p.add_argument(
+        "--mcp",
+        action="store_true",
+        help="also serve /databases, /ask and /run_sql to MCP clients at /gradio_api/mcp/ "
+        "(behind the same sign-in); off by default",
+    )
+    p.add_argument(
         "--no-warm-up",
         action="store_true",
         help="load the model at the first question, not at start",
@@ -182,5 +189,14 @@ def main(argv: list[str] | None = None) -> None:
         max_batch=args.batch,
     )
     demo.queue(default_concurrency_limit=4).launch(
-        server_name=args.host, server_port=args.port, auth=auth, show_error=True
+        server_name=args.host,
+        server_port=args.port,
+        auth=auth,
+        show_error=True,
+        mcp_server=args.mcp,
+        app_kwargs=mcp_sign_in(auth) if args.mcp else None,
+        prevent_thread_lock=bool(args.mcp and auth),
     )
+    if args.mcp and auth:
+        sign_in_loopback(demo)
+        demo.block_thread()
