@@ -23,6 +23,8 @@ import hmac
 import secrets
 from typing import Any
 
+from app.users import SIGNED_OUT
+
 MCP_PATH = "/gradio_api/mcp"
 
 
@@ -30,8 +32,6 @@ def sign_in_loopback(demo: Any) -> None:
     """Give Gradio's MCP loopback client (see above) a session of its own; call after
     ``launch``."""
     from gradio_client import Client  # deferred: with gradio, only for --mcp
-
-    from app.users import SIGNED_OUT
 
     server = demo.mcp_server_obj
     if server is None:

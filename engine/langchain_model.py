@@ -86,7 +86,8 @@ class LocalChatModel(BaseChatModel):
 
     def _load(self) -> Any:
         if self.backend is None:
-            from engine.backends.loader import load_backend  # deferred: the runtimes
+            # deferred: the runtimes load with the model, not with this module
+            from engine.backends.loader import load_backend
             from engine.presets import DEFAULT_MODEL
 
             model = self.model or (None if self.adapter else DEFAULT_MODEL)
@@ -100,7 +101,8 @@ class LocalChatModel(BaseChatModel):
         """An engine (TextToSQL) answering with this model: the SQL chain's
         (``build_sql_chain(chat.engine())``); ``cfg``: an EngineConfig (its model settings are
         not used)."""
-        from engine.config import EngineConfig  # deferred: only for the SQL chain
+        # deferred: the answer loop's modules, only for the SQL chain
+        from engine.config import EngineConfig
         from engine.factory import engine_from_config
 
         return engine_from_config(cfg or EngineConfig(), backend=self.load())

@@ -77,6 +77,7 @@ def cmd_mcp(args: argparse.Namespace) -> int:
 def build_server(bench: Any) -> Any:
     """A FastMCP server whose tools call ``bench`` (a Workbench) in worker threads, so the
     protocol keeps answering (pings, the tool list) while a question is being answered."""
+    # deferred: the mcp SDK and anyio load only for this command (engine.cli imports us)
     import anyio
     from mcp.server.fastmcp import FastMCP
     from mcp.server.fastmcp.exceptions import ToolError
@@ -155,6 +156,7 @@ def _protocol_stdout() -> TextIOWrapper:
 
 def serve(bench: Any, protocol: TextIOWrapper) -> None:
     """Serve ``bench``'s tools on stdin and ``protocol`` until the client hangs up."""
+    # deferred: the mcp SDK and anyio load only for this command (engine.cli imports us)
     import anyio
     from mcp.server.stdio import stdio_server
 
