@@ -140,3 +140,19 @@ def test_mcp_subcommand_is_wired(command):
     out = subprocess.run([sys.executable, *command, "mcp", "--help"], cwd=REPO,
                          capture_output=True, text=True, timeout=120)  # fmt: skip
     assert out.returncode == 0 and "--allow-save" in out.stdout
+
+
+def test_only_the_protocol_reaches_stdout():
+    """Once the server has its protocol stream, a print or a C library's write to fd 1 goes
+    to stderr."""
+    import subprocess
+
+    code = ("import os; from engine.mcp_server import _protocol_stdout\n"
+            "protocol = _protocol_stdout()\n"
+            "print('a stray print'); os.write(1, b'a C library writes\\n')\n"
+            "protocol.write('{\"jsonrpc\": \"2.0\"}\\n'); protocol.flush()\n")  # fmt: skip
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
+                         text=True, timeout=60)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == '{"jsonrpc": "2.0"}\n'
+    assert "a stray print" in out.stderr and "a C library writes" in out.stderr
