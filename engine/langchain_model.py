@@ -22,6 +22,7 @@ it is needed.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
@@ -36,6 +37,7 @@ from pydantic import ConfigDict, PrivateAttr
 from engine.backends.base import GenerationConfig
 from engine.backends.streaming import StopSequences, cut_at_stop, stream_text
 
+log = logging.getLogger(__name__)
 _ROLES = {"human": "user", "ai": "assistant", "system": "system", "tool": "user"}
 
 
@@ -177,8 +179,12 @@ class LocalChatModel(BaseChatModel):
         cfg = self._settings(**kwargs)
         if len(prompts) > 1:
             with self._lock:
-                texts = self.load().generate(prompts, cfg)
-                for prompt, text in zip(prompts, texts, strict=True):
+                try:
+                    texts = self.load().generate(prompts, cfg)
+                except Exception as err:  # each input then fails (or not) on its own
+                    log.warning("Batched generation failed, answering one by one: %s", err)
+                    texts = []
+                for prompt, text in zip(prompts, texts, strict=False):
                     self._ready.setdefault((prompt, _key(cfg)), []).append(text)
         try:
             return super().batch(inputs, config, return_exceptions=return_exceptions, **kwargs)
