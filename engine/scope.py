@@ -36,6 +36,7 @@ class Entity:
     table: str
     column: str
     keys: exp.Select
+    labels: tuple[str, ...] = ()  # its text columns the previous answer showed (names)
 
 
 def refers_to_rows(question: str) -> bool:
@@ -91,7 +92,29 @@ def previous_entity(previous: str, schema: Schema) -> Entity | None:
     inner = tree.copy()
     inner.select(exp.alias_(exp.column(column, table=alias), KEY), copy=False)
     keys = exp.select(KEY).from_(inner.subquery("scope_rows"))
-    return Entity(tables[alias], column, keys)
+    return Entity(tables[alias], column, keys, _labels(tree, alias, tables, schema, column))
+
+
+TEXT_TYPES = re.compile(r"char|text|string|clob|^$", re.I)  # "": SQLite's untyped column
+
+
+def _labels(
+    tree: exp.Select, alias: str, tables: dict[str, str], schema: Schema, key: str
+) -> tuple[str, ...]:
+    """The text columns of the entity's table that a SELECT shows as they are (its names)."""
+    table = schema.table(tables[alias])
+    types = {c.name.lower(): c.type for c in table.columns} if table else {}
+    found = []
+    for select in tree.selects:
+        column = select.unalias()
+        if (
+            isinstance(column, exp.Column)
+            and _owner(column, tables, schema) == alias
+            and column.name.lower() != key.lower()
+            and TEXT_TYPES.search(types.get(column.name.lower(), "-"))
+        ):
+            found.append(column.name)
+    return tuple(dict.fromkeys(found))
 
 
 def _grouped_key(
@@ -141,7 +164,47 @@ def restrict(sql: str, entity: Entity, schema: Schema) -> str | None:
         return None
     alias, column = target
     condition = exp.column(column, table=alias).isin(query=entity.keys.copy())
-    return tree.where(condition, copy=False).sql(dialect=schema.dialect)
+    tree = tree.where(condition, copy=False)
+    if tables[alias].lower() == entity.table.lower():
+        _show_labels(tree, alias, entity, tables, schema)
+    return tree.sql(dialect=schema.dialect)
+
+
+def _star(select: exp.Expression) -> bool:
+    """A ``*`` or ``t.*`` column (not the one inside ``COUNT(*)``)."""
+    return any(not star.find_ancestor(exp.AggFunc) for star in select.find_all(exp.Star))
+
+
+def _show_labels(
+    tree: exp.Select, alias: str, entity: Entity, tables: dict[str, str], schema: Schema
+) -> None:
+    """Put the previous answer's names in front of a follow-up's columns that show none of
+    them ("what are their job titles?" shows whose), where each row is one of its rows: an
+    ungrouped query, or one grouped by the entity's key or names; never a count of them."""
+    labels = {n.lower() for n in entity.labels}
+    if not labels or any(_star(s) for s in tree.selects):
+        return
+    group = tree.args.get("group")
+    if group is None and any(s.find(exp.AggFunc) for s in tree.selects):
+        return
+    if group is not None:
+        keys = {
+            k.name.lower()
+            for k in group.expressions
+            if isinstance(k, exp.Column) and _owner(k, tables, schema) == alias
+        }
+        if not keys & (labels | {entity.column.lower()}):
+            return
+    shown = {
+        c.name.lower()
+        for s in tree.selects
+        for c in s.find_all(exp.Column)
+        if _owner(c, tables, schema) == alias
+    }
+    if shown & labels:
+        return
+    names = [exp.column(n, table=alias) for n in entity.labels]
+    tree.set("expressions", [*names, *tree.expressions])
 
 
 def _referring(tables: dict[str, str], entity: Entity, schema: Schema) -> tuple[str, str] | None:

@@ -95,3 +95,31 @@ def test_any_way_is_limited_to_the_previous_rows_unless_turned_off(db, scope):
     answer = engine.ask("and which of those live in Leeds?", db, [("Top two spenders?", TOP2)])
     assert answer.way == "edit" and "Top two spenders?" in backend.prompts[0]
     assert answer.rows == ([["Ann"]] if scope else [["Ann"], ["Cy"], ["Di"]])
+
+
+def test_a_follow_up_about_them_shows_whose_rows_they_are(db):
+    schema = _schema(db)
+    top = previous_entity(TOP2, schema)
+    assert top.labels == ("name",)  # spent is a number, not a name
+    con = sqlite3.connect(db)
+
+    def rows(sql):
+        return sorted(con.execute(restrict(sql, top, schema)).fetchall())
+
+    # "where do they live?": their names are put in front
+    assert rows("SELECT city FROM customers") == [("Ann", "Leeds"), ("Bo", "York")]
+    # grouped by their key: one row each, named
+    assert rows(
+        "SELECT c.id, count(r.id) FROM customers AS c JOIN reviews AS r "
+        "ON r.customer_id = c.id GROUP BY c.id"
+    ) == [("Ann", 1, 2), ("Bo", 2, 1)]
+    # already named, a count of them, or grouped by something else: as written
+    assert rows("SELECT name, city FROM customers") == [("Ann", "Leeds"), ("Bo", "York")]
+    assert rows("SELECT count(*) FROM customers WHERE city = 'Leeds'") == [(1,)]
+    assert rows("SELECT city, count(*) FROM customers GROUP BY city") == [
+        ("Leeds", 1),
+        ("York", 1),
+    ]
+    assert rows("SELECT * FROM customers WHERE city = 'York'") == [(2, "Bo", "York")]
+    # through a table that refers to them: no names to show there
+    assert rows("SELECT customer_id, stars FROM reviews WHERE stars > 3") == [(1, 4), (1, 5)]
