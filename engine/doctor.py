@@ -10,11 +10,11 @@ import sys
 from pathlib import Path
 
 from engine import model_packages as mp
+from engine.paths import llamacpp_hint
 
 # ENVIRONMENT.md, 2-core CPU: llama.cpp generates the 1.5B at 13-22 tokens/s; transformers
 # (fp32, dequantised GGUF) about a third of the 0.5B's 3-5 tokens/s.
 SLOWER = "roughly 10x slower per answer"
-LLAMACPP_BUILD = "compiles it (a C++ compiler and CMake; about 10 minutes on 2 cores)"
 
 
 def _gpu_driver() -> bool:
@@ -31,21 +31,8 @@ def backend_report() -> str:
         return f"Backend: llama.cpp (llama-cpp-python {version} is installed), the fast CPU one"
     return (
         "Backend: transformers on CPU, because llama-cpp-python is not installed: "
-        f"{SLOWER} than llama.cpp; pip install {_llamacpp_pin()} {LLAMACPP_BUILD}"
+        f"{SLOWER} than llama.cpp; {llamacpp_hint()}"
     )
-
-
-def _llamacpp_pin() -> str:
-    """The ``llamacpp`` extra's requirement, as this installed version pins it."""
-    try:
-        requires = importlib.metadata.requires("text2sql-workbench") or []
-    except importlib.metadata.PackageNotFoundError:  # a checkout: scripts/install_llamacpp.sh
-        requires = []
-    for req in requires:
-        pin, _, marker = req.partition(";")
-        if pin.strip().startswith("llama-cpp-python") and "llamacpp" in marker:
-            return pin.strip().replace(" ", "")
-    return "llama-cpp-python"
 
 
 def report() -> tuple[str, bool]:

@@ -7,6 +7,7 @@ same paths hold there.
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
 from pathlib import Path
 
@@ -54,6 +55,29 @@ def install_hint(names: list[str] | tuple[str, ...] = ()) -> str:
     if is_checkout():
         return "run `make setup` (or `python -m engine install-models`)"
     return "run `" + " ".join(["text2sql install-models", *names]) + "`"
+
+
+_LLAMACPP_BUILD = "compiles it (a C++ compiler and CMake; about 10 minutes on 2 cores)"
+
+
+def llamacpp_hint() -> str:
+    """How to get llama-cpp-python here: the checkout's script, or pip for an installed package."""
+    if is_checkout():
+        return "scripts/install_llamacpp.sh builds it (make setup runs it)"
+    return f"pip install {_llamacpp_pin()} {_LLAMACPP_BUILD}"
+
+
+def _llamacpp_pin() -> str:
+    """The ``llamacpp`` extra's requirement, as this installed version pins it."""
+    try:
+        requires = importlib.metadata.requires("text2sql-workbench") or []
+    except importlib.metadata.PackageNotFoundError:  # a checkout: scripts/install_llamacpp.sh
+        requires = []
+    for req in requires:
+        pin, _, marker = req.partition(";")
+        if pin.strip().startswith("llama-cpp-python") and "llamacpp" in marker:
+            return pin.strip().replace(" ", "")
+    return "llama-cpp-python"
 
 
 def sample_databases() -> dict[str, Path]:

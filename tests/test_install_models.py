@@ -196,3 +196,20 @@ def test_an_interrupted_install_is_undone_and_says_so_in_one_line(monkeypatch, t
     assert capsys.readouterr().err == "Interrupted: nothing was installed\n"
     assert [c[0] for c in pip.calls] == ["download", "install", "uninstall"]
     assert pip.present == set() and list(tmp_path.iterdir()) == []
+
+
+def test_without_llamacpp_the_backend_line_says_how_to_get_it(installed_package, monkeypatch):
+    import importlib.util
+
+    from engine import doctor
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(doctor, "_gpu_driver", lambda: False)
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda n, *a: None if n == "llama_cpp" else find_spec(n, *a)
+    )
+    line = doctor.backend_report()
+    assert line.startswith("Backend: transformers on CPU, because llama-cpp-python is not")
+    assert "pip install llama-cpp-python" in line and "make setup" not in line
+    monkeypatch.setattr(paths, "is_checkout", lambda: True)
+    assert "scripts/install_llamacpp.sh" in doctor.backend_report()

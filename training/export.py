@@ -44,6 +44,7 @@ from engine.backends.lora_gguf import (
 from engine.config import ConfigError, load_config, parse_overrides
 from engine.errors import ModelLoadError
 from engine.models import read_adapter_meta
+from engine.paths import llamacpp_hint
 from engine.presets import PRESETS, preset_gguf, resolve_source
 from engine.prompt import DEFAULT_FORMAT, SYSTEM_PROMPT
 
@@ -233,8 +234,7 @@ def quantize(source: Path, out: Path, quant: str, threads: int | None = None) ->
         import llama_cpp  # optional: llama-cpp-python may be absent
     except ImportError as err:
         raise ExportError(
-            "Quantizing needs llama-cpp-python (scripts/setup.sh builds it); "
-            "or export with --quant F16"
+            f"Quantizing needs llama-cpp-python ({llamacpp_hint()}); or export with --quant F16"
         ) from err
     params = llama_cpp.llama_model_quantize_default_params()
     params.ftype = QUANTS[quant]

@@ -37,7 +37,7 @@ from engine.backends.prompt_state_files import StateFiles, folder_for
 from engine.backends.streaming import threaded
 from engine.errors import ModelLoadError
 from engine.models import read_adapter_meta
-from engine.paths import cache_dir
+from engine.paths import cache_dir, llamacpp_hint
 from engine.presets import DEFAULT_MODEL, PRESETS, preset_gguf, preset_tokenizer
 from engine.progress import say
 from engine.prompt import DEFAULT_FORMAT, Message, PromptFormat, ensure_chat_template, render_prompt
@@ -275,7 +275,7 @@ def load(
     Raises :class:`engine.errors.ModelLoadError` (one line) when llama.cpp cannot serve it.
     """
     if not is_installed():
-        raise ModelLoadError("llama-cpp-python is not installed (scripts/setup.sh builds it)")
+        raise ModelLoadError(f"llama-cpp-python is not installed ({llamacpp_hint()})")
     meta = read_adapter_meta(adapter) if adapter else {}
     if adapter and not (Path(adapter) / "adapter_config.json").is_file():
         raise ModelLoadError(f"{adapter} is not a LoRA adapter folder (no adapter_config.json)")
