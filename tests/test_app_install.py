@@ -63,3 +63,26 @@ def test_the_page_offers_the_button_unless_signed_in(nothing_installed):
         notes = [m.value for m in demo.blocks.values() if isinstance(m, gr.Markdown)]
         assert any("text2sql install-models" in n for n in notes)
         assert (len(buttons), event is None) == ((0, True) if signed_in else (1, False))
+
+
+@pytest.mark.parametrize("code", [0, 1])
+def test_the_button_installs_then_loads_the_model(nothing_installed, monkeypatch, code):
+    import gradio as gr
+
+    class Pool:
+        base = EngineConfig()
+        warmed = 0
+
+        def warm_up(self):
+            self.warmed += 1
+
+    pool = Pool()
+    fake_install(monkeypatch, code)
+    with gr.Blocks() as demo:
+        install_panel.build(pool, show_button=True)
+    (event,) = [f for f in demo.fns.values() if f.name == "install"]
+    steps = list(event.fn(progress=lambda *a, **k: None))
+    assert steps[-2][2].splitlines()[-1].startswith("Done" if code == 0 else "Error")
+    message = steps[-1][0]
+    assert message.startswith("Installed") if code == 0 else "install failed" in message
+    assert pool.warmed == (1 if code == 0 else 0)
