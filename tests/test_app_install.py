@@ -71,10 +71,13 @@ def test_the_button_installs_then_loads_the_model(nothing_installed, monkeypatch
 
     class Pool:
         base = EngineConfig()
-        warmed = 0
+        calls: list[str] = []
 
         def warm_up(self):
-            self.warmed += 1
+            self.calls.append("warm up")
+
+        def unload_all(self):
+            self.calls.append("unload")
 
     pool = Pool()
     fake_install(monkeypatch, code)
@@ -85,4 +88,4 @@ def test_the_button_installs_then_loads_the_model(nothing_installed, monkeypatch
     assert steps[-2][2].splitlines()[-1].startswith("Done" if code == 0 else "Error")
     message = steps[-1][0]
     assert message.startswith("Installed") if code == 0 else "install failed" in message
-    assert pool.warmed == (1 if code == 0 else 0)
+    assert pool.calls == (["unload", "warm up"] if code == 0 else [])

