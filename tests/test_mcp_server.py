@@ -1,6 +1,7 @@
 """``python -m engine mcp`` as an MCP client sees it: the server runs as a subprocess and the
 official SDK's own stdio client talks to it. The model is a scripted OpenAI-compatible server
-(tests/scripted_openai.py), so the answers are known and nothing loads a model."""
+(tests/scripted_openai.py), so the answers are known and nothing loads a model; one slow test
+asks the smallest bundled model itself."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ REPO = Path(__file__).resolve().parent.parent
 SHOP = "shop (sample)"
 COUNT = "SELECT count(*) FROM customers"
 READS = {"list_databases", "describe_database", "ask", "run_sql"}
+SMOL = "smollm2-135m-instruct"  # the smallest bundled preset
 
 
 @asynccontextmanager
@@ -131,6 +133,24 @@ def test_save_example_only_with_allow_save(tmp_path):
     assert len(files) == 1
     kept = json.loads(files[0].read_text())
     assert [(p["question"], p["query"]) for p in kept] == [(pair["question"], pair["sql"])]
+
+
+@pytest.mark.slow
+def test_ask_with_the_smallest_bundled_model(tmp_path):
+    """``ask`` answered by a real model: SmolLM2-135M, the smallest bundled preset, with the
+    whole schema in the prompt (as ``text2sql ask --no-rag`` and tests/test_packaging.py)."""
+
+    async def main():
+        async with mcp_session(tmp_path, "--model", SMOL, "--no-rag") as s:
+            question = {"question": "How many customers are there?", "database": SHOP}
+            return await s.call_tool("ask", question)
+
+    asked = anyio.run(main)
+    assert not asked.isError, _text(asked)
+    assert asked.structuredContent["error"] is None
+    assert asked.structuredContent["rows"] == [[300]], asked.structuredContent["sql"]
+    log = (tmp_path / "server.log").read_text()  # the server loaded the model it was named
+    assert "Backend: " in log and f":{SMOL}" in log and "Traceback" not in log
 
 
 @pytest.mark.parametrize("command", [["-m", "engine"], ["-m", "text2sql"]])
