@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import importlib.metadata
 import os
+import re
+import shlex
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -67,17 +69,36 @@ def llamacpp_hint() -> str:
     return f"pip install {_llamacpp_pin()} {_LLAMACPP_BUILD}"
 
 
+def db_drivers_hint() -> str:
+    """How to get the database drivers (PostgreSQL, MySQL, DuckDB): ``make setup`` in a
+    checkout; for an installed package, pip install of the drivers its ``db`` extra pins (the
+    package is not on PyPI, so ``text2sql-workbench[db]`` would not resolve)."""
+    if is_checkout():
+        return "run `make setup` (requirements.txt pins the drivers)"
+    pins = extra_pins("db") or ["psycopg[binary]", "pymysql", "duckdb", "sqlalchemy"]
+    return "run `pip install " + " ".join(shlex.quote(pin) for pin in pins) + "`"
+
+
 def _llamacpp_pin() -> str:
     """The ``llamacpp`` extra's requirement, as this installed version pins it."""
+    pins = [p for p in extra_pins("llamacpp") if p.startswith("llama-cpp-python")]
+    return pins[0] if pins else "llama-cpp-python"
+
+
+def extra_pins(extra: str) -> list[str]:
+    """The requirements one of this installed version's extras pins (``psycopg[binary]==3.3.9``),
+    read from its metadata; none in a checkout (requirements.txt pins everything there)."""
     try:
         requires = importlib.metadata.requires("text2sql-workbench") or []
-    except importlib.metadata.PackageNotFoundError:  # a checkout: scripts/install_llamacpp.sh
-        requires = []
+    except importlib.metadata.PackageNotFoundError:
+        return []
+    wanted = re.compile(rf"""extra\s*==\s*["']{re.escape(extra)}["']""")
+    pins = []
     for req in requires:
         pin, _, marker = req.partition(";")
-        if pin.strip().startswith("llama-cpp-python") and "llamacpp" in marker:
-            return pin.strip().replace(" ", "")
-    return "llama-cpp-python"
+        if wanted.search(marker):
+            pins.append(pin.strip().replace(" ", ""))
+    return pins
 
 
 def sample_databases() -> dict[str, Path]:

@@ -217,3 +217,35 @@ def test_without_llamacpp_the_backend_line_says_how_to_get_it(installed_package,
     assert "pip install llama-cpp-python" in line and "make setup" not in line
     monkeypatch.setattr(paths, "is_checkout", lambda: True)
     assert "scripts/install_llamacpp.sh" in doctor.backend_report()
+
+
+def test_a_missing_database_driver_says_the_pinned_pip_install(installed_package, monkeypatch):
+    """The package is not on PyPI, so ``text2sql-workbench[db]`` cannot resolve: an installed
+    package names the drivers its ``db`` extra pins, read from its metadata."""
+    import importlib.metadata
+    import shlex
+    import sys
+    import tomllib
+
+    from engine.db import DatabaseError
+    from engine.db.url import require
+
+    extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    extras = extras["optional-dependencies"]
+    written = [f'{pin}; extra == "{name}"' for name, pins in extras.items() for pin in pins]
+    requires = importlib.metadata.requires  # as setuptools writes them into the wheel
+    monkeypatch.setattr(
+        importlib.metadata,
+        "requires",
+        lambda name: written if name == "text2sql-workbench" else requires(name),
+    )
+    monkeypatch.setitem(sys.modules, "psycopg", None)  # import psycopg fails
+    with pytest.raises(DatabaseError) as refused:
+        require("psycopg")
+    pins = " ".join(shlex.quote(pin) for pin in extras["db"])
+    assert str(refused.value) == f"The psycopg driver is not installed: run `pip install {pins}`"
+    assert "'psycopg[binary]==" in pins and "text2sql-workbench[" not in str(refused.value)
+    assert f"pip install {extras['llamacpp'][0]} " in paths.llamacpp_hint()
+    monkeypatch.setattr(paths, "is_checkout", lambda: True)
+    with pytest.raises(DatabaseError, match=r"not installed: run `make setup`"):
+        require("psycopg")

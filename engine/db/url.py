@@ -24,6 +24,7 @@ import re
 from typing import Any
 
 from engine.db.result import DatabaseError
+from engine.paths import db_drivers_hint
 
 DUCKDB_SUFFIXES = (".duckdb", ".ddb")
 # SQLAlchemy backend name -> sqlglot dialect
@@ -43,10 +44,7 @@ def require(module: str) -> Any:
     try:
         return importlib.import_module(module)
     except ImportError:
-        raise DatabaseError(
-            f"The {module} driver is not installed: pip install 'text2sql-workbench[db]' "
-            "(a checkout: make setup)"
-        ) from None
+        raise DatabaseError(f"The {module} driver is not installed: {db_drivers_hint()}") from None
 
 
 def is_url(db: Any) -> bool:
