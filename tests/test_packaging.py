@@ -73,7 +73,7 @@ def test_console_script_lists_every_subcommand(capsys):
     assert main(["--help"]) == 0
     usage = capsys.readouterr().out
     for name in ("app", "ask", "run-sql", "index", "examples", "train", "evaluate", "export",
-                 "install-models", "doctor"):  # fmt: skip
+                 "install-models", "doctor", "mcp"):  # fmt: skip
         assert name in COMMANDS and f"  {name} " in usage
     assert "shop" in usage
     assert main(["nonsense"]) == 2
