@@ -55,6 +55,16 @@ def inherited(answer: Any) -> bool:
     return answer.understood is None or not same_question(answer.understood, answer.question)
 
 
+def rows_digest(rows: list) -> str:
+    """The answer's rows as the ways' vote compares them (engine.answer.rows_key), hashed:
+    the records say which ways agreed, so a combination can be told from its ways' rows."""
+    import hashlib
+
+    from engine.answer import rows_key
+
+    return hashlib.sha1(repr(rows_key(rows)).encode()).hexdigest()[:12]
+
+
 def run_row(engine: Any, row: str, items: list[dict[str, Any]], batch: int) -> dict[str, Any]:
     """Ask every second question (``batch`` at a time) and score it; the row's JSON line."""
     from engine.conversation import FollowupConfig
@@ -83,12 +93,17 @@ def run_row(engine: Any, row: str, items: list[dict[str, Any]], batch: int) -> d
         records.append(
             {
                 "db": it["db"],
+                "part": it["part"],
                 "kind": it["kind"],
                 "followup": it["followup"],
                 "understood": answer.understood,
                 "way": answer.way,
                 "sql": answer.sql,
+                "ok": answer.ok,
+                "rows": rows_digest(answer.rows) if answer.ok else None,
                 "correct": bool(ok),
+                "inherited": it["kind"] == "unrelated" and inherited(answer),
+                "s_per_answer": round(seconds / len(items), 2),
             }
         )
     every = [r for rs in right.values() for r in rs]

@@ -1,0 +1,118 @@
+"""Rows for combinations of follow-up ways, told from the records of their ways' own rows.
+
+    PYTHONPATH=. .venv/bin/python bench/followups_combine.py RECORDS.jsonl [...] \\
+        [--rows edit+rewrite,rewrite+edit,form,form+rewrite] [--part tune|final|all]
+
+``bench/followups.py --records`` writes each answer of each row with its result rows (as a
+digest) and whether it ran. A combination of ways (``edit+rewrite``) keeps the answer whose
+rows most of its ways share, ties to the first way, the first way's failure when none ran
+(engine.conversation.vote_by_rows); ``form`` is ``previous`` for a follow-up about
+them/those/their and ``edit`` for the rest (engine.conversation.ways_for). So a combination's
+right answers follow from its ways' records without asking the model again; seconds per
+answer are those of its ways added up (each way is one more generation per follow-up). The
+engine's own run of a combination can differ slightly (its ways are decoded in one batch);
+check the chosen one with a run of bench/followups.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import Counter, defaultdict
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.followups_set import load_conversations  # noqa: E402
+
+ROWS = "edit+rewrite,rewrite+edit,form,form+rewrite,edit+previous"
+
+
+def expand(row: str, question: str) -> list[str]:
+    """The ways a combination asks ``question`` with (engine.conversation.ways_for: ``form``
+    resolved by its wording); a question not worded as a follow-up is asked alone, the same
+    in every way's records, so its first way's record stands for it."""
+    from engine.conversation import FollowupConfig, ways_for
+
+    ways = ways_for(FollowupConfig(way=row), question, [("", "")])
+    return list(ways) or [row.split("+")[0].replace("form", "edit")]
+
+
+def pick(answers: list[dict[str, Any]]) -> dict[str, Any]:
+    """The record engine.conversation.vote_by_rows keeps, of records in the ways' order."""
+    from engine.answer import Answer
+    from engine.conversation import vote_by_rows
+
+    stand_ins = [
+        Answer(question="", rows=[[a["rows"]]], error=None if a["ok"] else "failed")
+        for a in answers
+    ]
+    best = vote_by_rows([(None, s) for s in stand_ins])
+    return answers[next(k for k, s in enumerate(stand_ins) if s is best)]
+
+
+def combine(
+    records: list[dict[str, Any]], row: str, parts: dict[str, str], part: str
+) -> dict[str, Any]:
+    """One combination's JSON line on ``part`` (or ``all``)."""
+    by_way: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
+    seconds: dict[str, float] = {}
+    for r in records:
+        by_way[r["row"]][r["followup"]] = r
+        seconds[r["row"]] = r.get("s_per_answer", 0.0)
+    right: dict[str, list[bool]] = defaultdict(list)
+    inherited = 0
+    for question, its_part in parts.items():
+        if part != "all" and its_part != part:
+            continue
+        ways = expand(row, question)
+        missing = [w for w in ways if question not in by_way.get(w, {})]
+        if missing:
+            raise SystemExit(f"no records of {', '.join(missing)} for {question!r}")
+        best = pick([by_way[w][question] for w in ways])
+        right[best["kind"]].append(best["correct"])
+        if best["kind"] == "unrelated" and best.get("inherited"):
+            inherited += 1
+    every = [x for xs in right.values() for x in xs]
+    used = {w for q in parts for w in expand(row, q)}
+    return {
+        "part": part,
+        "row": row,
+        "derived": True,
+        "n": len(every),
+        "right": sum(every),
+        "accuracy": round(sum(every) / max(1, len(every)), 3),
+        **{k: f"{sum(v)}/{len(v)}" for k, v in sorted(right.items())},
+        "unrelated_inherited": inherited,
+        "s_per_answer_of_ways": round(sum(seconds.get(w, 0.0) for w in used), 2),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("records", nargs="+", type=Path)
+    parser.add_argument("--rows", default=ROWS)
+    parser.add_argument("--part", choices=("tune", "final", "all"), default="all")
+    args = parser.parse_args(argv)
+    records = [
+        json.loads(line)
+        for path in args.records
+        for line in path.read_text(encoding="utf-8").splitlines()
+        if line.strip()
+    ]
+    conversations = load_conversations()
+    parts = {c["followup"]: c["part"] for c in conversations}
+    if len(parts) != len(conversations):
+        raise SystemExit("two conversations share a follow-up question; records cannot tell them")
+    counts = Counter(r["row"] for r in records)
+    print(json.dumps({"records": dict(counts)}), file=sys.stderr)
+    for part in ("tune", "final") if args.part == "all" else (args.part,):
+        for row in (r.strip() for r in args.rows.split(",") if r.strip()):
+            print(json.dumps(combine(records, row, parts, part)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
