@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -147,7 +147,10 @@ def plan_followups(
         if not its_ways:
             steps.append((i, None, question, None))
         for way in its_ways:
-            if way == "rewrite":
+            if way == "rewrite" and same_question(understood[i], question):
+                # no rewrite came back: asked alone, kept to the previous rows (engine.scope)
+                steps.append((i, "scope", question, turns[i]))
+            elif way == "rewrite":
                 steps.append((i, way, understood[i], None))
             else:
                 steps.append((i, way, question, turns[i]))
@@ -232,9 +235,10 @@ def rewrite_messages(question: str, history: History) -> list[dict[str, str]]:
     return messages
 
 
-def parse_rewrite(text: str, question: str) -> str:
+def parse_rewrite(text: str, question: str, earlier: Sequence[str] = ()) -> str:
     """The standalone question in the model's reply; ``question`` itself when the reply is
-    empty or not a question (a model that answered with SQL, or rambled)."""
+    empty, not a question (a model that answered with SQL, or rambled), or one of the
+    ``earlier`` questions repeated (a small model's common failure: it drops the follow-up)."""
     lines = [line.strip() for line in (text or "").strip().splitlines() if line.strip()]
     if not lines:
         return question
@@ -246,6 +250,8 @@ def parse_rewrite(text: str, question: str) -> str:
     )
     line = line.strip().strip('"').strip()
     if not line or re.match(r"(?i)(select|with)\b", line) or len(line) > 4 * len(question) + 200:
+        return question
+    if any(same_question(line, e) and not same_question(question, e) for e in earlier):
         return question
     return line
 

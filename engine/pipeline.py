@@ -173,7 +173,8 @@ class TextToSQL:
 
     def _rewrite(self, asked: list[tuple[str, History]]) -> list[str]:
         """Each follow-up rewritten by the model into a standalone question (one batched,
-        greedy, short generation); the question itself where the model fails."""
+        greedy, short generation); the question itself where the model fails (or only
+        repeats an earlier question)."""
         cfg = replace(
             self.generation,
             max_new_tokens=REWRITE_TOKENS,
@@ -183,8 +184,8 @@ class TextToSQL:
         prompts = [self.backend.render(rewrite_messages(q, h)) for q, h in asked]
         outputs = self._generate(prompts, [cfg] * len(prompts))
         return [
-            parse_rewrite(text, q) if failure is None else q
-            for (q, _), (text, failure) in zip(asked, outputs, strict=True)
+            parse_rewrite(text, q, [e for e, _ in h]) if failure is None else q
+            for (q, h), (text, failure) in zip(asked, outputs, strict=True)
         ]
 
     def _answer_all(self, asked: list[tuple[str | None, Request]]) -> list[Answer]:

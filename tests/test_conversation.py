@@ -139,6 +139,9 @@ def test_the_rewrite_reply_is_cleaned_or_refused():
     )
     assert parse_rewrite("SELECT * FROM customers", q) == q
     assert parse_rewrite("", q) == q
+    # the earlier question repeated: the follow-up is lost, no rewrite came back
+    assert parse_rewrite("Who lives in France?", q, ["Who lives in France?"]) == q
+    assert parse_rewrite("Who lives in France?", "who lives in france", ["Who lives in France?"])
     assert same_question("How many orders are there?", "how many orders are there")
     messages = rewrite_messages(q, HISTORY)
     assert messages[0]["role"] == "system" and messages[-1]["role"] == "user"
@@ -181,3 +184,18 @@ def test_by_default_a_follow_up_is_edited_and_rewritten_and_the_edit_wins_a_tie(
     backend = ScriptedBackend(["Who lives in Spain?", spain, spain + " ORDER BY name"])
     answer = TextToSQL(backend).ask("what about Spain?", db, HISTORY)
     assert answer.way == "edit" and answer.votes == 2 and answer.understood == "Who lives in Spain?"
+
+
+def test_a_rewrite_that_repeats_the_earlier_question_is_asked_alone_within_its_rows(db):
+    backend = ScriptedBackend(
+        [
+            "Who lives in France?",  # the rewrite only repeats the earlier question
+            "SELECT name FROM customers WHERE length(name) < 3",  # the follow-up, asked alone
+        ]
+    )
+    engine = TextToSQL(backend, followup=FollowupConfig(way="rewrite"))
+    answer = engine.ask("which of them have a name shorter than 3 letters?", db, HISTORY)
+    assert answer.ok and answer.way == "scope" and answer.understood is None
+    assert "Who lives in France?" not in backend.prompts[1]
+    # Cy, not Bo: Bo's name is as short, but Bo lives in Spain
+    assert answer.rows == [["Cy"]] and "scope_key" in answer.sql
