@@ -263,3 +263,15 @@ def alive(pid: int) -> bool:
     except OSError:
         return False
     return state != "Z"
+
+
+def run_async(func, *args):
+    """``anyio.run(func, *args)`` in a thread of its own: a worker process that ran a
+    Playwright test before keeps that test's event loop set as running in its main thread
+    (pytest-xdist ran both in one worker), where a second loop cannot start."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import anyio
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(anyio.run, func, *args).result()

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import base64
 
-import anyio
 import pytest
 
 from tests.browser import running_app
+from tests.helpers import run_async
 from tests.scripted_openai import scripted_openai
 
 pytestmark = [pytest.mark.slow]
@@ -53,7 +53,7 @@ def test_mcp_clients_ask_through_the_app_after_signing_in(tmp_path):
         with running_app(*args, data_dir=tmp_path, env=env) as url:
             assert _status(url) == 401  # no sign-in, no tools
             basic = base64.b64encode(f"ann:{PASSWORD}".encode()).decode()
-            tools, asked = anyio.run(_tools_and_ask, url, {"Authorization": f"Basic {basic}"})
+            tools, asked = run_async(_tools_and_ask, url, {"Authorization": f"Basic {basic}"})
             wrong = base64.b64encode(b"ann:wrong").decode()
             assert _status(url, {"Authorization": f"Basic {wrong}"}) == 401
     assert tools == {"ask", "run_sql", "databases"}

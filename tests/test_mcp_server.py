@@ -12,9 +12,9 @@ import sys
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-import anyio
 import pytest
 
+from tests.helpers import run_async
 from tests.scripted_openai import scripted_openai
 
 REPO = Path(__file__).resolve().parent.parent
@@ -52,7 +52,7 @@ def _text(result) -> str:
 
 def test_tools_answer_and_refuse(tmp_path):
     with scripted_openai({"How many customers are there?": COUNT}) as flags:
-        out = anyio.run(_tools_answer_and_refuse, tmp_path, flags)
+        out = run_async(_tools_answer_and_refuse, tmp_path, flags)
     tools, databases, described, answer, refusals, follow_up = out
     assert tools == READS  # no save_example without --allow-save
     assert {SHOP, "hr (sample)", "music (sample)"} <= set(databases)
@@ -124,7 +124,7 @@ def test_save_example_only_with_allow_save(tmp_path):
             )
             return tools, saved, broken
 
-    tools, saved, broken = anyio.run(main)
+    tools, saved, broken = run_async(main)
     assert tools == READS | {"save_example"}
     assert not saved.isError, _text(saved)
     assert saved.structuredContent["question"] == pair["question"]
@@ -145,7 +145,7 @@ def test_ask_with_the_smallest_bundled_model(tmp_path):
             question = {"question": "How many customers are there?", "database": SHOP}
             return await s.call_tool("ask", question)
 
-    asked = anyio.run(main)
+    asked = run_async(main)
     assert not asked.isError, _text(asked)
     assert asked.structuredContent["error"] is None
     assert asked.structuredContent["rows"] == [[300]], asked.structuredContent["sql"]
