@@ -295,7 +295,7 @@ def _choices(page, elem_id: str) -> list[str]:
     box = page.locator(f"#{elem_id} input")
     box.click()
     options = page.get_by_role("option")
-    options.first.wait_for(timeout=15_000)
+    options.first.wait_for(timeout=60_000)  # a loaded CI worker has taken over 15 s
     labels = [o.strip().splitlines()[-1] for o in options.all_inner_texts()]  # less "✓"
     box.press("Escape")
     return labels
