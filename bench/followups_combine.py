@@ -9,7 +9,8 @@ rows most of its ways share, ties to the first way, the first way's failure when
 (engine.conversation.vote_by_rows); ``form`` is ``previous`` for a follow-up about
 them/those/their and ``edit`` for the rest (engine.conversation.ways_for). So a combination's
 right answers follow from its ways' records without asking the model again; seconds per
-answer are those of its ways added up (each way is one more generation per follow-up). The
+answer are those of the ways each follow-up is asked with added up, averaged (each way is one
+more answer; a rewrite adds its own short generation to the rewrite way's time). The
 engine's own run of a combination can differ slightly (its ways are decoded in one batch);
 check the chosen one with a run of bench/followups.py.
 """
@@ -64,6 +65,7 @@ def combine(
         seconds[r["row"]] = r.get("s_per_answer", 0.0)
     right: dict[str, list[bool]] = defaultdict(list)
     inherited = 0
+    cost = []
     for question, its_part in parts.items():
         if part != "all" and its_part != part:
             continue
@@ -72,11 +74,11 @@ def combine(
         if missing:
             raise SystemExit(f"no records of {', '.join(missing)} for {question!r}")
         best = pick([by_way[w][question] for w in ways])
+        cost.append(sum(seconds[w] for w in ways))
         right[best["kind"]].append(best["correct"])
         if best["kind"] == "unrelated" and best.get("inherited"):
             inherited += 1
     every = [x for xs in right.values() for x in xs]
-    used = {w for q in parts for w in expand(row, q)}
     return {
         "part": part,
         "row": row,
@@ -86,7 +88,7 @@ def combine(
         "accuracy": round(sum(every) / max(1, len(every)), 3),
         **{k: f"{sum(v)}/{len(v)}" for k, v in sorted(right.items())},
         "unrelated_inherited": inherited,
-        "s_per_answer_of_ways": round(sum(seconds.get(w, 0.0) for w in used), 2),
+        "s_per_answer_of_ways": round(sum(cost) / max(1, len(cost)), 2),
     }
 
 
