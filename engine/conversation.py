@@ -147,7 +147,11 @@ def plan_followups(
         if not its_ways:
             steps.append((i, None, question, None))
         for way in its_ways:
-            if way == "rewrite" and same_question(understood[i], question):
+            if (
+                way == "rewrite"
+                and same_question(understood[i], question)
+                and refers_to_rows(question)
+            ):
                 # no rewrite came back: asked alone, kept to the previous rows (engine.scope)
                 steps.append((i, "scope", question, turns[i]))
             elif way == "rewrite":

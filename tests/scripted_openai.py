@@ -7,25 +7,24 @@ from __future__ import annotations
 import json
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from tests.browser import free_port
 
 
-def _handler(sql: dict[str, str]) -> type[BaseHTTPRequestHandler]:
+def _handler(reply: Callable[[list[dict]], str]) -> type[BaseHTTPRequestHandler]:
     class Scripted(BaseHTTPRequestHandler):
         """The two requests the backend makes: the model list, and a chat completion whose
-        reply is the SQL of the prompt's question (``Task: ...``), else ``SELECT 1``."""
+        reply is ``reply(messages)``."""
 
         def do_GET(self):  # noqa: N802 - http.server's name
             self._reply({"object": "list", "data": [{"id": "scripted", "object": "model"}]})
 
         def do_POST(self):  # noqa: N802 - http.server's name
             body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            asked = re.search(r"Task: (.*)\n", body["messages"][-1]["content"])
-            text = sql.get(asked.group(1) if asked else "", "SELECT 1")
+            text = reply(body["messages"])
             self._reply(
                 {
                     "id": "x", "object": "chat.completion", "created": 0, "model": "scripted",
@@ -48,15 +47,33 @@ def _handler(sql: dict[str, str]) -> type[BaseHTTPRequestHandler]:
     return Scripted
 
 
+def sql_by_task(sql: dict[str, str], messages: list[dict]) -> str:
+    """The SQL of the prompt's question (``Task: ...``), else ``SELECT 1``."""
+    asked = re.search(r"Task: (.*)\n", messages[-1]["content"])
+    return sql.get(asked.group(1) if asked else "", "SELECT 1")
+
+
+@contextmanager
+def scripted_server(reply: Callable[[list[dict]], str]) -> Iterator[str]:
+    """An OpenAI-compatible server answering each chat with ``reply(messages)`` while
+    inside; yields its base URL."""
+    server = ThreadingHTTPServer(("127.0.0.1", free_port()), _handler(reply))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}/v1"
+    finally:
+        server.shutdown()
+
+
+def engine_flags(base_url: str) -> list[str]:
+    """The engine flags that use the scripted server (retrieval off)."""
+    return ["--set", "backend=openai", "--set", f"openai.base_url={base_url}",
+            "--set", "openai.model=scripted", "--set", "rag.enabled=false"]  # fmt: skip
+
+
 @contextmanager
 def scripted_openai(sql: dict[str, str]) -> Iterator[list[str]]:
     """Serve ``sql`` (question -> SQL) while inside; yields the engine flags that use it
     (``--set backend=openai ...``, retrieval off)."""
-    server = ThreadingHTTPServer(("127.0.0.1", free_port()), _handler(sql))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    remote = f"http://127.0.0.1:{server.server_port}/v1"
-    try:
-        yield ["--set", "backend=openai", "--set", f"openai.base_url={remote}",
-               "--set", "openai.model=scripted", "--set", "rag.enabled=false"]  # fmt: skip
-    finally:
-        server.shutdown()
+    with scripted_server(lambda messages: sql_by_task(sql, messages)) as url:
+        yield engine_flags(url)

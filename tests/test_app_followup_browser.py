@@ -8,14 +8,13 @@ loads a model. The rewrite and the SQL themselves are tests/test_conversation.py
 
 import json
 import re
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from playwright.sync_api import expect
 
 from engine.conversation import REWRITE_SYSTEM
-from tests.browser import browser_page, free_port, running_app, screenshot
+from tests.browser import browser_page, running_app, screenshot
+from tests.scripted_openai import engine_flags, scripted_server, sql_by_task
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 ANSWER_TIMEOUT_MS = 120_000
@@ -30,56 +29,30 @@ SQL = {
 }
 
 
-class ScriptedServer(BaseHTTPRequestHandler):
-    """The two requests of an OpenAI-compatible server the backend makes; every chat it was
-    sent is kept in ``chats``."""
+CHATS: list[list[dict]] = []  # every chat the scripted model was sent
 
-    chats: list[list[dict]] = []
 
-    def do_GET(self):  # noqa: N802 - http.server's name
-        self._reply({"object": "list", "data": [{"id": "scripted", "object": "model"}]})
-
-    def do_POST(self):  # noqa: N802 - http.server's name
-        messages = json.loads(self.rfile.read(int(self.headers["Content-Length"])))["messages"]
-        self.chats.append(messages)
-        last = messages[-1]["content"]
-        if messages[0]["content"] == REWRITE_SYSTEM:
-            asked = re.search(r"Follow-up: (.*)\n", last).group(1)
-            text = REWRITES.get(asked, asked)
-        else:
-            text = SQL.get(re.search(r"Task: (.*)\n", last).group(1), "SELECT 1")
-        self._reply(
-            {
-                "id": "x", "object": "chat.completion", "created": 0, "model": "scripted",
-                "choices": [{"index": 0, "finish_reason": "stop",
-                             "message": {"role": "assistant", "content": text}}],
-            }
-        )  # fmt: skip
-
-    def _reply(self, body):
-        data = json.dumps(body).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args):
-        pass
+def _reply(messages: list[dict]) -> str:
+    """A rewrite by the follow-up, SQL by the question asked."""
+    CHATS.append(messages)
+    if messages[0]["content"] == REWRITE_SYSTEM:
+        asked = re.search(r"Follow-up: (.*)\n", messages[-1]["content"]).group(1)
+        return REWRITES.get(asked, asked)
+    return sql_by_task(SQL, messages)
 
 
 @pytest.fixture(scope="module")
 def app_url(tmp_path_factory):
-    server = ThreadingHTTPServer(("127.0.0.1", free_port()), ScriptedServer)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    remote = f"http://127.0.0.1:{server.server_port}/v1"
-    args = ("--set", "backend=openai", "--set", f"openai.base_url={remote}",
-            "--set", "openai.model=scripted", "--set", "rag.enabled=false", "--set", "followup.way=rewrite")  # fmt: skip
-    try:
-        with running_app(*args, data_dir=tmp_path_factory.mktemp("followup")) as url:
-            yield url
-    finally:
-        server.shutdown()
+    with (
+        scripted_server(_reply) as remote,
+        running_app(
+            *engine_flags(remote),
+            "--set",
+            "followup.way=rewrite",
+            data_dir=tmp_path_factory.mktemp("followup"),
+        ) as url,
+    ):
+        yield url
 
 
 def _ask(page, question):
@@ -127,5 +100,5 @@ def test_follow_up_shows_how_it_was_understood_and_asks_the_edited_question(app_
         expect(page.locator("#chat-understood")).to_be_hidden()  # asked as it was written
         screenshot(page, "chat-follow-up-asked-instead")
     # the edited question went to the model alone: no earlier turn, no rewrite
-    last = json.dumps(ScriptedServer.chats[-1])
+    last = json.dumps(CHATS[-1])
     assert EDITED in last and FIRST not in last and FOLLOW_UP not in last

