@@ -1,12 +1,11 @@
 """Answer quality on Spider-train databases the project never saw: one row per setting.
 
-    PYTHONPATH=. .venv/bin/python bench/ablation.py [--slice tune|final] [--limit 200] \\
+    PYTHONPATH=. .venv/bin/python bench/ablation.py [--slice tune|final|world] [--limit 200] \\
         [--row NAME:key=value,key=value ...] [--out runs/ablation]
 
-The held-out databases are those training holds out (``split_by_database`` of all Spider
-train examples with ``--holdout`` and ``--seed``, as ``python -m training.train`` splits), cut
-in two by database: ``tune`` for choosing settings, ``final`` for the one number reported at
-the end. Every row evaluates the same seeded sample of questions through the engine's answer
+The held-out databases are the slices of :mod:`training.slices`: ``tune`` for choosing
+settings, ``final`` for the one number reported at the end, ``world`` (large schemas, coded
+values: what people bring) reported beside them and never tuned on. Every row evaluates the same seeded sample of questions through the engine's answer
 loop (``training.evaluate.run``: what the chat serves), starting from configs/engine.yaml;
 ``--row`` changes engine settings (``model=...``, ``generation.candidates=5``,
 ``rag.enabled=false``). Rows resume where an earlier run of the same row stopped.
@@ -22,7 +21,6 @@ import argparse
 import json
 import logging
 import os
-import random
 import sys
 from pathlib import Path
 from typing import Any
@@ -32,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from engine.config import parse_overrides  # noqa: E402
+from training.slices import SLICES, held_out_slices  # noqa: E402
 
 log = logging.getLogger("bench.ablation")
 SPIDER = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "spider_train"
@@ -41,17 +40,6 @@ DEFAULT_ROWS = [
     "1.5b+vote3:model=qwen2.5-coder-1.5b-instruct,generation.candidates=3",
     "1.5b+vote5:model=qwen2.5-coder-1.5b-instruct,generation.candidates=5",
 ]
-
-
-def held_out_slices(data: Path, holdout: float, seed: int) -> dict[str, list[str]]:
-    """The databases training holds out, cut in two halves by database: tune and final."""
-    from training.data import load_examples, split_by_database
-
-    held = split_by_database(load_examples(data).examples, holdout, seed)[1]
-    dbs = sorted({e.db_id for e in held})
-    random.Random(seed).shuffle(dbs)
-    half = len(dbs) // 2
-    return {"tune": sorted(dbs[:half]), "final": sorted(dbs[half:])}
 
 
 def parse_row(text: str) -> tuple[str, dict[str, Any]]:
@@ -99,7 +87,7 @@ def run_row(name: str, overrides: dict[str, Any], dbs: list[str], args: Any) -> 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--data", default=str(SPIDER), help="Spider folder (train.json, database/)")
-    p.add_argument("--slice", choices=("tune", "final"), default="tune")
+    p.add_argument("--slice", choices=SLICES, default="tune")
     p.add_argument("--holdout", type=float, default=0.2, help="held-out fraction, by database")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--limit", type=int, default=200, help="questions per row (seeded sample)")

@@ -3,8 +3,9 @@
     PYTHONPATH=. .venv/bin/python scripts/build_example_pool.py [--spider ../shared/data/spider_train]
 
 Takes the Spider-train pairs (Yu et al., EMNLP 2018, CC BY-SA 4.0) of every database except
-those held out for measuring (``--holdout``/``--seed``: the split bench/ablation.py reports
-on, so reported numbers come from databases the pool has never seen), and the sample
+those held out for measuring (training.slices: tune, final and world, the slices
+bench/ablation.py reports on, so reported numbers come from databases the pool has never
+seen), and the sample
 databases' pairs. Each pair keeps its database id, its question masked with its own
 database's schema words (engine.rag.pool.mask_question) and that schema's fingerprint. Pairs
 whose SQL fails on their database are left out. The output is sorted and byte-reproducible.
@@ -26,14 +27,9 @@ from engine.db import (
 from engine.paths import SAMPLE_DBS_DIR, sample_databases  # noqa: E402
 from engine.rag.index import schema_fingerprint  # noqa: E402
 from engine.rag.pool import POOL_FILE, PoolExample, mask_question, schema_words, write_pool  # noqa: E402
+from training.slices import held_out_databases  # noqa: E402
 
 SPIDER = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "spider_train"
-
-
-def held_out(spider: Path, holdout: float, seed: int) -> set[str]:
-    from training.data import load_examples, split_by_database
-
-    return {e.db_id for e in split_by_database(load_examples(spider).examples, holdout, seed)[1]}
 
 
 def pairs(spider: Path) -> list[tuple[str, Path, str, str]]:
@@ -59,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     if not (spider / "train.json").is_file():
         print(f"No Spider data at {spider} (see ../shared/data/README.md)", file=sys.stderr)
         return 2
-    excluded = held_out(spider, args.holdout, args.seed)
+    excluded = held_out_databases(spider, args.holdout, args.seed)
     schemas: dict[Path, tuple[set[str], str]] = {}
     examples, failed = [], 0
     for db_id, db, question, sql in pairs(spider):

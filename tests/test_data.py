@@ -173,3 +173,17 @@ def test_spider_shared_data_loads(shared_data: Path) -> None:
     report = load_examples(shared_data / "spider_train", limit=50, seed=0)
     assert report.kind == "spider" and len(report.examples) == 50
     assert len({e.db_id for e in report.examples}) > 10
+
+
+def test_the_held_out_slices_are_disjoint_and_the_world_slice_is_outside_the_split(shared_data):
+    from training.data import load_examples, split_by_database
+    from training.slices import WORLD, held_out_databases, held_out_slices
+
+    spider = shared_data / "spider_train"
+    slices = held_out_slices(spider)
+    tune, final, world = (set(slices[k]) for k in ("tune", "final", "world"))
+    assert not (tune & final) and not (tune & world) and not (final & world)
+    assert world == set(WORLD) and len(world) >= 15
+    train = split_by_database(load_examples(spider).examples, 0.2, 0)[0]
+    assert {e.db_id for e in train} >= world  # world is never in the split's held-out part
+    assert held_out_databases(spider) == tune | final | world
