@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
 DbRef = str | os.PathLike[str]  # a file path or a URL, as a person writes it
 SERVERS = ("postgres", "mysql")
+WORKSPACE_PREFIX = "workspace:"  # workspace:NAME, a workspace in the user's data folder
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,7 @@ class Database:
     public: str = field(compare=False)  # the reference without a literal password (storable)
     path: Path | None = field(default=None, compare=False)  # SQLite/DuckDB: the file
     url: Any = field(default=None, compare=False, repr=False)  # a URL, parsed (sqlalchemy.URL)
+    workspace: Path | None = field(default=None, compare=False)  # a workspace: its folder
 
     def __str__(self) -> str:
         return self.shown
@@ -59,6 +61,10 @@ class Database:
             from engine.db import sqlite  # deferred: off every CLI's start-up path
 
             return sqlite.read_schema(self.file(), count_rows=count_rows)
+        if self.workspace is not None:
+            from engine.db import workspace  # deferred: off every CLI's start-up path
+
+            return workspace.read_schema(self.workspace, count_rows=count_rows)
         if self.dialect == "duckdb":
             from engine.db import duckdb  # deferred: off every CLI's start-up path
 
@@ -81,7 +87,7 @@ class Database:
             return sqlite.run_readonly(self.path, sql, timeout_s=timeout_s, max_rows=max_rows)
         start = time.monotonic()
         if self.dialect == "duckdb":
-            result = _run_duckdb_isolated(self.path, sql, timeout_s, max_rows)
+            result = _run_duckdb_isolated(self, sql, timeout_s, max_rows)
         elif self.dialect == "postgres":
             from engine.db import postgres  # deferred: off every CLI's start-up path
 
@@ -99,6 +105,11 @@ class Database:
             from engine.db import sqlite  # deferred: off every CLI's start-up path
 
             sqlite.check(self.file())
+            return
+        if self.workspace is not None:
+            from engine.db import workspace  # deferred: off every CLI's start-up path
+
+            workspace.check(self.workspace)
             return
         if self.dialect == "duckdb":
             from engine.db.duckdb import connect  # deferred: off every CLI's start-up path
@@ -177,6 +188,8 @@ def open_database(db: DbRef | Database) -> Database:
     if isinstance(db, Database):
         return db
     ref = os.fspath(db)
+    if ref.startswith(WORKSPACE_PREFIX) or (not urls.is_url(ref) and Path(ref).is_dir()):
+        return _open_workspace(ref)
     if not urls.is_url(ref):
         path = Path(ref)
         dialect = "duckdb" if ref.lower().endswith(urls.DUCKDB_SUFFIXES) else "sqlite"
@@ -193,16 +206,43 @@ def open_database(db: DbRef | Database) -> Database:
     )
 
 
-def _run_duckdb_isolated(path: Path, sql: str, timeout_s: float, max_rows: int) -> QueryResult:
+def _open_workspace(ref: str) -> Database:
+    """``workspace:NAME`` (in the local user's data folder), a workspace's folder, or a
+    folder of data files (made a workspace under the cache, read in place)."""
+    # deferred: the workspace modules load only for a workspace
+    from engine.db.workspace import WorkspaceError, is_workspace, load
+    from engine.db.workspace_edit import folder_workspace, workspaces_dir
+    from engine.paths import cache_dir, data_dir
+
+    if ref.startswith(WORKSPACE_PREFIX):
+        name = ref[len(WORKSPACE_PREFIX) :].strip()
+        folder = workspaces_dir(data_dir()) / name
+        if not name or "/" in name or "\\" in name or not is_workspace(folder):
+            raise DatabaseError(f"No workspace named {name!r}")
+    elif is_workspace(Path(ref)):
+        folder = Path(ref)
+    else:
+        try:
+            folder = folder_workspace(Path(ref), cache_dir())
+        except WorkspaceError as err:
+            raise DatabaseError(str(err)) from None
+    name = load(folder).name
+    return Database(ref, "duckdb", name, name, ref, ref, folder / "catalog.duckdb", None, folder)
+
+
+def _run_duckdb_isolated(db: Database, sql: str, timeout_s: float, max_rows: int) -> QueryResult:
     """DuckDB runs in this process's library: in a worker of :mod:`engine.sandbox`, as SQLite
     queries do, it is killed at the time limit even inside one long step, and its memory is
     bounded by the worker's address-space limit."""
     # deferred: the worker pool (subprocess, pickle) stays off every CLI's start-up path
     from engine.sandbox import Stopped, default_sandbox
 
-    args = (path, sql, timeout_s, max_rows)
+    if db.workspace is not None:
+        target, args = "engine.db.workspace:run", (db.workspace, sql, timeout_s, max_rows)
+    else:
+        target, args = "engine.db.duckdb:run", (db.path, sql, timeout_s, max_rows)
     try:
-        return default_sandbox().call("engine.db.duckdb:run", args, timeout_s)
+        return default_sandbox().call(target, args, timeout_s)
     except Stopped as err:
         return QueryResult([], [], str(err))
     except RuntimeError as err:  # the worker failed outside the query

@@ -55,27 +55,43 @@ CONFIG = {
 }
 
 
-def connect(path: Path) -> Any:
-    """A read-only DuckDB connection with external access off and the settings locked."""
+def connect(path: Path, allowed: list[str] | None = None) -> Any:
+    """A read-only DuckDB connection with external access off and the settings locked.
+
+    ``allowed``: the only files a query may read (a workspace's views read their data files).
+    DuckDB takes ``allowed_paths`` only once the database is open, so those connections set
+    it first, then turn external access off and lock the configuration, in that order."""
     duckdb = require("duckdb")
 
     if not path.is_file():
         raise DatabaseError(f"Database not found: {path}")
+    config = dict(CONFIG)
+    if allowed is not None:
+        for late in ("enable_external_access", "lock_configuration"):
+            config.pop(late)
     try:
-        return duckdb.connect(str(path), read_only=True, config=dict(CONFIG))
+        conn = duckdb.connect(str(path), read_only=True, config=config)
     except duckdb.Error as err:
         text = " ".join(str(err).split())
         if "lock" in text.lower():
             text = "another program has it open for writing; close it first"
         raise DatabaseError(f"Cannot open DuckDB database {path.name}: {text}") from None
+    if allowed is not None:
+        listed = ", ".join("'" + p.replace("'", "''") + "'" for p in allowed)
+        conn.execute(f"SET allowed_paths = [{listed}]")
+        conn.execute("SET enable_external_access = false")
+        conn.execute("SET lock_configuration = true")
+    return conn
 
 
-def run(path: Path, sql: str, timeout_s: float, max_rows: int) -> QueryResult:
+def run(
+    path: Path, sql: str, timeout_s: float, max_rows: int, allowed: list[str] | None = None
+) -> QueryResult:
     statement, refused = sql_guard.check(sql, "duckdb")
     if refused:
         return QueryResult([], [], refused)
     try:
-        conn = connect(path)
+        conn = connect(path, allowed)
     except DatabaseError as err:
         return QueryResult([], [], str(err))
     import duckdb  # optional: the db extra; connect() above said how to install it
@@ -110,14 +126,16 @@ def run(path: Path, sql: str, timeout_s: float, max_rows: int) -> QueryResult:
 _HERE = "database_name = current_database() AND schema_name = current_schema()"
 
 
-def read_schema(path: Path, *, count_rows: bool = False) -> Schema:
+def read_schema(
+    path: Path, *, count_rows: bool = False, allowed: list[str] | None = None
+) -> Schema:
     """Tables and views of the file's default schema from DuckDB's own catalog functions
     (``duckdb_tables()``, ``duckdb_columns()``, ``duckdb_constraints()``).
 
     Not SQLAlchemy's inspector: duckdb-engine 0.17 reflects through PostgreSQL catalog views
     that SQLAlchemy 2.1 queries and DuckDB does not have (``pg_collation``, ``regclass``).
     """
-    conn = connect(path)
+    conn = connect(path, allowed)
     import duckdb  # optional: the db extra; connect() above said how to install it
 
     try:

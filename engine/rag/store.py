@@ -58,7 +58,7 @@ def _db_key(db: Database) -> tuple[str, str]:
     if db.url is not None:
         return db.public, db.label
     path = db.file().expanduser().resolve()
-    return str(path), path.stem
+    return str(path), db.label if db.workspace is not None else path.stem
 
 
 def _settings() -> Any:
