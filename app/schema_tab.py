@@ -1,6 +1,6 @@
-"""Schema tab: upload a database (file, SQL script or CSVs) or connect to one (PostgreSQL,
-MySQL/MariaDB, DuckDB), inspect it, manage its solved example pairs, index its documentation
-for RAG."""
+"""Schema tab: upload a database (file, SQL script or CSVs), put files in a workspace
+(app.workspace_panel) or connect to one (PostgreSQL, MySQL/MariaDB, DuckDB), inspect it,
+manage its solved example pairs, index its documentation for RAG."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from app import workspace_panel
 from app.connections import ConnectRefused, connect
 from app.databases import databases_of, default_database, frame
 from app.engines import EnginePool
@@ -177,6 +178,11 @@ def build(
             name = gr.Textbox(label="Name for CSV uploads (optional)", elem_id="schema-name")
             upload = gr.Button("Import", variant="primary", elem_id="schema-import")
     upload_status = gr.Markdown(elem_id="schema-upload-status")
+    db = gr.Dropdown(
+        dbs, value=default_database(dbs), label="Database", elem_id="schema-db", render=False
+    )
+    with gr.Accordion("Files workspace: CSV, Parquet, Excel, JSON", open=False):
+        workspace_panel.build(space, [db, *database_dropdowns], demo)
     with gr.Accordion("Connect: PostgreSQL, MySQL/MariaDB or DuckDB", open=False):
         gr.Markdown(
             "A URL such as `postgresql+psycopg://USER@HOST:5432/DB`, "
@@ -192,7 +198,7 @@ def build(
             conn_name = gr.Textbox(label="Name (optional)", scale=1, elem_id="schema-conn-name")
         conn_button = gr.Button("Connect", elem_id="schema-connect")
         conn_status = gr.Markdown(elem_id="schema-conn-status")
-    db = gr.Dropdown(dbs, value=default_database(dbs), label="Database", elem_id="schema-db")
+    db.render()
     overview = gr.Markdown(elem_id="schema-overview")
     with gr.Row():
         table = gr.Dropdown([], label="Preview table", elem_id="schema-table")
