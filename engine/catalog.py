@@ -2,7 +2,8 @@
 connections they saved. The app's lists (app.databases) and the MCP server (engine.mcp_tools)
 both name databases from here, so a name means the same database everywhere.
 
-Uploads live in ``<user data folder>/uploads/*.sqlite`` (app.uploads writes them), saved
+Uploads live in ``<user data folder>/uploads/*.sqlite`` (app.uploads writes them), workspaces
+of files in ``<user data folder>/workspaces/<name>/`` (engine.workspace), saved
 connections in ``<user data folder>/connections.json`` as URLs without passwords
 (app.connections writes them); the local user's data folder is :func:`engine.paths.data_dir`.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from engine.db.workspace_edit import list_workspaces
 from engine.paths import sample_databases
 
 CONNECTIONS_FILE = "connections.json"
@@ -47,14 +49,15 @@ def saved_connections(root: Path) -> dict[str, str]:
 
 
 def database_choices(root: Path) -> dict[str, Path | str]:
-    """Label -> file or URL: the samples (``shop (sample)``), and the uploads (``x
-    (uploaded)``) and saved connections (``x (connection)``) of the user whose data folder is
-    ``root``."""
+    """Label -> file, folder or URL: the samples (``shop (sample)``), and the uploads (``x
+    (uploaded)``), workspaces (``x (workspace)``: its folder) and saved connections (``x
+    (connection)``) of the user whose data folder is ``root``."""
     dbs: dict[str, Path | str] = {
         f"{name} (sample)": path for name, path in sample_databases().items()
     }
     uploads = uploaded_databases(upload_dir(root))
     dbs.update({f"{name} (uploaded)": path for name, path in uploads.items()})
+    dbs.update({f"{name} (workspace)": path for name, path in list_workspaces(root).items()})
     dbs.update({f"{name} (connection)": url for name, url in saved_connections(root).items()})
     return dbs
 

@@ -334,8 +334,9 @@ _ASK_FLAGS = [
 ]
 
 _DB_HELP = (
-    "SQLite or DuckDB file, or a database URL: postgresql+psycopg://USER@HOST:PORT/DB, "
-    "mysql+pymysql://USER@HOST:PORT/DB, duckdb:///FILE (a password: ${ENV_VAR} in its place)"
+    "SQLite or DuckDB file, a database URL: postgresql+psycopg://USER@HOST:PORT/DB, "
+    "mysql+pymysql://USER@HOST:PORT/DB, duckdb:///FILE (a password: ${ENV_VAR} in its place), "
+    "a workspace (workspace:NAME) or a folder of CSV/Parquet/Excel/JSON files (read in place)"
 )
 
 
@@ -360,7 +361,7 @@ def build_parser() -> argparse.ArgumentParser:
     ask.set_defaults(func=cmd_ask)
 
     index = sub.add_parser("index", help="build the RAG index of a database")
-    index.add_argument("--db", required=True, help="SQLite database file")
+    index.add_argument("--db", required=True, help=_DB_HELP)
     index.add_argument("--docs", metavar="DIR", help="folder of .md/.txt/.pdf documentation")
     index.add_argument(
         "--examples", metavar="FILE", help="question/SQL pairs (.json list, .jsonl or .csv)"

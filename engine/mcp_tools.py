@@ -68,7 +68,7 @@ class Workbench:
             raise ToolRefused(str(err)) from None
 
     def list_databases(self) -> list[str]:
-        """The names the other tools accept: samples, uploads, saved connections."""
+        """The names the other tools accept: samples, uploads, workspaces, saved connections."""
         return list(database_choices(self._root()))
 
     def describe_database(self, database: str) -> dict[str, Any]:

@@ -213,7 +213,8 @@ def run(folder: Path, sql: str, timeout_s: float, max_rows: int) -> QueryResult:
     except DatabaseError as err:
         return QueryResult([], [], str(err))
     result = duckdb.run(folder / CATALOG, sql, timeout_s, max_rows, allowed_paths(manifest))
-    if result.error and result.error.startswith("Query failed"):
+    failed = result.error and result.error.startswith("Query failed")
+    if failed or any(e.path in (result.error or "") for e in manifest.tables):
         found = problems(folder, manifest)
         result.error = found[0] if found else scrub(result.error, manifest)
     return result

@@ -49,7 +49,10 @@ LIMITS = WorkspaceLimits()
 
 
 def size_text(n: int) -> str:
-    return f"{n / 2**30:g} GB" if n >= 2**30 else f"{n / _MB:g} MB"
+    for unit, scale in (("GB", 2**30), ("MB", _MB), ("KB", 2**10)):
+        if n >= scale:
+            return f"{n / scale:.3g} {unit}"
+    return f"{n} bytes"
 
 
 def file_format(path: Path) -> str | None:
@@ -74,8 +77,10 @@ def memory() -> Any:
     return duckdb.connect(config={"autoinstall_known_extensions": False, "threads": 1})
 
 
-def first_line(err: BaseException) -> str:
-    return " ".join(str(err).strip().split("\n")[0].split())
+def first_line(err: BaseException, path: Path | None = None, shown: str = "") -> str:
+    """DuckDB's first error line, ``path`` (a server path) written as ``shown``."""
+    text = " ".join(str(err).strip().split("\n")[0].split())
+    return text.replace(str(path), shown) if path is not None else text
 
 
 def columns_arg(columns: list[list[str]]) -> str:
@@ -91,14 +96,12 @@ def _inspect_csv(path: Path, shown: str) -> tuple[Entry, list[str]]:
     conn = memory()
     try:
         sniffed = _sniff(conn, path, shown, full=False)
-        bad = _scan_csv(conn, path, sniffed)
+        count, bad = _scan_csv(conn, path, sniffed)
         if "CAST" in bad:  # the sniffer's sample missed a value: look at every row once
             sniffed = _sniff(conn, path, shown, full=True)
-            bad = _scan_csv(conn, path, sniffed)
-        rows = conn.execute(f"SELECT count(*) FROM read_csv({literal(str(path))}{sniffed.options})")
-        count = rows.fetchone()[0]
+            count, bad = _scan_csv(conn, path, sniffed)
     except duckdb.Error as err:
-        raise WorkspaceError(_csv_error(shown, err)) from None
+        raise WorkspaceError(_csv_error(path, shown, err)) from None
     finally:
         conn.close()
     notes = _csv_refusal_or_notes(shown, bad, len(sniffed.columns))
@@ -108,7 +111,7 @@ def _inspect_csv(path: Path, shown: str) -> tuple[Entry, list[str]]:
     if header is not None:
         check_names(shown, header)
     entry = Entry(path.stem, shown, "csv", str(path), sniffed.columns, sniffed.options)
-    entry.rows, entry.header = count, header
+    entry.rows, entry.header = count + bad.get("MISSING COLUMNS", (0,))[0], header
     return entry, notes
 
 
@@ -148,19 +151,21 @@ def _sniff(conn: Any, path: Path, shown: str, *, full: bool) -> _Sniffed:
     return _Sniffed(options, columns, bool(header))
 
 
-def _scan_csv(conn: Any, path: Path, sniffed: _Sniffed) -> dict[str, tuple[int, int, str]]:
-    """Error type -> (rows, first line, message) over the whole file; count(COLUMNS(*))
-    makes DuckDB convert every column (a bare count(*) would skip them)."""
+def _scan_csv(
+    conn: Any, path: Path, sniffed: _Sniffed
+) -> tuple[int, dict[str, tuple[int, int, str]]]:
+    """(good rows, error type -> (rows, first line, message)) over the whole file;
+    count(COLUMNS(*)) makes DuckDB convert every column (a bare count(*) would skip them)."""
     conn.execute("DROP TABLE IF EXISTS reject_errors; DROP TABLE IF EXISTS reject_scans")
-    conn.execute(
-        f"SELECT count(COLUMNS(*)) FROM read_csv({literal(str(path))}{sniffed.options}, "
-        "store_rejects=true)"
-    ).fetchall()
+    count = conn.execute(
+        f"SELECT count(*), count(COLUMNS(*)) FROM read_csv({literal(str(path))}"
+        f"{sniffed.options}, store_rejects=true)"
+    ).fetchall()[0][0]  # fetchall: the rejects table is written once the scan has finished
     found = conn.execute(
         "SELECT error_type, count(*), min(line), arg_min(error_message, line) "
         "FROM reject_errors GROUP BY error_type"
     ).fetchall()
-    return {str(kind): (n, line, msg) for kind, n, line, msg in found}
+    return count, {str(kind): (n, line, msg) for kind, n, line, msg in found}
 
 
 def _csv_refusal_or_notes(shown: str, bad: dict[str, tuple[int, int, str]], n: int) -> list[str]:
@@ -189,7 +194,7 @@ def _csv_refusal_or_notes(shown: str, bad: dict[str, tuple[int, int, str]], n: i
     return []
 
 
-def _csv_error(shown: str, err: BaseException) -> str:
+def _csv_error(path: Path, shown: str, err: BaseException) -> str:
     text = str(err)
     if "utf-8" in text.lower() or "unicode" in text.lower():
         return (
@@ -197,7 +202,7 @@ def _csv_error(shown: str, err: BaseException) -> str:
         )
     line = re.search(r"Line: (\d+)", text)
     where = f" (line {line.group(1)})" if line else ""
-    return f"{shown} cannot be read as CSV{where}: {first_line(err)[:200]}"
+    return f"{shown} cannot be read as CSV{where}: {first_line(err, path, shown)[:200]}"
 
 
 def check_names(shown: str, names: list[str]) -> None:
@@ -244,7 +249,7 @@ def _inspect_parquet(path: Path, shown: str) -> tuple[Entry, list[str]]:
         rows = conn.execute(f"SELECT count(*) FROM {source}").fetchone()[0]
     except duckdb.Error as err:
         raise WorkspaceError(
-            f"{shown} cannot be read as Parquet: {first_line(err)[:200]}"
+            f"{shown} cannot be read as Parquet: {first_line(err, path, shown)[:200]}"
         ) from None
     finally:
         conn.close()
@@ -273,7 +278,7 @@ def _inspect_json(path: Path, shown: str) -> tuple[Entry, list[str]]:
         rows = conn.execute(f"SELECT count(*), count(COLUMNS(*)) FROM {checked}").fetchone()[0]
     except duckdb.Error as err:
         raise WorkspaceError(
-            f"{shown} is not a list of records ({first_line(err)[:160]})"
+            f"{shown} is not a list of records ({first_line(err, path, shown)[:160]})"
         ) from None
     finally:
         conn.close()

@@ -50,7 +50,7 @@ def inspect_xlsx(
         book = load_workbook(path, read_only=True, data_only=True)
     except Exception as err:  # openpyxl raises many kinds for a damaged or foreign file
         raise WorkspaceError(
-            f"{shown} cannot be read as an .xlsx workbook ({first_line(err)[:120]})"
+            f"{shown} cannot be read as an .xlsx workbook ({first_line(err, path, shown)[:120]})"
         ) from None
     entries, notes = [], []
     try:
