@@ -182,7 +182,7 @@ def build(
         dbs, value=default_database(dbs), label="Database", elem_id="schema-db", render=False
     )
     with gr.Accordion("Files workspace: CSV, Parquet, Excel, JSON", open=False):
-        workspace_panel.build(space, [db, *database_dropdowns], demo)
+        edited = workspace_panel.build(space, [db, *database_dropdowns], demo)
     with gr.Accordion("Connect: PostgreSQL, MySQL/MariaDB or DuckDB", open=False):
         gr.Markdown(
             "A URL such as `postgresql+psycopg://USER@HOST:5432/DB`, "
@@ -258,6 +258,8 @@ def build(
         [conn_status, conn_password, db, *database_dropdowns],
     )
     db.change(on_describe, db, [overview, table, rows])
+    for event in edited:  # a workspace's tables renamed or removed, its relations edited
+        event.then(on_describe, db, [overview, table, rows])
     table.change(on_preview, [db, table], rows)
     index_btn.click(on_index, [db, docs], index_status)
     demo.load(on_load, None, db).then(on_describe, db, [overview, table, rows])

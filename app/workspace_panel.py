@@ -62,9 +62,8 @@ def add(
         return f"**Not added:** {public(err)}", None
     info = ws.describe_workspace(folder)
     added = ", ".join(p.name for p in paths)
-    lines = [f"Added {added} to **{info.name}**: {len(info.tables)} table(s)."]
-    lines += [public(n) for n in notes]
-    return "\n\n".join(lines), info.name
+    text = f"Added {added} to **{info.name}**: {len(info.tables)} table(s)."
+    return text + "".join(f"\n- {public(n)}" for n in notes), info.name
 
 
 def _discard(folder: Path) -> None:
@@ -89,8 +88,11 @@ def view(name: str | None, space: Any = None) -> tuple[Any, Any, list[str]]:
         for t in info.tables
     ]
     relations = [[r.table, r.column, r.ref_table, r.ref_column] for r in info.relations]
+    frame = pd.DataFrame(tables, columns=TABLE_HEADERS)
+    if not any(t.problem for t in info.tables):  # a column of blanks only takes room
+        frame = frame.drop(columns="problem")
     return (
-        pd.DataFrame(tables, columns=TABLE_HEADERS),
+        frame,
         pd.DataFrame(relations, columns=RELATION_HEADERS),
         [t.name for t in info.tables],
     )
@@ -163,10 +165,11 @@ def _blank(value: Any) -> bool:
     return value is None or (isinstance(value, float) and value != value)  # NaN
 
 
-def build(space: Any, database_dropdowns: list[Any], demo: Any) -> None:
+def build(space: Any, database_dropdowns: list[Any], demo: Any) -> list[Any]:
     """Lay out the section inside the Schema tab. ``space()`` gives the caller's space;
     adding files refreshes ``database_dropdowns`` (the Schema tab's and the chat's) and
-    selects the workspace in them."""
+    selects the workspace in them. Returns the events after which a workspace's tables
+    changed (the tab shows its schema again)."""
     import gradio as gr  # deferred: gradio takes seconds to import
 
     gr.Markdown(
@@ -244,9 +247,10 @@ def build(space: Any, database_dropdowns: list[Any], demo: Any) -> None:
     outputs = [status, chosen, new_name, files, *database_dropdowns]
     add_btn.click(on_add, [files, chosen, new_name], outputs).then(on_view, chosen, shown)
     chosen.change(on_view, chosen, shown)
-    rename_btn.click(on_rename, [chosen, table, table_name], [status, table_name]).then(
-        on_view, chosen, shown
-    )
-    remove_btn.click(on_remove, [chosen, table], status).then(on_view, chosen, shown)
-    save_btn.click(on_save, [chosen, relations], status).then(on_view, chosen, shown)
+    edits = [
+        rename_btn.click(on_rename, [chosen, table, table_name], [status, table_name]),
+        remove_btn.click(on_remove, [chosen, table], status),
+        save_btn.click(on_save, [chosen, relations], status),
+    ]
     demo.load(on_load, None, chosen).then(on_view, chosen, shown)
+    return [edit.then(on_view, chosen, shown) for edit in edits]

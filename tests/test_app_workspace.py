@@ -67,7 +67,7 @@ def test_files_become_one_database_offered_everywhere(data_dir, files):
     assert label in databases_of() and label.endswith("(workspace)")
     tables, relations, names = panel.view(name)
     assert sorted(names) == ["customers", "orders", "products"]
-    assert list(tables.columns) == panel.TABLE_HEADERS
+    assert list(tables.columns) == panel.TABLE_HEADERS[:-1]  # no problem: no such column
     rows = dict(zip(tables["table"], tables["rows"], strict=True))
     assert rows == {"customers": 4, "orders": 6, "products": 3}
     assert tables.set_index("table").loc["products", "sheet"] == "products"
@@ -144,3 +144,12 @@ def test_relations_are_edited_and_checked(data_dir, files):
 def test_an_unknown_workspace_shows_nothing(data_dir):
     tables, relations, names = panel.view("nowhere")
     assert tables.empty and relations.empty and names == []
+
+
+def test_a_table_whose_file_went_says_so(data_dir, files):
+    _, name = panel.add(files, None, "shop")
+    folder = panel.ws.list_workspaces(data_dir)[name]
+    next((folder / "files").glob("customers*.csv")).unlink()  # the workspace's copy
+    tables = panel.view(name)[0].set_index("table")
+    assert tables.loc["customers", "problem"] and not tables.loc["orders", "problem"]
+    assert "\n" not in tables.loc["customers", "problem"]
