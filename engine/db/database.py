@@ -1,9 +1,11 @@
 """One database, classified once.
 
-:func:`open_database` turns a reference (a SQLite or DuckDB file path, or a SQLAlchemy URL;
-see :mod:`engine.db.url`) into a :class:`Database`: what it is (``dialect``), what to call it
-(``label``, ``name``, ``shown``: never a password) and what can be done with it, on every
-engine alike (``read_schema``, ``run_readonly``, ``check``, ``check_sql``, ``sample_values``).
+:func:`open_database` turns a reference (a SQLite or DuckDB file path, a SQLAlchemy URL (see
+:mod:`engine.db.url`), or a workspace of data files: its folder, ``workspace:NAME`` or a
+plain folder of files (see :mod:`engine.workspace`)) into a :class:`Database`: what it is
+(``dialect``), what to call it (``label``, ``name``, ``shown``: never a password) and what
+can be done with it, on every engine alike (``read_schema``, ``run_readonly``, ``check``,
+``check_sql``, ``sample_values``).
 The edges (the CLI, the app, evaluation, ``TextToSQL.ask``) open a reference once; everything
 below them passes the handle and never asks again what kind of database it holds.
 """

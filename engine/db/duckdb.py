@@ -9,7 +9,8 @@
 3. Connection: ``read_only=True`` (DuckDB refuses every write to the file), external access
    off (no file, network, ``COPY``, ``ATTACH``, extension install or load), extension
    autoload/autoinstall off, the configuration locked so a query cannot turn any of it back
-   on; one thread and a memory limit.
+   on; one thread and a memory limit. A workspace (:mod:`engine.db.workspace`) passes
+   ``allowed``: its views may read exactly those files, and nothing else can be read.
 4. Resources: a timer interrupts the query at the timeout; rows fetched in batches up to the
    cap and the result size cap.
 5. Process: :func:`engine.db.run_readonly` calls :func:`run` in a worker of
