@@ -44,6 +44,7 @@ WORLD = (
 
 def held_out_slices(data: Path, holdout: float = 0.2, seed: int = 0) -> dict[str, list[str]]:
     """Slice name -> its databases (sorted): ``tune``, ``final`` and ``world``."""
+    # deferred: training.data loads sqlglot and the prompt module; WORLD alone needs neither
     from training.data import load_examples, split_by_database
 
     # the split of all examples, as training makes it: WORLD lies outside it by construction
