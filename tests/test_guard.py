@@ -44,3 +44,16 @@ def test_a_silent_job_stops_within_seconds_of_a_kill_9_of_its_app(tmp_path):
         if alive(job):
             os.kill(job, signal.SIGKILL)
         app.stdout.close()
+
+
+def test_duckdb_quoted_table_names_that_are_paths_are_refused_others_pass():
+    from engine.db import sql_guard
+
+    for sql in (
+        "SELECT * FROM '/etc/passwd'",
+        'SELECT * FROM "x.parquet"',
+        "SELECT * FROM 'C:\\x'",
+    ):
+        assert sql_guard.check(sql, "duckdb")[1] == "Refused: reading files is not allowed"
+    ok = 'SELECT * FROM "Order Items" JOIN "orders" USING (id)'
+    assert sql_guard.check(ok, "duckdb")[1] is None

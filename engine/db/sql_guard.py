@@ -110,13 +110,25 @@ def check(sql: str, dialect: str) -> tuple[str, str | None]:
             denied = _denied_function(node, dialect)
             if denied:
                 return sql, f"Refused: function {denied}() is not allowed"
-        if (
-            dialect == "duckdb"
-            and isinstance(node, exp.Table)
-            and isinstance(node.this, exp.Literal)
-        ):
+        if dialect == "duckdb" and isinstance(node, exp.Table) and _file_like(node.this):
             return sql, "Refused: reading files is not allowed"
     return _strip_semicolons(sql), None
+
+
+# DuckDB reads ``FROM 'x.csv'`` (and ``FROM "x.csv"``) as a file when no table has that
+# name; sqlglot parses both as a quoted table name, so a path-like one is refused here.
+_FILE_SUFFIX = re.compile(
+    r"\.(csv|tsv|txt|parquet|json|jsonl|ndjson|xlsx|db|duckdb|sqlite|gz|zst)$", re.IGNORECASE
+)
+
+
+def _file_like(name: object) -> bool:
+    if isinstance(name, exp.Literal):
+        return True
+    if not isinstance(name, exp.Identifier) or not name.args.get("quoted"):
+        return False
+    text = str(name.this)
+    return any(c in text for c in "/\\:") or bool(_FILE_SUFFIX.search(text))
 
 
 def function_name(node: object) -> str:
