@@ -133,3 +133,44 @@ def test_catalog_and_mcp_tools_list_workspaces(tmp_path: Path, myfiles: Path) ->
         tools.run_sql("SELECT * FROM read_csv('/etc/passwd')", "shop (workspace)")
     with pytest.raises(ToolRefused, match="Unknown database"):
         tools.run_sql("SELECT 1", str(folder))
+
+
+def test_evaluation_scores_a_workspace_of_the_shop_samples_files(tmp_path: Path) -> None:
+    """The shop sample's tables exported as CSV files, made a workspace and evaluated with the
+    sample questions (db_urls: db_id -> the workspace's folder): gold SQL runs on the files."""
+    import csv
+    import sqlite3
+
+    from engine.db import open_database
+    from engine.paths import sample_databases
+    from tests.helpers import OracleBackend, eval_config
+    from training.data import load_examples
+    from training.eval_loop import transpile_gold
+    from training.evaluate import run
+
+    files = tmp_path / "files"
+    files.mkdir()
+    con = sqlite3.connect(sample_databases()["shop"])
+    for (table,) in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'"):
+        cursor = con.execute(f'SELECT * FROM "{table}"')
+        with open(files / f"{table}.csv", "w", newline="", encoding="utf-8") as f:
+            out = csv.writer(f)
+            out.writerow([d[0] for d in cursor.description])
+            out.writerows(cursor)
+    con.close()
+    folder = create_workspace(tmp_path / "data", "shop")
+    add_files(folder, sorted(files.glob("*.csv")), copy=False)
+    examples = [e for e in load_examples("samples").examples if e.db_id == "shop"]
+    answers = {e.question: transpile_gold(e.sql, "duckdb") for e in examples}
+    wrong = examples[0].question
+    answers[wrong] = "SELECT 1 FROM customers WHERE 1 = 0"
+    cfg = eval_config(
+        data="samples", db_ids="shop", out=str(tmp_path / "run"), db_urls={"shop": str(folder)}
+    )
+    metrics = run(cfg, backend=OracleBackend(answers))
+    records = [json.loads(x) for x in (tmp_path / "run" / "predictions.jsonl").open()]
+    assert metrics["n"] == len(examples) == len(records)
+    assert open_database(folder).label == "shop"
+    scored = [r for r in records if r["correct"] is not None]
+    assert len(scored) >= 0.8 * len(records)  # a gold query in SQLite's ways may fail here
+    assert [r["question"] for r in scored if not r["correct"]] == [wrong]
