@@ -226,6 +226,68 @@ def test_llamacpp_greedy_fast_path_matches_its_own_greedy_sampler(smol_pair):
     assert fast.generate([prompt], seeded) == fast.generate([prompt], seeded)
 
 
+def mean_logprob(rows, tokens) -> float:
+    """The mean over steps of log-softmax(``rows[k]``)[``tokens[k]``], in float64."""
+    import numpy as np
+
+    rows = np.asarray(rows, dtype=np.float64)
+    top = rows.max(axis=1)
+    norm = top + np.log(np.exp(rows - top[:, None]).sum(axis=1))
+    return float(np.mean([rows[k, t] - norm[k] for k, t in enumerate(tokens)]))
+
+
+@needs_llamacpp
+@pytest.mark.parametrize("temperature", [0.0, 0.9])
+def test_llamacpp_scores_are_the_mean_logprob_of_the_models_own_logits(smol_pair, temperature):
+    """The decoder's score of an answer, greedy or sampled, is what llama-cpp-python's own
+    evaluation of the prompt and the answer's tokens gives; scoring changes no token."""
+    fast, _ = smol_pair
+    prompt = fast.render(SQL_MESSAGES)
+    cfg = dataclasses.replace(GREEDY, temperature=temperature, seed=5)
+    fast.clear_cache()
+    ((tokens, mean),) = fast.decoder.generate_scored([fast.tokenize(prompt)], [cfg])
+    assert tokens and mean < 0
+    rows = logits_along(fast, prompt, tokens)[: len(tokens)]
+    assert mean == pytest.approx(mean_logprob(rows, tokens), abs=1e-3)
+    (scored,) = fast.generate_scored([prompt], cfg)
+    assert scored.text == fast.generate([prompt], cfg)[0] == fast.llm.detokenize(tokens).decode()
+    assert scored.logprob == pytest.approx(mean, abs=1e-4)
+
+
+def test_transformers_scores_are_the_mean_logprob_of_a_forward_pass(smol_pair):
+    """transformers' score of a greedy answer is what a forward pass over the prompt and
+    the answer's tokens gives, up to its end-of-turn token (left out); in a batch, where a
+    shorter prompt is padded and an answer that stops early is padded too, the same."""
+    import torch
+
+    _, ref = smol_pair
+    tok, model = ref.loaded.tokenizer, ref.loaded.model
+    prompt = ref.render(SQL_MESSAGES)
+    enc = tok([prompt], return_tensors="pt", add_special_tokens=False)
+    with torch.inference_mode():
+        out = model.generate(**enc, **ref._settings(GREEDY))[0, enc["input_ids"].shape[1] :]
+    eos = model.generation_config.eos_token_id
+    ends = {*([eos] if isinstance(eos, int) else eos), tok.pad_token_id}
+    new = out.tolist()
+    emitted = new[: next((k for k, t in enumerate(new) if t in ends), len(new))]
+    rows = logits_along(ref, prompt, emitted)[: len(emitted)]
+    (scored,) = ref.generate_scored([prompt], GREEDY)
+    assert scored.text == tok.decode(emitted, skip_special_tokens=True)
+    assert scored.logprob == pytest.approx(mean_logprob(rows, emitted), abs=1e-3)
+
+    # The first answer ends early (an end-of-turn token, then padding), the second runs on.
+    begun = ref.render(SQL_MESSAGES) + "```sql\nSELECT COUNT(*) FROM customers"
+    prompts = [begun, ref.render(AGREEMENT_PROMPTS[2])]
+    cfg = GenerationConfig(max_new_tokens=24)
+    batch = ref.generate_scored(prompts, cfg)
+    assert [s.text for s in batch] == ref.generate(prompts, cfg)
+    assert ref.count_tokens(batch[0].text) < 24 == ref.count_tokens(batch[1].text)
+    for prompt, together in zip(prompts, batch, strict=True):
+        (alone,) = ref.generate_scored([prompt], cfg)
+        assert together.text == alone.text
+        assert together.logprob == pytest.approx(alone.logprob, abs=1e-3)
+
+
 @needs_llamacpp
 def test_llamacpp_reuses_the_cached_prompt_prefix(smol_pair):
     fast, _ = smol_pair

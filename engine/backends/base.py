@@ -15,6 +15,9 @@ from engine.errors import ConfigError
 from engine.prompt import Message, PromptFormat
 from engine.setting import setting
 
+# How the candidates that ran are chosen (GenerationConfig.selector; engine.pipeline).
+SELECTORS = ("majority", "likelihood")
+
 # ``auto``: llama.cpp on CPU when it can serve the model, transformers otherwise; ``openai``:
 # an OpenAI-compatible server (engine.backends.openai_backend, settings under ``openai.*``).
 BACKEND_KINDS = ("auto", "llamacpp", "transformers", "openai")
@@ -47,6 +50,19 @@ class GenerationConfig:
         0, "answers drawn after a failed answer (its repair + fresh samples); 0 = as candidates"
     )
     candidate_temperature: float = setting(0.7, "temperature of the sampled candidates")
+    # Both off until measured (bench/ablation.py): the majority of result rows, and voting
+    # only after a failure, are today's rule.
+    selector: str = setting(
+        "majority",
+        "majority: the rows most candidates return | likelihood: rows weighed by their "
+        "candidates' likelihood (engine.selector)",
+        choices=SELECTORS,
+    )
+    vote_below: float | None = setting(
+        None,
+        "a greedy answer that ran with a mean token log-probability below this: "
+        "retry_candidates are drawn and vote with it; null = off",
+    )
 
     def __post_init__(self) -> None:
         if self.max_new_tokens < 1:
@@ -63,6 +79,17 @@ class GenerationConfig:
             raise ConfigError("generation.retry_candidates must be >= 0 (0 = as candidates)")
         if self.candidate_temperature <= 0:
             raise ConfigError("generation.candidate_temperature must be > 0")
+        if self.selector not in SELECTORS:
+            raise ConfigError(
+                f"generation.selector must be one of {', '.join(SELECTORS)}; got {self.selector!r}"
+            )
+        if self.vote_below is not None and (
+            self.vote_below > 0 or self.candidates > 1 or self.candidate_count(2) < 2
+        ):
+            raise ConfigError(
+                "generation.vote_below (a mean log-probability, <= 0) gates the cascade: it "
+                "needs candidates 1 and retry_candidates > 1"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -85,6 +112,19 @@ class GenerationConfig:
     def most_candidates(self) -> int:
         """The most answers one question draws at once, in any attempt."""
         return max(self.candidate_count(1), self.candidate_count(2))
+
+
+@dataclass(frozen=True)
+class Scored:
+    """A generated text and the model's confidence in it: the mean log-probability of its
+    generated tokens under the model's own distribution (log-softmax of the raw logits, at
+    temperature 1, whatever the text was sampled with), the end-of-turn token that ended it
+    left out (stopping at the statement's end emits none, so every text is scored on its own
+    tokens alone). None where the backend cannot tell (a server without logprobs) or no token
+    was generated."""
+
+    text: str
+    logprob: float | None = None
 
 
 def per_prompt(
@@ -116,5 +156,20 @@ class Backend(Protocol):
         """One text per prompt; ``cfg`` is one config for all, or one per prompt."""
         ...
 
+    # Optional: ``generate_scored(prompts, cfg) -> list[Scored]``, the same texts as
+    # ``generate`` with their mean token log-probabilities (llama.cpp, transformers, openai
+    # have it). A separate method, so that a caller who wants only text (streaming, the
+    # follow-up rewrite, the benchmarks) pays nothing for scores; ``generate_scored`` below
+    # calls it where a backend has it.
     # Optional: ``prefill(prompt) -> int`` evaluates a prompt into a prompt cache ahead of
     # time (llama.cpp has one); TextToSQL.prime uses it where a backend has it.
+
+
+def generate_scored(
+    backend: Backend, prompts: list[str], cfg: GenerationConfig | Sequence[GenerationConfig]
+) -> list[Scored]:
+    """``backend.generate_scored`` where it has one, else its texts with no scores."""
+    scored = getattr(backend, "generate_scored", None)
+    if scored is not None:
+        return scored(prompts, cfg)
+    return [Scored(text) for text in backend.generate(prompts, cfg)]

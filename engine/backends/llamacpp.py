@@ -30,7 +30,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from engine.backends.base import GenerationConfig, per_prompt
+from engine.backends.base import GenerationConfig, Scored, per_prompt
 from engine.backends.llamacpp_batch import BATCH_CONTEXT, BatchDecoder
 from engine.backends.lora_gguf import LoraConversionError, cached_lora_gguf
 from engine.backends.prompt_state_files import StateFiles, folder_for
@@ -166,11 +166,22 @@ class LlamaCppBackend:
         self, prompts: list[str], cfg: GenerationConfig | Sequence[GenerationConfig]
     ) -> list[str]:
         """All prompts decoded together where they fit one batch (see the decoder)."""
+        return [text for text, _ in self._decode(prompts, cfg, scores=False)]
+
+    def generate_scored(
+        self, prompts: list[str], cfg: GenerationConfig | Sequence[GenerationConfig]
+    ) -> list[Scored]:
+        """:meth:`generate`'s texts with their mean token log-probabilities."""
+        return [Scored(text, lp) for text, lp in self._decode(prompts, cfg, scores=True)]
+
+    def _decode(
+        self, prompts: list[str], cfg: GenerationConfig | Sequence[GenerationConfig], scores: bool
+    ) -> list[tuple[str, float | None]]:
         cfgs = per_prompt(cfg, len(prompts))
         tokens = [self._fitting(p, c) for p, c in zip(prompts, cfgs, strict=True)]
         if self.adaptive_threads:
             self._fit_threads()
-        out: list[list[int]] = []
+        out: list[tuple[list[int], float | None]] = []
         start = 0
         while start < len(tokens):
             end = start + 1  # the largest run of prompts from ``start`` that fits one batch
@@ -178,9 +189,14 @@ class LlamaCppBackend:
                 tokens[start : end + 1], cfgs[start : end + 1]
             ):
                 end += 1
-            out.extend(self.decoder.generate(tokens[start:end], cfgs[start:end]))
+            if scores:
+                out.extend(self.decoder.generate_scored(tokens[start:end], cfgs[start:end]))
+            else:
+                out.extend(
+                    (t, None) for t in self.decoder.generate(tokens[start:end], cfgs[start:end])
+                )
             start = end
-        return [self.llm.detokenize(o).decode("utf-8", errors="replace") for o in out]
+        return [(self.llm.detokenize(o).decode("utf-8", errors="replace"), lp) for o, lp in out]
 
     def stream(self, prompt: str, cfg: GenerationConfig) -> Iterator[str]:
         """The answer to one prompt, piece by piece as it is generated (by the same decoder

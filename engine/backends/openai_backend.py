@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from engine.backends.base import GenerationConfig, per_prompt
+from engine.backends.base import GenerationConfig, Scored, per_prompt
 from engine.backends.openai_config import OpenAIConfig
 from engine.errors import ModelLoadError
 from engine.progress import say
@@ -54,6 +54,7 @@ class OpenAIBackend:
         self.name = f"{NAME}:{model} @ {cfg.base_url}"  # the chat shows which server answered
         self.prompt_format = prompt_format or DEFAULT_FORMAT
         self._pool = ThreadPoolExecutor(cfg.max_concurrency, thread_name_prefix="openai")
+        self._no_logprobs = False  # set once the server refused a request for them
 
     @property
     def context_length(self) -> int:
@@ -70,9 +71,18 @@ class OpenAIBackend:
     ) -> list[str]:
         """One request per prompt, concurrently; raises :class:`RemoteError` if any fails."""
         cfgs = per_prompt(cfg, len(prompts))
-        return list(self._pool.map(self._complete, prompts, cfgs))
+        return [s.text for s in self._pool.map(self._complete, prompts, cfgs)]
 
-    def _complete(self, prompt: str, cfg: GenerationConfig) -> str:
+    def generate_scored(
+        self, prompts: list[str], cfg: GenerationConfig | Sequence[GenerationConfig]
+    ) -> list[Scored]:
+        """:meth:`generate` asking the server for the tokens' log-probabilities too (as the
+        server computes them); a server that sends none, or refuses the request for them,
+        gives texts without scores (None)."""
+        cfgs = per_prompt(cfg, len(prompts))
+        return list(self._pool.map(lambda p, c: self._complete(p, c, True), prompts, cfgs))
+
+    def _complete(self, prompt: str, cfg: GenerationConfig, scores: bool = False) -> Scored:
         import openai  # deferred: openai takes ~1.5 s to import
 
         kwargs: dict[str, Any] = {
@@ -87,8 +97,20 @@ class OpenAIBackend:
             kwargs["stop"] = STOP
         if self.cfg.send_top_k and cfg.temperature > 0 and cfg.top_k > 0:
             kwargs["extra_body"] = {"top_k": cfg.top_k}
+        scores = scores and not self._no_logprobs
+        if scores:  # the chosen tokens' log-probabilities, no alternatives
+            kwargs.update(logprobs=True, top_logprobs=0)
         try:
             reply = self.client.chat.completions.create(**kwargs)
+        except openai.APIStatusError as err:
+            if not scores:
+                raise RemoteError(describe_error(err, self.cfg, self.model)) from err
+            # Asked once more without them: a server that cannot send logprobs may refuse
+            # the request (400, 422, 500...) rather than ignore the field.
+            unscored = self._complete(prompt, cfg)
+            log.info("%s refused logprobs; answers go unscored", _where(self.cfg))
+            self._no_logprobs = True
+            return unscored
         except openai.OpenAIError as err:
             raise RemoteError(describe_error(err, self.cfg, self.model)) from err
         except ValueError as err:  # a body that is not JSON at all
@@ -99,11 +121,20 @@ class OpenAIBackend:
             raise RemoteError(_malformed(self.cfg, err)) from err
         if not isinstance(text, str):
             raise RemoteError(_malformed(self.cfg, f"no message text in {str(reply)[:120]!r}"))
-        return text
+        return Scored(text, _mean_logprob(reply) if scores else None)
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
         self.client.close()
+
+
+def _mean_logprob(reply: Any) -> float | None:
+    """The mean of the reply's token log-probabilities; None where the server sent none."""
+    try:
+        values = [float(t.logprob) for t in reply.choices[0].logprobs.content]
+    except (AttributeError, IndexError, TypeError, ValueError):
+        return None
+    return sum(values) / len(values) if values else None
 
 
 def _where(cfg: OpenAIConfig) -> str:

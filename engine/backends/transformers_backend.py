@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from engine.backends.base import GenerationConfig, per_prompt
+from engine.backends.base import GenerationConfig, Scored, per_prompt
 from engine.backends.streaming import threaded
 from engine.models import LoadedModel
 from engine.prompt import Message, render_prompt
@@ -60,19 +60,34 @@ class TransformersBackend:
     ) -> list[str]:
         """Batches of up to ``batch_size`` prompts; prompts with other settings (the sampled
         candidates of a question) go in batches of their own."""
+        return [s.text for s in self._generate_all(prompts, cfg, scores=False)]
+
+    def generate_scored(
+        self, prompts: list[str], cfg: GenerationConfig | Sequence[GenerationConfig]
+    ) -> list[Scored]:
+        """:meth:`generate`'s texts with their mean token log-probabilities, from the raw
+        logits transformers keeps of each step (``output_logits``: no extra forward pass, a
+        vocabulary-sized row per step and sequence held until the batch ends)."""
+        return self._generate_all(prompts, cfg, scores=True)
+
+    def _generate_all(
+        self, prompts: list[str], cfg: GenerationConfig | Sequence[GenerationConfig], scores: bool
+    ) -> list[Scored]:
         cfgs = per_prompt(cfg, len(prompts))
-        out: dict[int, str] = {}
+        out: dict[int, Scored] = {}
         groups: dict[int, list[int]] = {}
         for i, c in enumerate(cfgs):
             groups.setdefault(next(j for j in range(i + 1) if cfgs[j] == c), []).append(i)
         for first, members in groups.items():
             for start in range(0, len(members), self.batch_size):
                 chunk = members[start : start + self.batch_size]
-                texts = self._generate_batch([prompts[i] for i in chunk], cfgs[first])
+                texts = self._generate_batch([prompts[i] for i in chunk], cfgs[first], scores)
                 out.update(zip(chunk, texts, strict=True))
         return [out[i] for i in range(len(prompts))]
 
-    def _generate_batch(self, prompts: list[str], cfg: GenerationConfig) -> list[str]:
+    def _generate_batch(
+        self, prompts: list[str], cfg: GenerationConfig, scores: bool
+    ) -> list[Scored]:
         # deferred: torch and transformers take seconds to import
         import torch
         from transformers import StoppingCriteriaList
@@ -88,9 +103,38 @@ class TransformersBackend:
             kwargs["stopping_criteria"] = StoppingCriteriaList(
                 [_StopAtStatementEnd(tok, prompt_len)]
             )
+        if scores:
+            kwargs.update(return_dict_in_generate=True, output_logits=True)
         with torch.inference_mode():
             output = self.loaded.model.generate(**enc, **kwargs)
-        return [tok.decode(row[prompt_len:], skip_special_tokens=True) for row in output]
+            rows = output.sequences if scores else output
+            logprobs = self._mean_logprobs(rows[:, prompt_len:], output.logits) if scores else None
+        texts = [tok.decode(row[prompt_len:], skip_special_tokens=True) for row in rows]
+        return [Scored(t, lp) for t, lp in zip(texts, logprobs or [None] * len(texts), strict=True)]
+
+    def _mean_logprobs(self, new: Any, logits: tuple) -> list[float | None]:
+        """Mean log-probability of each row's generated tokens, up to its first end-of-turn
+        or padding token (left out: the text ends before it)."""
+        import torch  # deferred: torch takes seconds to import
+
+        taken = torch.stack(
+            [
+                torch.log_softmax(step.float(), dim=-1).gather(1, new[:, k : k + 1]).squeeze(1)
+                for k, step in enumerate(logits)
+            ],
+            dim=1,
+        )
+        ends = self.loaded.model.generation_config.eos_token_id
+        ends = [ends] if isinstance(ends, int) else list(ends or [])
+        if self.loaded.tokenizer.pad_token_id is not None:
+            ends.append(self.loaded.tokenizer.pad_token_id)
+        ended = torch.isin(new, torch.tensor(ends, device=new.device)).cumsum(dim=1) > 0
+        emitted = (~ended).sum(dim=1)
+        sums = taken.masked_fill(ended, 0.0).sum(dim=1)
+        return [
+            total / n if n else None
+            for total, n in zip(sums.tolist(), emitted.tolist(), strict=True)
+        ]
 
     def _settings(self, cfg: GenerationConfig) -> dict[str, Any]:
         """``generate``'s keyword arguments for ``cfg`` (seeds torch when sampling)."""
