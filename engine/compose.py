@@ -1,0 +1,189 @@
+"""Follow-ups the engine writes itself: "how many reviews has each of them written?".
+
+After an answer that lists things (customers, departments, circuits), a follow-up asking for
+a count per thing has one right SQL, and a small model rarely writes it: it counts the wrong
+table, joins the wrong way, drops the things with none, or forgets which things were meant.
+:func:`compose_count` writes it from the schema instead:
+
+    SELECT departments.name, COUNT(employees.employee_id) AS people_count
+    FROM departments LEFT JOIN employees ON employees.department_id = departments.department_id
+    WHERE departments.department_id IN (<the previous answer's keys>)
+    GROUP BY departments.department_id, departments.name
+    ORDER BY people_count DESC, departments.department_id
+
+It accepts only a follow-up whose whole meaning is that count (:data:`COUNT_EACH`), where
+the counted table is certain; anything else returns None and is left to the model.
+"""
+
+from __future__ import annotations
+
+import re
+
+from sqlglot import exp
+from sqlglot.dialects.dialect import Dialect
+
+from engine.schema import Schema, Table
+from engine.scope import TEXT_TYPES, Entity, previous_entity
+
+
+def _words(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+# The accepted sentences, case aside, with an optional leading "and"/"so" and end mark:
+#   how many <noun> (has|have|does|do|did) each [one] of (them|those|these) [<verb>] [<total>]
+#   how many <noun> [are|is] <verb> [in|at|for|to|with|on] each [one] of (them|those|these)
+#       [<total>]
+# <noun>: one to three words naming a table that refers to the previous rows (or a person
+# word, see _PEOPLE); <verb>: one of NEUTRAL_VERBS (they add no condition); <total>: "in
+# total", "in all", "altogether", "overall", "so far". Nothing else may be in the sentence.
+_THEM = r"each(?:\s+one)?\s+of\s+(?:them|those|these)"
+_PREP = r"(?:in|at|for|to|with|on)"
+_TOTAL = r"(?:\s+(?:in\s+total|in\s+all|altogether|overall|so\s+far))?"
+COUNT_EACH = re.compile(
+    r"^\W*(?:(?:and|so)\s+)?how\s+many\s+(?P<noun>[a-z][\w-]*(?:\s+[a-z][\w-]*){0,2}?)\s+"
+    rf"(?:(?:has|have|does|do|did)\s+{_THEM}(?:\s+(?P<verb>[a-z]+))?"
+    rf"|(?:(?:are|is)\s+)?(?P<verb2>(?!{_PREP}\b)[a-z]+)(?:\s+{_PREP})?\s+{_THEM})"
+    rf"{_TOTAL}\s*[?.!]*\s*$",
+    re.I,
+)
+# Verbs that only name the link between the counted rows and the previous ones; a verb
+# that is a condition ("cancelled", "won", "returned") leaves the question to the model.
+NEUTRAL_VERBS = _words(
+    """have has had got get own owns hold holds held contain contains include includes
+    employ employs host hosts hosted write writes wrote written place places placed make
+    makes made receive receives received work works teach teaches taught run runs ran offer
+    offers offered belong belongs there are is assigned based located listed"""
+)
+# Words that add a condition wherever they stand (a belt to the grammar's braces).
+STOP_WORDS = _words(
+    """more less fewer than over above below least most before after since between last
+    first only not never without new old recent active"""
+)
+# Person words, and the table names that hold people.
+_PEOPLE = _words(
+    "people persons person staff staffs workers worker employees employee members member"
+)
+_PERSON_TABLES = _words("employee staff person people member worker instructor student")
+_NAMING = re.compile(r"name|title", re.I)
+_SAFE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_RESERVED = Dialect.get_or_raise("duckdb").generator_class.RESERVED_KEYWORDS
+
+
+def compose_count(question: str, previous_sql: str, schema: Schema, dialect: str) -> str | None:
+    """The SQL counting, for each of the previous answer's rows, the rows of another table
+    that refer to it; None unless ``question`` is exactly such a count (:data:`COUNT_EACH`)
+    and the entity and the counted table are certain."""
+    noun = counted_noun(question)
+    if noun is None or not previous_sql:
+        return None
+    entity = previous_entity(previous_sql, schema)
+    table = schema.table(entity.table) if entity else None
+    if entity is None or table is None:
+        return None
+    found = counted_table(noun, table, entity.column, schema)
+    if found is None:
+        return None
+    counted, fk = found
+    return _count_sql(entity, table, counted, fk, noun, dialect)
+
+
+def counted_noun(question: str) -> str | None:
+    """The noun of a "how many <noun> … each of them" follow-up (lower case), or None."""
+    match = COUNT_EACH.match(question.strip())
+    if match is None:
+        return None
+    noun = " ".join(match["noun"].lower().split())
+    verb = (match["verb"] or match["verb2"] or "have").lower()
+    words = {*noun.split(), verb}
+    if verb not in NEUTRAL_VERBS or words & STOP_WORDS or any(c.isdigit() for c in noun):
+        return None
+    return noun
+
+
+def _singular(name: str) -> str:
+    """A table name or noun, without case, spaces, underscores or a plural ending."""
+    word = re.sub(r"[\s_-]+", "", name.lower())
+    if word.endswith("people"):
+        return word[: -len("people")] + "person"
+    if word.endswith("ies") and len(word) > 4:
+        return word[:-3] + "y"
+    if re.search(r"(s|x|z|ch|sh)es$", word):
+        return word[:-2]
+    if word.endswith("s") and not word.endswith("ss"):
+        return word[:-1]
+    return word
+
+
+def _links(referring: Table, entity: Table, key: str) -> list[str]:
+    """The columns of ``referring`` that are foreign keys to ``entity``'s ``key``."""
+    pk = [c.name.lower() for c in entity.columns if c.primary_key]
+    return [
+        fk.column
+        for fk in referring.foreign_keys
+        if fk.ref_table.lower() == entity.name.lower()
+        and (fk.ref_column.lower() if fk.ref_column else (pk[0] if len(pk) == 1 else ""))
+        == key.lower()
+    ]
+
+
+def counted_table(noun: str, entity: Table, key: str, schema: Schema) -> tuple[Table, str] | None:
+    """The table the noun counts, with its foreign key column to ``entity``: the one table
+    referring to it (directly, by one foreign key) whose name is the noun; for a person word
+    without such a table, the one referring table that holds people. None when not exactly
+    one fits."""
+    referring = {
+        t.name: (t, links[0])
+        for t in schema.tables.values()
+        if t.name.lower() != entity.name.lower() and len(links := _links(t, entity, key)) == 1
+    }
+    named = [v for t, v in referring.items() if _singular(t) == _singular(noun)]
+    if not named and noun in _PEOPLE:
+        named = [v for t, v in referring.items() if _singular(t) in _PERSON_TABLES]
+    return named[0] if len(named) == 1 else None
+
+
+def _ident(name: str, dialect: str) -> exp.Identifier:
+    """A name, quoted where the dialect needs it (spaces, keywords, case that would fold)."""
+    quoted = (
+        not _SAFE.fullmatch(name)
+        or name.lower() in _RESERVED
+        or (dialect != "mysql" and Dialect.get_or_raise(dialect).case_sensitive(name))
+    )
+    return exp.to_identifier(name, quoted=quoted)
+
+
+def _column(name: str, table: str, dialect: str) -> exp.Column:
+    return exp.Column(this=_ident(name, dialect), table=_ident(table, dialect))
+
+
+def _labels(entity: Entity, table: Table) -> list[str]:
+    """The columns that name the previous rows: the names or titles it showed (a circuit's
+    name, not its location too), else all text columns it showed, else the table's first."""
+    names = [n for n in entity.labels if _NAMING.search(n)]
+    if names or entity.labels:
+        return names or list(entity.labels)
+    text = [c.name for c in table.columns if TEXT_TYPES.search(c.type or "")]
+    return text[:1] or [entity.column]
+
+
+def _count_sql(
+    entity: Entity, table: Table, counted: Table, fk: str, noun: str, dialect: str
+) -> str:
+    pk = [c.name for c in counted.columns if c.primary_key]
+    counted_column = pk[0] if len(pk) == 1 else fk
+    alias = re.sub(r"\W+", "_", noun).strip("_") + "_count"
+    key = _column(entity.column, table.name, dialect)
+    labels = [_column(n, table.name, dialect) for n in _labels(entity, table)]
+    count = exp.Count(this=_column(counted_column, counted.name, dialect))
+    on = exp.EQ(this=_column(fk, counted.name, dialect), expression=key.copy())
+    group = [key.copy()] + [c.copy() for c in labels if c.name.lower() != entity.column.lower()]
+    query = (
+        exp.select(*labels, exp.alias_(count, alias))
+        .from_(exp.Table(this=_ident(table.name, dialect)))
+        .join(exp.Table(this=_ident(counted.name, dialect)), on=on, join_type="left")
+        .where(key.copy().isin(query=entity.keys.copy()))
+        .group_by(*group)
+        .order_by(exp.Ordered(this=exp.column(alias), desc=True), key.copy())
+    )
+    return query.sql(dialect=dialect)
