@@ -52,6 +52,11 @@ class Answer:
     understood: str | None = None
     way: str | None = None
     explanation: str = ""  # what the SQL does, in words, from its syntax tree (engine.explain)
+    # The model's mean token log-probability (engine.backends.base.Scored; None: unknown) of
+    # this answer, and of the first attempt's first answer (greedy unless temperature > 0),
+    # served or not: what the confidence gate (generation.vote_below) reads.
+    confidence: float | None = None
+    greedy_confidence: float | None = None
 
     @property
     def ok(self) -> bool:

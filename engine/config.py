@@ -78,6 +78,11 @@ class EngineConfig:
         check_backend_kind(self.backend)
         if self.max_attempts < 1:
             raise ConfigError("max_attempts must be at least 1")
+        if self.generation.vote_below is not None and self.max_attempts < 2:
+            raise ConfigError(
+                "generation.vote_below draws its voters as a second attempt: it "
+                "needs max_attempts >= 2"
+            )
         if self.timeout_s <= 0 or self.max_rows < 1:
             raise ConfigError("timeout_s must be > 0 and max_rows >= 1")
         if self.batch_size < 1 or (self.threads is not None and self.threads < 1):

@@ -15,9 +15,10 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from typing import NamedTuple
 
 from engine.answer import Answer, History, Request, rows_key
-from engine.backends.base import Backend, GenerationConfig
+from engine.backends.base import Backend, GenerationConfig, generate_scored
 from engine.context import Context, Retriever, Source
 from engine.conversation import (
     FollowupConfig,
@@ -33,6 +34,7 @@ from engine.followup import attach_previous, retrieval_query
 from engine.prompt import Message, Prompter, build_repair_messages, prompt_budget
 from engine.schema import Schema
 from engine.scope import Entity, previous_entity, refers_to_rows, restrict
+from engine.selector import choose
 from engine.sql_check import extract_sql, validate_sql
 
 log = logging.getLogger(__name__)
@@ -44,6 +46,15 @@ MAX_ROWS = 1000
 PRIMING_QUESTION = "How many rows does each table have?"
 # A rewritten follow-up is one question: a short generation (engine.conversation).
 REWRITE_TOKENS = 96
+
+
+class _Output(NamedTuple):
+    """One generated answer: its text, why generation failed (None: it did not) and its mean
+    token log-probability (None: unknown)."""
+
+    text: str
+    failure: str | None = None
+    logprob: float | None = None
 
 
 @dataclass
@@ -59,6 +70,9 @@ class _Work:
     way: str = "previous"  # how the conversation is shown (engine.conversation)
     scope: Entity | None = None  # the previous rows its SQL is limited to (engine.scope)
     first: list[Message] = field(init=False)  # the question's own prompt, kept for resampling
+    # A first answer that ran but too unlikely to stand alone (generation.vote_below): it
+    # votes with the candidates the next attempt draws beside it.
+    kept: _Output | None = None
 
     def __post_init__(self) -> None:
         self.first = self.messages
@@ -184,8 +198,8 @@ class TextToSQL:
         prompts = [self.backend.render(rewrite_messages(q, h)) for q, h in asked]
         outputs = self._generate(prompts, [cfg] * len(prompts))
         return [
-            parse_rewrite(text, q, [e for e, _ in h]) if failure is None else q
-            for (q, h), (text, failure) in zip(asked, outputs, strict=True)
+            parse_rewrite(out.text, q, [e for e, _ in h]) if out.failure is None else q
+            for (q, h), out in zip(asked, outputs, strict=True)
         ]
 
     def _answer_all(self, asked: list[tuple[str | None, Request]]) -> list[Answer]:
@@ -208,17 +222,38 @@ class TextToSQL:
             n = len(cfgs)
             # The first candidate answers the conversation so far (a repair prompt after a
             # failure); the others are fresh samples of the question's own prompt: sampled
-            # repairs tend to repeat the failed answer, fresh samples find other ones.
-            outputs = self._generate(self._prompts(pending, n), cfgs * len(pending))
+            # repairs tend to repeat the failed answer, fresh samples find other ones. A
+            # kept answer (the confidence gate) stands in for the first.
+            prompts, configs = [], []
+            for work in pending:
+                skip = int(work.kept is not None)
+                prompts += self._prompts([work], n)[skip:]
+                configs += cfgs[skip:]
+            outputs = self._generate(prompts, configs, scored=True)
             if attempt == 1 and self.drafts():
                 outputs = self._redraft(pending, outputs, cfgs)
-            retry = []
-            for k, work in enumerate(pending):
-                final = self._attempt(work, attempt, outputs[k * n : (k + 1) * n])
-                if not final and attempt < self.max_attempts:
+            retry, start = [], 0
+            for work in pending:
+                kept = [work.kept] if work.kept is not None else []
+                candidates = kept + outputs[start : start + n - len(kept)]
+                start, work.kept = start + n - len(kept), None
+                final = self._attempt(work, attempt, candidates)
+                if attempt < self.max_attempts and (not final or self._unsure(work, attempt)):
                     retry.append(work)
             pending = retry
         return answers
+
+    def _unsure(self, work: _Work, attempt: int) -> bool:
+        """Whether a first answer that ran is less likely than ``generation.vote_below``
+        allows; it is then kept, and the next attempt's candidates are drawn to vote with it
+        (as after a failure, with the answer itself in place of a repair)."""
+        below, answer = self.generation.vote_below, work.answer
+        if attempt != 1 or below is None or not answer.ok or answer.confidence is None:
+            return False
+        if answer.confidence >= below:
+            return False
+        work.kept = _Output(answer.raw_output, None, answer.confidence)
+        return True
 
     def _prompts(self, pending: list[_Work], n: int) -> list[str]:
         """``n`` prompts per answer in progress: the conversation so far, then fresh ones."""
@@ -232,16 +267,16 @@ class TextToSQL:
     def _redraft(
         self,
         pending: list[_Work],
-        outputs: list[tuple[str, str | None]],
+        outputs: list[_Output],
         cfgs: list[GenerationConfig],
-    ) -> list[tuple[str, str | None]]:
+    ) -> list[_Output]:
         """DAIL-SQL's second stage: each first answer is a draft whose SQL skeleton chooses
         the pool examples again; where they changed, the question is answered again with
         them (these outputs replace the draft's)."""
         n, again = len(cfgs), []
         for k, work in enumerate(pending):
-            raw, failure = outputs[k * n]
-            draft = extract_sql(raw) if failure is None and raw else None
+            first = outputs[k * n]
+            draft = extract_sql(first.text) if first.failure is None and first.text else None
             if not work.retrieved or not draft:
                 continue
             question = work.answer.question
@@ -256,7 +291,8 @@ class TextToSQL:
                 again.append(k)
         if not again:
             return outputs
-        fresh = self._generate(self._prompts([pending[k] for k in again], n), cfgs * len(again))
+        prompts = self._prompts([pending[k] for k in again], n)
+        fresh = self._generate(prompts, cfgs * len(again), scored=True)
         outputs = list(outputs)
         for j, k in enumerate(again):
             outputs[k * n : (k + 1) * n] = fresh[j * n : (j + 1) * n]
@@ -296,22 +332,27 @@ class TextToSQL:
             scope = previous_entity(request.history[-1][1], schema)
         return _Work(answer, db, schema, messages, request.history, retrieved, way, scope)
 
-    def _attempt(self, work: _Work, attempt: int, candidates: list[tuple[str, str | None]]) -> bool:
+    def _attempt(self, work: _Work, attempt: int, candidates: list[_Output]) -> bool:
         """Check and run one attempt's candidate answers; True when the answer is final.
 
-        Candidates that fail checking or execution drop out; the result rows most of the
-        others agree with win, ties to the earlier candidate (the greedy one first). When
-        all fail, the first one's error goes back to the model for the next attempt.
+        Candidates that fail checking or execution drop out; among the others, groups that
+        return the same rows are chosen between by ``generation.selector``
+        (engine.selector: by default the biggest group, ties to the earlier candidate, the
+        greedy one first). When all fail, the first one's error goes back to the model for
+        the next attempt.
         """
         answer = work.answer
         answer.attempts, answer.candidates = attempt, len(candidates)
-        if all(failure is not None for _, failure in candidates):
+        if attempt == 1:
+            answer.greedy_confidence = candidates[0].logprob
+        if all(c.failure is not None for c in candidates):
             # the model itself failed: asking it again will not help
-            answer.raw_output, answer.sql, answer.error = "", None, candidates[0][1]
+            answer.raw_output, answer.sql, answer.error = "", None, candidates[0].failure
+            answer.confidence = None
             return True
         runs = []  # (candidate index, raw, sql, error, result) of each generated candidate
         checked: dict[str, tuple] = {}  # candidates often repeat each other word for word
-        for i, (raw, failure) in enumerate(candidates):
+        for i, (raw, failure, _) in enumerate(candidates):
             if failure is not None:
                 continue
             if raw not in checked:
@@ -324,14 +365,19 @@ class TextToSQL:
             votes: dict[tuple, list[tuple]] = {}
             for run in valid:
                 votes.setdefault(rows_key(run[4].rows), []).append(run)
-            group = max(votes.values(), key=lambda g: (len(g), -g[0][0]))
-            _, answer.raw_output, answer.sql, _, result = group[0]
+            groups = list(votes.values())
+            scores = [c.logprob for c in candidates]
+            chosen = choose([[r[0] for r in g] for g in groups], scores, self.generation.selector)
+            group = groups[chosen]
+            i, answer.raw_output, answer.sql, _, result = group[0]
+            answer.confidence = candidates[i].logprob
             answer.columns, answer.rows = result.columns, [list(r) for r in result.rows]
             answer.truncated, answer.error, answer.votes = result.truncated, None, len(group)
             answer.explanation = explain(answer.sql or "", work.schema.dialect)
             return True
-        _, raw, sql, error, _ = runs[0]
+        i, raw, sql, error, _ = runs[0]
         answer.raw_output, answer.sql, answer.error, answer.votes = raw, sql, error, 0
+        answer.confidence = candidates[i].logprob
         log.info("attempt %d failed: %s", attempt, error)
         work.messages = build_repair_messages(
             work.messages, sql or raw.strip()[:500], error or "", self.backend.prompt_format
@@ -339,17 +385,24 @@ class TextToSQL:
         return False
 
     def _generate(
-        self, prompts: list[str], cfgs: list[GenerationConfig]
-    ) -> list[tuple[str, str | None]]:
-        """(text, failure) per prompt; a batch that raises is retried one prompt at a time."""
+        self, prompts: list[str], cfgs: list[GenerationConfig], scored: bool = False
+    ) -> list[_Output]:
+        """One output per prompt; a batch that raises is retried one prompt at a time.
+        ``scored``: with the answers' mean token log-probabilities, where the backend can
+        tell (answers are, so that each records its confidence; the rewrite is not)."""
         try:
-            return [(text, None) for text in self.backend.generate(prompts, cfgs)]
+            if scored:
+                return [
+                    _Output(s.text, None, s.logprob)
+                    for s in generate_scored(self.backend, prompts, cfgs)
+                ]
+            return [_Output(text) for text in self.backend.generate(prompts, cfgs)]
         except Exception as err:  # a model error must not lose the other answers
             if len(prompts) == 1:
                 log.debug("generation failed", exc_info=True)
-                return [("", f"Generation failed: {_one_line(err)}")]
+                return [_Output("", f"Generation failed: {_one_line(err)}")]
             log.warning("batch generation failed (%s); retrying one by one", _one_line(err))
-        return [self._generate([p], [c])[0] for p, c in zip(prompts, cfgs, strict=True)]
+        return [self._generate([p], [c], scored)[0] for p, c in zip(prompts, cfgs, strict=True)]
 
     def prime(self, db_path: DbRef | Database, retriever: Retriever | None = None) -> int:
         """Get a database ready for quick first answers; returns the prompt tokens now cached.

@@ -372,7 +372,8 @@ class _Picker:
         return int(np.ctypeslib.as_array(logits, shape=(self.n_vocab,)).argmax())
 
     def _pick_scored(self, ctx: Any, index: int) -> int:
-        import llama_cpp  # optional: llama-cpp-python may be absent
+        # optional: llama-cpp-python may be absent; numpy (~100 ms) comes with it
+        import llama_cpp
         import numpy as np
 
         pointer = llama_cpp.llama_get_logits_ith(ctx.ctx, index)
