@@ -36,7 +36,8 @@ def _words(text: str) -> frozenset[str]:
 #       [<total>]
 # <noun>: one to three words naming a table that refers to the previous rows (or a person
 # word, see _PEOPLE); <verb>: one of NEUTRAL_VERBS (they add no condition); <total>: "in
-# total", "in all", "altogether", "overall", "so far". Nothing else may be in the sentence.
+# total", "in all", "altogether", "overall", "so far". Nothing else may be in the sentence,
+# and neither the noun nor the verb may hold a digit or one of STOP_WORDS.
 _THEM = r"each(?:\s+one)?\s+of\s+(?:them|those|these)"
 _PREP = r"(?:in|at|for|to|with|on)"
 _TOTAL = r"(?:\s+(?:in\s+total|in\s+all|altogether|overall|so\s+far))?"
@@ -55,10 +56,12 @@ NEUTRAL_VERBS = _words(
     makes made receive receives received work works teach teaches taught run runs ran offer
     offers offered belong belongs there are is assigned based located listed"""
 )
-# Words that add a condition wherever they stand (a belt to the grammar's braces).
+# Words that, in the noun or the verb, make it more than a plain count of a table's rows:
+# a condition, a distinct count, a noun that is not a table's ("of the orders").
 STOP_WORDS = _words(
     """more less fewer than over above below least most before after since between last
-    first only not never without new old recent active"""
+    first only not never without new old recent active distinct different unique of the a
+    an their its them those these they"""
 )
 # Person words, and the table names that hold people.
 _PEOPLE = _words(

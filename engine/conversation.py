@@ -14,7 +14,11 @@ that vote by their result rows as the candidates of one question do:
 - ``history``: the conversation as chat turns only.
 
 - ``scope``: the follow-up asked alone, its SQL then limited by the engine to the previous
-  answer's rows when it says them/they/those/these/their (:mod:`engine.scope`).
+  answer's rows when it says them/they/those/these/their (:mod:`engine.scope`);
+- ``compose``: no model at all for a follow-up that only asks how many of something each of
+  the previous rows has (:func:`engine.compose.compose_count`): the engine writes that SQL,
+  exact by construction, and the combination's other ways are not asked; any other
+  follow-up goes to them (so ``compose`` is always joined to others: ``compose+edit``).
 
 ``form`` picks by the follow-up's wording: ``previous`` for one about the previous rows,
 ``edit`` for the rest. Whatever way wrote it, the SQL of a follow-up about them, those or
@@ -40,7 +44,7 @@ from engine.errors import ConfigError
 from engine.scope import refers_to_rows
 from engine.setting import setting
 
-WAYS = ("rewrite", "edit", "previous", "history", "scope")
+WAYS = ("rewrite", "edit", "previous", "history", "scope", "compose")
 DETECT_CHOICES = ("rule", "model")
 
 
@@ -50,8 +54,9 @@ class FollowupConfig:
 
     way: str = setting(
         "edit+rewrite",
-        "rewrite | edit | previous | history | scope, several joined by + (they vote by "
-        "rows, ties to the first); form is previous for them/those/their questions, else edit",
+        "rewrite | edit | previous | history | scope | compose, several joined by + (they "
+        "vote by rows, ties to the first); form is previous for them/those/their questions, "
+        "else edit; compose answers a 'how many X does each of them have' alone when it can",
     )
     detect: str = setting(
         "rule",
@@ -72,6 +77,11 @@ class FollowupConfig:
             raise ConfigError(
                 f"followup.way must be ways of {', '.join(WAYS)} or form, joined by +, "
                 f"not {self.way!r}"
+            )
+        if parts == ["compose"]:
+            raise ConfigError(
+                "followup.way compose answers only some follow-ups; join it to ways for the "
+                "rest (compose+edit+rewrite)"
             )
         if self.detect not in DETECT_CHOICES:
             raise ConfigError(f"followup.detect must be one of {', '.join(DETECT_CHOICES)}")
@@ -126,22 +136,43 @@ def ways_for(cfg: FollowupConfig, question: str, history: History | None) -> tup
     return tuple(dict.fromkeys(ways))  # form+edit: edit once
 
 
+Composer = Callable[[int, str, History], str | None]
+
+
 def plan_followups(
     cfg: FollowupConfig,
     asked: list[tuple[str, History | None]],
     rewrite: Callable[[list[tuple[str, History]]], list[str]],
+    compose: Composer | None = None,
 ) -> tuple[list[tuple[int, str | None, str, History | None]], dict[int, str]]:
     """How to answer each ``(question, history)``: steps ``(its index, way, question to
     ask, history to show)`` (way None: the question alone, without its history), and the
     rewritten questions by index. ``rewrite`` rewrites a list of follow-ups at once (the
-    model; engine.pipeline.TextToSQL)."""
+    model; engine.pipeline.TextToSQL). ``compose(index, question, history)``: the SQL the
+    engine writes itself for a follow-up (engine.compose, on that request's schema) or None;
+    where it writes one, that is the follow-up's only step, ``(index, "compose", the SQL,
+    history)``. Without ``compose`` the ``compose`` way is left out of the combination."""
     turns = [(history or [])[-cfg.turns :] for _, history in asked]
     ways = [ways_for(cfg, q, h) for (q, _), h in zip(asked, turns, strict=True)]
+    composed = {
+        i: sql
+        for i, its_ways in enumerate(ways)
+        if compose is not None
+        and "compose" in its_ways
+        and (sql := compose(i, asked[i][0], turns[i]))
+    }
+    ways = [
+        () if i in composed else tuple(w for w in its if w != "compose")
+        for i, its in enumerate(ways)
+    ]
     need = [i for i, w in enumerate(ways) if "rewrite" in w]
     rewritten = rewrite([(asked[i][0], turns[i]) for i in need]) if need else []
     understood = dict(zip(need, rewritten, strict=True))
     steps: list[tuple[int, str | None, str, History | None]] = []
     for i, ((question, _), its_ways) in enumerate(zip(asked, ways, strict=True)):
+        if i in composed:
+            steps.append((i, "compose", composed[i], turns[i]))
+            continue
         if cfg.detect == "model" and i in understood and same_question(understood[i], question):
             its_ways = ()  # the model read it as a question of its own
         if not its_ways:

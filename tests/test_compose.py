@@ -1,0 +1,211 @@
+"""Follow-ups the engine writes itself: "how many X does each of them have" (engine.compose)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+import pytest
+
+from bench.followups_set import FILE, db_file
+from engine.compose import compose_count, counted_noun
+from engine.conversation import FollowupConfig, plan_followups, ways_for
+from engine.db import read_schema
+from engine.errors import ConfigError
+from engine.pipeline import TextToSQL
+from tests.helpers import ScriptedBackend
+from training.metrics import execution_match
+
+# The six tune follow-ups the default (edit+rewrite) got wrong; compose_count gets all six
+# right, compared by execution with each conversation's gold followup_sql.
+SIX = [
+    "how many reviews has each of them written?",
+    "how many orders has each of them placed in total?",
+    "how many people work in each of them?",
+    "how many people hold each of those?",
+    "how many instructors does each of them have?",
+    "how many races has each of them hosted?",
+]
+
+
+def _conversation(followup: str) -> dict:
+    items = json.loads(FILE.read_text(encoding="utf-8"))
+    return next(it for it in items if it["followup"] == followup)
+
+
+@pytest.mark.parametrize("followup", SIX)
+def test_the_count_follow_ups_of_the_tune_part_get_their_gold_rows(followup, request):
+    item = _conversation(followup)
+    if item["source"] == "spider":
+        path = db_file(item, request.getfixturevalue("shared_data"))
+    else:
+        path = db_file(item)
+    schema = read_schema(path)
+    sql = compose_count(followup, item["first_sql"], schema, schema.dialect)
+    assert sql is not None
+    assert execution_match(sql, item["followup_sql"], db_path=path) == 1.0, sql
+
+
+def test_the_composed_sql_reads_as_the_count_it_is():
+    item = _conversation("how many people work in each of them?")
+    schema = read_schema(db_file(item))
+    sql = compose_count(item["followup"], item["first_sql"], schema, "sqlite")
+    assert sql.startswith(
+        "SELECT departments.name, COUNT(employees.employee_id) AS people_count FROM departments "
+        "LEFT JOIN employees ON employees.department_id = departments.department_id "
+        "WHERE departments.department_id IN (SELECT scope_key FROM ("
+    )
+    assert sql.endswith(
+        "GROUP BY departments.department_id, departments.name "
+        "ORDER BY people_count DESC, departments.department_id"
+    )
+
+
+@pytest.fixture
+def school(tmp_path):
+    """Departments with instructors and students (two tables of people), courses, and a
+    department nobody works in (its count is 0, and kept)."""
+    path = tmp_path / "school.sqlite"
+    con = sqlite3.connect(path)
+    con.executescript(
+        "CREATE TABLE department (dept_id INTEGER PRIMARY KEY, dept_name TEXT, budget REAL);"
+        "CREATE TABLE instructor (id INTEGER PRIMARY KEY, name TEXT, dept_id INTEGER "
+        "REFERENCES department(dept_id));"
+        "CREATE TABLE student (id INTEGER PRIMARY KEY, name TEXT, dept_id INTEGER "
+        "REFERENCES department(dept_id));"
+        'CREATE TABLE "Course Offerings" (course_id INTEGER PRIMARY KEY, "Order" TEXT, '
+        "dept_id INTEGER REFERENCES department(dept_id), year INTEGER);"
+        "INSERT INTO department VALUES (1,'Art',10),(2,'Math',20),(3,'Music',30);"
+        "INSERT INTO instructor VALUES (1,'Ida',1),(2,'Ian',1),(3,'Ivo',3);"
+        "INSERT INTO student VALUES (1,'Sam',1);"
+        "INSERT INTO \"Course Offerings\" VALUES (1,'a',1,2023),(2,'b',1,2024),(3,'c',3,2024);"
+    )
+    con.commit()
+    con.close()
+    return path
+
+
+RICH = "SELECT dept_name FROM department WHERE budget > 15"
+
+
+def _rows(path, sql):
+    con = sqlite3.connect(path)
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
+
+
+def test_things_with_none_are_kept_and_odd_names_are_quoted(school):
+    schema = read_schema(school)
+    sql = compose_count("how many instructors does each of them have?", RICH, schema, "sqlite")
+    assert _rows(school, sql) == [("Music", 1), ("Math", 0)]
+    sql = compose_count(
+        "How many course offerings has each one of those got?", RICH, schema, "sqlite"
+    )
+    assert '"Course Offerings"' in sql and _rows(school, sql) == [("Music", 1), ("Math", 0)]
+    # in PostgreSQL's dialect a name that is not all lower case is quoted
+    pg = compose_count("how many students does each of them have?", RICH, schema, "postgres")
+    assert "COUNT(student.id) AS students_count" in pg
+
+
+@pytest.mark.parametrize(
+    ("question", "previous"),
+    [
+        ("how many instructors has each of them hired in 2024?", RICH),  # a year
+        ("how many course offerings did each of them have in 2024?", RICH),
+        ("how many instructors has each of them fired?", RICH),  # a verb that is a condition
+        ("how many retired instructors does each of them have?", RICH),  # an adjective
+        ("how many instructors with more than 2 courses does each of them have?", RICH),
+        ("how many buildings does each of them have?", RICH),  # no table refers by that name
+        ("how many people work in each of them?", RICH),  # instructor and student: two
+        ("how many instructors does each of them have?", "SELECT COUNT(*) FROM department"),
+        ("how many instructors does each of them have?", "SELECT * FROM nowhere WHERE"),
+        ("which of them have instructors?", RICH),  # not a count
+        ("how many of them have instructors?", RICH),
+        ("how many instructors are there?", RICH),  # not per row of the previous answer
+    ],
+)
+def test_anything_more_than_the_count_is_left_to_the_model(school, question, previous):
+    schema = read_schema(school)
+    assert compose_count(question, previous, schema, "sqlite") is None
+
+
+@pytest.mark.parametrize(
+    ("question", "noun"),
+    [
+        ("How many reviews has each of them written?", "reviews"),
+        ("and how many employees are there in each of them?", "employees"),
+        ("how many order items are in each of them?", "order items"),
+        ("how many people are assigned to each of those?", "people"),
+        ("how many orders did each one of these place altogether?", "orders"),
+        ("how many orders has each of them delivered?", None),
+        ("how many orders has each of them placed since 2023?", None),
+        ("how many orders has each of them placed in 2024?", None),
+        ("how many of the orders has each of them placed?", None),
+    ],
+)
+def test_the_grammar(question, noun):
+    assert counted_noun(question) == noun
+
+
+# The conversation level: a composed follow-up is answered by its SQL alone.
+HISTORY = [("Which departments have a budget over 15?", RICH)]
+
+
+def test_a_composed_follow_up_is_its_only_step_and_the_others_go_on_as_before(school):
+    schema = read_schema(school)
+    cfg = FollowupConfig(way="compose+edit+rewrite")
+    asked = [
+        ("how many instructors does each of them have?", HISTORY),
+        ("which of them have a student?", HISTORY),
+        ("How many students are there?", None),
+    ]
+    rewrites = []
+
+    def rewrite(pending):
+        rewrites.extend(q for q, _ in pending)
+        return [f"rewritten: {q}" for q, _ in pending]
+
+    def compose(i, question, history):
+        return compose_count(question, history[-1][1], schema, schema.dialect)
+
+    steps, understood = plan_followups(cfg, asked, rewrite, compose)
+    composed = compose_count(asked[0][0], RICH, schema, "sqlite")
+    assert steps == [
+        (0, "compose", composed, HISTORY),
+        (1, "edit", "which of them have a student?", HISTORY),
+        (1, "rewrite", "rewritten: which of them have a student?", None),
+        (2, None, "How many students are there?", None),
+    ]
+    assert rewrites == ["which of them have a student?"]  # no rewrite asked for the count
+    assert understood == {1: "rewritten: which of them have a student?"}
+    # without a composer (or when it writes nothing) the rest of the combination answers
+    for composer in (None, lambda *_: None):
+        steps, _ = plan_followups(cfg, asked[:1], rewrite, composer)
+        assert [way for _, way, _, _ in steps] == ["edit", "rewrite"]
+
+
+def test_compose_is_a_way_joined_to_others():
+    cfg = FollowupConfig(way="compose+edit+rewrite")
+    assert ways_for(cfg, "how many instructors does each of them have?", HISTORY) == (
+        "compose",
+        "edit",
+        "rewrite",
+    )
+    assert FollowupConfig().way == "edit+rewrite"  # not the default (bench/followups.py)
+    with pytest.raises(ConfigError, match="compose"):
+        FollowupConfig(way="compose")
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="engine/pipeline.py does not pass a composer to plan_followups yet (it owns the "
+    "requests' schemas); the compose way is then left out and the model answers",
+)
+def test_the_answer_loop_answers_a_composed_follow_up_without_the_model(school):
+    backend = ScriptedBackend(["SELECT 1", "SELECT 1", "SELECT 1"])
+    engine = TextToSQL(backend, followup=FollowupConfig(way="compose+edit+rewrite"))
+    answer = engine.ask("how many instructors does each of them have?", school, HISTORY)
+    assert answer.way == "compose" and answer.rows == [["Music", 1], ["Math", 0]]
+    assert not backend.prompts
