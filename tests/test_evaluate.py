@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from engine.backends.base import GenerationConfig
 from engine.config import ConfigError, EngineConfig, load_config
 from engine.rag.config import RagConfig
 from tests.helpers import OracleBackend, eval_config
@@ -120,6 +121,7 @@ def test_tiny_model_end_to_end(tiny_llama, tmp_path, capsys):
     rows = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
     assert len(rows) == 3
     assert {"question", "gold", "prediction", "correct", "error"} <= set(rows[0])
+    assert all(isinstance(r["greedy_confidence"], float) for r in rows)  # scored by transformers
     report = (out / "report.md").read_text()
     assert "By difficulty" in report and "By database" in report
     assert (out / "plot.png").read_bytes()[:4] == b"\x89PNG"
@@ -296,6 +298,35 @@ def test_bad_input_is_counted_not_fatal(tmp_path):
     assert recs["Names?"]["prediction"] is None and recs["Names?"]["correct"] is False
     assert metrics["gold_failures"][0]["gold"] == "SELECT x FROM missing"
     assert "Gold queries that failed" in (tmp_path / "o" / "report.md").read_text()
+
+
+class ScoredOracle(OracleBackend):
+    """The oracle's answers, each with a mean token log-probability of -0.25."""
+
+    def generate_scored(self, prompts, cfg):
+        from engine.backends.base import Scored
+
+        return [Scored(text, -0.25) for text in self.generate(prompts, cfg)]
+
+
+def test_records_carry_the_confidence_of_the_answer_and_of_the_greedy_one(tmp_path):
+    """Every record has the served answer's and the first greedy answer's confidence (from
+    a default run, a gate's threshold can be chosen offline), and how many answers voted."""
+    answers = {e.question: e.sql for e in sample_questions(3)}
+    cfg = eval_config(data="samples", limit=3, out=str(tmp_path / "c"))
+    run(cfg, backend=ScoredOracle(answers))
+    for rec in _records(tmp_path / "c"):
+        assert rec["confidence"] == rec["greedy_confidence"] == -0.25
+        assert (rec["attempts"], rec["candidates"], rec["votes"]) == (1, 1, 1)
+    run(
+        eval_config(data="samples", limit=3, out=str(tmp_path / "u")),
+        backend=OracleBackend(answers),
+    )
+    assert all(r["confidence"] is r["greedy_confidence"] is None for r in _records(tmp_path / "u"))
+    # a run begun before these settings existed resumes at their defaults
+    assert "vote_below" not in cfg.identity()["engine"]["generation"]
+    gated = eval_config(engine={"generation": GenerationConfig(retry_candidates=5, vote_below=-1)})
+    assert gated.identity()["engine"]["generation"]["vote_below"] == -1
 
 
 def test_self_correction_counts_attempts(tmp_path):

@@ -81,6 +81,12 @@ class EvalConfig:
     def identity(self) -> dict[str, Any]:
         settings = self.settings()
         engine = {k: v for k, v in settings["engine"].items() if k != "threads"}
+        # Older runs have neither; at these defaults they change no answer, so a run begun
+        # before they existed resumes.
+        generation = engine["generation"]
+        for key, default in (("selector", "majority"), ("vote_below", None)):
+            if generation.get(key) == default:
+                generation.pop(key)
         extra = {"db_urls": self.db_urls} if self.db_urls else {}  # older runs have none
         return {**{k: settings[k] for k in IDENTITY_KEYS}, **extra, "engine": engine}
 

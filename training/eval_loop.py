@@ -326,6 +326,12 @@ def _record(item: Item, *, error: str | None, hardness: str) -> dict[str, Any]:
         "db_error": item.db_error,
         "db_kind": item.db_kind,
         "attempts": answer.attempts if answer else 0,
+        "candidates": answer.candidates if answer else 0,
+        "votes": answer.votes if answer else 0,
+        # mean token log-probabilities (None: unknown): the served answer's, and the first
+        # greedy answer's, from which a confidence gate's threshold can be chosen offline
+        "confidence": answer.confidence if answer else None,
+        "greedy_confidence": answer.greedy_confidence if answer else None,
         "hardness": hardness,
         "raw_output": answer.raw_output if answer else "",
         "backend": answer.backend if answer else None,
