@@ -1,7 +1,7 @@
 """Rows for combinations of follow-up ways, told from the records of their ways' own rows.
 
     PYTHONPATH=. .venv/bin/python bench/followups_combine.py RECORDS.jsonl [...] \\
-        [--rows edit+rewrite,rewrite+edit,form,form+rewrite] [--part tune|final|all]
+        [--rows edit+rewrite,rewrite+edit,form,form+rewrite,compose+edit+rewrite] [--part …]
 
 ``bench/followups.py --records`` writes each answer of each row with its result rows (as a
 digest) and whether it ran. A combination of ways (``edit+rewrite``) keeps the answer whose
@@ -13,6 +13,11 @@ answer are those of the ways each follow-up is asked with added up, averaged (ea
 more answer; a rewrite adds its own short generation to the rewrite way's time). The
 engine's own run of a combination can differ slightly (its ways are decoded in one batch);
 check the chosen one with a run of bench/followups.py.
+
+A combination with ``compose`` (``compose+edit+rewrite``) needs no records of it: the
+follow-ups engine.compose writes are composed here from the conversation's first SQL and
+run on the database (:func:`composed_records`, no model), and take no seconds; the others
+are told from the records of the combination's other ways as above.
 """
 
 from __future__ import annotations
@@ -37,8 +42,9 @@ def expand(row: str, question: str) -> list[str]:
     in every way's records, so its first way's record stands for it."""
     from engine.conversation import FollowupConfig, ways_for
 
-    ways = ways_for(FollowupConfig(way=row), question, [("", "")])
-    return list(ways) or [row.split("+")[0].replace("form", "edit")]
+    ways = [w for w in ways_for(FollowupConfig(way=row), question, [("", "")]) if w != "compose"]
+    first = next(w for w in row.split("+") if w != "compose")
+    return ways or [first.replace("form", "edit")]
 
 
 def pick(answers: list[dict[str, Any]]) -> dict[str, Any]:
@@ -54,10 +60,39 @@ def pick(answers: list[dict[str, Any]]) -> dict[str, Any]:
     return answers[next(k for k, s in enumerate(stand_ins) if s is best)]
 
 
+def composed_records(row: str, items: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """By follow-up, the record of each one a row with ``compose`` answers by composing
+    (bench/followups.py: composed_sql, composed_answer), scored against its gold SQL."""
+    from bench.followups import composed_answer, composed_sql, rows_digest
+    from training.metrics import execution_match
+
+    found = {}
+    for item in items:
+        sql = composed_sql(row, item)
+        if sql is None:
+            continue
+        answer = composed_answer(item, sql)
+        correct = answer.ok and execution_match(sql, item["followup_sql"], db_path=item["db_path"])
+        found[item["followup"]] = {
+            "kind": item["kind"],
+            "ok": answer.ok,
+            "rows": rows_digest(answer.rows) if answer.ok else None,
+            "correct": bool(correct),
+            "inherited": item["kind"] == "unrelated",  # answered as a follow-up
+        }
+    return found
+
+
 def combine(
-    records: list[dict[str, Any]], row: str, parts: dict[str, str], part: str
+    records: list[dict[str, Any]],
+    row: str,
+    parts: dict[str, str],
+    part: str,
+    composed: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """One combination's JSON line on ``part`` (or ``all``)."""
+    """One combination's JSON line on ``part`` (or ``all``); ``composed``: the records of
+    the follow-ups the row answers by composing (:func:`composed_records`)."""
+    composed = composed or {}
     by_way: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
     seconds: dict[str, float] = {}
     for r in records:
@@ -68,6 +103,12 @@ def combine(
     cost = []
     for question, its_part in parts.items():
         if part != "all" and its_part != part:
+            continue
+        if question in composed:
+            best = composed[question]
+            cost.append(0.0)
+            right[best["kind"]].append(best["correct"])
+            inherited += bool(best["kind"] == "unrelated" and best["inherited"])
             continue
         ways = expand(row, question)
         missing = [w for w in ways if question not in by_way.get(w, {})]
@@ -110,9 +151,14 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit("two conversations share a follow-up question; records cannot tell them")
     counts = Counter(r["row"] for r in records)
     print(json.dumps({"records": dict(counts)}), file=sys.stderr)
+    rows = [r.strip() for r in args.rows.split(",") if r.strip()]
+    composed = {
+        row: composed_records(row, conversations) if "compose" in row.split("+") else {}
+        for row in rows
+    }
     for part in ("tune", "final") if args.part == "all" else (args.part,):
-        for row in (r.strip() for r in args.rows.split(",") if r.strip()):
-            print(json.dumps(combine(records, row, parts, part)))
+        for row in rows:
+            print(json.dumps(combine(records, row, parts, part, composed[row])))
     return 0
 
 

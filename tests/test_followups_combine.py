@@ -52,3 +52,59 @@ def test_a_combination_keeps_the_rows_most_ways_share_ties_to_the_first():
     assert combine(records, "form", parts, "tune")["refers_back"] == "0/1"
     assert combine(records, "edit", parts, "final")["unrelated"] == "1/1"
     assert combine(records, "edit+rewrite", parts, "all")["n"] == 3
+
+
+COUNT = "how many people work in each of them?"
+
+
+def test_a_combination_with_compose_takes_the_composed_answer_and_the_rest_from_records():
+    assert expand("compose+edit+rewrite", ABOUT_ROWS) == ["edit", "rewrite"]
+    assert expand("compose+edit+rewrite", NEW) == ["edit"]
+    parts = {COUNT: "tune", CHANGE: "tune"}
+    records = [
+        _record("edit", CHANGE, "refines", "c", True),
+        _record("rewrite", CHANGE, "refines", "d", False),
+    ]  # no records of the count follow-up: its answer is composed
+    composed = {COUNT: {"kind": "refers_back", "ok": True, "rows": "x", "correct": True}}
+    line = combine(records, "compose+edit+rewrite", parts, "tune", composed)
+    assert (line["refers_back"], line["refines"]) == ("1/1", "1/1")
+    assert line["s_per_answer_of_ways"] == 2.0  # (0 + 2 + 2) / 2
+
+
+def test_the_sample_count_follow_ups_are_composed_right_without_a_model():
+    from bench.followups_combine import composed_records
+    from bench.followups_set import load_conversations
+
+    items = [it for it in load_conversations() if it["source"] == "sample"]
+    found = composed_records("compose+edit+rewrite", items)
+    assert sorted(found) == [
+        "how many orders has each of them placed in total?",
+        "how many people hold each of those?",
+        "how many people work in each of them?",
+        "how many reviews has each of them written?",
+    ]
+    assert all(r["correct"] and r["kind"] == "refers_back" for r in found.values())
+    assert composed_records("edit+rewrite", items) == {}
+
+
+def test_the_bench_asks_the_engine_only_what_it_does_not_compose():
+    from bench.followups import run_row
+    from bench.followups_set import load_conversations
+    from engine.answer import Answer
+
+    class Engine:
+        followup = None
+        asked: list[str] = []
+
+        def ask_batch(self, requests):
+            self.asked += [r.question for r in requests]
+            return [Answer(question=r.question, error="not asked here") for r in requests]
+
+    items = [it for it in load_conversations() if it["db"] == "hr"]
+    engine = Engine()
+    result = run_row(engine, "compose+edit+rewrite", items, batch=4)
+    ways = {r["followup"]: r["way"] for r in result["records"]}
+    assert ways[COUNT] == "compose" and COUNT not in engine.asked
+    assert len(engine.asked) == len(items) - 2  # hr's two count follow-ups are composed
+    assert [r["followup"] for r in result["records"]] == [it["followup"] for it in items]
+    assert sum(r["correct"] for r in result["records"]) == 2
