@@ -114,6 +114,7 @@ def test_engine_ask_cli_answers_through_the_server(remote, shop_db, server):
     answer = json.loads(done.stdout)
     assert answer["rows"] == [[shop_count(shop_db)]], answer
     assert answer["backend"] == f"openai:{MODEL} @ {base_url}"
+    assert answer["confidence"] < 0  # the server's logprobs of the answer's tokens
     assert key not in done.stdout + done.stderr  # the key is never logged
 
 
@@ -259,6 +260,64 @@ class _BrokenServer(BaseHTTPRequestHandler):
 
     def log_message(self, *args) -> None:
         pass
+
+
+class _NoLogprobsServer(BaseHTTPRequestHandler):
+    """Refuses a chat completion that asks for logprobs (as some servers do rather than
+    ignore the field) and answers one that does not; ``asked`` records which were asked."""
+
+    asked: list[bool] = []
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        self._send(200, {"object": "list", "data": [{"id": "m", "object": "model"}]})
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server's name
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        self.asked.append(bool(body.get("logprobs")))
+        if body.get("logprobs"):
+            self._send(400, {"error": {"message": "logprobs are not supported"}})
+            return
+        message = {"role": "assistant", "content": "SELECT 1"}
+        choice = {"index": 0, "finish_reason": "stop", "message": message}
+        self._send(200, {"id": "x", "object": "chat.completion", "created": 0, "model": "m",
+                         "choices": [choice]})  # fmt: skip
+
+    def _send(self, status: int, body: dict) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+def test_scores_come_from_the_servers_logprobs_or_are_none(remote):
+    """Scores are asked for only by generate_scored; a server that refuses them gives
+    unscored answers, and is not asked again."""
+    from engine.backends.base import Scored
+
+    prompt = json.dumps([{"role": "user", "content": "Say SELECT 1."}])
+    cfg = GenerationConfig(max_new_tokens=8)
+    backend = connect(remote)
+    ((text, logprob),) = [(s.text, s.logprob) for s in backend.generate_scored([prompt], cfg)]
+    assert text == backend.generate([prompt], cfg)[0] and logprob < 0
+    backend.close()
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _NoLogprobsServer)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        backend = connect(OpenAIConfig(base_url=f"http://127.0.0.1:{httpd.server_address[1]}/v1"))
+        assert backend.generate([prompt], cfg) == ["SELECT 1"] and _NoLogprobsServer.asked == [
+            False
+        ]
+        assert backend.generate_scored([prompt], cfg) == [Scored("SELECT 1", None)]
+        assert backend.generate_scored([prompt], cfg) == [Scored("SELECT 1", None)]
+        assert _NoLogprobsServer.asked == [False, True, False, False]
+    finally:
+        httpd.shutdown()
 
 
 def test_malformed_replies():

@@ -128,7 +128,8 @@ class TransformersBackend:
         ends = [ends] if isinstance(ends, int) else list(ends or [])
         if self.loaded.tokenizer.pad_token_id is not None:
             ends.append(self.loaded.tokenizer.pad_token_id)
-        ended = torch.isin(new, torch.tensor(ends, device=new.device)).cumsum(dim=1) > 0
+        stops = torch.tensor(ends, dtype=new.dtype, device=new.device)
+        ended = torch.isin(new, stops).cumsum(dim=1) > 0
         emitted = (~ended).sum(dim=1)
         sums = taken.masked_fill(ended, 0.0).sum(dim=1)
         return [
