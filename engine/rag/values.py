@@ -53,7 +53,9 @@ STOP = frozenset(
 )
 _DATE_FORMATS = ("%B %d, %Y", "%B %d %Y", "%d %B %Y", "%b %d, %Y", "%b %d %Y", "%d %b %Y",
                  "%m/%d/%Y", "%Y-%m-%d", "%Y/%m/%d", "%B %Y", "%b %Y")  # fmt: skip
-_WORD = re.compile(r"\d{1,3}(?:,\d{3})+(?:\.\d+)?|[A-Za-z0-9\u00C0-\u024F][A-Za-z0-9\u00C0-\u024F'&.\-]*")
+_WORD = re.compile(
+    r"\d{1,3}(?:,\d{3})+(?:\.\d+)?|[A-Za-z0-9\u00C0-\u024F][A-Za-z0-9\u00C0-\u024F'&.\-]*"
+)
 _QUOTED = re.compile(r"[\"“‘']([^\"”’']{2,80})[\"”’']")
 
 
