@@ -16,12 +16,8 @@ A row is a way of answering follow-ups (engine.conversation: ``followup.way``), 
 ``@model`` for ``followup.detect=model`` (default ``rule``). Kinds: ``refers_back`` (about the
 previous answer's rows), ``refines`` (a change of the previous question), ``unrelated`` (a
 new question: ``inherited`` counts those answered as follow-ups of the first one).
-
-A row with ``compose`` (``compose+edit+rewrite``): a follow-up that engine.compose writes
-itself needs no model, its answer is that SQL run on the database (:func:`composed_answer`);
-the engine's answer loop does not run that way yet (engine/pipeline.py passes no composer to
-engine.conversation.plan_followups, so the way is left out there), so this bench composes
-with the same function and asks the engine the rest of the row for the other follow-ups.
+A row with ``compose`` (``compose+edit+rewrite``) runs the engine's composer first: a
+follow-up it writes itself (engine.compose) is answered without the model.
 """
 
 from __future__ import annotations
@@ -71,36 +67,6 @@ def rows_digest(rows: list) -> str:
     return hashlib.sha1(repr(rows_key(rows)).encode()).hexdigest()[:12]
 
 
-def composed_sql(row: str, item: dict[str, Any]) -> str | None:
-    """The SQL engine.compose writes for a conversation's follow-up where the row asks it
-    the ``compose`` way (engine.conversation.ways_for); None otherwise."""
-    from engine.compose import compose_count
-    from engine.conversation import FollowupConfig, ways_for
-    from engine.db import read_schema
-
-    history = [(item["first"], item["first_sql"])]
-    if "compose" not in ways_for(FollowupConfig(**parse_row(row)), item["followup"], history):
-        return None
-    schema = read_schema(item["db_path"])
-    return compose_count(item["followup"], item["first_sql"], schema, schema.dialect)
-
-
-def composed_answer(item: dict[str, Any], sql: str) -> Any:
-    """The answer of a composed follow-up: its SQL, run read-only on the database."""
-    from engine.answer import Answer
-    from engine.db import run_readonly
-
-    result = run_readonly(item["db_path"], sql, timeout_s=5.0, max_rows=100_000)
-    return Answer(
-        question=item["followup"],
-        sql=sql,
-        columns=result.columns,
-        rows=[list(r) for r in result.rows],
-        error=result.error,
-        way="compose",
-    )
-
-
 def run_row(engine: Any, row: str, items: list[dict[str, Any]], batch: int) -> dict[str, Any]:
     """Ask every second question (``batch`` at a time) and score it; the row's JSON line."""
     from engine.conversation import FollowupConfig
@@ -108,21 +74,13 @@ def run_row(engine: Any, row: str, items: list[dict[str, Any]], batch: int) -> d
     from training.metrics import GoldSQLError, execution_match
 
     engine.followup = FollowupConfig(**parse_row(row))
-    started = time.perf_counter()
-    composed = {k: sql for k, it in enumerate(items) if (sql := composed_sql(row, it))}
     requests = [
-        Request(it["followup"], it["db_path"], [(it["first"], it["first_sql"])])
-        for k, it in enumerate(items)
-        if k not in composed
+        Request(it["followup"], it["db_path"], [(it["first"], it["first_sql"])]) for it in items
     ]
-    asked = []
+    started = time.perf_counter()
+    answers = []
     for start in range(0, len(requests), batch):
-        asked += engine.ask_batch(requests[start : start + batch])
-    asked.reverse()
-    answers = [
-        composed_answer(it, composed[k]) if k in composed else asked.pop()
-        for k, it in enumerate(items)
-    ]
+        answers += engine.ask_batch(requests[start : start + batch])
     seconds = time.perf_counter() - started
     right: dict[str, list[bool]] = {}
     records = []

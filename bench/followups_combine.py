@@ -60,19 +60,49 @@ def pick(answers: list[dict[str, Any]]) -> dict[str, Any]:
     return answers[next(k for k, s in enumerate(stand_ins) if s is best)]
 
 
+class _NoModel:
+    """A backend that answers nothing: the engine composes what it can without a model,
+    and every other question fails (those are told from the ways' records instead)."""
+
+    name = "no-model"
+    context_length = 4096
+
+    def __init__(self) -> None:
+        from engine.prompt import DEFAULT_FORMAT
+
+        self.prompt_format = DEFAULT_FORMAT
+
+    def render(self, messages: list[dict[str, str]]) -> str:
+        return json.dumps(messages)
+
+    def count_tokens(self, text: str) -> int:
+        return len(text.split())
+
+    def generate(self, prompts: list[str], cfg: Any) -> list[str]:
+        raise RuntimeError("no model: only composed follow-ups are answered here")
+
+
 def composed_records(row: str, items: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """By follow-up, the record of each one a row with ``compose`` answers by composing
-    (bench/followups.py: composed_sql, composed_answer), scored against its gold SQL."""
-    from bench.followups import composed_answer, composed_sql, rows_digest
+    """By follow-up, the record of each one a row with ``compose`` answers by composing,
+    scored against its gold SQL: the engine's own answer loop (TextToSQL with this row's
+    ways) over a backend that answers nothing, so only what it composes comes back."""
+    from bench.followups import rows_digest
+    from engine.answer import Request
+    from engine.conversation import FollowupConfig
+    from engine.pipeline import TextToSQL
     from training.metrics import execution_match
 
+    if "compose" not in row.split("+"):
+        return {}
+    engine = TextToSQL(_NoModel(), followup=FollowupConfig(way=row), max_attempts=1)
+    requests = [Request(i["followup"], i["db_path"], [(i["first"], i["first_sql"])]) for i in items]
     found = {}
-    for item in items:
-        sql = composed_sql(row, item)
-        if sql is None:
+    for item, answer in zip(items, engine.ask_batch(requests), strict=True):
+        if answer.way != "compose":
             continue
-        answer = composed_answer(item, sql)
-        correct = answer.ok and execution_match(sql, item["followup_sql"], db_path=item["db_path"])
+        correct = answer.ok and execution_match(
+            answer.sql, item["followup_sql"], db_path=item["db_path"]
+        )
         found[item["followup"]] = {
             "kind": item["kind"],
             "ok": answer.ok,

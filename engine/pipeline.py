@@ -19,6 +19,7 @@ from typing import NamedTuple
 
 from engine.answer import Answer, History, Request, rows_key
 from engine.backends.base import Backend, GenerationConfig, generate_scored
+from engine.compose import compose_count
 from engine.context import Context, Retriever, Source
 from engine.conversation import (
     FollowupConfig,
@@ -156,8 +157,9 @@ class TextToSQL:
         execution, and repair of the failed ones from their own errors. A follow-up answered
         several ways keeps the answer whose rows most of the ways agree with."""
         started = time.perf_counter()
-        plan, understood = self._plan(requests)
-        answers = self._answer_all([(way, request) for _, way, request in plan])
+        schemas: dict[DbRef | Database, tuple[Database, Schema] | str] = {}
+        plan, understood = self._plan(requests, schemas)
+        answers = self._answer_all([(way, request) for _, way, request in plan], schemas)
         chosen: dict[int, list[tuple[str | None, Answer]]] = {}
         for (i, way, _), answer in zip(plan, answers, strict=True):
             chosen.setdefault(i, []).append((way, answer))
@@ -173,12 +175,20 @@ class TextToSQL:
         return out
 
     def _plan(
-        self, requests: Sequence[Request]
+        self, requests: Sequence[Request], schemas: dict
     ) -> tuple[list[tuple[int, str | None, Request]], dict[int, str]]:
         """What to answer for each request: ``(its index, way, request)`` per way it is
-        answered (way None: the question alone), and the rewritten questions by index."""
+        answered (way None: the question alone; ``compose``: the request's question is the
+        SQL the engine wrote), and the rewritten questions by index."""
         asked = [((r.question or "").strip(), r.history) for r in requests]
-        steps, understood = plan_followups(self.followup, asked, self._rewrite)
+
+        def compose(i: int, question: str, history: History) -> str | None:
+            read = self._schema(requests[i].db_path, schemas)
+            if isinstance(read, str) or not history:
+                return None
+            return compose_count(question, history[-1][1], read[1], read[1].dialect)
+
+        steps, understood = plan_followups(self.followup, asked, self._rewrite, compose)
         plan = [
             (i, way, replace(requests[i], question=question, history=history))
             for i, way, question, history in steps
@@ -202,12 +212,18 @@ class TextToSQL:
             for (q, h), out in zip(asked, outputs, strict=True)
         ]
 
-    def _answer_all(self, asked: list[tuple[str | None, Request]]) -> list[Answer]:
-        """The answer loop proper: each request answered the way given (None: alone)."""
-        schemas: dict[DbRef | Database, tuple[Database, Schema] | str] = {}
+    def _answer_all(
+        self, asked: list[tuple[str | None, Request]], schemas: dict | None = None
+    ) -> list[Answer]:
+        """The answer loop proper: each request answered the way given (None: alone).
+        ``schemas``: the batch's databases already read (by :meth:`_schema`)."""
+        schemas = {} if schemas is None else schemas
         answers: list[Answer] = []
         pending: list[_Work] = []
         for way, request in asked:
+            if way == "compose":
+                answers.append(self._composed(request, schemas))
+                continue
             work = self._start(request, schemas, way or "previous")
             if isinstance(work, Answer):
                 answers.append(work)
@@ -310,17 +326,10 @@ class TextToSQL:
         question = (request.question or "").strip()
         if not question:
             return Answer(question=question, error="Please type a question.")
-        ref = request.db_path
-        if ref not in schemas:
-            try:
-                db = open_database(ref)
-                schema = db.read_schema()
-                schemas[ref] = (db, schema) if schema.tables else f"{db.label} has no tables."
-            except DatabaseError as err:
-                schemas[ref] = str(err)
-        if isinstance(schemas[ref], str):
-            return Answer(question=question, error=schemas[ref])
-        db, schema = schemas[ref]
+        read = self._schema(request.db_path, schemas)
+        if isinstance(read, str):
+            return Answer(question=question, error=read)
+        db, schema = read
         messages, sources = self.prompter().messages(
             question, db, schema, request.history, request.context, way
         )
@@ -331,6 +340,31 @@ class TextToSQL:
         if limits and request.history and refers_to_rows(question):
             scope = previous_entity(request.history[-1][1], schema)
         return _Work(answer, db, schema, messages, request.history, retrieved, way, scope)
+
+    @staticmethod
+    def _schema(ref: DbRef | Database, schemas: dict) -> tuple[Database, Schema] | str:
+        """The database and schema of ``ref``, read once per batch (``schemas``), or why
+        it cannot be asked (one line)."""
+        if ref not in schemas:
+            try:
+                db = open_database(ref)
+                schema = db.read_schema()
+                schemas[ref] = (db, schema) if schema.tables else f"{db.label} has no tables."
+            except DatabaseError as err:
+                schemas[ref] = str(err)
+        return schemas[ref]
+
+    def _composed(self, request: Request, schemas: dict) -> Answer:
+        """A follow-up whose SQL the engine wrote itself (engine.compose; it is the
+        request's question here): checked and run as a model's answer is, no model asked."""
+        db, schema = self._schema(request.db_path, schemas)  # read when it was composed
+        answer = Answer(question=request.question, way="compose", raw_output=request.question)
+        answer.sql, answer.error, result = self.check_and_run(request.question, db, schema)
+        if result is not None:
+            answer.columns, answer.rows = result.columns, [list(r) for r in result.rows]
+            answer.truncated, answer.votes = result.truncated, 1
+            answer.explanation = explain(answer.sql or "", schema.dialect)
+        return answer
 
     def _attempt(self, work: _Work, attempt: int, candidates: list[_Output]) -> bool:
         """Check and run one attempt's candidate answers; True when the answer is final.

@@ -193,16 +193,11 @@ def test_compose_is_a_way_joined_to_others():
         "edit",
         "rewrite",
     )
-    assert FollowupConfig().way == "edit+rewrite"  # not the default (bench/followups.py)
+    assert FollowupConfig().way == "compose+edit+rewrite"  # the default
     with pytest.raises(ConfigError, match="compose"):
         FollowupConfig(way="compose")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine/pipeline.py does not pass a composer to plan_followups yet (it owns the "
-    "requests' schemas); the compose way is then left out and the model answers",
-)
 def test_the_answer_loop_answers_a_composed_follow_up_without_the_model(school):
     backend = ScriptedBackend(["SELECT 1", "SELECT 1", "SELECT 1"])
     engine = TextToSQL(backend, followup=FollowupConfig(way="compose+edit+rewrite"))

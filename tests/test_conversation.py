@@ -179,7 +179,7 @@ def test_by_default_a_follow_up_is_edited_and_rewritten_and_the_edit_wins_a_tie(
     )
     # the rewrite's answer disagreed: it is not how this answer understood the question
     assert answer.understood is None
-    assert FollowupConfig().way == "edit+rewrite"
+    assert FollowupConfig().way == "compose+edit+rewrite"
     spain = "SELECT name FROM customers WHERE country = 'Spain'"
     backend = ScriptedBackend(["Who lives in Spain?", spain, spain + " ORDER BY name"])
     answer = TextToSQL(backend).ask("what about Spain?", db, HISTORY)

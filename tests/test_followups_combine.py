@@ -85,26 +85,3 @@ def test_the_sample_count_follow_ups_are_composed_right_without_a_model():
     ]
     assert all(r["correct"] and r["kind"] == "refers_back" for r in found.values())
     assert composed_records("edit+rewrite", items) == {}
-
-
-def test_the_bench_asks_the_engine_only_what_it_does_not_compose():
-    from bench.followups import run_row
-    from bench.followups_set import load_conversations
-    from engine.answer import Answer
-
-    class Engine:
-        followup = None
-        asked: list[str] = []
-
-        def ask_batch(self, requests):
-            self.asked += [r.question for r in requests]
-            return [Answer(question=r.question, error="not asked here") for r in requests]
-
-    items = [it for it in load_conversations() if it["db"] == "hr"]
-    engine = Engine()
-    result = run_row(engine, "compose+edit+rewrite", items, batch=4)
-    ways = {r["followup"]: r["way"] for r in result["records"]}
-    assert ways[COUNT] == "compose" and COUNT not in engine.asked
-    assert len(engine.asked) == len(items) - 2  # hr's two count follow-ups are composed
-    assert [r["followup"] for r in result["records"]] == [it["followup"] for it in items]
-    assert sum(r["correct"] for r in result["records"]) == 2
