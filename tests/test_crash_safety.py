@@ -182,7 +182,9 @@ def test_kill_during_indexing_rebuilds_the_index_and_says_so(tmp_path):
 
 # --- training ----------------------------------------------------------------------------
 
-STEPS, RUN = 16, "crash-run"  # a checkpoint every 4 steps (train-save)
+# a checkpoint every 4 steps (train-save); 32 steps leave the resumed run (from step 4)
+# seconds after its next checkpoint even on an idle machine, to be killed in
+STEPS, RUN = 32, "crash-run"
 
 
 def _checkpoints(run: Path) -> list[int]:
@@ -243,9 +245,14 @@ def test_kill_during_training_then_resume_and_kill_the_child_alone(tmp_path, tin
             page.locator("#train-resume-interrupted").click()
             # said when the handler returns: once not within a minute on a loaded machine
             page.locator("#train-message").get_by_text("Resuming run").wait_for(timeout=180_000)
-            # Kill the training process alone once it has saved a later checkpoint.
-            wait_for(lambda: _checkpoints(run)[-1] > stopped_at, 600, "a resumed checkpoint")
-            [job] = children(proc.pid, "training.guard")
+            # Kill the training process alone once it has saved a later checkpoint (its
+            # process taken first: an idle machine runs the remaining steps in seconds).
+            [job] = wait_for(lambda: children(proc.pid, "training.guard"), 60, "the run's child")
+            wait_for(lambda: _checkpoints(run)[-1] > stopped_at, 600, "a resumed checkpoint",
+                     interval=0.05)  # fmt: skip
+            assert alive(job), (
+                f"the resumed run finished before it could be killed: {_checkpoints(run)}"
+            )
             os.kill(job, signal.SIGKILL)
             message = page.locator("#train-message")
             message.get_by_text("stopped from outside").wait_for(timeout=60_000)
