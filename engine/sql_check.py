@@ -198,7 +198,14 @@ def _column_hint(name: str, tree: Any, schema: Schema) -> str:
     owners = [
         t.name for t in schema.tables.values() if any(c.name.lower() == bare for c in t.columns)
     ]
-    hint = f". {name.split('.')[-1]} is a column of {', '.join(owners)}" if owners else ""
+    aliases = {t.name.lower(): t.alias_or_name for t in tree.find_all(exp.Table) if t.name}
+
+    def named(owner: str) -> str:  # an owner the query reads under an alias: say which
+        alias = aliases.get(owner.lower(), owner)
+        return owner if alias.lower() == owner.lower() else f"{owner} (read here as {alias})"
+
+    hint = f". {name.split('.')[-1]} is a column of {', '.join(map(named, owners))}"
+    hint = hint if owners else ""
     parts = []
     for cte in tree.find_all(exp.CTE):  # e.g. a follow-up's previous_result (engine.followup)
         alias = cte.args.get("alias")
@@ -212,7 +219,58 @@ def _column_hint(name: str, tree: Any, schema: Schema) -> str:
         if found is not None and found not in read:
             read.append(found)
     parts += [f"{t.name}({', '.join(c.name for c in t.columns)})" for t in read[:4]]
-    return hint + (f". Columns: {'; '.join(parts[:5])}" if parts else "")
+    joins = _join_hint(owners, read, schema, aliases) if read else ""
+    return hint + joins + (f". Columns: {'; '.join(parts[:5])}" if parts else "")
+
+
+def _join_hint(owners: list[str], read: list[Any], schema: Schema, aliases: dict[str, str]) -> str:
+    """How the query reaches a table holding the column when it reads none of them: the
+    shortest chain of foreign keys from a table it reads (at most three joins), written as
+    the JOIN clauses the model has to add (tables the query reads by their aliases). A model that picked a column of the wrong table
+    on a big schema (``emp_fname`` on PROFESSOR, a column of EMPLOYEE) mostly repairs by
+    renaming it to another wrong column; told the join, it adds the join."""
+    read_names = {t.name.lower() for t in read}
+    if not owners or any(o.lower() in read_names for o in owners):
+        return ""
+    edges: dict[str, list[tuple[str, tuple]]] = {}  # table -> (neighbour, join columns)
+    for t in schema.tables.values():
+        for fk in t.foreign_keys:
+            ref = schema.table(fk.ref_table)
+            if ref is None:
+                continue
+            ref_col = fk.ref_column or next((c.name for c in ref.columns if c.primary_key), None)
+            if ref_col is None:
+                continue
+            on = (t.name, fk.column, ref.name, ref_col)
+            edges.setdefault(t.name.lower(), []).append((ref.name, on))
+            edges.setdefault(ref.name.lower(), []).append((t.name, on))
+    targets = {o.lower() for o in owners}
+    paths: dict[str, list[tuple[str, tuple]]] = {t.name.lower(): [] for t in read}
+    frontier = [t.name.lower() for t in read]
+    for _ in range(3):  # breadth first: the first owner reached is the nearest
+        found = [paths[n] for n in frontier if n in targets]
+        if found:
+            break
+        nxt = []
+        for name in frontier:
+            for other, on in edges.get(name, []):
+                if other.lower() not in paths:
+                    paths[other.lower()] = [*paths[name], (other, on)]
+                    nxt.append(other.lower())
+        frontier = nxt
+    else:
+        found = [paths[n] for n in frontier if n in targets]
+    if not found or not found[0]:
+        return ""
+
+    def side(table: str, column: str) -> str:
+        return f"{aliases.get(table.lower(), table)}.{column}"
+
+    steps = ", then ".join(
+        f"JOIN {table} ON {side(a, col_a)} = {side(b, col_b)}"
+        for table, (a, col_a, b, col_b) in found[0]
+    )
+    return f". To use it, add {steps}"
 
 
 def _column_from_error(message: str) -> str | None:

@@ -96,7 +96,8 @@ def test_an_unknown_column_error_says_where_the_column_is():
     sql = "SELECT c.name, c.total FROM customers AS c"
     message = validate_sql(sql, SCHEMA).message
     assert message == (
-        "Unknown column: total. total is a column of orders. Columns: customers(id, name, country)"
+        "Unknown column: total. total is a column of orders. To use it, add JOIN orders ON "
+        "orders.customer_id = c.id. Columns: customers(id, name, country)"
     )
     assert "\n" not in message
     # a CTE's columns too (a follow-up's previous_result): the query may read them
@@ -104,6 +105,40 @@ def test_an_unknown_column_error_says_where_the_column_is():
     assert validate_sql(cte, SCHEMA).message.endswith(
         "Columns: top(who, n); customers(id, name, country)"
     )
+
+
+def test_an_unknown_column_error_gives_the_join_that_reaches_its_table():
+    """On a bigger schema the model reads a column of a table it did not join (emp_fname on
+    PROFESSOR, a column of EMPLOYEE): the error gives the JOIN clauses to add, along the
+    foreign keys (through a table in between when needed, a key without its column meaning
+    the primary key), with the query's own aliases. A table the query does read, under an
+    alias, is named with that alias instead."""
+    schema = Schema(
+        tables={
+            "students": Table("students", [Column("id", "INTEGER", True), Column("name", "TEXT")]),
+            "enrolments": Table(
+                "enrolments",
+                [Column("student_id", "INTEGER"), Column("course_id", "INTEGER")],
+                [
+                    ForeignKey("student_id", "students", "id"),
+                    ForeignKey("course_id", "courses", None),
+                ],
+            ),
+            "courses": Table("courses", [Column("id", "INTEGER", True), Column("title", "TEXT")]),
+        }
+    )
+    two_hops = validate_sql("SELECT s.title FROM students AS s", schema).message
+    assert two_hops.startswith(
+        "Unknown column: title. title is a column of courses. To use it, add JOIN enrolments ON "
+        "enrolments.student_id = s.id, then JOIN courses ON enrolments.course_id = courses.id. "
+    )
+    sql = "SELECT e.name FROM students AS s JOIN enrolments AS e ON e.student_id = s.id"
+    wrong_alias = validate_sql(sql, schema).message
+    assert wrong_alias.startswith(
+        "Unknown column: name. name is a column of students (read here as s). Columns: "
+    )
+    unrelated = Schema({**schema.tables, "notes": Table("notes", [Column("memo", "TEXT")])})
+    assert "JOIN" not in validate_sql("SELECT memo FROM students", unrelated).message
 
 
 def test_an_unknown_table_error_lists_the_tables():
