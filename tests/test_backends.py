@@ -405,6 +405,22 @@ def test_a_new_process_starts_from_the_prompt_state_an_earlier_one_wrote(
 
 
 @needs_llamacpp
+def test_a_backend_keeps_its_prompt_states_in_the_folder_it_is_given(
+    shop_db, tmp_path, monkeypatch
+):
+    """``load(state_dir=...)``: a benchmark's own folder, to start cold without touching the
+    cache's states (bench/cold_database.py)."""
+    from engine.pipeline import TextToSQL
+
+    monkeypatch.setenv("TEXT2SQL_CACHE", str(tmp_path / "cache"))
+    backend = llamacpp.load(SMOL, state_dir=tmp_path / "own")
+    engine = TextToSQL(backend, generation=GenerationConfig(max_new_tokens=8), max_attempts=1)
+    engine.ask("How many customers are there?", shop_db)
+    assert list((tmp_path / "own").rglob("*.kv"))
+    assert not list((tmp_path / "cache").rglob("*.kv"))
+
+
+@needs_llamacpp
 def test_candidates_share_the_primed_prompt_and_decode_together(smol_pair, shop_db):
     """Voting on llama.cpp: the candidates of a question are evaluated from one prompt (the
     primed prefix, then the question once, copied to every sequence) and decoded together."""

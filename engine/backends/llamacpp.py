@@ -285,8 +285,11 @@ def load(
     threads: int | None = None,
     batch_size: int = 4,
     progress: Any = None,
+    state_dir: Path | None = None,
 ) -> LlamaCppBackend:
     """A :class:`LlamaCppBackend` for a preset or GGUF model, with an optional LoRA adapter.
+    ``state_dir``: where prompt states are shared between processes (None: the cache's
+    ``prompt-states`` folder; a benchmark gives its own to start cold).
 
     Raises :class:`engine.errors.ModelLoadError` (one line) when llama.cpp cannot serve it.
     """
@@ -318,7 +321,7 @@ def load(
             lora=lora,
             n_threads=threads,
             batch_size=batch_size,
-            state_dir=cache_dir() / "prompt-states",
+            state_dir=state_dir or cache_dir() / "prompt-states",
         )
     except (ValueError, RuntimeError) as err:  # llama.cpp refused the file or the adapter
         raise ModelLoadError(f"llama.cpp cannot load {gguf.name}: {err}") from err
