@@ -344,3 +344,57 @@ def test_qlora_gpu_config_runs_on_cuda(tiny_llama: Path, tiny_data: Path, tmp_pa
     adapter = run(cfg, progress_bar=False)
     assert all(math.isfinite(v) for v in _losses(_state(tmp_path, 2)).values())
     assert read_adapter_meta(adapter)["train_config"]["device"] == "cuda"
+
+
+def _spider_folder(root: Path, databases: int) -> Path:
+    """A Spider-shaped folder: ``databases`` one-table SQLite files, three questions each."""
+    import sqlite3
+
+    rows = []
+    for k in range(databases):
+        db_id = f"db{k:02d}"
+        (root / "database" / db_id).mkdir(parents=True)
+        con = sqlite3.connect(root / "database" / db_id / f"{db_id}.sqlite")
+        con.execute(f"CREATE TABLE t{k} (a INTEGER)")
+        con.commit()
+        con.close()
+        rows += [
+            {
+                "db_id": db_id,
+                "question": f"Question {i} on {db_id}?",
+                "query": f"SELECT {i} FROM t{k}",
+            }
+            for i in range(3)
+        ]
+    (root / "train.json").write_text(json.dumps(rows))
+    return root
+
+
+def test_leave_out_slices_drops_every_database_the_ablation_measures_on(tmp_path: Path) -> None:
+    """``leave_out_slices``: a fine-tune measured on the held-out slices must not have trained
+    on their databases (tune and final come from the same split as bench/ablation.py's)."""
+    from training.data import load_examples
+    from training.slices import held_out_slices
+    from training.train import _leave_out_slices
+
+    spider = _spider_folder(tmp_path / "spider", 20)
+    slices = held_out_slices(spider)
+    held = set(slices["tune"]) | set(slices["final"])
+    assert held  # the fake data has databases in both halves
+    said: list[str] = []
+    examples = load_examples(spider).examples
+    kept = _leave_out_slices(examples, str(spider), said.append)
+    assert {e.db_id for e in kept} == {e.db_id for e in examples} - held
+    assert len(kept) == len(examples) - 3 * len(held)
+    assert f"{3 * len(held)} of {len(examples)} examples" in said[0]
+
+
+def test_leave_out_slices_needs_a_spider_folder(
+    tiny_llama: Path, tiny_data: Path, tmp_path: Path
+) -> None:
+    from training.train import TrainingError, run
+
+    cfg = tiny_config(tiny_llama, tiny_data, tmp_path / "out", leave_out_slices=True)
+    with pytest.raises(TrainingError, match="needs a Spider folder") as err:
+        run(cfg, progress_bar=False)
+    assert "\n" not in str(err.value)

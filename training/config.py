@@ -79,6 +79,11 @@ class TrainConfig:
     split: str | None = setting(None, "split or file stem (train, dev, valid, ...)")
     limit: int | None = setting(None, "train on a seeded random sample of this many examples")
     val_fraction: float = setting(0.05, "validation share, held out by database, not question")
+    leave_out_slices: bool = setting(
+        False,
+        "leave out the databases of the held-out slices (training.slices: tune, final, "
+        "world; a Spider folder), so that the fine-tune can be measured on them",
+    )
     # Prompts as the engine serves them (training.served_prompts): the engine's retrieval
     # settings by default; rag.enabled false trains on plain schema prompts. Rows without a
     # database file (seed format) always get those. Training indexes into a store of its

@@ -78,6 +78,8 @@ def run(
     say(f"Data: {report.summary()}")
     if not report.examples:
         raise TrainingError(f"No usable examples in {cfg.data}")
+    if cfg.leave_out_slices:
+        report.examples = _leave_out_slices(report.examples, cfg.data, say)
     train_ex, val_ex = split_by_database(report.examples, cfg.val_fraction, cfg.seed)
     val_ex = val_ex[: cfg.eval_limit]
     say(f"Split by database: {len(train_ex)} train, {len(val_ex)} validation examples")
@@ -288,8 +290,35 @@ def _last_checkpoint(out: Path) -> Path | None:
 
 
 # Settings that change the data order or the model: resuming with other values is not a resume.
-_RESUME_KEYS = ("model", "data", "split", "limit", "seed", "val_fraction", "method", "lora",
-                "max_length", "packing", "batch_size", "grad_accum", "rag")  # fmt: skip
+_RESUME_KEYS = ("model", "data", "split", "limit", "seed", "val_fraction", "leave_out_slices",
+                "method", "lora", "max_length", "packing", "batch_size", "grad_accum",
+                "rag")  # fmt: skip
+
+
+def _leave_out_slices(examples: list, data: str, say: Any) -> list:
+    """``examples`` without those of the databases bench/ablation.py measures on (the
+    slices of training.slices, found in ``data`` as the ablation finds them)."""
+    from training.data import DataError
+    from training.slices import held_out_databases
+
+    if not (Path(data) / "database").is_dir():
+        raise TrainingError(
+            f"leave_out_slices needs a Spider folder (database/): {data} is not one"
+        )
+    try:
+        gone = held_out_databases(Path(data))
+    except (DataError, OSError) as err:
+        raise TrainingError(
+            f"leave_out_slices needs a Spider folder with the held-out databases: {err}"
+        ) from err
+    kept = [e for e in examples if e.db_id not in gone]
+    say(
+        f"Left out the {len(gone)} databases of the held-out slices (tune, final, world): "
+        f"{len(examples) - len(kept)} of {len(examples)} examples"
+    )
+    if not kept:
+        raise TrainingError("leave_out_slices left no examples to train on")
+    return kept
 
 
 def _record_run_config(cfg: TrainConfig, out: Path, resuming: bool, say: Any) -> None:
