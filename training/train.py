@@ -298,8 +298,9 @@ _RESUME_KEYS = ("model", "data", "split", "limit", "seed", "val_fraction", "leav
 def _leave_out_slices(examples: list, data: str, say: Any) -> list:
     """``examples`` without those of the databases bench/ablation.py measures on (the
     slices of training.slices, found in ``data`` as the ablation finds them)."""
+    # deferred: training.data loads sqlglot and the prompt module, off --help's start-up
     from training.data import DataError
-    from training.slices import held_out_databases
+    from training.slices import held_out_databases  # deferred: with training.data
 
     if not (Path(data) / "database").is_dir():
         raise TrainingError(
