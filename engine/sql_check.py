@@ -226,9 +226,10 @@ def _column_hint(name: str, tree: Any, schema: Schema) -> str:
 def _join_hint(owners: list[str], read: list[Any], schema: Schema, aliases: dict[str, str]) -> str:
     """How the query reaches a table holding the column when it reads none of them: the
     shortest chain of foreign keys from a table it reads (at most three joins), written as
-    the JOIN clauses the model has to add (tables the query reads by their aliases). A model that picked a column of the wrong table
-    on a big schema (``emp_fname`` on PROFESSOR, a column of EMPLOYEE) mostly repairs by
-    renaming it to another wrong column; told the join, it adds the join."""
+    the JOIN clauses the model has to add (the tables the query reads by their aliases). A
+    model that picked a column of the wrong table on a big schema (``emp_fname`` on
+    PROFESSOR, a column of EMPLOYEE) mostly repairs by renaming it to another wrong column;
+    told the join, it adds the join."""
     read_names = {t.name.lower() for t in read}
     if not owners or any(o.lower() in read_names for o in owners):
         return ""
@@ -247,9 +248,9 @@ def _join_hint(owners: list[str], read: list[Any], schema: Schema, aliases: dict
     targets = {o.lower() for o in owners}
     paths: dict[str, list[tuple[str, tuple]]] = {t.name.lower(): [] for t in read}
     frontier = [t.name.lower() for t in read]
-    for _ in range(3):  # breadth first: the first owner reached is the nearest
+    for depth in range(4):  # breadth first: the first owner reached is the nearest
         found = [paths[n] for n in frontier if n in targets]
-        if found:
+        if found or depth == 3:
             break
         nxt = []
         for name in frontier:
@@ -258,8 +259,6 @@ def _join_hint(owners: list[str], read: list[Any], schema: Schema, aliases: dict
                     paths[other.lower()] = [*paths[name], (other, on)]
                     nxt.append(other.lower())
         frontier = nxt
-    else:
-        found = [paths[n] for n in frontier if n in targets]
     if not found or not found[0]:
         return ""
 
