@@ -59,7 +59,8 @@ class FollowupConfig:
         "compose+edit+rewrite",
         "rewrite | edit | previous | history | scope | compose, several joined by + (they "
         "vote by rows, ties to the first); form is previous for them/those/their questions, "
-        "else edit; compose answers a 'how many X does each of them have' alone when it can",
+        "else edit; compose answers a 'how many X does each of them have' alone when it can; "
+        "scope joined to others answers only them/those/their questions",
     )
     detect: str = setting(
         "rule",
@@ -134,8 +135,12 @@ def ways_for(cfg: FollowupConfig, question: str, history: History | None) -> tup
     form = followup_form(question)
     if cfg.detect == "rule" and form is None:
         return ()
-    picked = "previous" if refers_to_rows(question) else "edit"
+    about_rows = refers_to_rows(question)
+    picked = "previous" if about_rows else "edit"
     ways = [picked if way == "form" else way for way in cfg.way.split("+")]
+    if not about_rows and len(ways) > 1:
+        # scope limits a follow-up to the previous rows: a change of the question has none
+        ways = [way for way in ways if way != "scope"]
     return tuple(dict.fromkeys(ways))  # form+edit: edit once
 
 
@@ -187,7 +192,8 @@ def plan_followups(
                 and refers_to_rows(question)
             ):
                 # no rewrite came back: asked alone, kept to the previous rows (engine.scope)
-                steps.append((i, "scope", question, turns[i]))
+                if "scope" not in its_ways:
+                    steps.append((i, "scope", question, turns[i]))
             elif way == "rewrite":
                 steps.append((i, way, understood[i], None))
             else:

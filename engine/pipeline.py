@@ -34,7 +34,7 @@ from engine.explain import explain
 from engine.followup import attach_previous, retrieval_query
 from engine.prompt import Message, Prompter, build_repair_messages, prompt_budget
 from engine.schema import Schema
-from engine.scope import Entity, previous_entity, refers_to_rows, restrict
+from engine.scope import Entity, name_rows, previous_entity, refers_to_rows, restrict
 from engine.selector import choose
 from engine.sql_check import extract_sql, validate_sql
 
@@ -74,6 +74,7 @@ class _Work:
     # A first answer that ran but too unlikely to stand alone (generation.vote_below): it
     # votes with the candidates the next attempt draws beside it.
     kept: _Output | None = None
+    asked: str = ""  # the question as the model was asked it (scope: its rows named)
 
     def __post_init__(self) -> None:
         self.first = self.messages
@@ -295,7 +296,7 @@ class TextToSQL:
             draft = extract_sql(first.text) if first.failure is None and first.text else None
             if not work.retrieved or not draft:
                 continue
-            question = work.answer.question
+            question = work.asked or work.answer.question
             query = retrieval_query(question, work.history)
             ctx = self.context(query, work.db, work.schema, draft=draft)
             messages, sources = self.prompter().from_context(
@@ -330,16 +331,20 @@ class TextToSQL:
         if isinstance(read, str):
             return Answer(question=question, error=read)
         db, schema = read
-        messages, sources = self.prompter().messages(
-            question, db, schema, request.history, request.context, way
-        )
-        answer = Answer(question=question, sources=sources)
-        retrieved = request.context is None
         scope = None
         limits = way == "scope" or self.followup.scope
         if limits and request.history and refers_to_rows(question):
             scope = previous_entity(request.history[-1][1], schema)
-        return _Work(answer, db, schema, messages, request.history, retrieved, way, scope)
+        # asked alone, "them" would mean nothing: the model is told what the rows are
+        asked = name_rows(question, scope.table) if way == "scope" and scope else question
+        messages, sources = self.prompter().messages(
+            asked, db, schema, request.history, request.context, way
+        )
+        answer = Answer(question=question, sources=sources)
+        retrieved = request.context is None
+        work = _Work(answer, db, schema, messages, request.history, retrieved, way, scope)
+        work.asked = asked
+        return work
 
     @staticmethod
     def _schema(ref: DbRef | Database, schemas: dict) -> tuple[Database, Schema] | str:

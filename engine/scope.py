@@ -43,6 +43,49 @@ def refers_to_rows(question: str) -> bool:
     return bool(SCOPE_WORDS.search(question))
 
 
+def rows_noun(table: str) -> str:
+    """A table's name as a plural noun: ``Apartment_Buildings`` -> "apartment buildings",
+    ``department`` -> "departments", ``constructorResults`` -> "constructor results"."""
+    words = re.sub(r"(?<=[a-z])(?=[A-Z])", " ", table).replace("_", " ").lower().split()
+    if not words:
+        return table
+    last = words[-1]
+    if re.search(r"(s|x|z|ch|sh)$", last):
+        plural = last if last.endswith("s") else last + "es"
+    elif re.search(r"[^aeiou]y$", last):
+        plural = last[:-1] + "ies"
+    else:
+        plural = last + "s"
+    return " ".join([*words[:-1], plural])
+
+
+# The pronouns that point at the previous rows, and what each becomes ({} is the rows' noun):
+# "of them" but not "of those customers" (already named; "of them is" is not a plural noun).
+_NAMING = (
+    (
+        r"\b(of|among|for|from|to|with) (them|those|these)\b"
+        r"(?! (?!is\b|was\b|has\b|does\b)\w+s\b)",
+        r"\1 the {}",
+    ),
+    (r"\btheir\b", "the {}'s"),
+    (r"\b(they|them)\b", "the {}"),
+    (r"\b(those|these)(?= (are|were|have|has|had|do|did|with|who|that|in|on)\b|\W*$)", "the {}"),
+)
+
+
+def name_rows(question: str, table: str) -> str:
+    """``question`` with the pronouns that point at the previous rows replaced by their
+    table's name: "which of them are in Sales?" -> "which of the employees are in Sales?".
+    The ``scope`` way asks this, so the model knows what "them" are; the engine then limits
+    its SQL to the previous rows (:func:`restrict`)."""
+    noun = rows_noun(table).replace("\\", "\\\\")  # a template of re.sub
+    possessive = noun + ("'" if noun.endswith("s") else "'s")  # the employees' job titles
+    for pattern, form in _NAMING:
+        template = form.replace("{}'s", possessive).replace("{}", noun)
+        question = re.sub(pattern, template, question, flags=re.I)
+    return question
+
+
 def _tables(select: exp.Select) -> dict[str, str]:
     """Alias (or name), lower-cased -> table name, for the tables a SELECT reads itself."""
     found = {}

@@ -9,6 +9,7 @@ from engine.conversation import (
     FollowupConfig,
     followup_form,
     parse_rewrite,
+    plan_followups,
     rewrite_messages,
     same_question,
     ways_for,
@@ -199,3 +200,17 @@ def test_a_rewrite_that_repeats_the_earlier_question_is_asked_alone_within_its_r
     assert "Who lives in France?" not in backend.prompts[1]
     # Cy, not Bo: Bo's name is as short, but Bo lives in Spain
     assert answer.rows == [["Cy"]] and "scope_key" in answer.sql
+
+
+def test_scope_joined_to_other_ways_answers_only_questions_about_the_previous_rows():
+    cfg = FollowupConfig(way="compose+scope+edit")
+    assert ways_for(cfg, "which of them live in Leeds?", HISTORY) == ("compose", "scope", "edit")
+    assert ways_for(cfg, "what about Spain?", HISTORY) == ("compose", "edit")
+    assert ways_for(FollowupConfig(way="scope"), "what about Spain?", HISTORY) == ("scope",)
+
+
+def test_a_rewrite_that_comes_back_empty_does_not_ask_the_scope_way_twice():
+    cfg = FollowupConfig(way="scope+rewrite")
+    asked = [("which of them live in Leeds?", HISTORY)]
+    steps, _ = plan_followups(cfg, asked, lambda items: [q for q, _ in items])
+    assert [way for _, way, _, _ in steps] == ["scope"]

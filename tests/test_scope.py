@@ -7,7 +7,7 @@ import pytest
 from engine.conversation import FollowupConfig
 from engine.db import open_database
 from engine.pipeline import TextToSQL
-from engine.scope import previous_entity, refers_to_rows, restrict
+from engine.scope import name_rows, previous_entity, refers_to_rows, restrict, rows_noun
 from tests.helpers import ScriptedBackend
 
 TOP2 = (
@@ -73,8 +73,10 @@ def test_the_scope_way_keeps_a_which_of_them_question_to_the_previous_answer(db)
     answer = engine.ask("which of them live in Leeds?", db, [("Top two spenders?", TOP2)])
     assert answer.ok and answer.rows == [["Ann"]] and answer.way == "scope"
     assert "IN (SELECT scope_key FROM" in answer.sql
-    # the model was asked the question alone
+    # the model was asked the question alone, told what "them" are
     assert "Top two spenders?" not in backend.prompts[0]
+    assert "which of the customers live in Leeds?" in backend.prompts[0]
+    assert answer.question == "which of them live in Leeds?"
     # a refinement has no "them": its SQL runs as written
     backend = ScriptedBackend(["SELECT name FROM customers WHERE city = 'York'"])
     engine = TextToSQL(backend, followup=FollowupConfig(way="scope"))
@@ -86,6 +88,49 @@ def test_rows_are_referred_to_by_pronouns():
     assert refers_to_rows("which of them live in Leeds?")
     assert refers_to_rows("what are their job titles?")
     assert not refers_to_rows("what about York?")
+
+
+@pytest.mark.parametrize(
+    ("question", "table", "named"),
+    [
+        ("which of them are in Sales?", "employees", "which of the employees are in Sales?"),
+        ("who are their managers?", "employees", "who are the employees' managers?"),
+        ("what departments are they in?", "employees", "what departments are the employees in?"),
+        (
+            "how many units of each of those were ordered?",
+            "product",
+            "how many units of each of the products were ordered?",
+        ),
+        (
+            "which of these have never been reviewed?",
+            "Products",
+            "which of the products have never been reviewed?",
+        ),
+        (
+            "which of them is the oldest?",
+            "Apartment_Buildings",
+            "which of the apartment buildings is the oldest?",
+        ),
+        ("sort them by name", "country", "sort the countries by name"),
+        ("what is its budget?", "department", "what is its budget?"),  # no plural pronoun
+        (
+            "how many of those customers live in Leeds?",
+            "customers",  # named already
+            "how many of those customers live in Leeds?",
+        ),
+    ],
+)
+def test_a_scoped_question_names_the_rows_it_points_at(question, table, named):
+    assert name_rows(question, table) == named
+
+
+def test_a_table_name_reads_as_a_plural_noun():
+    assert [rows_noun(t) for t in ("constructorResults", "church", "city", "day")] == [
+        "constructor results",
+        "churches",
+        "cities",
+        "days",
+    ]
 
 
 @pytest.mark.parametrize("scope", [True, False])
