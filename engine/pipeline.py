@@ -34,7 +34,14 @@ from engine.explain import explain
 from engine.followup import attach_previous, retrieval_query
 from engine.prompt import Message, Prompter, build_repair_messages, prompt_budget
 from engine.schema import Schema
-from engine.scope import Entity, name_rows, previous_entity, refers_to_rows, restrict
+from engine.scope import (
+    Entity,
+    misses,
+    name_rows,
+    previous_entity,
+    refers_to_rows,
+    restrict,
+)
 from engine.selector import choose
 from engine.sql_check import extract_sql, validate_sql
 
@@ -396,7 +403,7 @@ class TextToSQL:
                 continue
             if raw not in checked:
                 checked[raw] = self.check_and_run(
-                    raw, work.db, work.schema, work.previous, work.scope
+                    raw, work.db, work.schema, work.previous, work.scope, work.way == "scope"
                 )
             runs.append((i, raw, *checked[raw]))
         valid = [r for r in runs if r[4] is not None and r[3] is None]
@@ -468,11 +475,13 @@ class TextToSQL:
         schema: Schema,
         previous: str | None = None,
         scope: Entity | None = None,
+        about_rows: bool = False,
     ) -> tuple[str | None, str | None, QueryResult | None]:
         """Model text -> (sql, error, result); exactly one of error/result is set.
         ``previous``: the conversation's last SQL, put in front of an answer that selects
         from its rows (engine.followup); ``scope``: the previous rows the answer is limited
-        to (engine.scope)."""
+        to (engine.scope); ``about_rows``: an answer that does not read them is an error
+        (the scope way, which asks about them by name)."""
         sql = None
         try:
             sql = extract_sql(raw_output)
@@ -480,7 +489,10 @@ class TextToSQL:
                 return None, "The model's answer contains no SQL query.", None
             sql = attach_previous(sql, previous, schema.dialect)
             if scope is not None:
-                sql = restrict(sql, scope, schema) or sql
+                limited = restrict(sql, scope, schema)
+                if limited is None and about_rows and (why := misses(sql, scope, schema)):
+                    return sql, why, None
+                sql = limited or sql
             check = validate_sql(sql, schema)
         except Exception as err:  # a parser bug must not lose the question (or the batch)
             log.warning("checking failed: %s", _one_line(err))

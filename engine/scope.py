@@ -23,6 +23,7 @@ from sqlglot import exp, parse_one
 from sqlglot.errors import SqlglotError
 
 from engine.schema import Schema, Table
+from engine.sql_check import join_hint
 
 # Words that point at the previous answer's rows ("which of them", "those", "their …").
 SCOPE_WORDS = re.compile(r"\b(them|they|those|these|their)\b", re.I)
@@ -37,6 +38,7 @@ class Entity:
     column: str
     keys: exp.Select
     labels: tuple[str, ...] = ()  # its text columns the previous answer showed (names)
+    key_shown: bool = False  # whether the previous answer showed the key itself
 
 
 def refers_to_rows(question: str) -> bool:
@@ -135,7 +137,14 @@ def previous_entity(previous: str, schema: Schema) -> Entity | None:
     inner = tree.copy()
     inner.select(exp.alias_(exp.column(column, table=alias), KEY), copy=False)
     keys = exp.select(KEY).from_(inner.subquery("scope_rows"))
-    return Entity(tables[alias], column, keys, _labels(tree, alias, tables, schema, column))
+    shown = any(
+        isinstance(c := s.unalias(), exp.Column)
+        and c.name.lower() == column.lower()
+        and _owner(c, tables, schema) == alias
+        for s in tree.selects
+    )
+    labels = _labels(tree, alias, tables, schema, column)
+    return Entity(tables[alias], column, keys, labels, shown)
 
 
 TEXT_TYPES = re.compile(r"char|text|string|clob|^$", re.I)  # "": SQLite's untyped column
@@ -210,7 +219,36 @@ def restrict(sql: str, entity: Entity, schema: Schema) -> str | None:
     tree = tree.where(condition, copy=False)
     if tables[alias].lower() == entity.table.lower():
         _show_labels(tree, alias, entity, tables, schema)
+    else:
+        _name_keys(tree, alias, column, entity, tables, schema)
+    _hide_keys(tree, entity, tables, schema)
     return tree.sql(dialect=schema.dialect)
+
+
+def misses(sql: str, entity: Entity, schema: Schema) -> str | None:
+    """Why ``sql``, asked about the previous rows, cannot be about them (one line): it reads
+    tables, but neither theirs nor one that refers to it ("what are the employees' job
+    titles?" answered from jobs alone); with the joins that reach their table. None when it
+    reads them, or when that cannot be told."""
+    try:
+        tree = parse_one(sql, read=schema.dialect)
+    except SqlglotError:
+        return None
+    if not isinstance(tree, exp.Select) or not (tables := _tables(tree)):
+        return None
+    if any(n.lower() == entity.table.lower() for n in tables.values()):
+        return None
+    if _referring(tables, entity, schema) is not None:
+        return None
+    read = [t for n in tables.values() if (t := schema.table(n)) is not None]
+    if len(read) < len(tables):
+        return None  # a table the schema does not know: checking will say so
+    aliases = {n.lower(): a for a, n in tables.items()}
+    hint = join_hint([entity.table], read, schema, aliases)
+    return (
+        f"The question is about the previous answer's rows, which are rows of {entity.table}, "
+        f"but the query does not read {entity.table}{hint}"
+    )
 
 
 def _star(select: exp.Expression) -> bool:
@@ -260,3 +298,84 @@ def _referring(tables: dict[str, str], entity: Entity, schema: Schema) -> tuple[
             ):
                 return alias, fk.column
     return None
+
+
+def _is_key(column: exp.Expression, entity: Entity, tables: dict[str, str], schema: Schema) -> bool:
+    """Whether a shown column is the entity's key: its own, or a foreign key to it."""
+    if not isinstance(column, exp.Column) or not (alias := _owner(column, tables, schema)):
+        return False
+    name, table = column.name.lower(), tables[alias]
+    if table.lower() == entity.table.lower():
+        return name == entity.column.lower()
+    found = schema.table(table)
+    return any(
+        fk.column.lower() == name
+        and fk.ref_table.lower() == entity.table.lower()
+        and (fk.ref_column or fk.column).lower() == entity.column.lower()
+        for fk in (found.foreign_keys if found else [])
+    )
+
+
+def _hide_keys(tree: exp.Select, entity: Entity, tables: dict[str, str], schema: Schema) -> None:
+    """Drop the key of the previous rows from a follow-up's columns where the previous answer
+    showed them by their names, not by it, and the follow-up shows those names too: "which
+    of them paid by card?" lists the customers as the answer before did, without their ids."""
+    if entity.key_shown or not entity.labels:
+        return
+    labels = {n.lower() for n in entity.labels}
+    named = any(
+        isinstance(c := s.unalias(), exp.Column)
+        and c.name.lower() in labels
+        and (a := _owner(c, tables, schema)) is not None
+        and tables[a].lower() == entity.table.lower()
+        for s in tree.selects
+    )
+    kept = [s for s in tree.selects if not _is_key(s, entity, tables, schema)]
+    if named and kept and len(kept) < len(tree.selects):
+        tree.set("expressions", kept)
+
+
+NAMES = "scope_names"  # the alias the previous rows' table is joined under to show names
+
+
+def _name_keys(
+    tree: exp.Select,
+    alias: str,
+    column: str,
+    entity: Entity,
+    tables: dict[str, str],
+    schema: Schema,
+) -> None:
+    """A follow-up that shows the previous rows only by a foreign key to them ("how many
+    people work in each of them?" grouped by ``employees.department_id``) shows their names
+    instead, as the previous answer did: their table joined, the key replaced by the names."""
+    if entity.key_shown or not entity.labels or _star_in(tree):
+        return
+    keys = [s for s in tree.selects if _is_key(s, entity, tables, schema)]
+    if not keys:
+        return
+    for col in _own_columns(tree):  # the join below could make a bare name ambiguous
+        if not col.table and (owner := _owner(col, tables, schema)):
+            col.set("table", exp.to_identifier(owner))
+    names = [exp.column(n, table=NAMES) for n in entity.labels]
+    on = exp.column(entity.column, table=NAMES).eq(exp.column(column, table=alias))
+    tree.join(exp.to_table(entity.table).as_(NAMES), on=on, copy=False)
+    shown = []
+    for s in tree.selects:
+        shown += [n.copy() for n in names] if any(s is k for k in keys) else [s]
+    tree.set("expressions", shown)
+    if (group := tree.args.get("group")) is not None:
+        group.set("expressions", [*group.expressions, *(n.copy() for n in names)])
+
+
+def _star_in(tree: exp.Select) -> bool:
+    return any(_star(s) for s in tree.selects)
+
+
+def _own_columns(tree: exp.Select) -> list[exp.Column]:
+    """The columns of this SELECT itself, not of a query nested in it."""
+
+    def prune(node: exp.Expression) -> bool:
+        return node is not tree and isinstance(node, exp.Query | exp.Subquery)
+
+    return [c for c in tree.walk(prune=prune) if isinstance(c, exp.Column)]

@@ -219,11 +219,11 @@ def _column_hint(name: str, tree: Any, schema: Schema) -> str:
         if found is not None and found not in read:
             read.append(found)
     parts += [f"{t.name}({', '.join(c.name for c in t.columns)})" for t in read[:4]]
-    joins = _join_hint(owners, read, schema, aliases) if read else ""
+    joins = join_hint(owners, read, schema, aliases) if read else ""
     return hint + joins + (f". Columns: {'; '.join(parts[:5])}" if parts else "")
 
 
-def _join_hint(owners: list[str], read: list[Any], schema: Schema, aliases: dict[str, str]) -> str:
+def join_hint(owners: list[str], read: list[Any], schema: Schema, aliases: dict[str, str]) -> str:
     """How the query reaches a table holding the column when it reads none of them: the
     shortest chain of foreign keys from a table it reads (at most three joins), written as
     the JOIN clauses the model has to add (the tables the query reads by their aliases). A

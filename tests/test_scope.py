@@ -1,5 +1,6 @@
 """A follow-up about the previous rows, kept to them by the engine (engine.scope)."""
 
+import json
 import sqlite3
 
 import pytest
@@ -7,7 +8,14 @@ import pytest
 from engine.conversation import FollowupConfig
 from engine.db import open_database
 from engine.pipeline import TextToSQL
-from engine.scope import name_rows, previous_entity, refers_to_rows, restrict, rows_noun
+from engine.scope import (
+    misses,
+    name_rows,
+    previous_entity,
+    refers_to_rows,
+    restrict,
+    rows_noun,
+)
 from tests.helpers import ScriptedBackend
 
 TOP2 = (
@@ -59,9 +67,9 @@ def test_a_follow_up_is_limited_to_the_previous_rows_where_it_reads_their_table(
     sql = restrict("SELECT name FROM customers WHERE city = 'Leeds'", top, schema)
     con = sqlite3.connect(db)
     assert con.execute(sql).fetchall() == [("Ann",)]  # not Cy and Di: they are not the top two
-    # a table with a foreign key to them
+    # a table with a foreign key to them: shown by their names, as the previous answer did
     by_fk = restrict("SELECT customer_id, count(*) FROM reviews GROUP BY customer_id", top, schema)
-    assert sorted(con.execute(by_fk).fetchall()) == [(1, 2), (2, 1)]
+    assert sorted(con.execute(by_fk).fetchall()) == [("Ann", 2), ("Bo", 1)]
     # neither their table nor one that refers to it: left as written (None)
     assert restrict("SELECT count(*) FROM orders AS o, reviews AS r", top, schema) is not None
     assert restrict("SELECT 1", top, schema) is None
@@ -153,11 +161,11 @@ def test_a_follow_up_about_them_shows_whose_rows_they_are(db):
 
     # "where do they live?": their names are put in front
     assert rows("SELECT city FROM customers") == [("Ann", "Leeds"), ("Bo", "York")]
-    # grouped by their key: one row each, named
+    # grouped by their key: one row each, named (and the key, never shown before, left out)
     assert rows(
         "SELECT c.id, count(r.id) FROM customers AS c JOIN reviews AS r "
         "ON r.customer_id = c.id GROUP BY c.id"
-    ) == [("Ann", 1, 2), ("Bo", 2, 1)]
+    ) == [("Ann", 2), ("Bo", 1)]
     # already named, a count of them, or grouped by something else: as written
     assert rows("SELECT name, city FROM customers") == [("Ann", "Leeds"), ("Bo", "York")]
     assert rows("SELECT count(*) FROM customers WHERE city = 'Leeds'") == [(1,)]
@@ -166,5 +174,77 @@ def test_a_follow_up_about_them_shows_whose_rows_they_are(db):
         ("York", 1),
     ]
     assert rows("SELECT * FROM customers WHERE city = 'York'") == [(2, "Bo", "York")]
-    # through a table that refers to them: no names to show there
-    assert rows("SELECT customer_id, stars FROM reviews WHERE stars > 3") == [(1, 4), (1, 5)]
+    # through a table that refers to them: their names instead of the key
+    assert rows("SELECT customer_id, stars FROM reviews WHERE stars > 3") == [
+        ("Ann", 4),
+        ("Ann", 5),
+    ]
+
+
+def test_the_previous_rows_keep_their_names_and_not_their_keys(db):
+    schema = _schema(db)
+    top = previous_entity(TOP2, schema)
+    con = sqlite3.connect(db)
+
+    def rows(sql):
+        return sorted(con.execute(restrict(sql, top, schema)).fetchall())
+
+    # their id beside their names: the previous answer showed no ids
+    assert rows("SELECT id, name FROM customers WHERE city = 'Leeds'") == [("Ann",)]
+    # a foreign key to them beside their names
+    by_fk = (
+        "SELECT c.name, r.customer_id FROM customers AS c JOIN reviews AS r ON r.customer_id = c.id"
+    )
+    assert rows(by_fk) == [("Ann",), ("Ann",), ("Bo",)]
+    # only the key: their names instead
+    assert rows("SELECT id FROM customers") == [("Ann",), ("Bo",)]
+    # a bare key column of a grouped count becomes their names, joined
+    count = "SELECT count(*), customer_id FROM orders GROUP BY customer_id"
+    assert rows(count) == [(1, "Ann"), (1, "Bo")]
+    assert "scope_names" in restrict(count, top, schema)
+    # the previous answer showed their ids: the follow-up may too
+    by_id = previous_entity("SELECT id, name FROM customers WHERE city = 'Leeds'", schema)
+    assert by_id.key_shown
+    assert restrict("SELECT id, name FROM customers", by_id, schema).startswith("SELECT id, name")
+
+
+def test_the_scope_way_repairs_an_answer_that_does_not_read_the_previous_rows(tmp_path):
+    path = tmp_path / "hr.sqlite"
+    con = sqlite3.connect(path)
+    con.executescript(
+        """
+        CREATE TABLE jobs (id INTEGER PRIMARY KEY, title TEXT);
+        CREATE TABLE employees (id INTEGER PRIMARY KEY, name TEXT,
+                                job_id INTEGER REFERENCES jobs(id));
+        INSERT INTO jobs VALUES (1, 'Clerk'), (2, 'Chef'), (3, 'Pilot');
+        INSERT INTO employees VALUES (1, 'Ann', 2), (2, 'Bo', 1), (3, 'Cy', 3);
+        """
+    )
+    con.commit()
+    con.close()
+    backend = ScriptedBackend(
+        [
+            "SELECT title FROM jobs",  # every job title: not about them at all
+            "SELECT j.title FROM jobs AS j JOIN employees AS e ON j.id = e.job_id",
+        ]
+    )
+    engine = TextToSQL(backend, followup=FollowupConfig(way="scope"), max_attempts=2)
+    history = [("Who has an id below 3?", "SELECT name FROM employees WHERE id < 3")]
+    answer = engine.ask("what are their job titles?", path, history)
+    assert "what are the employees' job titles?" in backend.prompts[0]
+    repair = json.loads(backend.prompts[1])[-1]["content"]
+    assert "rows of employees, but the query does not read employees" in repair
+    assert "add JOIN employees ON employees.job_id = jobs.id" in repair
+    assert answer.ok and answer.attempts == 2
+    assert sorted(answer.rows) == [["Ann", "Chef"], ["Bo", "Clerk"]]
+    schema = open_database(path).read_schema()
+    them = previous_entity(history[0][1], schema)
+    assert misses("SELECT title FROM jobs", them, schema)
+    assert (
+        misses("SELECT j.title FROM jobs AS j JOIN employees AS e ON j.id = e.job_id", them, schema)
+        is None
+    )
+    # another way (edit) may read them through its own restatement: not checked there
+    backend = ScriptedBackend(["SELECT title FROM jobs"])
+    edit = TextToSQL(backend, followup=FollowupConfig(way="edit"), max_attempts=1)
+    assert edit.ask("what are their job titles?", path, history).ok
