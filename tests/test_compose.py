@@ -193,7 +193,7 @@ def test_compose_is_a_way_joined_to_others():
         "edit",
         "rewrite",
     )
-    assert FollowupConfig().way == "compose+edit+rewrite"  # the default
+    assert FollowupConfig().way == "compose+scope+edit+rewrite"  # the default
     with pytest.raises(ConfigError, match="compose"):
         FollowupConfig(way="compose")
 

@@ -180,7 +180,7 @@ def test_by_default_a_follow_up_is_edited_and_rewritten_and_the_edit_wins_a_tie(
     )
     # the rewrite's answer disagreed: it is not how this answer understood the question
     assert answer.understood is None
-    assert FollowupConfig().way == "compose+edit+rewrite"
+    assert FollowupConfig().way == "compose+scope+edit+rewrite"
     spain = "SELECT name FROM customers WHERE country = 'Spain'"
     backend = ScriptedBackend(["Who lives in Spain?", spain, spain + " ORDER BY name"])
     answer = TextToSQL(backend).ask("what about Spain?", db, HISTORY)
@@ -214,3 +214,20 @@ def test_a_rewrite_that_comes_back_empty_does_not_ask_the_scope_way_twice():
     asked = [("which of them live in Leeds?", HISTORY)]
     steps, _ = plan_followups(cfg, asked, lambda items: [q for q, _ in items])
     assert [way for _, way, _, _ in steps] == ["scope"]
+
+
+def test_by_default_a_follow_up_about_the_rows_is_also_asked_about_them_by_name(db):
+    backend = ScriptedBackend(
+        [
+            "Who of the customers in France has a name shorter than 3 letters?",  # the rewrite
+            "SELECT name FROM customers WHERE length(name) < 3",  # scope: kept to their rows
+            "SELECT name FROM customers WHERE name = 'Ann'",  # the edit's answer, other rows
+            "SELECT name FROM customers WHERE length(name) < 3",  # the rewrite's: every Bo too
+        ]
+    )
+    answer = TextToSQL(backend).ask(
+        "which of them have a name shorter than 3 letters?", db, HISTORY
+    )
+    assert "which of the customers have a name shorter than 3 letters?" in backend.prompts[1]
+    # three different rows: the tie goes to scope, the first way (Cy; Bo is not in France)
+    assert answer.way == "scope" and answer.rows == [["Cy"]] and answer.understood is None
