@@ -1,7 +1,7 @@
 """Rows for combinations of follow-up ways, told from the records of their ways' own rows.
 
     PYTHONPATH=. .venv/bin/python bench/followups_combine.py RECORDS.jsonl [...] \\
-        [--rows edit+rewrite,rewrite+edit,form,form+rewrite,compose+edit+rewrite] [--part …]
+        [--rows compose+scope+edit+rewrite,compose+scope+edit,edit+rewrite,form] [--part …]
 
 ``bench/followups.py --records`` writes each answer of each row with its result rows (as a
 digest) and whether it ran. A combination of ways (``edit+rewrite``) keeps the answer whose
@@ -12,7 +12,8 @@ right answers follow from its ways' records without asking the model again; seco
 answer are those of the ways each follow-up is asked with added up, averaged (each way is one
 more answer; a rewrite adds its own short generation to the rewrite way's time). The
 engine's own run of a combination can differ slightly (its ways are decoded in one batch);
-check the chosen one with a run of bench/followups.py.
+check the chosen one with a run of bench/followups.py. Records of one way in several files:
+the later file's stand (a rerun of a way after a change overrides the older run).
 
 A combination with ``compose`` (``compose+edit+rewrite``) needs no records of it: the
 follow-ups engine.compose writes are composed here from the conversation's first SQL and
@@ -33,7 +34,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.followups_set import load_conversations  # noqa: E402
 
-ROWS = "edit+rewrite,rewrite+edit,form,form+rewrite,edit+previous"
+ROWS = (
+    "compose+scope+edit+rewrite,compose+scope+edit,compose+edit+rewrite,edit+rewrite,"
+    "rewrite+edit,form,form+rewrite,edit+previous"
+)
 
 
 def expand(row: str, question: str) -> list[str]:

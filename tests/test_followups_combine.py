@@ -85,3 +85,9 @@ def test_the_sample_count_follow_ups_are_composed_right_without_a_model():
     ]
     assert all(r["correct"] and r["kind"] == "refers_back" for r in found.values())
     assert composed_records("edit+rewrite", items) == {}
+
+
+def test_scope_in_a_combination_answers_only_the_follow_ups_about_the_previous_rows():
+    assert expand("compose+scope+edit+rewrite", ABOUT_ROWS) == ["scope", "edit", "rewrite"]
+    assert expand("compose+scope+edit+rewrite", CHANGE) == ["edit", "rewrite"]
+    assert expand("compose+scope+edit", NEW) == ["scope"]  # asked alone: its first way stands
