@@ -118,14 +118,22 @@ def _primary_key(table: Table) -> str | None:
     return keys[0] if len(keys) == 1 else None
 
 
-def previous_entity(previous: str, schema: Schema) -> Entity | None:
-    """What the rows of ``previous`` (SQL) are, or None when that cannot be told."""
+def _read(sql: str, schema: Schema) -> tuple[exp.Select, dict[str, str]] | None:
+    """``sql`` as one SELECT and the tables it reads itself (:func:`_tables`), or None."""
     try:
-        tree = parse_one(previous, read=schema.dialect)
+        tree = parse_one(sql, read=schema.dialect)
     except SqlglotError:
         return None
     if not isinstance(tree, exp.Select) or not (tables := _tables(tree)):
         return None
+    return tree, tables
+
+
+def previous_entity(previous: str, schema: Schema) -> Entity | None:
+    """What the rows of ``previous`` (SQL) are, or None when that cannot be told."""
+    if (read := _read(previous, schema)) is None:
+        return None
+    tree, tables = read
     group = tree.args.get("group")
     if group is None and any(s.find(exp.AggFunc) for s in tree.selects):
         return None  # one aggregate row: a number, not rows of something
@@ -230,12 +238,9 @@ def misses(sql: str, entity: Entity, schema: Schema) -> str | None:
     tables, but neither theirs nor one that refers to it ("what are the employees' job
     titles?" answered from jobs alone); with the joins that reach their table. None when it
     reads them, or when that cannot be told."""
-    try:
-        tree = parse_one(sql, read=schema.dialect)
-    except SqlglotError:
+    if (read := _read(sql, schema)) is None:
         return None
-    if not isinstance(tree, exp.Select) or not (tables := _tables(tree)):
-        return None
+    tables = read[1]
     if any(n.lower() == entity.table.lower() for n in tables.values()):
         return None
     if _referring(tables, entity, schema) is not None:
