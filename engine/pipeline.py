@@ -349,9 +349,8 @@ class TextToSQL:
         )
         answer = Answer(question=question, sources=sources)
         retrieved = request.context is None
-        work = _Work(answer, db, schema, messages, request.history, retrieved, way, scope)
-        work.asked = asked
-        return work
+        history = request.history
+        return _Work(answer, db, schema, messages, history, retrieved, way, scope, asked=asked)
 
     @staticmethod
     def _schema(ref: DbRef | Database, schemas: dict) -> tuple[Database, Schema] | str:

@@ -245,11 +245,11 @@ def misses(sql: str, entity: Entity, schema: Schema) -> str | None:
         return None
     if _referring(tables, entity, schema) is not None:
         return None
-    read = [t for n in tables.values() if (t := schema.table(n)) is not None]
-    if len(read) < len(tables):
+    known = [t for n in tables.values() if (t := schema.table(n)) is not None]
+    if len(known) < len(tables):
         return None  # a table the schema does not know: checking will say so
     aliases = {n.lower(): a for a, n in tables.items()}
-    hint = join_hint([entity.table], read, schema, aliases)
+    hint = join_hint([entity.table], known, schema, aliases)
     return (
         f"The question is about the previous answer's rows, which are rows of {entity.table}, "
         f"but the query does not read {entity.table}{hint}"
@@ -268,7 +268,7 @@ def _show_labels(
     them ("what are their job titles?" shows whose), where each row is one of its rows: an
     ungrouped query, or one grouped by the entity's key or names; never a count of them."""
     labels = {n.lower() for n in entity.labels}
-    if not labels or any(_star(s) for s in tree.selects):
+    if not labels or _star_in(tree):
         return
     group = tree.args.get("group")
     if group is None and any(s.find(exp.AggFunc) for s in tree.selects):
