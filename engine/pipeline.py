@@ -303,7 +303,7 @@ class TextToSQL:
             draft = extract_sql(first.text) if first.failure is None and first.text else None
             if not work.retrieved or not draft:
                 continue
-            question = work.asked or work.answer.question
+            question = work.asked
             query = retrieval_query(question, work.history)
             ctx = self.context(query, work.db, work.schema, draft=draft)
             messages, sources = self.prompter().from_context(
