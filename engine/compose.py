@@ -18,12 +18,13 @@ the counted table is certain; anything else returns None and is left to the mode
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 from sqlglot import exp
 from sqlglot.dialects.dialect import Dialect
 
 from engine.schema import Schema, Table
-from engine.scope import TEXT_TYPES, Entity, previous_entity
+from engine.scope import TEXT_TYPES, Entity, _primary_key, previous_entity
 
 
 def _words(text: str) -> frozenset[str]:
@@ -71,6 +72,14 @@ _PERSON_TABLES = _words("employee staff person people member worker instructor s
 _NAMING = re.compile(r"name|title", re.I)
 _SAFE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _RESERVED = Dialect.get_or_raise("duckdb").generator_class.RESERVED_KEYWORDS
+
+
+def compose(question: str, previous_sql: str, schema: Schema, dialect: str) -> str | None:
+    """The SQL of a follow-up the engine writes itself, or None: a count for each of the
+    previous rows (:func:`compose_count`) or an attribute of each (:func:`compose_attribute`)."""
+    return compose_count(question, previous_sql, schema, dialect) or compose_attribute(
+        question, previous_sql, schema, dialect
+    )
 
 
 def compose_count(question: str, previous_sql: str, schema: Schema, dialect: str) -> str | None:
@@ -190,3 +199,137 @@ def _count_sql(
         .order_by(exp.Ordered(this=exp.column(alias), desc=True), key.copy())
     )
     return query.sql(dialect=dialect)
+
+
+# --- "what are their job titles?" ------------------------------------------------------------
+
+# The accepted sentences, case aside, with an optional leading "and"/"so"/"ok," and end mark:
+#   (what|which) (is|are|was|were) their <attr>
+#   (show|list|give) [me] their <attr>
+#   (what|which) <attr> (is|are|was|were) (they|each of them) (in|from|at|on|part of)
+#   who (is|are|was|were) their <attr>
+# <attr>: one to three words, or two such joined by "and" or a comma, each naming a column
+# of the previous rows' table, or a table it refers to by one foreign key (:func:`_attribute`).
+# Nothing else may be in the sentence: "show their emails too" adds to the previous answer,
+# and "what are their salaries in 2024" asks more than a lookup; both go to the model.
+_ATTR = r"[a-z][\w-]*(?:\s+[a-z][\w-]*){0,2}?"
+_ATTRS = rf"{_ATTR}(?:\s*(?:,|\band\b)\s*{_ATTR})?"
+_BE = r"(?:is|are|was|were)"
+_LEAD = r"^\W*(?:(?:and|so|ok|okay)\b\W*)?"
+ATTRIBUTE = re.compile(
+    _LEAD
+    + r"(?:"
+    + rf"(?:what|which|who)\s+{_BE}\s+their\s+(?P<attr>{_ATTRS})"
+    + rf"|(?:show|list|give)(?:\s+me)?\s+their\s+(?P<shown>{_ATTRS})"
+    + rf"|(?:what|which)\s+(?P<owner>{_ATTR})\s+{_BE}\s+(?:they|each\s+of\s+them)\s+"
+    + r"(?:in|from|at|on|part\s+of)"
+    + r")\s*[?.!]*\s*$",
+    re.I,
+)
+
+
+def compose_attribute(question: str, previous_sql: str, schema: Schema, dialect: str) -> str | None:
+    """The SQL showing, for each of the previous answer's rows, their names and the
+    attribute the follow-up asks for ("what are their job titles?": the job's title through
+    the employee's foreign key); None unless ``question`` is only that (:data:`ATTRIBUTE`)
+    and each attribute names exactly one column."""
+    match = ATTRIBUTE.match(question.strip())
+    if match is None or not previous_sql:
+        return None
+    words = match["attr"] or match["shown"] or match["owner"]
+    if words is None or words.lower().split()[-1] in STOP_WORDS | {"name", "names"}:
+        return None
+    entity = previous_entity(previous_sql, schema)
+    table = schema.table(entity.table) if entity else None
+    if entity is None or table is None:
+        return None
+    found = [_attribute(a, table, schema) for a in re.split(r"\s*(?:,|\band\b)\s*", words)]
+    if not found or any(f is None for f in found):
+        return None
+    return _attribute_sql(entity, table, found, dialect)
+
+
+def _name_key(name: str) -> str:
+    """A column, table or noun as comparable words: ``jobTitle``, "job titles" -> job_title."""
+    words = re.sub(r"(?<=[a-z])(?=[A-Z])", " ", name).replace("_", " ").replace("-", " ")
+    return "_".join(_singular(w) for w in words.lower().split())
+
+
+def _naming_columns(table: Table) -> list[str]:
+    """The columns that name a table's rows: its names or titles, else its first text one."""
+    text = [c.name for c in table.columns if TEXT_TYPES.search(c.type or "") and not c.primary_key]
+    return [n for n in text if _NAMING.search(n)] or text[:1]
+
+
+@dataclass(frozen=True)
+class Attribute:
+    """Where an attribute is found from the previous rows' table: ``columns`` of its own
+    (``via`` None), or of the table ``via`` (a foreign key column) refers to, by ``ref_key``."""
+
+    columns: tuple[str, ...]
+    via: str | None = None
+    ref_table: str = ""
+    ref_key: str = ""
+
+
+def _attribute(words: str, table: Table, schema: Schema) -> Attribute | None:
+    """Where ``words`` ("email", "job title", "department", "manager") is found from
+    ``table``: a column of it that is not a foreign key; else a foreign key named so
+    (``manager_id``: the manager's names); else the one table it refers to named so
+    (``departments``: their names); else a column of one table it refers to. None when no
+    place, or more than one, fits."""
+    want = _name_key(words)
+    fks = {fk.column.lower() for fk in table.foreign_keys}
+    own = [c.name for c in table.columns if c.name.lower() not in fks and _name_key(c.name) == want]
+    if len(own) == 1:
+        return Attribute((own[0],))
+    refs = []  # (foreign key, referenced table, its key)
+    for fk in table.foreign_keys:
+        ref = schema.table(fk.ref_table)
+        if ref is not None and (key := fk.ref_column or _primary_key(ref)):
+            refs.append((fk, ref, key))
+    named = [
+        (fk, ref, key)
+        for fk, ref, key in refs
+        if re.sub(r"_?id$", "", _name_key(fk.column)) == want
+        or (_name_key(ref.name) == want and sum(r is ref for _, r, _ in refs) == 1)
+    ]
+    if len(named) == 1 and (columns := _naming_columns(named[0][1])):
+        fk, ref, key = named[0]
+        return Attribute(tuple(columns), fk.column, ref.name, key)
+    if named:
+        return None
+    columns = [(fk, ref, key, c.name) for fk, ref, key in refs for c in ref.columns]
+    columns = [c for c in columns if _name_key(c[3]) == want]
+    if len(columns) == 1:
+        fk, ref, key, column = columns[0]
+        return Attribute((column,), fk.column, ref.name, key)
+    return None
+
+
+def _attribute_sql(entity: Entity, table: Table, found: list[Attribute], dialect: str) -> str:
+    key = _column(entity.column, table.name, dialect)
+    labels = [_column(n, table.name, dialect) for n in _labels(entity, table)]
+    shown = {c.name.lower() for c in labels}
+    query = exp.select(*labels).from_(exp.Table(this=_ident(table.name, dialect)))
+    joined: dict[str, str] = {}  # foreign key column -> the alias its table is joined as
+    for attribute in found:
+        if attribute.via is None:
+            new = [c for c in attribute.columns if c.lower() not in shown]
+            query = query.select(*(_column(c, table.name, dialect) for c in new), copy=False)
+            shown.update(c.lower() for c in new)
+            continue
+        alias = joined.get(attribute.via)
+        if alias is None:
+            alias = joined[attribute.via] = f"ref_{len(joined) + 1}"
+            on = exp.EQ(
+                this=_column(attribute.ref_key, alias, dialect),
+                expression=_column(attribute.via, table.name, dialect),
+            )
+            source = exp.Table(
+                this=_ident(attribute.ref_table, dialect),
+                alias=exp.TableAlias(this=exp.to_identifier(alias)),
+            )
+            query = query.join(source, on=on, join_type="left", copy=False)
+        query = query.select(*(_column(c, alias, dialect) for c in attribute.columns), copy=False)
+    return query.where(key.isin(query=entity.keys.copy()), copy=False).sql(dialect=dialect)

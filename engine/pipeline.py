@@ -19,7 +19,7 @@ from typing import NamedTuple
 
 from engine.answer import Answer, History, Request, rows_key
 from engine.backends.base import Backend, GenerationConfig, generate_scored
-from engine.compose import compose_count
+from engine.compose import compose as compose_followup
 from engine.context import Context, Retriever, Source
 from engine.conversation import (
     FollowupConfig,
@@ -194,7 +194,7 @@ class TextToSQL:
             read = self._schema(requests[i].db_path, schemas)
             if isinstance(read, str) or not history:
                 return None
-            return compose_count(question, history[-1][1], read[1], read[1].dialect)
+            return compose_followup(question, history[-1][1], read[1], read[1].dialect)
 
         steps, understood = plan_followups(self.followup, asked, self._rewrite, compose)
         plan = [
