@@ -8,7 +8,7 @@ import sqlite3
 import pytest
 
 from bench.followups_set import FILE, db_file
-from engine.compose import compose_count, counted_noun
+from engine.compose import compose, compose_attribute, compose_count, counted_noun
 from engine.conversation import FollowupConfig, plan_followups, ways_for
 from engine.db import read_schema
 from engine.errors import ConfigError
@@ -204,3 +204,104 @@ def test_the_answer_loop_answers_a_composed_follow_up_without_the_model(school):
     answer = engine.ask("how many instructors does each of them have?", school, HISTORY)
     assert answer.way == "compose" and answer.rows == [["Music", 1], ["Math", 0]]
     assert not backend.prompts
+
+
+# "what are their job titles?": the previous rows' names and the attribute asked for.
+
+
+@pytest.fixture
+def staff(tmp_path):
+    """People with a manager (a foreign key to their own table), an office (a table they
+    refer to) and a job (a table with a title column)."""
+    path = tmp_path / "staff.sqlite"
+    con = sqlite3.connect(path)
+    con.executescript(
+        "CREATE TABLE office (office_id INTEGER PRIMARY KEY, city TEXT, floor INTEGER);"
+        "CREATE TABLE job (job_id INTEGER PRIMARY KEY, job_title TEXT);"
+        "CREATE TABLE person (person_id INTEGER PRIMARY KEY, first_name TEXT, last_name TEXT,"
+        " email TEXT, salary REAL, office_id INTEGER REFERENCES office(office_id),"
+        " job_id INTEGER REFERENCES job(job_id), manager_id INTEGER REFERENCES person(person_id));"
+        "INSERT INTO office VALUES (1,'Leeds',2),(2,'York',5);"
+        "INSERT INTO job VALUES (1,'Clerk'),(2,'Boss');"
+        "INSERT INTO person VALUES (1,'Ann','Ash','ann@x',90,1,2,NULL),"
+        "(2,'Bob','Birch','bob@x',40,2,1,1),(3,'Cy','Cole','cy@x',50,NULL,1,1);"
+    )
+    con.commit()
+    con.close()
+    return path
+
+
+CLERKS = "SELECT first_name, last_name, salary FROM person WHERE job_id = 1 ORDER BY salary"
+
+
+@pytest.mark.parametrize(
+    ("question", "rows"),
+    [
+        ("what are their emails?", {("Bob", "Birch", "bob@x"), ("Cy", "Cole", "cy@x")}),
+        # a foreign key named by the question: the manager's names
+        ("who are their managers?", {("Bob", "Birch", "Ann", "Ash"), ("Cy", "Cole", "Ann", "Ash")}),
+        # a table they refer to: its naming column; a person with no office is kept
+        ("which office is each of them in?", {("Bob", "Birch", "York"), ("Cy", "Cole", None)}),
+        # a column of a table they refer to (none of theirs is called so)
+        ("what are their floors?", {("Bob", "Birch", 5), ("Cy", "Cole", None)}),
+        ("And what are their job titles?", {("Bob", "Birch", "Clerk"), ("Cy", "Cole", "Clerk")}),
+        (
+            "show me their emails and salaries",
+            {("Bob", "Birch", "bob@x", 40), ("Cy", "Cole", "cy@x", 50)},
+        ),
+    ],
+)
+def test_an_attribute_of_each_row_is_looked_up(staff, question, rows):
+    schema = read_schema(staff)
+    sql = compose_attribute(question, CLERKS, schema, "sqlite")
+    assert sql is not None, question
+    assert set(_rows(staff, sql)) == rows, sql
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "show their emails too",  # adds to the previous answer: the model's
+        "what were their salaries in 2020?",  # more than a lookup
+        "what are their starting salaries?",  # no such column
+        "what are their names?",
+        "which of them are in Leeds?",  # a filter, not an attribute
+        "what is the average salary?",
+    ],
+)
+def test_anything_but_a_plain_attribute_is_left_to_the_model(staff, question):
+    schema = read_schema(staff)
+    sql = compose_attribute(question, CLERKS, schema, "sqlite")
+    assert sql is None, question
+
+
+def test_the_attribute_follow_ups_of_the_tune_part_get_their_gold_rows(request):
+    items = [
+        it
+        for it in json.loads(FILE.read_text(encoding="utf-8"))
+        if it["part"] == "tune"
+        and it["followup"].startswith(("who are their", "what are their", "what departments"))
+    ]
+    assert len(items) >= 4
+    for item in items:
+        if item["source"] == "spider":
+            path = db_file(item, request.getfixturevalue("shared_data"))
+        else:
+            path = db_file(item)
+        schema = read_schema(path)
+        sql = compose(item["followup"], item["first_sql"], schema, schema.dialect)
+        if item["followup"] == "what were their starting salaries?":  # the first of several
+            assert sql is None
+            continue
+        assert sql is not None, item["followup"]
+        assert execution_match(sql, item["followup_sql"], db_path=path) == 1.0, sql
+
+
+def test_the_answer_loop_looks_an_attribute_up_without_the_model(staff):
+    backend = ScriptedBackend(["SELECT 1", "SELECT 1", "SELECT 1"])
+    engine = TextToSQL(backend, followup=FollowupConfig())
+    history = [("Which clerks do we have, cheapest first?", CLERKS)]
+    answer = engine.ask("what are their emails?", staff, history)
+    assert answer.way == "compose" and answer.columns == ["first_name", "last_name", "email"]
+    assert sorted(answer.rows) == [["Bob", "Birch", "bob@x"], ["Cy", "Cole", "cy@x"]]
+    assert "person" in answer.explanation and not backend.prompts
