@@ -18,9 +18,11 @@ the counted table is certain; anything else returns None and is left to the mode
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
-from sqlglot import exp
+from sqlglot import exp, parse_one
 from sqlglot.dialects.dialect import Dialect
 
 from engine.schema import Schema, Table
@@ -74,11 +76,16 @@ _SAFE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _RESERVED = Dialect.get_or_raise("duckdb").generator_class.RESERVED_KEYWORDS
 
 
-def compose(question: str, previous_sql: str, schema: Schema, dialect: str) -> str | None:
+def compose(
+    question: str, previous_sql: str, schema: Schema, dialect: str, lookup: Lookup | None = None
+) -> str | None:
     """The SQL of a follow-up the engine writes itself, or None: a count for each of the
-    previous rows (:func:`compose_count`) or an attribute of each (:func:`compose_attribute`)."""
-    return compose_count(question, previous_sql, schema, dialect) or compose_attribute(
-        question, previous_sql, schema, dialect
+    previous rows (:func:`compose_count`), an attribute of each (:func:`compose_attribute`),
+    or those of them with a value (:func:`compose_filter`; ``lookup`` runs its probes)."""
+    return (
+        compose_count(question, previous_sql, schema, dialect)
+        or compose_attribute(question, previous_sql, schema, dialect)
+        or compose_filter(question, previous_sql, schema, dialect, lookup)
     )
 
 
@@ -333,3 +340,123 @@ def _attribute_sql(entity: Entity, table: Table, found: list[Attribute], dialect
             query = query.join(source, on=on, join_type="left", copy=False)
         query = query.select(*(_column(c, alias, dialect) for c in attribute.columns), copy=False)
     return query.where(key.isin(query=entity.keys.copy()), copy=False).sql(dialect=dialect)
+
+
+# --- "which of them are in Sales?" -----------------------------------------------------------
+
+# The accepted sentences, case aside, with an optional leading "and"/"so"/"ok," and end mark:
+#   (which|who) of (them|those|these) (is|are|was|were) [<verb>ed|based|located] [in|from|at|on]
+#       [the] <value>
+# <value>: a value stored, word for word (case aside; or with a plural "s" dropped), in
+# exactly one text column of the previous rows' table or in the naming column of one table
+# it refers to (:func:`_value_column`). "which of them are not in Sales?", "… in Sales or
+# Finance?", "… older than 40?" find no such value and go to the model.
+FILTER = re.compile(
+    _LEAD
+    + r"(?:which|who)\s+of\s+(?:them|those|these)\s+"
+    + rf"{_BE}\s+(?:(?:[a-z]+ed|based|located)\s+)?(?:(?:in|from|at|on)\s+)?(?:the\s+)?"
+    + r"(?P<value>[\w&'.-]+(?:\s+[\w&'.-]+){0,4}?)\s*[?.!]*\s*$",
+    re.I,
+)
+
+# Runs one read-only query on the conversation's database: its rows ([] when it fails).
+Lookup = Callable[[str], list[tuple]]
+
+
+def compose_filter(
+    question: str, previous_sql: str, schema: Schema, dialect: str, lookup: Lookup | None
+) -> str | None:
+    """The previous SQL kept to those of its rows that have the value the follow-up names
+    ("which of them are German?": ``drivers.nationality = 'German'``), showing what it
+    showed; None unless ``question`` is only that (:data:`FILTER`) and the value is in
+    exactly one column (``lookup`` finds it in the database)."""
+    match = FILTER.match(question.strip())
+    if match is None or not previous_sql or lookup is None:
+        return None
+    value = match["value"]
+    if value.lower().split()[0] in STOP_WORDS | {"no", "any", "all", "both", "either"}:
+        return None
+    entity = previous_entity(previous_sql, schema)
+    table = schema.table(entity.table) if entity else None
+    if entity is None or table is None or not entity.alias:
+        return None
+    found = _value_column(value, table, schema, dialect, lookup)
+    if found is None and value.lower().endswith("s") and " " not in value:
+        found = _value_column(value[:-1], table, schema, dialect, lookup)  # "bands": band
+    if found is None:
+        return None
+    return _filter_sql(previous_sql, entity, table, found, dialect)
+
+
+# Where a value was found: (column of the rows' table, the value as stored) or, through a
+# foreign key, (that column, (referenced table, its key, its column, the value as stored)).
+Found = tuple[str, Any]
+
+
+def _value_column(
+    value: str, table: Table, schema: Schema, dialect: str, lookup: Lookup
+) -> Found | None:
+    places: list[tuple[str, Table, str, str | None]] = []  # (via, table, column, ref key)
+    fks = {fk.column.lower() for fk in table.foreign_keys}
+    for column in table.columns:
+        if TEXT_TYPES.search(column.type or "") and column.name.lower() not in fks:
+            places.append((column.name, table, column.name, None))
+    for fk in table.foreign_keys:
+        ref = schema.table(fk.ref_table)
+        key = (fk.ref_column or _primary_key(ref)) if ref is not None else None
+        if ref is not None and key and ref.name.lower() != table.name.lower():
+            places += [(fk.column, ref, c, key) for c in _naming_columns(ref)]
+    hits = []
+    for via, where, column, key in places:
+        col = _column(column, where.name, dialect)
+        probe = (
+            exp.select(col)
+            .distinct()
+            .from_(exp.Table(this=_ident(where.name, dialect)))
+            .where(
+                exp.EQ(
+                    this=exp.Lower(this=col.copy()), expression=exp.Literal.string(value.lower())
+                )
+            )
+            .limit(2)
+        )
+        rows = lookup(probe.sql(dialect=dialect))
+        if len(rows) == 1 and isinstance(rows[0][0], str):
+            stored = rows[0][0]
+            hits.append((via, stored if key is None else (where.name, key, column, stored)))
+    return hits[0] if len(hits) == 1 else None
+
+
+def _filter_sql(previous_sql: str, entity: Entity, table: Table, found: Found, dialect: str) -> str:
+    tree = parse_one(previous_sql, read=dialect)
+    sources = [t for t in tree.find_all(exp.Table) if t.parent_select is tree]
+    source = next(t for t in sources if t.alias_or_name.lower() == entity.alias)
+    qualifier = source.args["alias"].this if source.args.get("alias") else source.this
+    own = exp.Column(this=_ident(entity.column, dialect), table=qualifier.copy())
+    limited = tree.args.get("limit") is not None or tree.args.get("offset") is not None
+    via, value = found
+    key = _column(entity.column, table.name, dialect)
+    if isinstance(value, tuple):
+        ref_table, ref_key, ref_column, stored = value
+        inner = (
+            exp.select(_column(ref_key, ref_table, dialect))
+            .from_(exp.Table(this=_ident(ref_table, dialect)))
+            .where(
+                exp.EQ(
+                    this=_column(ref_column, ref_table, dialect),
+                    expression=exp.Literal.string(stored),
+                )
+            )
+        )
+        condition = _column(via, table.name, dialect).isin(query=inner)
+    else:
+        condition = exp.EQ(
+            this=_column(via, table.name, dialect), expression=exp.Literal.string(value)
+        )
+    having = exp.select(key).from_(exp.Table(this=_ident(table.name, dialect))).where(condition)
+    out = tree.copy()
+    if limited:  # the previous rows are those of its LIMIT: kept by their keys, not cut again
+        out.set("limit", None)
+        out.set("offset", None)
+        out = out.where(own.copy().isin(query=entity.keys.copy()), copy=False)
+    return out.where(own.isin(query=having), copy=False).sql(dialect=dialect)

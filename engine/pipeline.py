@@ -194,7 +194,13 @@ class TextToSQL:
             read = self._schema(requests[i].db_path, schemas)
             if isinstance(read, str) or not history:
                 return None
-            return compose_followup(question, history[-1][1], read[1], read[1].dialect)
+            db, schema = read
+
+            def lookup(sql: str) -> list[tuple]:
+                result = db.run_readonly(sql, timeout_s=2.0, max_rows=2)
+                return result.rows if result.ok else []
+
+            return compose_followup(question, history[-1][1], schema, schema.dialect, lookup)
 
         steps, understood = plan_followups(self.followup, asked, self._rewrite, compose)
         plan = [

@@ -39,6 +39,7 @@ class Entity:
     keys: exp.Select
     labels: tuple[str, ...] = ()  # its text columns the previous answer showed (names)
     key_shown: bool = False  # whether the previous answer showed the key itself
+    alias: str = ""  # the name the previous SQL reads its table under (lower case)
 
 
 def refers_to_rows(question: str) -> bool:
@@ -152,7 +153,7 @@ def previous_entity(previous: str, schema: Schema) -> Entity | None:
         for s in tree.selects
     )
     labels = _labels(tree, alias, tables, schema, column)
-    return Entity(tables[alias], column, keys, labels, shown)
+    return Entity(tables[alias], column, keys, labels, shown, alias)
 
 
 TEXT_TYPES = re.compile(r"char|text|string|clob|^$", re.I)  # "": SQLite's untyped column

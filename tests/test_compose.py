@@ -8,7 +8,13 @@ import sqlite3
 import pytest
 
 from bench.followups_set import FILE, db_file
-from engine.compose import compose, compose_attribute, compose_count, counted_noun
+from engine.compose import (
+    compose,
+    compose_attribute,
+    compose_count,
+    compose_filter,
+    counted_noun,
+)
 from engine.conversation import FollowupConfig, plan_followups, ways_for
 from engine.db import read_schema
 from engine.errors import ConfigError
@@ -220,11 +226,12 @@ def staff(tmp_path):
         "CREATE TABLE job (job_id INTEGER PRIMARY KEY, job_title TEXT);"
         "CREATE TABLE person (person_id INTEGER PRIMARY KEY, first_name TEXT, last_name TEXT,"
         " email TEXT, salary REAL, office_id INTEGER REFERENCES office(office_id),"
-        " job_id INTEGER REFERENCES job(job_id), manager_id INTEGER REFERENCES person(person_id));"
+        " job_id INTEGER REFERENCES job(job_id), manager_id INTEGER REFERENCES person(person_id),"
+        " nationality TEXT);"
         "INSERT INTO office VALUES (1,'Leeds',2),(2,'York',5);"
         "INSERT INTO job VALUES (1,'Clerk'),(2,'Boss');"
-        "INSERT INTO person VALUES (1,'Ann','Ash','ann@x',90,1,2,NULL),"
-        "(2,'Bob','Birch','bob@x',40,2,1,1),(3,'Cy','Cole','cy@x',50,NULL,1,1);"
+        "INSERT INTO person VALUES (1,'Ann','Ash','ann@x',90,1,2,NULL,'French'),"
+        "(2,'Bob','Birch','bob@x',40,2,1,1,'German'),(3,'Cy','Cole','cy@x',50,NULL,1,1,'German');"
     )
     con.commit()
     con.close()
@@ -305,3 +312,70 @@ def test_the_answer_loop_looks_an_attribute_up_without_the_model(staff):
     assert answer.way == "compose" and answer.columns == ["first_name", "last_name", "email"]
     assert sorted(answer.rows) == [["Bob", "Birch", "bob@x"], ["Cy", "Cole", "cy@x"]]
     assert "person" in answer.explanation and not backend.prompts
+
+
+# "which of them are German?": the previous answer, kept to the rows with a stored value.
+
+
+def _lookup(path):
+    def lookup(sql):
+        return _rows(path, sql)
+
+    return lookup
+
+
+TOP_TWO = "SELECT first_name, salary FROM person ORDER BY salary DESC LIMIT 2"  # Ann, Cy
+
+
+@pytest.mark.parametrize(
+    ("question", "previous", "rows"),
+    [
+        ("which of them are German?", CLERKS, [("Bob", "Birch", 40), ("Cy", "Cole", 50)]),
+        ("Which of those are based in York?", CLERKS, [("Bob", "Birch", 40)]),  # the office's
+        ("who of them are clerks?", CLERKS, [("Bob", "Birch", 40), ("Cy", "Cole", 50)]),
+        # the two best paid are Ann and Cy: Bob, German too, is not one of them
+        ("and which of these are german?", TOP_TWO, [("Cy", 50)]),
+    ],
+)
+def test_the_previous_rows_are_kept_to_those_with_the_value(staff, question, previous, rows):
+    schema = read_schema(staff)
+    sql = compose_filter(question, previous, schema, "sqlite", _lookup(staff))
+    assert sql is not None, question
+    assert _rows(staff, sql) == rows, sql
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "which of them are not German?",
+        "which of them are older than 40?",
+        "which of them are in Paris?",  # no such value
+        "which of them are German or French?",
+        "which of them have a manager?",
+        "how many of them are German?",
+    ],
+)
+def test_a_filter_without_one_stored_value_is_left_to_the_model(staff, question):
+    schema = read_schema(staff)
+    assert compose_filter(question, CLERKS, schema, "sqlite", _lookup(staff)) is None
+    assert compose_filter("which of them are German?", CLERKS, schema, "sqlite", None) is None
+
+
+def test_a_value_in_two_columns_is_left_to_the_model(staff):
+    con = sqlite3.connect(staff)
+    con.execute("UPDATE office SET city = 'German' WHERE office_id = 2")  # a city called so
+    con.commit()
+    con.close()
+    schema = read_schema(staff)
+    assert (
+        compose_filter("which of them are German?", CLERKS, schema, "sqlite", _lookup(staff))
+        is None
+    )
+
+
+def test_the_answer_loop_filters_the_previous_rows_without_the_model(staff):
+    backend = ScriptedBackend(["SELECT 1", "SELECT 1", "SELECT 1"])
+    engine = TextToSQL(backend, followup=FollowupConfig())
+    history = [("Who are the two best paid?", TOP_TWO)]
+    answer = engine.ask("which of them are German?", staff, history)
+    assert answer.way == "compose" and answer.rows == [["Cy", 50]] and not backend.prompts
