@@ -81,11 +81,13 @@ def compose(
 ) -> str | None:
     """The SQL of a follow-up the engine writes itself, or None: a count for each of the
     previous rows (:func:`compose_count`), an attribute of each (:func:`compose_attribute`),
-    or those of them with a value (:func:`compose_filter`; ``lookup`` runs its probes)."""
+    those of them with a value (:func:`compose_filter`; ``lookup`` runs its probes), or
+    them in another order (:func:`compose_sort`)."""
     return (
         compose_count(question, previous_sql, schema, dialect)
         or compose_attribute(question, previous_sql, schema, dialect)
         or compose_filter(question, previous_sql, schema, dialect, lookup)
+        or compose_sort(question, previous_sql, schema, dialect)
     )
 
 
@@ -429,10 +431,7 @@ def _value_column(
 
 def _filter_sql(previous_sql: str, entity: Entity, table: Table, found: Found, dialect: str) -> str:
     tree = parse_one(previous_sql, read=dialect)
-    sources = [t for t in tree.find_all(exp.Table) if t.parent_select is tree]
-    source = next(t for t in sources if t.alias_or_name.lower() == entity.alias)
-    qualifier = source.args["alias"].this if source.args.get("alias") else source.this
-    own = exp.Column(this=_ident(entity.column, dialect), table=qualifier.copy())
+    own = _own(tree, entity, dialect)
     limited = tree.args.get("limit") is not None or tree.args.get("offset") is not None
     via, value = found
     key = _column(entity.column, table.name, dialect)
@@ -460,3 +459,79 @@ def _filter_sql(previous_sql: str, entity: Entity, table: Table, found: Found, d
         out.set("offset", None)
         out = out.where(own.copy().isin(query=entity.keys.copy()), copy=False)
     return out.where(own.isin(query=having), copy=False).sql(dialect=dialect)
+
+
+# --- "sort them by salary, highest first" ----------------------------------------------------
+
+# The accepted sentences, case aside, with an optional leading "and"/"so"/"ok," and end mark:
+#   (sort|order|rank) (them|those|these|it|that|the list|the results) by <attr>
+#       [[,] (highest|lowest|…) first | ascending | descending | …]
+# <attr>: a column the previous answer shows (its name or alias), else a column of the
+# previous rows' table (shown after the others, as the order would be unclear without it).
+_UP = r"lowest|smallest|least|fewest|cheapest|oldest|earliest|shortest|youngest"
+_DOWN = r"highest|biggest|largest|most|greatest|newest|latest|longest|top|best|richest"
+SORT = re.compile(
+    _LEAD
+    + r"(?:sort|order|rank)\s+(?:them|those|these|it|that|the\s+(?:list|results?|rows))\s+by\s+"
+    + rf"(?P<attr>{_ATTR})"
+    + rf"(?:\W+(?:(?P<down>{_DOWN}|desc(?:ending)?|in\s+descending\s+order)"
+    + rf"|(?P<up>{_UP}|asc(?:ending)?|in\s+ascending\s+order))(?:\s+(?:one\s+)?first)?)?"
+    + r"\s*[?.!]*\s*$",
+    re.I,
+)
+
+
+def compose_sort(question: str, previous_sql: str, schema: Schema, dialect: str) -> str | None:
+    """The previous SQL with its rows in the order the follow-up asks for ("sort them by
+    salary, highest first": ``ORDER BY salary DESC``, the salary shown when it was not),
+    the previous rows' key breaking ties; None unless ``question`` is only that
+    (:data:`SORT`) and the column is certain."""
+    match = SORT.match(question.strip())
+    if match is None or not previous_sql:
+        return None
+    entity = previous_entity(previous_sql, schema)
+    table = schema.table(entity.table) if entity else None
+    if entity is None or table is None or not entity.alias:
+        return None
+    tree = parse_one(previous_sql, read=dialect)
+    want = _name_key(match["attr"])
+    shown = [s for s in tree.selects if _name_key(s.alias_or_name) == want]
+    own = _own(tree, entity, dialect)
+    out = tree.copy()
+    if len(shown) == 1:
+        key: exp.Expression = (
+            exp.column(shown[0].alias_or_name) if shown[0].alias else shown[0].copy()
+        )
+    elif not shown and tree.args.get("group") is None and not tree.args.get("distinct"):
+        found = _attribute(match["attr"], table, schema)
+        if found is None or found.via is not None:
+            return None
+        key = exp.Column(this=_ident(found.columns[0], dialect), table=own.args["table"].copy())
+        out = out.select(key.copy(), copy=False)
+    else:
+        return None
+    if out.args.get("limit") is not None or out.args.get("offset") is not None:
+        out.set("limit", None)  # the previous rows are those of its LIMIT, kept by their keys
+        out.set("offset", None)
+        out = out.where(own.copy().isin(query=entity.keys.copy()), copy=False)
+    order = [key.sql(dialect=dialect) + (" DESC" if match["down"] else "")]
+    plain = tree.args.get("group") is None and not tree.args.get("distinct")
+    if (plain or _grouped_by(tree, own)) and key.sql() != own.sql():
+        order.append(own.sql(dialect=dialect))  # ties in the order of the rows' key
+    out = out.order_by(*order, append=False, dialect=dialect, copy=False)
+    return out.sql(dialect=dialect)
+
+
+def _own(tree: exp.Select, entity: Entity, dialect: str) -> exp.Column:
+    """The previous rows' key as the previous SQL names it (``e.employee_id``)."""
+    sources = [t for t in tree.find_all(exp.Table) if t.parent_select is tree]
+    source = next(t for t in sources if t.alias_or_name.lower() == entity.alias)
+    qualifier = source.args["alias"].this if source.args.get("alias") else source.this
+    return exp.Column(this=_ident(entity.column, dialect), table=qualifier.copy())
+
+
+def _grouped_by(tree: exp.Select, own: exp.Column) -> bool:
+    group = tree.args.get("group")
+    return group is not None and any(
+        isinstance(g, exp.Column) and g.name.lower() == own.name.lower() for g in group.expressions
+    )

@@ -13,6 +13,7 @@ from engine.compose import (
     compose_attribute,
     compose_count,
     compose_filter,
+    compose_sort,
     counted_noun,
 )
 from engine.conversation import FollowupConfig, plan_followups, ways_for
@@ -379,3 +380,47 @@ def test_the_answer_loop_filters_the_previous_rows_without_the_model(staff):
     history = [("Who are the two best paid?", TOP_TWO)]
     answer = engine.ask("which of them are German?", staff, history)
     assert answer.way == "compose" and answer.rows == [["Cy", 50]] and not backend.prompts
+
+
+# "sort them by salary, highest first": the previous answer in another order.
+
+
+@pytest.mark.parametrize(
+    ("question", "previous", "rows"),
+    [
+        # a column they did not show: shown, and sorted by
+        (
+            "sort them by salary, highest first",
+            "SELECT first_name FROM person WHERE job_id = 1",
+            [("Cy", 50), ("Bob", 40)],
+        ),
+        ("Order them by salary.", CLERKS, [("Bob", "Birch", 40), ("Cy", "Cole", 50)]),
+        # the previous rows are its LIMIT's: re-sorted, not picked again
+        ("and sort those by first name descending", TOP_TWO, [("Cy", 50), ("Ann", 90)]),
+        # a column the previous answer computed, by its alias
+        (
+            "rank them by people, most first",
+            "SELECT job_title, COUNT(person_id) AS people FROM job JOIN person USING (job_id) "
+            "GROUP BY job.job_id ORDER BY job_title",
+            [("Clerk", 2), ("Boss", 1)],
+        ),
+    ],
+)
+def test_the_previous_rows_are_sorted_as_asked(staff, question, previous, rows):
+    schema = read_schema(staff)
+    sql = compose_sort(question, previous, schema, "sqlite")
+    assert sql is not None, question
+    assert _rows(staff, sql) == rows, sql
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "sort them by how long they have worked here",  # no such column
+        "sort them by office city",  # a referenced table's: left to the model
+        "sort them by salary and show only the top one",
+    ],
+)
+def test_a_sort_by_an_uncertain_column_is_left_to_the_model(staff, question):
+    schema = read_schema(staff)
+    assert compose_sort(question, CLERKS, schema, "sqlite") is None
