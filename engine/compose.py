@@ -12,7 +12,11 @@ table, joins the wrong way, drops the things with none, or forgets which things 
     ORDER BY people_count DESC, departments.department_id
 
 It accepts only a follow-up whose whole meaning is that count (:data:`COUNT_EACH`), where
-the counted table is certain; anything else returns None and is left to the model.
+the counted table is certain; anything else returns None and is left to the model. The same
+holds for three more forms: an attribute of each row ("what are their job titles?",
+:func:`compose_attribute`), the rows with a value stored in one column ("which of them are
+in Sales?", :func:`compose_filter`), and the rows in another order ("sort them by salary,
+highest first", :func:`compose_sort`). :func:`compose` tries each in turn.
 """
 
 from __future__ import annotations

@@ -15,10 +15,12 @@ that vote by their result rows as the candidates of one question do:
 
 - ``scope``: the follow-up asked alone, its SQL then limited by the engine to the previous
   answer's rows when it says them/they/those/these/their (:mod:`engine.scope`);
-- ``compose``: no model at all for a follow-up that only asks how many of something each of
-  the previous rows has (:func:`engine.compose.compose_count`): the engine writes that SQL,
-  exact by construction, and the combination's other ways are not asked; any other
-  follow-up goes to them (so ``compose`` is always joined to others: ``compose+edit``).
+- ``compose``: no model at all for a follow-up of a few exact forms about the previous rows
+  (:func:`engine.compose.compose`): how many of something each has ("how many orders has
+  each of them placed?"), an attribute of each ("what are their job titles?"), those with a
+  stored value ("which of them are in Sales?"), or a new order ("sort them by salary"). The
+  engine writes that SQL from the schema, and the combination's other ways are not asked;
+  any other follow-up goes to them (so ``compose`` is always joined to others).
 
 ``form`` picks by the follow-up's wording: ``previous`` for one about the previous rows,
 ``edit`` for the rest. Whatever way wrote it, the SQL of a follow-up about them, those or
@@ -60,7 +62,9 @@ class FollowupConfig:
         "compose+scope+edit+rewrite",
         "rewrite | edit | previous | history | scope | compose, several joined by + (they "
         "vote by rows, ties to the first); form is previous for them/those/their questions, "
-        "else edit; compose answers a 'how many X does each of them have' alone when it can; "
+        "else edit; compose alone answers the few forms it writes exactly ('how many X does "
+        "each of them have', 'what are their X', 'which of them are in <value>', 'sort them "
+        "by X'); "
         "scope joined to others answers only them/those/their questions",
     )
     detect: str = setting(
