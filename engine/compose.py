@@ -38,19 +38,20 @@ def _words(text: str) -> frozenset[str]:
 
 
 # The accepted sentences, case aside, with an optional leading "and"/"so" and end mark:
-#   how many <noun> (has|have|does|do|did) each [one] of (them|those|these) [<verb>] [<total>]
-#   how many <noun> [are|is] <verb> [in|at|for|to|with|on] each [one] of (them|those|these)
+#   how many <noun> (has|have|does|do|did) each [one] of (them|those|these) [<verb> [<prep>]]
+#       [<total>]
+#   how many <noun> [are|is] <verb> [in|at|for|to|with|on|from] each [one] of (them|those|these)
 #       [<total>]
 # <noun>: one to three words naming a table that refers to the previous rows (or a person
 # word, see _PEOPLE); <verb>: one of NEUTRAL_VERBS (they add no condition); <total>: "in
 # total", "in all", "altogether", "overall", "so far". Nothing else may be in the sentence,
 # and neither the noun nor the verb may hold a digit or one of STOP_WORDS.
 _THEM = r"each(?:\s+one)?\s+of\s+(?:them|those|these)"
-_PREP = r"(?:in|at|for|to|with|on)"
+_PREP = r"(?:in|at|for|to|with|on|from)"
 _TOTAL = r"(?:\s+(?:in\s+total|in\s+all|altogether|overall|so\s+far))?"
 COUNT_EACH = re.compile(
     r"^\W*(?:(?:and|so)\s+)?how\s+many\s+(?P<noun>[a-z][\w-]*(?:\s+[a-z][\w-]*){0,2}?)\s+"
-    rf"(?:(?:has|have|does|do|did)\s+{_THEM}(?:\s+(?P<verb>[a-z]+))?"
+    rf"(?:(?:has|have|does|do|did)\s+{_THEM}(?:\s+(?P<verb>[a-z]+)(?:\s+{_PREP})?)?"
     rf"|(?:(?:are|is)\s+)?(?P<verb2>(?!{_PREP}\b)[a-z]+)(?:\s+{_PREP})?\s+{_THEM})"
     rf"{_TOTAL}\s*[?.!]*\s*$",
     re.I,
@@ -61,7 +62,9 @@ NEUTRAL_VERBS = _words(
     """have has had got get own owns hold holds held contain contains include includes
     employ employs host hosts hosted write writes wrote written place places placed make
     makes made receive receives received work works teach teaches taught run runs ran offer
-    offers offered belong belongs there are is assigned based located listed"""
+    offers offered belong belongs there are is assigned based located listed come comes came
+    live lives lived study studies studied play plays played serve serves served stop stops
+    stopped attend attends attended appear appears appeared"""
 )
 # Words that, in the noun or the verb, make it more than a plain count of a table's rows:
 # a condition, a distinct count, a noun that is not a table's ("of the orders").
