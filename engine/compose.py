@@ -112,8 +112,8 @@ def compose_count(question: str, previous_sql: str, schema: Schema, dialect: str
     found = counted_table(noun, table, entity.column, schema)
     if found is None:
         return None
-    counted, fk = found
-    return _count_sql(entity, table, counted, fk, noun, dialect)
+    counted, fk, through = found
+    return _count_sql(entity, table, counted, fk, noun, dialect, through)
 
 
 def counted_noun(question: str) -> str | None:
@@ -155,11 +155,15 @@ def _links(referring: Table, entity: Table, key: str) -> list[str]:
     ]
 
 
-def counted_table(noun: str, entity: Table, key: str, schema: Schema) -> tuple[Table, str] | None:
+def counted_table(
+    noun: str, entity: Table, key: str, schema: Schema
+) -> tuple[Table, str, str | None] | None:
     """The table the noun counts, with its foreign key column to ``entity``: the one table
     referring to it (directly, by one foreign key) whose name is the noun; for a person word
-    without such a table, the one referring table that holds people. None when not exactly
-    one fits."""
+    without such a table, the one referring table that holds people; else the one table
+    linking it to a table named so ("how many stations does each train stop at": ``route``,
+    with foreign keys to ``train`` and ``station``), with the link's column to count (the
+    third item; None for a direct count). None when not exactly one fits."""
     referring = {
         t.name: (t, links[0])
         for t in schema.tables.values()
@@ -168,7 +172,18 @@ def counted_table(noun: str, entity: Table, key: str, schema: Schema) -> tuple[T
     named = [v for t, v in referring.items() if _singular(t) == _singular(noun)]
     if not named and noun in _PEOPLE:
         named = [v for t, v in referring.items() if _singular(t) in _PERSON_TABLES]
-    return named[0] if len(named) == 1 else None
+    if named:
+        return (*named[0], None) if len(named) == 1 else None
+    through = [
+        (
+            link,
+            fk,
+            [f.column for f in link.foreign_keys if _singular(f.ref_table) == _singular(noun)],
+        )
+        for link, fk in referring.values()
+    ]
+    through = [(link, fk, found[0]) for link, fk, found in through if len(found) == 1]
+    return through[0] if len(through) == 1 else None
 
 
 def _ident(name: str, dialect: str) -> exp.Identifier:
@@ -196,14 +211,21 @@ def _labels(entity: Entity, table: Table) -> list[str]:
 
 
 def _count_sql(
-    entity: Entity, table: Table, counted: Table, fk: str, noun: str, dialect: str
+    entity: Entity,
+    table: Table,
+    counted: Table,
+    fk: str,
+    noun: str,
+    dialect: str,
+    through: str | None = None,
 ) -> str:
     pk = [c.name for c in counted.columns if c.primary_key]
-    counted_column = pk[0] if len(pk) == 1 else fk
+    counted_column = through or (pk[0] if len(pk) == 1 else fk)
     alias = re.sub(r"\W+", "_", noun).strip("_") + "_count"
     key = _column(entity.column, table.name, dialect)
     labels = [_column(n, table.name, dialect) for n in _labels(entity, table)]
-    count = exp.Count(this=_column(counted_column, counted.name, dialect))
+    count = _column(counted_column, counted.name, dialect)
+    count = exp.Count(this=exp.Distinct(expressions=[count]) if through else count)
     on = exp.EQ(this=_column(fk, counted.name, dialect), expression=key.copy())
     group = [key.copy()] + [c.copy() for c in labels if c.name.lower() != entity.column.lower()]
     query = (

@@ -427,3 +427,30 @@ def test_the_previous_rows_are_sorted_as_asked(staff, question, previous, rows):
 def test_a_sort_by_an_uncertain_column_is_left_to_the_model(staff, question):
     schema = read_schema(staff)
     assert compose_sort(question, CLERKS, schema, "sqlite") is None
+
+
+def test_a_count_through_a_link_table_counts_the_linked_rows_once(tmp_path):
+    """Trains stop at stations through ``route`` (a many-to-many link): the stations each
+    stops at are counted through it, each once, and a train with no stop keeps its 0."""
+    path = tmp_path / "trains.sqlite"
+    con = sqlite3.connect(path)
+    con.executescript(
+        "CREATE TABLE train (id INTEGER PRIMARY KEY, name TEXT, origin TEXT);"
+        "CREATE TABLE station (station_id INTEGER PRIMARY KEY, name TEXT);"
+        "CREATE TABLE route (train_id INTEGER REFERENCES train(id),"
+        " station_id INTEGER REFERENCES station(station_id));"
+        "INSERT INTO train VALUES (1,'Express','Leeds'),(2,'Local','Leeds'),(3,'Night','York');"
+        "INSERT INTO station VALUES (1,'A'),(2,'B'),(3,'C');"
+        "INSERT INTO route VALUES (1,1),(1,2),(1,2),(3,3);"
+    )
+    con.commit()
+    con.close()
+    schema = read_schema(path)
+    previous = "SELECT name FROM train WHERE origin = 'Leeds'"
+    sql = compose_count("how many stations does each of them stop at?", previous, schema, "sqlite")
+    assert "COUNT(DISTINCT route.station_id)" in sql
+    assert _rows(path, sql) == [("Express", 2), ("Local", 0)]
+    # a noun no table is named after, directly or through a link, is the model's
+    assert (
+        compose_count("how many stops does each of them have?", previous, schema, "sqlite") is None
+    )
