@@ -24,13 +24,12 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from sqlglot import exp, parse_one
 from sqlglot.dialects.dialect import Dialect
 
 from engine.schema import Schema, Table
-from engine.scope import TEXT_TYPES, Entity, _primary_key, previous_entity
+from engine.scope import TEXT_TYPES, Entity, previous_entity, primary_key
 
 
 def _words(text: str) -> frozenset[str]:
@@ -324,7 +323,7 @@ def _attribute(words: str, table: Table, schema: Schema) -> Attribute | None:
     refs = []  # (foreign key, referenced table, its key)
     for fk in table.foreign_keys:
         ref = schema.table(fk.ref_table)
-        if ref is not None and (key := fk.ref_column or _primary_key(ref)):
+        if ref is not None and (key := fk.ref_column or primary_key(ref)):
             refs.append((fk, ref, key))
     named = [
         (fk, ref, key)
@@ -419,14 +418,24 @@ def compose_filter(
     return _filter_sql(previous_sql, entity, table, found, dialect)
 
 
-# Where a value was found: (column of the rows' table, the value as stored) or, through a
-# foreign key, (that column, (referenced table, its key, its column, the value as stored)).
-Found = tuple[str, Any]
+@dataclass(frozen=True)
+class Stored:
+    """Where a value was found: ``value`` as stored in ``column`` of the previous rows'
+    table, or (``ref_table`` set) in ``ref_column`` of the table that ``column``, a foreign
+    key, refers to by ``ref_key``."""
+
+    column: str
+    value: str
+    ref_table: str = ""
+    ref_key: str = ""
+    ref_column: str = ""
 
 
 def _value_column(
     value: str, table: Table, schema: Schema, dialect: str, lookup: Lookup
-) -> Found | None:
+) -> Stored | None:
+    """The one place ``value`` is stored (case aside): a text column of ``table`` or the
+    naming column of a table it refers to; None when it is in none, or in more than one."""
     places: list[tuple[str, Table, str, str | None]] = []  # (via, table, column, ref key)
     fks = {fk.column.lower() for fk in table.foreign_keys}
     for column in table.columns:
@@ -434,7 +443,7 @@ def _value_column(
             places.append((column.name, table, column.name, None))
     for fk in table.foreign_keys:
         ref = schema.table(fk.ref_table)
-        key = (fk.ref_column or _primary_key(ref)) if ref is not None else None
+        key = (fk.ref_column or primary_key(ref)) if ref is not None else None
         if ref is not None and key and ref.name.lower() != table.name.lower():
             places += [(fk.column, ref, c, key) for c in _naming_columns(ref)]
     hits = []
@@ -453,41 +462,34 @@ def _value_column(
         )
         rows = lookup(probe.sql(dialect=dialect))
         if len(rows) == 1 and isinstance(rows[0][0], str):
-            stored = rows[0][0]
-            hits.append((via, stored if key is None else (where.name, key, column, stored)))
+            if key is None:
+                hits.append(Stored(via, rows[0][0]))
+            else:
+                hits.append(Stored(via, rows[0][0], where.name, key, column))
     return hits[0] if len(hits) == 1 else None
 
 
-def _filter_sql(previous_sql: str, entity: Entity, table: Table, found: Found, dialect: str) -> str:
+def _filter_sql(
+    previous_sql: str, entity: Entity, table: Table, found: Stored, dialect: str
+) -> str:
     tree = parse_one(previous_sql, read=dialect)
     own = _own(tree, entity, dialect)
-    limited = tree.args.get("limit") is not None or tree.args.get("offset") is not None
-    via, value = found
     key = _column(entity.column, table.name, dialect)
-    if isinstance(value, tuple):
-        ref_table, ref_key, ref_column, stored = value
+    value = exp.Literal.string(found.value)
+    if found.ref_table:
         inner = (
-            exp.select(_column(ref_key, ref_table, dialect))
-            .from_(exp.Table(this=_ident(ref_table, dialect)))
+            exp.select(_column(found.ref_key, found.ref_table, dialect))
+            .from_(exp.Table(this=_ident(found.ref_table, dialect)))
             .where(
-                exp.EQ(
-                    this=_column(ref_column, ref_table, dialect),
-                    expression=exp.Literal.string(stored),
-                )
+                exp.EQ(this=_column(found.ref_column, found.ref_table, dialect), expression=value)
             )
         )
-        condition = _column(via, table.name, dialect).isin(query=inner)
+        condition = _column(found.column, table.name, dialect).isin(query=inner)
     else:
-        condition = exp.EQ(
-            this=_column(via, table.name, dialect), expression=exp.Literal.string(value)
-        )
-    having = exp.select(key).from_(exp.Table(this=_ident(table.name, dialect))).where(condition)
-    out = tree.copy()
-    if limited:  # the previous rows are those of its LIMIT: kept by their keys, not cut again
-        out.set("limit", None)
-        out.set("offset", None)
-        out = out.where(own.copy().isin(query=entity.keys.copy()), copy=False)
-    return out.where(own.isin(query=having), copy=False).sql(dialect=dialect)
+        condition = exp.EQ(this=_column(found.column, table.name, dialect), expression=value)
+    with_value = exp.select(key).from_(exp.Table(this=_ident(table.name, dialect)))
+    out = _unlimited(tree.copy(), own, entity)
+    return out.where(own.isin(query=with_value.where(condition)), copy=False).sql(dialect=dialect)
 
 
 # --- "sort them by salary, highest first" ----------------------------------------------------
@@ -528,9 +530,8 @@ def compose_sort(question: str, previous_sql: str, schema: Schema, dialect: str)
     own = _own(tree, entity, dialect)
     out = tree.copy()
     if len(shown) == 1:
-        key: exp.Expression = (
-            exp.column(shown[0].alias_or_name) if shown[0].alias else shown[0].copy()
-        )
+        alias = shown[0].alias
+        key: exp.Expression = exp.column(_ident(alias, dialect)) if alias else shown[0].copy()
     elif not shown and tree.args.get("group") is None and not tree.args.get("distinct"):
         found = _attribute(match["attr"], table, schema)
         if found is None or found.via is not None:
@@ -539,10 +540,7 @@ def compose_sort(question: str, previous_sql: str, schema: Schema, dialect: str)
         out = out.select(key.copy(), copy=False)
     else:
         return None
-    if out.args.get("limit") is not None or out.args.get("offset") is not None:
-        out.set("limit", None)  # the previous rows are those of its LIMIT, kept by their keys
-        out.set("offset", None)
-        out = out.where(own.copy().isin(query=entity.keys.copy()), copy=False)
+    out = _unlimited(out, own, entity)
     order = [key.sql(dialect=dialect) + (" DESC" if match["down"] else "")]
     plain = tree.args.get("group") is None and not tree.args.get("distinct")
     if (plain or _grouped_by(tree, own)) and key.sql() != own.sql():
@@ -557,6 +555,16 @@ def _own(tree: exp.Select, entity: Entity, dialect: str) -> exp.Column:
     source = next(t for t in sources if t.alias_or_name.lower() == entity.alias)
     qualifier = source.args["alias"].this if source.args.get("alias") else source.this
     return exp.Column(this=_ident(entity.column, dialect), table=qualifier.copy())
+
+
+def _unlimited(tree: exp.Select, own: exp.Column, entity: Entity) -> exp.Select:
+    """``tree`` (changed in place) without its LIMIT and OFFSET, kept to the rows they
+    picked by their keys: a filter or a new order must not pick other rows."""
+    if tree.args.get("limit") is None and tree.args.get("offset") is None:
+        return tree
+    tree.set("limit", None)
+    tree.set("offset", None)
+    return tree.where(own.copy().isin(query=entity.keys.copy()), copy=False)
 
 
 def _grouped_by(tree: exp.Select, own: exp.Column) -> bool:

@@ -114,7 +114,8 @@ def _owner(column: exp.Column, tables: dict[str, str], schema: Schema) -> str | 
     return owners[0] if len(owners) == 1 else None
 
 
-def _primary_key(table: Table) -> str | None:
+def primary_key(table: Table) -> str | None:
+    """A table's primary key column; None when it has none or several."""
     keys = [c.name for c in table.columns if c.primary_key]
     return keys[0] if len(keys) == 1 else None
 
@@ -186,7 +187,7 @@ def _grouped_key(
     for key in tree.args["group"].expressions:
         if isinstance(key, exp.Column) and (alias := _owner(key, tables, schema)):
             table = schema.table(tables[alias])
-            found.append((alias, key.name, bool(table and _primary_key(table) == key.name)))
+            found.append((alias, key.name, bool(table and primary_key(table) == key.name)))
     found.sort(key=lambda f: not f[2])
     return (found[0][0], found[0][1]) if found else (None, None)
 
@@ -204,7 +205,7 @@ def _shown_table(
     order = list(tables)
     alias = max(order, key=lambda a: (owners[a], -order.index(a)))
     table = schema.table(tables[alias])
-    return alias, (_primary_key(table) if table else None)
+    return alias, (primary_key(table) if table else None)
 
 
 def restrict(sql: str, entity: Entity, schema: Schema) -> str | None:
