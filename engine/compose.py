@@ -104,15 +104,22 @@ def compose_count(question: str, previous_sql: str, schema: Schema, dialect: str
     noun = counted_noun(question)
     if noun is None or not previous_sql:
         return None
-    entity = previous_entity(previous_sql, schema)
-    table = schema.table(entity.table) if entity else None
-    if entity is None or table is None:
+    if (rows := _previous_rows(previous_sql, schema)) is None:
         return None
+    entity, table = rows
     found = counted_table(noun, table, entity.column, schema)
     if found is None:
         return None
     counted, fk, through = found
     return _count_sql(entity, table, counted, fk, noun, dialect, through)
+
+
+def _previous_rows(previous_sql: str, schema: Schema) -> tuple[Entity, Table] | None:
+    """What the previous answer's rows are (engine.scope.previous_entity) and their table,
+    or None when that cannot be told."""
+    entity = previous_entity(previous_sql, schema) if previous_sql else None
+    table = schema.table(entity.table) if entity else None
+    return (entity, table) if entity is not None and table is not None else None
 
 
 def counted_noun(question: str) -> str | None:
@@ -276,10 +283,9 @@ def compose_attribute(question: str, previous_sql: str, schema: Schema, dialect:
     words = match["attr"] or match["shown"] or match["owner"]
     if words is None or words.lower().split()[-1] in STOP_WORDS | {"name", "names"}:
         return None
-    entity = previous_entity(previous_sql, schema)
-    table = schema.table(entity.table) if entity else None
-    if entity is None or table is None:
+    if (rows := _previous_rows(previous_sql, schema)) is None:
         return None
+    entity, table = rows
     found = [_attribute(a, table, schema) for a in re.split(r"\s*(?:,|\band\b)\s*", words)]
     if not found or any(f is None for f in found):
         return None
@@ -406,10 +412,9 @@ def compose_filter(
     value = match["value"]
     if value.lower().split()[0] in STOP_WORDS | {"no", "any", "all", "both", "either"}:
         return None
-    entity = previous_entity(previous_sql, schema)
-    table = schema.table(entity.table) if entity else None
-    if entity is None or table is None or not entity.alias:
+    if (rows := _previous_rows(previous_sql, schema)) is None:
         return None
+    entity, table = rows
     found = _value_column(value, table, schema, dialect, lookup)
     if found is None and value.lower().endswith("s") and " " not in value:
         found = _value_column(value[:-1], table, schema, dialect, lookup)  # "bands": band
@@ -520,10 +525,9 @@ def compose_sort(question: str, previous_sql: str, schema: Schema, dialect: str)
     match = SORT.match(question.strip())
     if match is None or not previous_sql:
         return None
-    entity = previous_entity(previous_sql, schema)
-    table = schema.table(entity.table) if entity else None
-    if entity is None or table is None or not entity.alias:
+    if (rows := _previous_rows(previous_sql, schema)) is None:
         return None
+    entity, table = rows
     tree = parse_one(previous_sql, read=dialect)
     want = _name_key(match["attr"])
     shown = [s for s in tree.selects if _name_key(s.alias_or_name) == want]
