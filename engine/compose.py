@@ -102,7 +102,7 @@ def compose_count(question: str, previous_sql: str, schema: Schema, dialect: str
     that refer to it; None unless ``question`` is exactly such a count (:data:`COUNT_EACH`)
     and the entity and the counted table are certain."""
     noun = counted_noun(question)
-    if noun is None or not previous_sql:
+    if noun is None:
         return None
     if (rows := _previous_rows(previous_sql, schema)) is None:
         return None
@@ -278,7 +278,7 @@ def compose_attribute(question: str, previous_sql: str, schema: Schema, dialect:
     the employee's foreign key); None unless ``question`` is only that (:data:`ATTRIBUTE`)
     and each attribute names exactly one column."""
     match = ATTRIBUTE.match(question.strip())
-    if match is None or not previous_sql:
+    if match is None:
         return None
     words = match["attr"] or match["shown"] or match["owner"]
     if words is None or words.lower().split()[-1] in STOP_WORDS | {"name", "names"}:
@@ -407,7 +407,7 @@ def compose_filter(
     showed; None unless ``question`` is only that (:data:`FILTER`) and the value is in
     exactly one column (``lookup`` finds it in the database)."""
     match = FILTER.match(question.strip())
-    if match is None or not previous_sql or lookup is None:
+    if match is None or lookup is None:
         return None
     value = match["value"]
     if value.lower().split()[0] in STOP_WORDS | {"no", "any", "all", "both", "either"}:
@@ -523,7 +523,7 @@ def compose_sort(question: str, previous_sql: str, schema: Schema, dialect: str)
     the previous rows' key breaking ties; None unless ``question`` is only that
     (:data:`SORT`) and the column is certain."""
     match = SORT.match(question.strip())
-    if match is None or not previous_sql:
+    if match is None:
         return None
     if (rows := _previous_rows(previous_sql, schema)) is None:
         return None
