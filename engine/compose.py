@@ -27,9 +27,10 @@ from dataclasses import dataclass
 
 from sqlglot import exp, parse_one
 from sqlglot.dialects.dialect import Dialect
+from sqlglot.errors import SqlglotError
 
 from engine.schema import Schema, Table
-from engine.scope import TEXT_TYPES, Entity, previous_entity, primary_key
+from engine.scope import TEXT_TYPES, Entity, previous_entity, primary_key, reads_rows
 
 
 def _words(text: str) -> frozenset[str]:
@@ -551,6 +552,65 @@ def compose_sort(question: str, previous_sql: str, schema: Schema, dialect: str)
         order.append(own.sql(dialect=dialect))  # ties in the order of the rows' key
     out = out.order_by(*order, append=False, dialect=dialect, copy=False)
     return out.sql(dialect=dialect)
+
+
+# --- "which of them live in Leeds?": some of the previous rows, shown as they were ----------
+
+# A follow-up that asks for some of the previous rows, case aside, after an optional leading
+# "and"/"so"/"ok": "which/who (of|among) them|these|those …", "which ones …", "of them,
+# who …", "only/just those|these|them|the ones|the <word> ones …", "(only) those|the ones
+# that|who|which|with|in|from|where …".
+RESTRICT = re.compile(
+    _LEAD
+    + r"(?:(?:which|who)\s+(?:ones\b|(?:of|among)\s+(?:them|these|those)\b)"
+    + r"|(?:of|among)\s+(?:them|these|those)\W+(?:which|who)\b"
+    + r"|(?:only|just)\s+(?:those|these|them|ones|the\s+ones|the\s+\w+\s+ones)\b"
+    + r"|(?:only\s+)?(?:those|the\s+ones)\s+(?:that|who|which|with|in|from|where)\b)",
+    re.I,
+)
+KEPT = "kept_key"
+
+
+def restricts(question: str) -> bool:
+    """Whether a follow-up asks for some of the previous rows (:data:`RESTRICT`)."""
+    return bool(RESTRICT.match(question.strip()))
+
+
+def within_previous(
+    sql: str, previous_sql: str, schema: Schema, dialect: str, limited: str | None = None
+) -> str | None:
+    """The previous SQL kept to the rows whose keys ``sql`` gives.
+
+    ``sql`` answers a follow-up asking for some of the previous rows ("which of them live in
+    Leeds?", however it was written: asked alone, as an edit, rewritten); the answer then
+    shows what the previous one showed, in its order, and cannot take rows it did not have
+    nor drop the previous filters. ``limited``: ``sql`` already kept to the previous rows
+    (engine.scope.restrict), read instead when ``sql`` ends in a LIMIT ("which 2 of them are
+    the oldest?" means the oldest of them, not of all). None when ``sql`` is not one SELECT
+    of rows that reads the previous rows' table (or a table referring to it), or the
+    previous rows are not known.
+    """
+    if (rows := _previous_rows(previous_sql, schema)) is None:
+        return None
+    entity = rows[0]
+    try:
+        tree = parse_one(sql, read=dialect)
+        if limited and (tree.args.get("limit") or tree.args.get("offset")):
+            tree = parse_one(limited, read=dialect)
+    except SqlglotError:
+        return None
+    if not isinstance(tree, exp.Select) or (target := reads_rows(tree, entity, schema)) is None:
+        return None
+    if tree.args.get("group") is None and any(s.find(exp.AggFunc) for s in tree.selects):
+        return None  # one aggregate row, not some of the rows
+    alias, column = target
+    # the answer's columns stay (its ORDER BY may name them); only its keys are read
+    inner = tree.select(exp.alias_(exp.column(column, table=alias), KEPT), copy=True)
+    keys = exp.select(KEPT).from_(inner.subquery("kept_rows"))
+    previous = parse_one(previous_sql, read=dialect)
+    own = _own(previous, entity, dialect)
+    out = _unlimited(previous, own, entity)
+    return out.where(own.copy().isin(query=keys), copy=False).sql(dialect=dialect)
 
 
 def _own(tree: exp.Select, entity: Entity, dialect: str) -> exp.Column:

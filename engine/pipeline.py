@@ -20,6 +20,7 @@ from typing import NamedTuple
 from engine.answer import Answer, History, Request, rows_key
 from engine.backends.base import Backend, GenerationConfig, generate_scored
 from engine.compose import compose as compose_followup
+from engine.compose import restricts, within_previous
 from engine.context import Context, Retriever, Source
 from engine.conversation import (
     FollowupConfig,
@@ -82,6 +83,7 @@ class _Work:
     # votes with the candidates the next attempt draws beside it.
     kept: _Output | None = None
     asked: str = ""  # the question as the model was asked it (scope: its rows named)
+    within: str | None = None  # the previous SQL whose rows it asks some of (engine.compose)
 
     def __post_init__(self) -> None:
         self.first = self.messages
@@ -167,7 +169,16 @@ class TextToSQL:
         started = time.perf_counter()
         schemas: dict[DbRef | Database, tuple[Database, Schema] | str] = {}
         plan, understood = self._plan(requests, schemas)
-        answers = self._answer_all([(way, request) for _, way, request in plan], schemas)
+        # a follow-up asking for some of the previous rows: every way's answer is kept to
+        # them and shows what they showed (engine.compose.within_previous)
+        within = {
+            i: r.history[-1][1]
+            for i, r in enumerate(requests)
+            if r.history and restricts(r.question or "")
+        }
+        answers = self._answer_all(
+            [(way, request, within.get(i) if way else None) for i, way, request in plan], schemas
+        )
         chosen: dict[int, list[tuple[str | None, Answer]]] = {}
         for (i, way, _), answer in zip(plan, answers, strict=True):
             chosen.setdefault(i, []).append((way, answer))
@@ -227,14 +238,15 @@ class TextToSQL:
         ]
 
     def _answer_all(
-        self, asked: list[tuple[str | None, Request]], schemas: dict | None = None
+        self, asked: list[tuple[str | None, Request, str | None]], schemas: dict | None = None
     ) -> list[Answer]:
-        """The answer loop proper: each request answered the way given (None: alone).
-        ``schemas``: the batch's databases already read (by :meth:`_schema`)."""
+        """The answer loop proper: each request answered the way given (None: alone), kept
+        within the rows of the previous SQL given (None: not). ``schemas``: the batch's
+        databases already read (by :meth:`_schema`)."""
         schemas = {} if schemas is None else schemas
         answers: list[Answer] = []
         pending: list[_Work] = []
-        for way, request in asked:
+        for way, request, within in asked:
             if way == "compose":
                 answers.append(self._composed(request, schemas))
                 continue
@@ -242,7 +254,7 @@ class TextToSQL:
             if isinstance(work, Answer):
                 answers.append(work)
             else:
-                work.answer.way = way
+                work.answer.way, work.within = way, within
                 answers.append(work.answer)
                 pending.append(work)
         for attempt in range(1, self.max_attempts + 1):
@@ -408,7 +420,13 @@ class TextToSQL:
                 continue
             if raw not in checked:
                 checked[raw] = self.check_and_run(
-                    raw, work.db, work.schema, work.previous, work.scope, work.way == "scope"
+                    raw,
+                    work.db,
+                    work.schema,
+                    work.previous,
+                    work.scope,
+                    work.way == "scope",
+                    work.within,
                 )
             runs.append((i, raw, *checked[raw]))
         valid = [r for r in runs if r[4] is not None and r[3] is None]
@@ -481,23 +499,29 @@ class TextToSQL:
         previous: str | None = None,
         scope: Entity | None = None,
         about_rows: bool = False,
+        within: str | None = None,
     ) -> tuple[str | None, str | None, QueryResult | None]:
         """Model text -> (sql, error, result); exactly one of error/result is set.
         ``previous``: the conversation's last SQL, put in front of an answer that selects
         from its rows (engine.followup); ``scope``: the previous rows the answer is limited
         to (engine.scope); ``about_rows``: an answer that does not read them is an error
-        (the scope way, which asks about them by name)."""
+        (the scope way, which asks about them by name); ``within``: the previous SQL, for
+        a follow-up asking for some of its rows: the answer becomes that SQL kept to the
+        rows it gives (engine.compose.within_previous), where that runs."""
         sql = None
         try:
             sql = extract_sql(raw_output)
             if sql is None:
                 return None, "The model's answer contains no SQL query.", None
             sql = attach_previous(sql, previous, schema.dialect)
+            alone = sql
             if scope is not None:
                 limited = restrict(sql, scope, schema)
                 if limited is None and about_rows and (why := misses(sql, scope, schema)):
                     return sql, why, None
                 sql = limited or sql
+            if within is not None and (kept := self._within(alone, sql, within, db, schema)):
+                return kept
             check = validate_sql(sql, schema)
         except Exception as err:  # a parser bug must not lose the question (or the batch)
             log.warning("checking failed: %s", _one_line(err))
@@ -506,6 +530,18 @@ class TextToSQL:
             return sql, check.message, None
         result = db.run_readonly(sql, timeout_s=self.timeout_s, max_rows=self.max_rows)
         return sql, result.error, (result if result.ok else None)
+
+    def _within(
+        self, alone: str, limited: str, previous: str, db: Database, schema: Schema
+    ) -> tuple[str, None, QueryResult] | None:
+        """(sql, None, result) of the previous SQL kept to the rows an answer gives, or None
+        when that cannot be written, checked or run (the answer then stands as it is).
+        ``alone``: the answer as written; ``limited``: kept to the previous rows."""
+        kept = within_previous(alone, previous, schema, schema.dialect, limited)
+        if kept is None or not validate_sql(kept, schema).ok:
+            return None
+        result = db.run_readonly(kept, timeout_s=self.timeout_s, max_rows=self.max_rows)
+        return (kept, None, result) if result.ok else None
 
 
 def _one_line(err: BaseException) -> str:

@@ -218,11 +218,7 @@ def restrict(sql: str, entity: Entity, schema: Schema) -> str | None:
     if not isinstance(tree, exp.Select) or "scope_rows" in sql:
         return None
     tables = _tables(tree)
-    target = next(
-        ((a, entity.column) for a, n in tables.items() if n.lower() == entity.table.lower()),
-        None,
-    ) or _referring(tables, entity, schema)
-    if target is None:
+    if (target := reads_rows(tree, entity, schema)) is None:
         return None
     alias, column = target
     condition = exp.column(column, table=alias).isin(query=entity.keys.copy())
@@ -233,6 +229,14 @@ def restrict(sql: str, entity: Entity, schema: Schema) -> str | None:
         _name_keys(tree, alias, column, entity, tables, schema)
     _hide_keys(tree, entity, tables, schema)
     return tree.sql(dialect=schema.dialect)
+
+
+def reads_rows(select: exp.Select, entity: Entity, schema: Schema) -> tuple[str, str] | None:
+    """Where a SELECT reads the entity's keys: (alias, column) of the entity's own table,
+    else of a table with a foreign key to it; None when it reads neither."""
+    tables = _tables(select)
+    own = next((a for a, n in tables.items() if n.lower() == entity.table.lower()), None)
+    return (own, entity.column) if own is not None else _referring(tables, entity, schema)
 
 
 def misses(sql: str, entity: Entity, schema: Schema) -> str | None:

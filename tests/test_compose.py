@@ -15,11 +15,14 @@ from engine.compose import (
     compose_filter,
     compose_sort,
     counted_noun,
+    restricts,
+    within_previous,
 )
 from engine.conversation import FollowupConfig, plan_followups, ways_for
 from engine.db import read_schema
 from engine.errors import ConfigError
 from engine.pipeline import TextToSQL
+from engine.scope import previous_entity, restrict
 from tests.helpers import ScriptedBackend
 from training.metrics import execution_match
 
@@ -454,3 +457,91 @@ def test_a_count_through_a_link_table_counts_the_linked_rows_once(tmp_path):
     assert (
         compose_count("how many stops does each of them have?", previous, schema, "sqlite") is None
     )
+
+
+# "which of them earn more than 45?": whatever way wrote it, the previous rows, fewer.
+
+
+@pytest.mark.parametrize(
+    ("question", "asks"),
+    [
+        ("which of them are German?", True),
+        ("And who among them earns more than 45?", True),
+        ("which ones work in York?", True),
+        ("Of those, who has no manager?", True),
+        ("only the ones in Leeds", True),
+        ("just the German ones", True),
+        ("those with a salary over 45", True),
+        ("what are their emails?", False),
+        ("which office is each of them in?", False),
+        ("how many of them are German?", False),
+        ("just the names", False),
+        ("which clerks are German?", False),
+    ],
+)
+def test_a_follow_up_asking_for_some_of_the_previous_rows_is_told(question, asks):
+    assert restricts(question) is asks
+
+
+@pytest.mark.parametrize(
+    ("answer", "rows"),
+    [
+        # the answer's own columns give way to the previous answer's, in its order
+        ("SELECT first_name FROM person WHERE salary > 45", [("Cy", "Cole", 50)]),
+        # an answer that dropped the previous filter cannot bring in rows it did not have
+        (
+            "SELECT * FROM person WHERE nationality = 'German'",
+            [("Bob", "Birch", 40), ("Cy", "Cole", 50)],
+        ),
+        # an answer reading only a table that refers to theirs: its keys
+        (
+            "SELECT p.first_name FROM person AS p JOIN office AS o ON o.office_id = p.office_id "
+            "WHERE o.city = 'York'",
+            [("Bob", "Birch", 40)],
+        ),
+    ],
+)
+def test_the_previous_rows_are_kept_to_those_the_answer_gives(staff, answer, rows):
+    schema = read_schema(staff)
+    sql = within_previous(answer, CLERKS, schema, "sqlite")
+    con = sqlite3.connect(staff)
+    assert con.execute(sql).fetchall() == rows, sql
+    assert sql.startswith("SELECT first_name, last_name, salary FROM person WHERE job_id = 1 AND")
+
+
+def test_a_limited_answer_is_read_within_the_previous_rows(staff):
+    # "which of them is paid least?" after the two best paid (Ann 90, Cy 50): Cy, not Bob
+    schema = read_schema(staff)
+    alone = "SELECT first_name FROM person ORDER BY salary LIMIT 1"
+    limited = restrict(alone, previous_entity(TOP_TWO, schema), schema)
+    sql = within_previous(alone, TOP_TWO, schema, "sqlite", limited)
+    assert sqlite3.connect(staff).execute(sql).fetchall() == [("Cy", 50)], sql
+    # without it, the least paid of all is not one of them: nothing is kept
+    sql = within_previous(alone, TOP_TWO, schema, "sqlite")
+    assert sqlite3.connect(staff).execute(sql).fetchall() == []
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "SELECT COUNT(*) FROM person WHERE salary > 45",  # a number, not rows
+        "SELECT job_title FROM job",  # not their table, nor one referring to it
+        "SELECT first_name FROM person UNION SELECT city FROM office",
+        "not SQL at all",
+    ],
+)
+def test_an_answer_that_is_not_some_of_the_rows_stands_as_it_is(staff, answer):
+    assert within_previous(answer, CLERKS, read_schema(staff), "sqlite") is None
+
+
+def test_the_answer_loop_keeps_every_way_to_the_previous_rows(staff):
+    history = [("Which clerks are there, by salary?", CLERKS)]
+    answer = "SELECT first_name FROM person WHERE salary > 45"
+    engine = TextToSQL(ScriptedBackend([answer] * 3), followup=FollowupConfig(way="edit"))
+    got = engine.ask("which of them earn more than 45?", staff, history)
+    assert got.columns == ["first_name", "last_name", "salary"]
+    assert got.rows == [["Cy", "Cole", 50]] and got.sql.startswith(CLERKS.split(" ORDER")[0])
+    # a follow-up that is not asking for some of the rows: the answer as written
+    engine = TextToSQL(ScriptedBackend([answer] * 3), followup=FollowupConfig(way="edit"))
+    got = engine.ask("and who earns more than 45?", staff, history)
+    assert got.sql == answer and got.rows == [["Ann"], ["Cy"]]
