@@ -64,7 +64,8 @@ NEUTRAL_VERBS = _words(
     makes made receive receives received work works teach teaches taught run runs ran offer
     offers offered belong belongs there are is assigned based located listed come comes came
     live lives lived study studies studied play plays played serve serves served stop stops
-    stopped attend attends attended appear appears appeared"""
+    stopped attend attends attended appear appears appeared stock stocks stocked sell sells
+    sold carry carries carried"""
 )
 # Words that, in the noun or the verb, make it more than a plain count of a table's rows:
 # a condition, a distinct count, a noun that is not a table's ("of the orders").
@@ -79,6 +80,8 @@ _PEOPLE = _words(
 )
 _PERSON_TABLES = _words("employee staff person people member worker instructor student")
 _NAMING = re.compile(r"name|title", re.I)
+_DESCRIBING = re.compile(r"desc", re.I)
+_CODE = re.compile(r"(?:^|_)(?:id|code)$|(?<=[a-z])(?:Id|Code)$", re.I)
 _SAFE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _RESERVED = Dialect.get_or_raise("duckdb").generator_class.RESERVED_KEYWORDS
 
@@ -166,7 +169,8 @@ def counted_table(
     noun: str, entity: Table, key: str, schema: Schema
 ) -> tuple[Table, str, str | None] | None:
     """The table the noun counts, with its foreign key column to ``entity``: the one table
-    referring to it (directly, by one foreign key) whose name is the noun; for a person word
+    referring to it (directly, by one foreign key) whose name is the noun (or ends in it:
+    ``Document_Sections`` for "sections"); for a person word
     without such a table, the one referring table that holds people; else the one table
     linking it to a table named so ("how many stations does each train stop at": ``route``,
     with foreign keys to ``train`` and ``station``), with the link's column to count (the
@@ -179,6 +183,8 @@ def counted_table(
     named = [v for t, v in referring.items() if _singular(t) == _singular(noun)]
     if not named and noun in _PEOPLE:
         named = [v for t, v in referring.items() if _singular(t) in _PERSON_TABLES]
+    if not named:  # "sections": Document_Sections
+        named = [v for t, v in referring.items() if _name_key(t).endswith("_" + _name_key(noun))]
     if named:
         return (*named[0], None) if len(named) == 1 else None
     through = [
@@ -249,12 +255,14 @@ def _count_sql(
 # --- "what are their job titles?" ------------------------------------------------------------
 
 # The accepted sentences, case aside, with an optional leading "and"/"so"/"ok," and end mark:
-#   (what|which) (is|are|was|were) their <attr>
+#   (what|which|who) (is|are|was|were|'s) their <attr>
 #   (show|list|give) [me] their <attr>
+#   their <attr>                                  ("and their emails?")
+#   (what|which|who) (is|are|was|were|'s) the <attr> (of|for) (each [one] [of them]|them)
 #   (what|which) <attr> (is|are|was|were) (they|each of them) (in|from|at|on|part of)
-#   who (is|are|was|were) their <attr>
 # <attr>: one to three words, or two such joined by "and" or a comma, each naming a column
-# of the previous rows' table, or a table it refers to by one foreign key (:func:`_attribute`).
+# of the previous rows' table, or a table it refers to by one foreign key, or one it is
+# linked to by a table of pairs (:func:`_attribute`).
 # Nothing else may be in the sentence: "show their emails too" adds to the previous answer,
 # and "what are their salaries in 2024" asks more than a lookup; both go to the model.
 _ATTR = r"[a-z][\w-]*(?:\s+[a-z][\w-]*){0,2}?"
@@ -264,8 +272,11 @@ _LEAD = r"^\W*(?:(?:and|so|ok|okay)\b\W*)?"
 ATTRIBUTE = re.compile(
     _LEAD
     + r"(?:"
-    + rf"(?:what|which|who)\s+{_BE}\s+their\s+(?P<attr>{_ATTRS})"
+    + rf"(?:what|which|who)(?:\s+{_BE}|'s)\s+their\s+(?P<attr>{_ATTRS})"
     + rf"|(?:show|list|give)(?:\s+me)?\s+their\s+(?P<shown>{_ATTRS})"
+    + rf"|their\s+(?P<bare>{_ATTRS})"
+    + rf"|(?:what|which|who)(?:\s+{_BE}|'s)\s+the\s+(?P<of>{_ATTRS})\s+(?:of|for)\s+"
+    + rf"(?:{_THEM}|each(?:\s+one)?|them|those|these)"
     + rf"|(?:what|which)\s+(?P<owner>{_ATTR})\s+{_BE}\s+(?:they|each\s+of\s+them)\s+"
     + r"(?:in|from|at|on|part\s+of)"
     + r")\s*[?.!]*\s*$",
@@ -281,7 +292,7 @@ def compose_attribute(question: str, previous_sql: str, schema: Schema, dialect:
     match = ATTRIBUTE.match(question.strip())
     if match is None:
         return None
-    words = match["attr"] or match["shown"] or match["owner"]
+    words = match["attr"] or match["shown"] or match["bare"] or match["of"] or match["owner"]
     if words is None or words.lower().split()[-1] in STOP_WORDS | {"name", "names"}:
         return None
     if (rows := _previous_rows(previous_sql, schema)) is None:
@@ -300,9 +311,20 @@ def _name_key(name: str) -> str:
 
 
 def _naming_columns(table: Table) -> list[str]:
-    """The columns that name a table's rows: its names or titles, else its first text one."""
-    text = [c.name for c in table.columns if TEXT_TYPES.search(c.type or "") and not c.primary_key]
-    return [n for n in text if _NAMING.search(n)] or text[:1]
+    """The columns that name a table's rows: its names or titles, else its description,
+    else its first text column that is not a key."""
+    fks = {fk.column.lower() for fk in table.foreign_keys}
+    text = [
+        c.name
+        for c in table.columns
+        if TEXT_TYPES.search(c.type or "") and not c.primary_key and c.name.lower() not in fks
+    ]
+    return (
+        [n for n in text if _NAMING.search(n)]
+        or [n for n in text if _DESCRIBING.search(n)][:1]
+        or [n for n in text if not _CODE.search(n)][:1]
+        or text[:1]
+    )
 
 
 @dataclass(frozen=True)
@@ -314,6 +336,16 @@ class Attribute:
     via: str | None = None
     ref_table: str = ""
     ref_key: str = ""
+    link: Link | None = None  # ``via`` is then a column of the link table, not of theirs
+
+
+@dataclass(frozen=True)
+class Link:
+    """A table of pairs between the previous rows' table and another: ``table`` holds
+    ``key`` (a foreign key to theirs) and ``other`` (a foreign key to the other table)."""
+
+    table: str
+    key: str
 
 
 def _attribute(words: str, table: Table, schema: Schema) -> Attribute | None:
@@ -335,7 +367,7 @@ def _attribute(words: str, table: Table, schema: Schema) -> Attribute | None:
     named = [
         (fk, ref, key)
         for fk, ref, key in refs
-        if re.sub(r"_?id$", "", _name_key(fk.column)) == want
+        if re.sub(r"_?(?:id|code)$", "", _name_key(fk.column)) == want
         or (_name_key(ref.name) == want and sum(r is ref for _, r, _ in refs) == 1)
     ]
     if len(named) == 1 and (columns := _naming_columns(named[0][1])):
@@ -348,7 +380,29 @@ def _attribute(words: str, table: Table, schema: Schema) -> Attribute | None:
     if len(columns) == 1:
         fk, ref, key, column = columns[0]
         return Attribute((column,), fk.column, ref.name, key)
-    return None
+    return None if columns else _linked(want, table, schema)
+
+
+def _linked(want: str, table: Table, schema: Schema) -> Attribute | None:
+    """The one table named ``want`` that ``table`` is linked to by a table of pairs (one
+    foreign key to each: ``store_district`` for "which district is each store in"), by its
+    naming columns; None when not exactly one fits."""
+    key = primary_key(table)
+    found = []
+    for link in schema.tables.values():
+        mine = _links(link, table, key) if key and link.name.lower() != table.name.lower() else []
+        if len(mine) != 1:
+            continue
+        for fk in link.foreign_keys:
+            ref = schema.table(fk.ref_table)
+            if ref is None or ref.name.lower() in (table.name.lower(), link.name.lower()):
+                continue
+            if _name_key(ref.name) == want and (ref_key := fk.ref_column or primary_key(ref)):
+                found.append((link, mine[0], fk.column, ref, ref_key))
+    if len(found) != 1 or not (columns := _naming_columns(found[0][3])):
+        return None
+    link, mine, other, ref, ref_key = found[0]
+    return Attribute(tuple(columns), other, ref.name, ref_key, Link(link.name, mine))
 
 
 def _attribute_sql(entity: Entity, table: Table, found: list[Attribute], dialect: str) -> str:
@@ -356,20 +410,30 @@ def _attribute_sql(entity: Entity, table: Table, found: list[Attribute], dialect
     labels = [_column(n, table.name, dialect) for n in _labels(entity, table)]
     shown = {c.name.lower() for c in labels}
     query = exp.select(*labels).from_(exp.Table(this=_ident(table.name, dialect)))
-    joined: dict[str, str] = {}  # foreign key column -> the alias its table is joined as
+    joined: dict[tuple, str] = {}  # (link, foreign key column) -> the alias its table has
     for attribute in found:
         if attribute.via is None:
             new = [c for c in attribute.columns if c.lower() not in shown]
             query = query.select(*(_column(c, table.name, dialect) for c in new), copy=False)
             shown.update(c.lower() for c in new)
             continue
-        alias = joined.get(attribute.via)
+        alias = joined.get((attribute.link, attribute.via))
         if alias is None:
-            alias = joined[attribute.via] = f"ref_{len(joined) + 1}"
-            on = exp.EQ(
-                this=_column(attribute.ref_key, alias, dialect),
-                expression=_column(attribute.via, table.name, dialect),
-            )
+            alias = joined[attribute.link, attribute.via] = f"ref_{len(joined) + 1}"
+            via = _column(attribute.via, table.name, dialect)
+            if attribute.link is not None:  # through the table of pairs first
+                pairs = f"link_{len(joined)}"
+                on = exp.EQ(
+                    this=_column(attribute.link.key, pairs, dialect),
+                    expression=key.copy(),
+                )
+                source = exp.Table(
+                    this=_ident(attribute.link.table, dialect),
+                    alias=exp.TableAlias(this=exp.to_identifier(pairs)),
+                )
+                query = query.join(source, on=on, join_type="left", copy=False)
+                via = _column(attribute.via, pairs, dialect)
+            on = exp.EQ(this=_column(attribute.ref_key, alias, dialect), expression=via)
             source = exp.Table(
                 this=_ident(attribute.ref_table, dialect),
                 alias=exp.TableAlias(this=exp.to_identifier(alias)),

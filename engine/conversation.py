@@ -79,6 +79,12 @@ class FollowupConfig:
         "limit the SQL of a follow-up about them/those/their to the previous answer's rows "
         "(engine.scope), whatever way wrote it",
     )
+    within: bool = setting(
+        True,
+        "answer a follow-up asking for some of the previous rows ('which of them …', 'only "
+        "those …') with the previous SQL kept to the rows the answer gives: the previous "
+        "columns, fewer rows (engine.compose.within_previous), whatever way wrote it",
+    )
 
     def __post_init__(self) -> None:
         parts = self.way.split("+")

@@ -174,7 +174,7 @@ class TextToSQL:
         within = {
             i: r.history[-1][1]
             for i, r in enumerate(requests)
-            if r.history and restricts(r.question or "")
+            if self.followup.within and r.history and restricts(r.question or "")
         }
         answers = self._answer_all(
             [(way, request, within.get(i) if way else None) for i, way, request in plan], schemas

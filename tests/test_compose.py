@@ -545,3 +545,82 @@ def test_the_answer_loop_keeps_every_way_to_the_previous_rows(staff):
     engine = TextToSQL(ScriptedBackend([answer] * 3), followup=FollowupConfig(way="edit"))
     got = engine.ask("and who earns more than 45?", staff, history)
     assert got.sql == answer and got.rows == [["Ann"], ["Cy"]]
+
+
+@pytest.fixture
+def documents(tmp_path):
+    """Documents with a structure (a table keyed by a code, described, not named), sections
+    (a table whose name ends in the noun), and shops that stock them and lie in a district
+    (two tables of pairs)."""
+    path = tmp_path / "documents.sqlite"
+    con = sqlite3.connect(path)
+    con.executescript(
+        "CREATE TABLE Structures (structure_code TEXT PRIMARY KEY, parent_code TEXT,"
+        " structure_description TEXT);"
+        "CREATE TABLE Documents (document_code TEXT PRIMARY KEY, structure_code TEXT"
+        " REFERENCES Structures(structure_code), document_name TEXT);"
+        "CREATE TABLE Document_Sections (section_id INTEGER PRIMARY KEY, document_code TEXT"
+        " REFERENCES Documents(document_code), section_title TEXT);"
+        "CREATE TABLE shop (shop_id INTEGER PRIMARY KEY, shop_name TEXT);"
+        "CREATE TABLE district (district_id INTEGER PRIMARY KEY, district_name TEXT);"
+        "CREATE TABLE stock (shop_id INTEGER REFERENCES shop(shop_id), document_code TEXT"
+        " REFERENCES Documents(document_code));"
+        "CREATE TABLE shop_district (shop_id INTEGER PRIMARY KEY REFERENCES shop(shop_id),"
+        " district_id INTEGER REFERENCES district(district_id));"
+        "INSERT INTO Structures VALUES ('A', NULL, 'Header'), ('B', 'A', 'Body');"
+        "INSERT INTO Documents VALUES ('d1','A','Guide'), ('d2','B','Atlas'), ('d3',NULL,'Memo');"
+        "INSERT INTO Document_Sections VALUES (1,'d1','Intro'), (2,'d1','End'), (3,'d2','Map');"
+        "INSERT INTO shop VALUES (1,'North'), (2,'South'), (3,'West');"
+        "INSERT INTO district VALUES (1,'Leeds'), (2,'York');"
+        "INSERT INTO stock VALUES (1,'d1'), (2,'d1'), (1,'d2');"
+        "INSERT INTO shop_district VALUES (1,1), (2,2);"
+    )
+    con.commit()
+    con.close()
+    return path
+
+
+DOCS = "SELECT document_name FROM Documents"
+SHOPS = "SELECT shop_name FROM shop"
+
+
+@pytest.mark.parametrize(
+    ("question", "previous", "rows"),
+    [
+        # a table whose name ends in the noun
+        (
+            "how many sections does each of them have?",
+            DOCS,
+            {("Guide", 2), ("Atlas", 1), ("Memo", 0)},
+        ),
+        # a verb naming the link, through a table of pairs
+        ("how many shops stock each of them?", DOCS, {("Guide", 2), ("Atlas", 1), ("Memo", 0)}),
+        # "what is the X of each of them": a table keyed by a code, shown by its description
+        (
+            "what is the structure of each of them?",
+            DOCS,
+            {("Guide", "Header"), ("Atlas", "Body"), ("Memo", None)},
+        ),
+        ("and their structures?", DOCS, {("Guide", "Header"), ("Atlas", "Body"), ("Memo", None)}),
+        # a table reached through a table of pairs; a shop in none is kept
+        (
+            "which district is each of them in?",
+            SHOPS,
+            {("North", "Leeds"), ("South", "York"), ("West", None)},
+        ),
+        ("what's their district?", SHOPS, {("North", "Leeds"), ("South", "York"), ("West", None)}),
+    ],
+)
+def test_more_ways_of_asking_for_a_count_or_an_attribute(documents, question, previous, rows):
+    schema = read_schema(documents)
+    sql = compose(question, previous, schema, "sqlite")
+    assert sql is not None
+    assert set(sqlite3.connect(documents).execute(sql).fetchall()) == rows, sql
+
+
+def test_a_description_names_rows_only_where_nothing_else_does(documents):
+    from engine.compose import _naming_columns
+
+    schema = read_schema(documents)
+    assert _naming_columns(schema.table("Structures")) == ["structure_description"]
+    assert _naming_columns(schema.table("Documents")) == ["document_name"]

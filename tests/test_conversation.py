@@ -198,8 +198,9 @@ def test_a_rewrite_that_repeats_the_earlier_question_is_asked_alone_within_its_r
     answer = engine.ask("which of them have a name shorter than 3 letters?", db, HISTORY)
     assert answer.ok and answer.way == "scope" and answer.understood is None
     assert "Who lives in France?" not in backend.prompts[1]
-    # Cy, not Bo: Bo's name is as short, but Bo lives in Spain
-    assert answer.rows == [["Cy"]] and "scope_key" in answer.sql
+    # Cy, not Bo: Bo's name is as short, but Bo lives in Spain (the earlier SQL, kept to
+    # the rows the answer gives: engine.compose.within_previous)
+    assert answer.rows == [["Cy"]] and answer.sql.startswith(f"{HISTORY[-1][1]} AND ")
 
 
 def test_scope_joined_to_other_ways_answers_only_questions_about_the_previous_rows():
@@ -225,7 +226,8 @@ def test_by_default_a_follow_up_about_the_rows_is_also_asked_about_them_by_name(
             "SELECT name FROM customers WHERE length(name) < 3",  # the rewrite's: every Bo too
         ]
     )
-    answer = TextToSQL(backend).ask(
+    # within=False: the ways' own rows vote (kept within France, two of them would agree)
+    answer = TextToSQL(backend, followup=FollowupConfig(within=False)).ask(
         "which of them have a name shorter than 3 letters?", db, HISTORY
     )
     assert "which of the customers have a name shorter than 3 letters?" in backend.prompts[1]

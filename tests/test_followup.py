@@ -12,7 +12,8 @@ from tests.helpers import ScriptedBackend, customers_db
 
 TOP2 = "SELECT name, country FROM customers ORDER BY id LIMIT 2"
 # These tests are about the previous_result way (engine.conversation has the others).
-PREVIOUS = FollowupConfig(way="previous")
+# the previous_result way on its own (within=False: its SQL as written, not kept by keys)
+PREVIOUS = FollowupConfig(way="previous", within=False)
 
 
 @pytest.fixture

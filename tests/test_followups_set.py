@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from bench.followups_set import FILE, check_conversations, limit_ties, load_conversations
+from training.slices import WORLD
 
 SPIDER = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 
@@ -33,15 +34,19 @@ def test_spider_conversations_pass_the_checks() -> None:
 
 def test_counts_per_part_and_kind() -> None:
     items = json.loads(FILE.read_text(encoding="utf-8"))  # all of them, no data needed
-    assert len(items) >= 66
+    assert len(items) >= 139
     counts = collections.Counter((it["part"], it["kind"]) for it in items)
     for part in ("tune", "final"):
-        assert sum(n for (p, _), n in counts.items() if p == part) >= 30
-        assert counts[part, "refers_back"] >= 12
+        assert sum(n for (p, _), n in counts.items() if p == part) >= 40
+        assert counts[part, "refers_back"] >= 26
         assert counts[part, "refines"] >= 6
         assert counts[part, "unrelated"] >= 6
-    parts = {it["db"]: it["part"] for it in items if it["source"] == "sample"}
-    assert parts == {"shop": "tune", "hr": "tune", "music": "final"}
+    parts = collections.defaultdict(set)
+    for it in items:
+        parts[it["db"]].add(it["part"])
+    assert all(len(p) == 1 for p in parts.values())  # a database is in one part only
+    assert {db for db, p in parts.items() if "final" in p} <= set(WORLD)  # written blind
+    assert {p for db in ("shop", "hr", "music") for p in parts[db]} == {"tune"}
 
 
 def test_part_filter_and_missing_data(tmp_path: Path) -> None:

@@ -77,7 +77,8 @@ def test_a_follow_up_is_limited_to_the_previous_rows_where_it_reads_their_table(
 
 def test_the_scope_way_keeps_a_which_of_them_question_to_the_previous_answer(db):
     backend = ScriptedBackend(["SELECT name FROM customers WHERE city = 'Leeds'"])
-    engine = TextToSQL(backend, followup=FollowupConfig(way="scope"))
+    # within=False: the scope way's own SQL (with it, the previous SQL kept to Ann: test_compose)
+    engine = TextToSQL(backend, followup=FollowupConfig(way="scope", within=False))
     answer = engine.ask("which of them live in Leeds?", db, [("Top two spenders?", TOP2)])
     assert answer.ok and answer.rows == [["Ann"]] and answer.way == "scope"
     assert "IN (SELECT scope_key FROM" in answer.sql
@@ -144,7 +145,7 @@ def test_a_table_name_reads_as_a_plural_noun():
 @pytest.mark.parametrize("scope", [True, False])
 def test_any_way_is_limited_to_the_previous_rows_unless_turned_off(db, scope):
     backend = ScriptedBackend(["SELECT name FROM customers WHERE city = 'Leeds'"])
-    engine = TextToSQL(backend, followup=FollowupConfig(way="edit", scope=scope))
+    engine = TextToSQL(backend, followup=FollowupConfig(way="edit", scope=scope, within=False))
     answer = engine.ask("and which of those live in Leeds?", db, [("Top two spenders?", TOP2)])
     assert answer.way == "edit" and "Top two spenders?" in backend.prompts[0]
     assert answer.rows == ([["Ann"]] if scope else [["Ann"], ["Cy"], ["Di"]])
