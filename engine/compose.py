@@ -668,9 +668,14 @@ def within_previous(
     if tree.args.get("group") is None and any(s.find(exp.AggFunc) for s in tree.selects):
         return None  # one aggregate row, not some of the rows
     alias, column = target
-    # the answer's columns stay (its ORDER BY may name them); only its keys are read
-    inner = tree.select(exp.alias_(exp.column(column, table=alias), KEPT), copy=True)
-    keys = exp.select(KEPT).from_(inner.subquery("kept_rows"))
+    key = exp.column(column, table=alias)
+    if any(tree.args.get(k) for k in ("order", "group", "having", "distinct", "limit", "offset")):
+        # its columns stay (ORDER BY, HAVING may name them), in a derived table (a LIMIT in
+        # an IN subquery is refused by MySQL); only its keys are read
+        inner = tree.select(exp.alias_(key, KEPT), copy=True)
+        keys = exp.select(KEPT).from_(inner.subquery("kept_rows"))
+    else:
+        keys = tree.copy().select(key, append=False, copy=False)
     previous = parse_one(previous_sql, read=dialect)
     own = _own(previous, entity, dialect)
     out = _unlimited(previous, own, entity)

@@ -4,6 +4,7 @@ the CLI on a URL, the sample questions' gold SQL on each engine, evaluation per 
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -224,3 +225,51 @@ def test_a_question_classifies_its_database_once(samples, tmp_path, monkeypatch)
         # open_database: is_url, parse, then the shown and the storable forms (each of which
         # asks is_url again, on the string it was given)
         assert [c for c in calls if c != "is_url"] == ["parse", "redact", "storable"], calls
+
+
+def test_the_sql_the_engine_writes_for_a_follow_up_runs_on_each_engine(samples):
+    """The follow-ups of the sample conversations that engine.compose writes, and the
+    previous SQL kept to some of its rows (engine.compose.within_previous, here from the
+    gold answer), give the rows they give on SQLite, in each engine's dialect."""
+    from bench.followups_set import FILE, db_file
+    from engine.compose import compose, restricts, within_previous
+    from training.metrics import results_match
+
+    items = [it for it in json.loads(FILE.read_text()) if it["source"] == "sample"]
+    written = 0
+    for it in items:
+        url, path = samples[it["db"]], db_file(it)
+        there, here = open_database(url), open_database(path)
+        if not there.run_readonly(transpile_gold(it["first_sql"], there.dialect)).ok:
+            continue  # SQLite's own ways (a bare column beside GROUP BY): not this test's
+        on = {}
+        for db in (there, here):
+            schema = db.read_schema()
+            previous = transpile_gold(it["first_sql"], db.dialect)
+
+            def lookup(sql, db=db):
+                result = db.run_readonly(sql, timeout_s=5.0, max_rows=2)
+                return result.rows if result.ok else []
+
+            sql = compose(it["followup"], previous, schema, db.dialect, lookup)
+            if sql is None and restricts(it["followup"]):
+                answer = transpile_gold(it["followup_sql"], db.dialect)
+                sql = within_previous(answer, previous, schema, db.dialect)
+            on[db.dialect] = sql and db.run_readonly(sql, timeout_s=10.0, max_rows=1000)
+        mine, theirs = on[here.dialect], on[there.dialect]
+        assert (mine is None) == (theirs is None), it["followup"]
+        if mine is not None:
+            written += 1
+            assert mine.ok and theirs.ok, (it["followup"], theirs.error)
+            # MariaDB's AVG keeps 4 decimals
+            assert results_match(_rounded(mine.rows), _rounded(theirs.rows), False), (
+                it["followup"],
+                theirs.rows,
+            )
+    assert written >= 10
+
+
+def _rounded(rows):
+    return [
+        tuple(round(float(v), 3) if isinstance(v, float | Decimal) else v for v in r) for r in rows
+    ]
