@@ -11,14 +11,19 @@ says where the database lives: ``sample`` -> ``sample_dbs/<db>.sqlite``, ``spide
 ``../shared/data/spider_train/database/<db>/<db>.sqlite`` (held-out databases of
 ``bench/ablation.py``'s slices).
 
-Golds written from 2026-12-07 on (the last 30 conversations) follow one convention, so an
-answer is not judged on a column choice the question leaves open: a first question shows
-names (and at most one attribute it asks for); "which of them …" keeps exactly the first
-answer's columns, fewer rows; "what are their X" / "how many X does each of them have" shows
-the first answer's name columns and the asked value, one row per previous row (none dropped:
-``LEFT JOIN`` and ``COUNT(column)``), unordered unless the follow-up asks for an order. Older
-golds were written case by case (some drop the first answer's non-name columns); they are
-kept as they were measured.
+Golds follow one convention, so an answer is not judged on a column choice the question
+leaves open: a first question shows names (and at most one attribute it asks for); "which of
+them …" keeps exactly the first answer's columns, fewer rows; "what are their X" / "how many
+X does each of them have" shows the first answer's name columns and the asked value, one row
+per previous row (none dropped: ``LEFT JOIN`` and ``COUNT(column)``), unordered unless the
+follow-up asks for an order. The first 69 conversations were written case by case; 12 of
+their golds were re-written by the convention on 2026-12-07 (a helper that saw no answer).
+
+The parts: ``final`` is 40 conversations written on 2026-12-07 by helpers that read neither
+the engine nor the other conversations, on 17 databases of ``training.slices.WORLD`` that no
+other conversation uses (``music_2`` of that list has no rows); the 99 written before are
+all ``tune`` (the earlier final part's failures had been read, so it could no longer give a
+held-out figure).
 
 The Spider-derived conversations are written on the Spider databases, licensed CC BY-SA 4.0:
 Yu et al., "Spider: A Large-Scale Human-Labeled Dataset for Complex and Cross-Domain
