@@ -545,6 +545,10 @@ def test_the_answer_loop_keeps_every_way_to_the_previous_rows(staff):
     engine = TextToSQL(ScriptedBackend([answer] * 3), followup=FollowupConfig(way="edit"))
     got = engine.ask("and who earns more than 45?", staff, history)
     assert got.sql == answer and got.rows == [["Ann"], ["Cy"]]
+    # a question without a conversation: nothing to keep it within, answered as written
+    engine = TextToSQL(ScriptedBackend([answer] * 3), followup=FollowupConfig(way="edit"))
+    got = engine.ask("which of them earn more than 45?", staff)
+    assert got.sql == answer and got.rows == [["Ann"], ["Cy"]]
 
 
 @pytest.fixture
