@@ -17,6 +17,10 @@ holds for three more forms: an attribute of each row ("what are their job titles
 :func:`compose_attribute`), the rows with a value stored in one column ("which of them are
 in Sales?", :func:`compose_filter`), and the rows in another order ("sort them by salary,
 highest first", :func:`compose_sort`). :func:`compose` tries each in turn.
+
+One more helps the model rather than replacing it: a follow-up asking for some of the
+previous rows (:data:`RESTRICT`, "which of them live in Leeds?") is answered by the model,
+and :func:`within_previous` turns its answer into the previous SQL kept to the rows it gives.
 """
 
 from __future__ import annotations
