@@ -18,17 +18,25 @@ previous answer's rows), ``refines`` (a change of the previous question), ``unre
 new question: ``inherited`` counts those answered as follow-ups of the first one).
 A row with ``compose`` (``compose+edit+rewrite``) runs the engine's composer first: a
 follow-up it writes itself (engine.compose) is answered without the model.
+
+Rows share their steps (:class:`Steps`): a follow-up asked one way, with the same question,
+conversation and kept rows, is answered once and that answer serves every row that asks it
+(``scope+edit+rewrite`` after ``scope``, ``edit`` and ``rewrite`` generates nothing new), so
+the whole table costs the union of its ways. A row's seconds per answer are its own steps'
+share of the batched generations that answered them, first asked by whichever row.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import logging
 import os
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -67,21 +75,75 @@ def rows_digest(rows: list) -> str:
     return hashlib.sha1(repr(rows_key(rows)).encode()).hexdigest()[:12]
 
 
-def run_row(engine: Any, row: str, items: list[dict[str, Any]], batch: int) -> dict[str, Any]:
+class Steps:
+    """The engine's steps, each answered once across rows: a follow-up asked one way (the
+    question that way asks, its conversation, the rows it is kept within) and each rewrite
+    of a follow-up. Wraps the engine's answer loop and rewriter in place; every answer a row
+    gets is a copy (the vote and the loop set fields on it), and ``seconds()`` is what the
+    steps asked since the last call cost when first answered."""
+
+    def __init__(self, engine: Any) -> None:
+        self.answers: dict[tuple, tuple[Any, float]] = {}
+        self.rewrites: dict[tuple, tuple[str, float]] = {}
+        self.used: set[tuple] = set()
+        answer_all, rewrite = engine._answer_all, engine._rewrite
+
+        def answered(asked: list, schemas: dict | None = None) -> list:
+            keys = [self._key(way, request, within) for way, request, within in asked]
+            todo = {k: a for k, a in zip(keys, asked, strict=True) if k not in self.answers}
+            # composed steps run no model: timed apart from the generated ones
+            for group in (
+                [k for k in todo if k[0] == "compose"],
+                [k for k in todo if k[0] != "compose"],
+            ):
+                if group:
+                    started = time.perf_counter()
+                    got = answer_all([todo[k] for k in group], schemas)
+                    share = (time.perf_counter() - started) / len(group)
+                    self.answers.update({k: (a, share) for k, a in zip(group, got, strict=True)})
+            self.used.update(keys)
+            return [copy.copy(self.answers[k][0]) for k in keys]
+
+        def rewritten(asked: list) -> list[str]:
+            keys = [("rewritten", q, repr(h)) for q, h in asked]
+            todo = {k: a for k, a in zip(keys, asked, strict=True) if k not in self.rewrites}
+            if todo:
+                started = time.perf_counter()
+                got = rewrite(list(todo.values()))
+                share = (time.perf_counter() - started) / len(todo)
+                self.rewrites.update({k: (t, share) for k, t in zip(todo, got, strict=True)})
+            self.used.update(keys)
+            return [self.rewrites[k][0] for k in keys]
+
+        engine._answer_all, engine._rewrite = answered, rewritten
+
+    @staticmethod
+    def _key(way: str | None, request: Any, within: str | None) -> tuple:
+        return (way, request.question, str(request.db_path), repr(request.history), within)
+
+    def seconds(self) -> float:
+        """What the steps asked since the last call cost, and start counting afresh."""
+        total = sum((self.rewrites.get(k) or self.answers[k])[1] for k in self.used)
+        self.used = set()
+        return total
+
+
+def run_row(
+    engine: Any, row: str, items: list[dict[str, Any]], batch: int, steps: Steps
+) -> dict[str, Any]:
     """Ask every second question (``batch`` at a time) and score it; the row's JSON line."""
-    from engine.conversation import FollowupConfig
     from engine.pipeline import Request
     from training.metrics import GoldSQLError, execution_match
 
-    engine.followup = FollowupConfig(**parse_row(row))
+    engine.followup = replace(engine.followup, **parse_row(row))
     requests = [
         Request(it["followup"], it["db_path"], [(it["first"], it["first_sql"])]) for it in items
     ]
-    started = time.perf_counter()
+    steps.seconds()
     answers = []
     for start in range(0, len(requests), batch):
         answers += engine.ask_batch(requests[start : start + batch])
-    seconds = time.perf_counter() - started
+    seconds = steps.seconds()
     right: dict[str, list[bool]] = {}
     records = []
     for it, answer in zip(items, answers, strict=True):
@@ -167,9 +229,9 @@ def main(argv: list[str] | None = None) -> int:
         index_without_own_pairs(engine, items, Path(tmp))
         for path in sorted({it["db_path"] for it in items}):  # indexed and primed before timing
             engine.prime(path)
-        out = []
+        out, steps = [], Steps(engine)
         for row in rows:
-            result = run_row(engine, row, items, cfg.batch_size)
+            result = run_row(engine, row, items, cfg.batch_size, steps)
             print(json.dumps({"part": args.part, **result["line"]}), flush=True)
             out += [{"row": row, **r} for r in result["records"]]
             if args.records:
