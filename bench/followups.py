@@ -13,7 +13,8 @@ folder, where a sample database is indexed without its own solved pairs, as a da
 nobody has seen) and scored by execution against its gold SQL.
 
 A row is a way of answering follow-ups (engine.conversation: ``followup.way``), optionally
-``@model`` for ``followup.detect=model`` (default ``rule``). Kinds: ``refers_back`` (about the
+``@model`` for ``followup.detect=model`` (default ``rule``), ``-within`` for
+``followup.within`` off (``compose+scope+edit+rewrite-within``). Kinds: ``refers_back`` (about the
 previous answer's rows), ``refines`` (a change of the previous question), ``unrelated`` (a
 new question: ``inherited`` counts those answered as follow-ups of the first one).
 A row with ``compose`` (``compose+edit+rewrite``) runs the engine's composer first: a
@@ -50,9 +51,12 @@ ROOT = Path(__file__).resolve().parent.parent
 ROWS = "edit,previous,form,history,rewrite,edit+rewrite,scope,edit@model"
 
 
-def parse_row(row: str) -> dict[str, str]:
-    way, _, detect = row.partition("@")
-    return {"way": way, "detect": detect or "rule"}
+def parse_row(row: str) -> dict[str, Any]:
+    """``WAYS[@model][-within]``: the ways, ``@model`` for ``followup.detect=model``, and
+    ``-within`` for ``followup.within`` off (otherwise it stays as configured)."""
+    without = row.endswith("-within")
+    way, _, detect = row.removesuffix("-within").partition("@")
+    return {"way": way, "detect": detect or "rule", **({"within": False} if without else {})}
 
 
 def inherited(answer: Any) -> bool:
@@ -129,13 +133,14 @@ class Steps:
 
 
 def run_row(
-    engine: Any, row: str, items: list[dict[str, Any]], batch: int, steps: Steps
+    engine: Any, row: str, items: list[dict[str, Any]], batch: int, steps: Steps, base: Any
 ) -> dict[str, Any]:
-    """Ask every second question (``batch`` at a time) and score it; the row's JSON line."""
+    """Ask every second question (``batch`` at a time) and score it; the row's JSON line.
+    ``base``: the configured follow-up settings the row's own are put over."""
     from engine.pipeline import Request
     from training.metrics import GoldSQLError, execution_match
 
-    engine.followup = replace(engine.followup, **parse_row(row))
+    engine.followup = replace(base, **parse_row(row))
     requests = [
         Request(it["followup"], it["db_path"], [(it["first"], it["first_sql"])]) for it in items
     ]
@@ -231,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
             engine.prime(path)
         out, steps = [], Steps(engine)
         for row in rows:
-            result = run_row(engine, row, items, cfg.batch_size, steps)
+            result = run_row(engine, row, items, cfg.batch_size, steps, cfg.followup)
             print(json.dumps({"part": args.part, **result["line"]}), flush=True)
             out += [{"row": row, **r} for r in result["records"]]
             if args.records:

@@ -60,3 +60,15 @@ def test_rewrites_are_asked_once_and_seconds_count_what_a_row_used():
     assert len(engine.rewrites) == 2
     assert steps.seconds() >= 0.0
     assert steps.seconds() == 0.0  # nothing asked since
+
+
+def test_a_row_names_its_ways_detection_and_whether_the_kept_rows_are_off():
+    from bench.followups import parse_row
+
+    assert parse_row("edit+rewrite") == {"way": "edit+rewrite", "detect": "rule"}
+    assert parse_row("edit@model") == {"way": "edit", "detect": "model"}
+    assert parse_row("compose+scope-within") == {
+        "way": "compose+scope",
+        "detect": "rule",
+        "within": False,
+    }
