@@ -96,30 +96,31 @@ class Steps:
             keys = [self._key(way, request, within) for way, request, within in asked]
             todo = {k: a for k, a in zip(keys, asked, strict=True) if k not in self.answers}
             # composed steps run no model: timed apart from the generated ones
-            for group in (
-                [k for k in todo if k[0] == "compose"],
-                [k for k in todo if k[0] != "compose"],
-            ):
-                if group:
-                    started = time.perf_counter()
-                    got = answer_all([todo[k] for k in group], schemas)
-                    share = (time.perf_counter() - started) / len(group)
-                    self.answers.update({k: (a, share) for k, a in zip(group, got, strict=True)})
+            for composed in (True, False):
+                group = {k: a for k, a in todo.items() if (k[0] == "compose") == composed}
+                self._answer_once(self.answers, group, lambda a: answer_all(a, schemas))
             self.used.update(keys)
             return [copy.copy(self.answers[k][0]) for k in keys]
 
         def rewritten(asked: list) -> list[str]:
             keys = [("rewritten", q, repr(h)) for q, h in asked]
             todo = {k: a for k, a in zip(keys, asked, strict=True) if k not in self.rewrites}
-            if todo:
-                started = time.perf_counter()
-                got = rewrite(list(todo.values()))
-                share = (time.perf_counter() - started) / len(todo)
-                self.rewrites.update({k: (t, share) for k, t in zip(todo, got, strict=True)})
+            self._answer_once(self.rewrites, todo, rewrite)
             self.used.update(keys)
             return [self.rewrites[k][0] for k in keys]
 
         engine._answer_all, engine._rewrite = answered, rewritten
+
+    @staticmethod
+    def _answer_once(cache: dict, todo: dict, answer: Any) -> None:
+        """``answer`` the steps ``todo`` (key → what to ask) in one batch into ``cache``, each
+        with its share of the batch's seconds."""
+        if not todo:
+            return
+        started = time.perf_counter()
+        got = answer(list(todo.values()))
+        share = (time.perf_counter() - started) / len(todo)
+        cache.update({k: (a, share) for k, a in zip(todo, got, strict=True)})
 
     @staticmethod
     def _key(way: str | None, request: Any, within: str | None) -> tuple:
