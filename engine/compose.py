@@ -102,6 +102,7 @@ def compose(
         or compose_attribute(question, previous_sql, schema, dialect)
         or compose_filter(question, previous_sql, schema, dialect, lookup)
         or compose_sort(question, previous_sql, schema, dialect)
+        or compose_swap(question, previous_sql, schema, dialect, lookup)
     )
 
 
@@ -158,15 +159,31 @@ def _singular(name: str) -> str:
 
 
 def _links(referring: Table, entity: Table, key: str) -> list[str]:
-    """The columns of ``referring`` that are foreign keys to ``entity``'s ``key``."""
+    """The columns of ``referring`` that are foreign keys to ``entity``'s ``key``; where it
+    declares none to ``entity``, its column named as the key when that name is the key's
+    own (``Musical_ID``, not ``id``) and the column is declared to refer nowhere else but
+    back to ``referring`` (Spider's ``actor.Musical_ID`` is declared to refer to ``actor``)."""
     pk = [c.name.lower() for c in entity.columns if c.primary_key]
-    return [
+    declared = [
         fk.column
         for fk in referring.foreign_keys
         if fk.ref_table.lower() == entity.name.lower()
         and (fk.ref_column.lower() if fk.ref_column else (pk[0] if len(pk) == 1 else ""))
         == key.lower()
     ]
+    if declared or any(
+        fk.ref_table.lower() == entity.name.lower() for fk in referring.foreign_keys
+    ):
+        return declared
+    elsewhere = {
+        fk.column.lower()
+        for fk in referring.foreign_keys
+        if fk.ref_table.lower() != referring.name.lower()
+    }
+    own_key = [c.name.lower() for c in referring.columns if c.primary_key] == [key.lower()]
+    if _name_key(key) == "id" or own_key or key.lower() in elsewhere:
+        return []
+    return [c.name for c in referring.columns if c.name.lower() == key.lower()]
 
 
 def counted_table(
@@ -178,7 +195,25 @@ def counted_table(
     without such a table, the one referring table that holds people; else the one table
     linking it to a table named so ("how many stations does each train stop at": ``route``,
     with foreign keys to ``train`` and ``station``), with the link's column to count (the
-    third item; None for a direct count). None when not exactly one fits."""
+    third item; None for a direct count). A noun of several words that names none may count
+    its last word's table, when the other words are in that table's name ("office
+    buildings": through ``Office_locations``). None when not exactly one fits."""
+    found = _counted_table(noun, entity, key, schema)
+    *qualifiers, last = noun.split()
+    if found is not None or not qualifiers:
+        return found
+    # "office buildings": the buildings, when "office" is in the name of the table counted
+    # or linked through (Office_locations); "red cars" is a condition, left to the model
+    found = _counted_table(last, entity, key, schema)
+    if found is None:
+        return None
+    names = set(_name_key(found[0].name).split("_"))
+    return found if all(_singular(q) in names for q in qualifiers) else None
+
+
+def _counted_table(
+    noun: str, entity: Table, key: str, schema: Schema
+) -> tuple[Table, str, str | None] | None:
     referring = {
         t.name: (t, links[0])
         for t in schema.tables.values()
@@ -391,6 +426,16 @@ def _linked(want: str, table: Table, schema: Schema) -> Attribute | None:
     """The one table named ``want`` that ``table`` is linked to by a table of pairs (one
     foreign key to each: ``store_district`` for "which district is each store in"), by its
     naming columns; None when not exactly one fits."""
+    found = [pair for pair in _pairs(table, schema) if _name_key(pair[3].name) == want]
+    if len(found) != 1 or not (columns := _naming_columns(found[0][3])):
+        return None
+    link, mine, other, ref, ref_key = found[0]
+    return Attribute(tuple(columns), other, ref.name, ref_key, Link(link.name, mine))
+
+
+def _pairs(table: Table, schema: Schema) -> list[tuple[Table, str, str, Table, str]]:
+    """The tables ``table`` is linked to by a table of pairs: (the link table, its column
+    referring to ``table``, its column referring to the other, the other table, its key)."""
     key = primary_key(table)
     found = []
     for link in schema.tables.values():
@@ -401,12 +446,9 @@ def _linked(want: str, table: Table, schema: Schema) -> Attribute | None:
             ref = schema.table(fk.ref_table)
             if ref is None or ref.name.lower() in (table.name.lower(), link.name.lower()):
                 continue
-            if _name_key(ref.name) == want and (ref_key := fk.ref_column or primary_key(ref)):
+            if ref_key := fk.ref_column or primary_key(ref):
                 found.append((link, mine[0], fk.column, ref, ref_key))
-    if len(found) != 1 or not (columns := _naming_columns(found[0][3])):
-        return None
-    link, mine, other, ref, ref_key = found[0]
-    return Attribute(tuple(columns), other, ref.name, ref_key, Link(link.name, mine))
+    return found
 
 
 def _attribute_sql(entity: Entity, table: Table, found: list[Attribute], dialect: str) -> str:
@@ -503,25 +545,31 @@ class Stored:
     ref_table: str = ""
     ref_key: str = ""
     ref_column: str = ""
+    link: Link | None = None  # ``column`` is then a column of the link table, not of theirs
 
 
 def _value_column(
     value: str, table: Table, schema: Schema, dialect: str, lookup: Lookup
 ) -> Stored | None:
-    """The one place ``value`` is stored (case aside): a text column of ``table`` or the
-    naming column of a table it refers to; None when it is in none, or in more than one."""
-    places: list[tuple[str, Table, str, str | None]] = []  # (via, table, column, ref key)
+    """The one place ``value`` is stored (case aside): a text column of ``table``, the
+    naming column of a table it refers to, or of a table it is linked to by a table of pairs
+    (``store_district`` for "which of them are in Khanewal District?"); None when it is in
+    none, or in more than one."""
+    # (via, table, column, ref key, link)
+    places: list[tuple[str, Table, str, str | None, Link | None]] = []
     fks = {fk.column.lower() for fk in table.foreign_keys}
     for column in table.columns:
         if TEXT_TYPES.search(column.type or "") and column.name.lower() not in fks:
-            places.append((column.name, table, column.name, None))
+            places.append((column.name, table, column.name, None, None))
     for fk in table.foreign_keys:
         ref = schema.table(fk.ref_table)
         key = (fk.ref_column or primary_key(ref)) if ref is not None else None
         if ref is not None and key and ref.name.lower() != table.name.lower():
-            places += [(fk.column, ref, c, key) for c in _naming_columns(ref)]
+            places += [(fk.column, ref, c, key, None) for c in _naming_columns(ref)]
+    for link, mine, other, ref, key in _pairs(table, schema):
+        places += [(other, ref, c, key, Link(link.name, mine)) for c in _naming_columns(ref)]
     hits = []
-    for via, where, column, key in places:
+    for via, where, column, key, link in places:
         col = _column(column, where.name, dialect)
         probe = (
             exp.select(col)
@@ -539,7 +587,7 @@ def _value_column(
             if key is None:
                 hits.append(Stored(via, rows[0][0]))
             else:
-                hits.append(Stored(via, rows[0][0], where.name, key, column))
+                hits.append(Stored(via, rows[0][0], where.name, key, column, link))
     return hits[0] if len(hits) == 1 else None
 
 
@@ -558,12 +606,132 @@ def _filter_sql(
                 exp.EQ(this=_column(found.ref_column, found.ref_table, dialect), expression=value)
             )
         )
-        condition = _column(found.column, table.name, dialect).isin(query=inner)
+        if found.link is None:
+            condition = _column(found.column, table.name, dialect).isin(query=inner)
+        else:  # their keys in the table of pairs, next to the value's
+            pairs = exp.select(_column(found.link.key, found.link.table, dialect))
+            pairs = pairs.from_(exp.Table(this=_ident(found.link.table, dialect)))
+            pairs = pairs.where(_column(found.column, found.link.table, dialect).isin(query=inner))
+            own_key = primary_key(table) or entity.column  # the key the pairs refer to
+            condition = _column(own_key, table.name, dialect).isin(query=pairs)
     else:
         condition = exp.EQ(this=_column(found.column, table.name, dialect), expression=value)
     with_value = exp.select(key).from_(exp.Table(this=_ident(table.name, dialect)))
     out = _unlimited(tree.copy(), own, entity)
     return out.where(own.isin(query=with_value.where(condition)), copy=False).sql(dialect=dialect)
+
+
+# --- "what about bands?" ---------------------------------------------------------------------
+
+# The accepted sentences, case aside, with an optional leading "and"/"so"/"ok," and end mark:
+#   (what|how) about [the] <value> [instead]
+#   [the] same (for|with) [the] <value> [instead]
+# <value>: a value stored (case aside; or with a plural "s" dropped) in the column of exactly
+# one of the previous SQL's "column = 'text'" conditions (or a whole number, of one of its
+# "column = <number>" conditions): the follow-up asks the previous
+# question again with that value in its place ("which solo artists are from Brazil?", "what
+# about bands?": artist_type = 'band', still from Brazil). A value no condition's column
+# holds ("what about Brazil?" after "which artists are solo?") is a new condition, left to
+# the model.
+SWAP = re.compile(
+    _LEAD
+    + r"(?:(?:what|how)\s+about|(?:the\s+)?same\s+(?:for|with))\s+"
+    + r"(?P<value>[\w&'.-]+(?:\s+[\w&'.-]+){0,4}?)(?:\W+instead)?\s*[?.!]*\s*$",
+    re.I,
+)
+
+
+def compose_swap(
+    question: str, previous_sql: str, schema: Schema, dialect: str, lookup: Lookup | None
+) -> str | None:
+    """The previous SQL with the value the follow-up names in place of the one of its
+    conditions whose column holds it ("what about bands?": ``artist_type = 'solo'`` becomes
+    ``artist_type = 'band'``); None unless ``question`` is only that (:data:`SWAP`) and
+    exactly one condition's column holds the value (``lookup`` finds it)."""
+    match = SWAP.match(question.strip())
+    if match is None or lookup is None or not previous_sql:
+        return None
+    value = match["value"]
+    bare = re.sub(r"^the\s+", "", value, flags=re.I)  # "the Phantom …" may be stored so
+    if bare.lower().split()[0] in STOP_WORDS | {"no", "any", "all", "both", "either"}:
+        return None
+    tried = [bare, value] if bare != value else [value]
+    if " " not in bare and bare.lower().endswith("s"):
+        tried.append(bare[:-1])  # "bands": band
+    number = re.fullmatch(r"\d+", value) is not None  # "what about 2017?": year = 2017
+    try:
+        tree = parse_one(previous_sql, read=dialect)
+    except SqlglotError:
+        return None
+    if not isinstance(tree, exp.Query):
+        return None
+    hits = []
+    for condition in tree.find_all(exp.EQ):
+        column, literal = condition.this, condition.expression
+        if isinstance(literal, exp.Column):
+            column, literal = literal, column
+        if not (isinstance(column, exp.Column) and isinstance(literal, exp.Literal)):
+            continue
+        if (table := _column_table(column, schema)) is None:
+            continue
+        if literal.is_string:
+            found = (_stored(v, column.name, table, dialect, lookup) for v in tried)
+            stored = next((v for v in found if v is not None), None)
+            if stored is not None and stored.lower() != literal.this.lower():
+                hits.append((literal, exp.Literal.string(stored)))
+        elif (
+            number
+            and literal.is_int
+            and literal.this != value
+            and _stored(value, column.name, table, dialect, lookup, number=True) is not None
+        ):
+            hits.append((literal, exp.Literal.number(value)))
+    if len(hits) != 1:
+        return None
+    hits[0][0].replace(hits[0][1])
+    return tree.sql(dialect=dialect)
+
+
+def _column_table(column: exp.Column, schema: Schema) -> Table | None:
+    """The table a column of a SELECT comes from: the table its qualifier names, else the
+    one table of its SELECT having such a column; None when that cannot be told."""
+    select = column.parent_select
+    if select is None:
+        return None
+    sources = {
+        t.alias_or_name.lower(): t.name
+        for t in select.find_all(exp.Table)
+        if t.parent_select is select
+    }
+    if column.table:
+        name = sources.get(column.table.lower())
+        return schema.table(name) if name else None
+    tables = [schema.table(n) for n in set(sources.values())]
+    having = [
+        t
+        for t in tables
+        if t is not None and any(c.name.lower() == column.name.lower() for c in t.columns)
+    ]
+    return having[0] if len(having) == 1 else None
+
+
+def _stored(
+    value: str, column: str, table: Table, dialect: str, lookup: Lookup, number: bool = False
+) -> str | None:
+    """``value`` as stored in ``column`` of ``table`` (text, case aside; or ``number``), or
+    None."""
+    col = _column(column, table.name, dialect)
+    if number:
+        where = exp.EQ(this=col.copy(), expression=exp.Literal.number(value))
+    else:
+        where = exp.EQ(
+            this=exp.Lower(this=col.copy()), expression=exp.Literal.string(value.lower())
+        )
+    probe = exp.select(col).distinct().from_(exp.Table(this=_ident(table.name, dialect)))
+    rows = lookup(probe.where(where).limit(2).sql(dialect=dialect))
+    if len(rows) != 1 or rows[0][0] is None:
+        return None
+    return str(rows[0][0]) if number else rows[0][0] if isinstance(rows[0][0], str) else None
 
 
 # --- "sort them by salary, highest first" ----------------------------------------------------
@@ -636,12 +804,35 @@ RESTRICT = re.compile(
     + r"|(?:only\s+)?(?:those|the\s+ones)\s+(?:that|who|which|with|in|from|where)\b)",
     re.I,
 )
+# "only the women", "just the violent ones": told by the schema, for "only the names" asks
+# for a column (:func:`restricts`).
+ONLY = re.compile(
+    _LEAD + r"(?:only|just)\s+(?:the\s+)?(?P<noun>[a-z]+(?:\s+[a-z]+)?)\s*[?.!]*\s*$", re.I
+)
 KEPT = "kept_key"
 
 
-def restricts(question: str) -> bool:
-    """Whether a follow-up asks for some of the previous rows (:data:`RESTRICT`)."""
-    return bool(RESTRICT.match(question.strip()))
+def restricts(question: str, previous_sql: str = "", schema: Schema | None = None) -> bool:
+    """Whether a follow-up asks for some of the previous rows (:data:`RESTRICT`); with the
+    previous SQL and the schema, also "only the <noun>" (:data:`ONLY`) where the noun names
+    no column of the previous rows' table nor a table it refers to ("only the women", not
+    "only the names" or "just the salaries")."""
+    question = question.strip()
+    if RESTRICT.match(question):
+        return True
+    if schema is None or (match := ONLY.match(question)) is None:
+        return False
+    noun = match["noun"].lower()
+    if set(noun.split()) & (STOP_WORDS | {"name", "names", "id", "ids", "count", "total"}):
+        return False
+    if (rows := _previous_rows(previous_sql, schema)) is None:
+        return False
+    table = rows[1]
+    want = _name_key(noun)
+    columns = [_name_key(c.name) for c in table.columns]
+    if any(c == want or c.endswith("_" + want) for c in columns):
+        return False  # "just the salaries", "only the names" (Player_name)
+    return _attribute(noun, table, schema) is None
 
 
 def within_previous(
@@ -658,7 +849,10 @@ def within_previous(
     of rows that reads the previous rows' table (or a table referring to it), or the
     previous rows are not known.
     """
+    counted = None
     if (rows := _previous_rows(previous_sql, schema)) is None:
+        rows = counted = _counted_rows(previous_sql, schema, dialect)
+    if rows is None:
         return None
     entity = rows[0]
     try:
@@ -669,8 +863,11 @@ def within_previous(
         return None
     if not isinstance(tree, exp.Select) or (target := reads_rows(tree, entity, schema)) is None:
         return None
-    if tree.args.get("group") is None and any(s.find(exp.AggFunc) for s in tree.selects):
-        return None  # one aggregate row, not some of the rows
+    if counted is None and tree.args.get("group") is None:
+        if any(s.find(exp.AggFunc) for s in tree.selects):
+            return None  # one aggregate row, not some of the rows
+    elif counted is not None and tree.args.get("group") is not None:
+        return None  # a count per group, not the rows counted
     alias, column = target
     key = exp.column(column, table=alias)
     if any(tree.args.get(k) for k in ("order", "group", "having", "distinct", "limit", "offset")):
@@ -684,6 +881,29 @@ def within_previous(
     own = _own(previous, entity, dialect)
     out = _unlimited(previous, own, entity)
     return out.where(own.copy().isin(query=keys), copy=False).sql(dialect=dialect)
+
+
+def _counted_rows(previous_sql: str, schema: Schema, dialect: str) -> tuple[Entity, Table] | None:
+    """The rows an aggregate of one table counts or sums ("how many incidents started in
+    2017?": ``Behavior_Incident``, by its key), as the previous rows: "only the violent
+    ones" then keeps the count to those of them; None for anything else (a grouped or
+    limited SELECT, one reading several tables, a table without a one-column key)."""
+    try:
+        tree = parse_one(previous_sql, read=dialect) if previous_sql else None
+    except SqlglotError:
+        return None
+    if not isinstance(tree, exp.Select) or tree.args.get("joins"):
+        return None
+    if any(tree.args.get(k) for k in ("group", "having", "limit", "offset")):
+        return None
+    if not tree.selects or not all(s.find(exp.AggFunc) for s in tree.selects):
+        return None
+    source = (tree.args.get("from_") or tree.args.get("from")).this
+    table = schema.table(source.name) if isinstance(source, exp.Table) else None
+    if table is None or (key := primary_key(table)) is None:
+        return None
+    keys = exp.select(exp.column(key, table=source.alias_or_name)).from_(source.copy())
+    return Entity(table.name, key, keys, alias=source.alias_or_name.lower()), table
 
 
 def _own(tree: exp.Select, entity: Entity, dialect: str) -> exp.Column:

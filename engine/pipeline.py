@@ -174,7 +174,7 @@ class TextToSQL:
         within = {
             i: r.history[-1][1]
             for i, r in enumerate(requests)
-            if self.followup.within and r.history and restricts(r.question or "")
+            if self.followup.within and r.history and self._restricts(r, schemas)
         }
         answers = self._answer_all(
             [(way, request, within.get(i) if way else None) for i, way, request in plan], schemas
@@ -219,6 +219,13 @@ class TextToSQL:
             for i, way, question, history in steps
         ]
         return plan, understood
+
+    def _restricts(self, request: Request, schemas: dict) -> bool:
+        """Whether a follow-up asks for some of the previous rows (engine.compose.restricts,
+        told by the schema where the wording alone cannot)."""
+        read = self._schema(request.db_path, schemas)
+        schema = None if isinstance(read, str) else read[1]
+        return restricts(request.question or "", request.history[-1][1], schema)
 
     def _rewrite(self, asked: list[tuple[str, History]]) -> list[str]:
         """Each follow-up rewritten by the model into a standalone question (one batched,

@@ -83,6 +83,11 @@ def test_the_sample_follow_ups_of_the_composed_forms_are_right_without_a_model()
         "how many people work in each of them?",
         "how many reviews has each of them written?",
         "sort them by salary, highest first",  # a refinement: the previous rows re-sorted
+        "what about Amsterdam instead?",  # refinements: a value in place of the previous one
+        "what about Garden instead?",
+        "what about Marketing?",
+        "what about bands?",
+        "what about paypal?",
         "what are their job titles?",
         "what departments are they in?",
         "which of them are in Sales?",
