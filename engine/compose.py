@@ -13,14 +13,16 @@ table, joins the wrong way, drops the things with none, or forgets which things 
 
 It accepts only a follow-up whose whole meaning is that count (:data:`COUNT_EACH`), where
 the counted table is certain; anything else returns None and is left to the model. The same
-holds for three more forms: an attribute of each row ("what are their job titles?",
+holds for four more forms: an attribute of each row ("what are their job titles?",
 :func:`compose_attribute`), the rows with a value stored in one column ("which of them are
-in Sales?", :func:`compose_filter`), and the rows in another order ("sort them by salary,
-highest first", :func:`compose_sort`). :func:`compose` tries each in turn.
+in Sales?", :func:`compose_filter`), the rows in another order ("sort them by salary,
+highest first", :func:`compose_sort`), and the previous question with another value ("what
+about bands?", :func:`compose_swap`). :func:`compose` tries each in turn.
 
 One more helps the model rather than replacing it: a follow-up asking for some of the
-previous rows (:data:`RESTRICT`, "which of them live in Leeds?") is answered by the model,
-and :func:`within_previous` turns its answer into the previous SQL kept to the rows it gives.
+previous rows (:func:`restricts`, "which of them live in Leeds?", "only the women") is
+answered by the model, and :func:`within_previous` turns its answer into the previous SQL
+kept to the rows it gives (after a count of one table, to the rows it counted).
 """
 
 from __future__ import annotations
@@ -95,8 +97,9 @@ def compose(
 ) -> str | None:
     """The SQL of a follow-up the engine writes itself, or None: a count for each of the
     previous rows (:func:`compose_count`), an attribute of each (:func:`compose_attribute`),
-    those of them with a value (:func:`compose_filter`; ``lookup`` runs its probes), or
-    them in another order (:func:`compose_sort`)."""
+    those of them with a value (:func:`compose_filter`; ``lookup`` runs its probes),
+    them in another order (:func:`compose_sort`), or the previous SQL with another value
+    (:func:`compose_swap`)."""
     return (
         compose_count(question, previous_sql, schema, dialect)
         or compose_attribute(question, previous_sql, schema, dialect)
@@ -494,14 +497,17 @@ def _attribute_sql(entity: Entity, table: Table, found: list[Attribute], dialect
 # The accepted sentences, case aside, with an optional leading "and"/"so"/"ok," and end mark:
 #   (which|who) of (them|those|these) (is|are|was|were) [<verb>ed|based|located] [in|from|at|on]
 #       [the] <value>
+#   [only|just] (those|these|the ones) (in|from|at|on) [the] <value>
 # <value>: a value stored, word for word (case aside; or with a plural "s" dropped), in
 # exactly one text column of the previous rows' table or in the naming column of one table
-# it refers to (:func:`_value_column`). "which of them are not in Sales?", "… in Sales or
-# Finance?", "… older than 40?" find no such value and go to the model.
+# it refers to or is linked to by pairs (:func:`_value_column`). "which of them are not in
+# Sales?", "… in Sales or Finance?", "… older than 40?" find no such value and go to the
+# model.
 FILTER = re.compile(
     _LEAD
-    + r"(?:which|who)\s+of\s+(?:them|those|these)\s+"
-    + rf"{_BE}\s+(?:(?:[a-z]+ed|based|located)\s+)?(?:(?:in|from|at|on)\s+)?(?:the\s+)?"
+    + r"(?:(?:which|who)\s+of\s+(?:them|those|these)\s+"
+    + rf"{_BE}\s+(?:(?:[a-z]+ed|based|located)\s+)?(?:(?:in|from|at|on)\s+)?"
+    + r"|(?:(?:only|just)\s+)?(?:those|these|the\s+ones)\s+(?:in|from|at|on)\s+)(?:the\s+)?"
     + r"(?P<value>[\w&'.-]+(?:\s+[\w&'.-]+){0,4}?)\s*[?.!]*\s*$",
     re.I,
 )
@@ -527,8 +533,6 @@ def compose_filter(
         return None
     entity, table = rows
     found = _value_column(value, table, schema, dialect, lookup)
-    if found is None and value.lower().endswith("s") and " " not in value:
-        found = _value_column(value[:-1], table, schema, dialect, lookup)  # "bands": band
     if found is None:
         return None
     return _filter_sql(previous_sql, entity, table, found, dialect)
@@ -551,7 +555,8 @@ class Stored:
 def _value_column(
     value: str, table: Table, schema: Schema, dialect: str, lookup: Lookup
 ) -> Stored | None:
-    """The one place ``value`` is stored (case aside): a text column of ``table``, the
+    """The one place ``value`` is stored (case aside, in one of its :func:`_spellings`): a
+    text column of ``table``, the
     naming column of a table it refers to, or of a table it is linked to by a table of pairs
     (``store_district`` for "which of them are in Khanewal District?"); None when it is in
     none, or in more than one."""
@@ -570,24 +575,13 @@ def _value_column(
         places += [(other, ref, c, key, Link(link.name, mine)) for c in _naming_columns(ref)]
     hits = []
     for via, where, column, key, link in places:
-        col = _column(column, where.name, dialect)
-        probe = (
-            exp.select(col)
-            .distinct()
-            .from_(exp.Table(this=_ident(where.name, dialect)))
-            .where(
-                exp.EQ(
-                    this=exp.Lower(this=col.copy()), expression=exp.Literal.string(value.lower())
-                )
-            )
-            .limit(2)
-        )
-        rows = lookup(probe.sql(dialect=dialect))
-        if len(rows) == 1 and isinstance(rows[0][0], str):
-            if key is None:
-                hits.append(Stored(via, rows[0][0]))
-            else:
-                hits.append(Stored(via, rows[0][0], where.name, key, column, link))
+        found = (_stored(v, column, where, dialect, lookup) for v in _spellings(value, column))
+        if (stored := next((v for v in found if v is not None), None)) is None:
+            continue
+        if key is None:
+            hits.append(Stored(via, stored))
+        else:
+            hits.append(Stored(via, stored, where.name, key, column, link))
     return hits[0] if len(hits) == 1 else None
 
 
@@ -655,9 +649,6 @@ def compose_swap(
     bare = re.sub(r"^the\s+", "", value, flags=re.I)  # "the Phantom …" may be stored so
     if bare.lower().split()[0] in STOP_WORDS | {"no", "any", "all", "both", "either"}:
         return None
-    tried = [bare, value] if bare != value else [value]
-    if " " not in bare and bare.lower().endswith("s"):
-        tried.append(bare[:-1])  # "bands": band
     number = re.fullmatch(r"\d+", value) is not None  # "what about 2017?": year = 2017
     try:
         tree = parse_one(previous_sql, read=dialect)
@@ -675,7 +666,8 @@ def compose_swap(
         if (table := _column_table(column, schema)) is None:
             continue
         if literal.is_string:
-            found = (_stored(v, column.name, table, dialect, lookup) for v in tried)
+            spellings = _spellings(value, column.name)
+            found = (_stored(v, column.name, table, dialect, lookup) for v in spellings)
             stored = next((v for v in found if v is not None), None)
             if stored is not None and stored.lower() != literal.this.lower():
                 hits.append((literal, exp.Literal.string(stored)))
@@ -690,6 +682,28 @@ def compose_swap(
         return None
     hits[0][0].replace(hits[0][1])
     return tree.sql(dialect=dialect)
+
+
+# A person's sex as a follow-up says it, and as a column named so stores it.
+_GENDER = re.compile(r"sex|gender", re.I)
+_MEN = _words("men man male males boys boy gentlemen")
+_WOMEN = _words("women woman female females girls girl ladies lady")
+
+
+def _spellings(value: str, column: str) -> list[str]:
+    """How ``value`` may be stored in ``column``: as said, without a leading "the" (or with
+    it: "the Phantom of the Opera"), without a plural "s" ("bands": band); in a column of
+    people's sex, "women" as ``f`` or ``female``."""
+    bare = re.sub(r"^the\s+", "", value, flags=re.I)
+    found = [bare, value] if bare != value else [value]
+    if " " not in bare and bare.lower().endswith("s"):
+        found.append(bare[:-1])
+    if _GENDER.fullmatch(column):
+        if bare.lower() in _MEN:
+            found += ["m", "male"]
+        elif bare.lower() in _WOMEN:
+            found += ["f", "female"]
+    return found
 
 
 def _column_table(column: exp.Column, schema: Schema) -> Table | None:

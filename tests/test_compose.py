@@ -345,6 +345,8 @@ TOP_TWO = "SELECT first_name, salary FROM person ORDER BY salary DESC LIMIT 2"  
         ("which of them are German?", CLERKS, [("Bob", "Birch", 40), ("Cy", "Cole", 50)]),
         ("Which of those are based in York?", CLERKS, [("Bob", "Birch", 40)]),  # the office's
         ("who of them are clerks?", CLERKS, [("Bob", "Birch", 40), ("Cy", "Cole", 50)]),
+        ("only those in York", CLERKS, [("Bob", "Birch", 40)]),
+        ("and the ones from York?", CLERKS, [("Bob", "Birch", 40)]),
         # the two best paid are Ann and Cy: Bob, German too, is not one of them
         ("and which of these are german?", TOP_TWO, [("Cy", 50)]),
     ],
@@ -365,6 +367,8 @@ def test_the_previous_rows_are_kept_to_those_with_the_value(staff, question, pre
         "which of them are German or French?",
         "which of them have a manager?",
         "how many of them are German?",
+        "only those with a salary over 45",  # a condition, not a stored value
+        "only those in York or Leeds",
     ],
 )
 def test_a_filter_without_one_stored_value_is_left_to_the_model(staff, question):
@@ -713,6 +717,19 @@ def test_an_undeclared_key_must_be_its_own_name(tmp_path):
     assert compose_count(question, "SELECT name FROM team", schema, "sqlite") is None
 
 
+@pytest.mark.parametrize(
+    ("question", "rows"),
+    [
+        ("which of them are women?", [("Ada",), ("Eve",)]),
+        ("who of them are men?", [("Ben",), ("Dan",)]),
+    ],
+)
+def test_people_s_sex_is_found_as_stored(club, question, rows):
+    previous = "SELECT name FROM player WHERE team_id IN (1, 3)"  # not Cat, of team 2
+    sql = compose_filter(question, previous, read_schema(club), "sqlite", _lookup(club))
+    assert sql is not None and sorted(_rows(club, sql)) == rows, sql
+
+
 def test_a_value_of_a_table_linked_by_pairs_keeps_the_previous_rows(club):
     sql = compose_filter(
         "which of them are in Leeds?", NORTH, read_schema(club), "sqlite", _lookup(club)
@@ -727,6 +744,12 @@ def test_a_value_of_a_table_linked_by_pairs_keeps_the_previous_rows(club):
         # the condition whose column holds the value takes it; the others stay
         (
             "what about males?",
+            "SELECT name FROM player WHERE gender = 'female' AND rank = '1st'",
+            [("Ben",), ("Dan",)],
+        ),
+        # people's sex as said, and as stored
+        (
+            "what about the men?",
             "SELECT name FROM player WHERE gender = 'female' AND rank = '1st'",
             [("Ben",), ("Dan",)],
         ),
@@ -783,8 +806,7 @@ def test_the_swap_follow_ups_of_the_tune_part_get_their_gold_rows(request):
         assert execution_match(sql, item["followup_sql"], db_path=path) == 1.0, sql
 
 
-LEFT_TO_THE_MODEL = {  # no stored value says so: 'M', a role described, 'PROJ-MGR'
-    "what about the men?",
+LEFT_TO_THE_MODEL = {  # no stored value says so: a role described, 'PROJ-MGR'
     "what about the ones in the Photo role?",
     "what about project managers?",
 }
@@ -857,7 +879,7 @@ def test_the_answer_loop_keeps_only_the_noun_to_the_previous_rows(club):
     backend = ScriptedBackend(["SELECT 1"] * 3)
     got = TextToSQL(backend, followup=FollowupConfig()).ask("what about 2nd?", club, count)
     assert got.way == "compose" and got.rows == [[1]] and not backend.prompts
-    # "men" is not stored ('male' is): the model's
+    # no condition on their sex to put "men" in place of: the model's
     backend = ScriptedBackend(["SELECT 1"] * 9)
     got = TextToSQL(backend, followup=FollowupConfig()).ask("what about the men?", club, count)
     assert got.way != "compose" and backend.prompts
