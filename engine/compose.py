@@ -862,6 +862,11 @@ def within_previous(
     the oldest?" means the oldest of them, not of all). None when ``sql`` is not one SELECT
     of rows that reads the previous rows' table (or a table referring to it), or the
     previous rows are not known.
+
+    After a count (a sum, an average) of one table's rows (:func:`_counted_rows`), the
+    previous rows are those it counted: an answer that counts too gives the previous count
+    kept to the rows it counts ("only the violent ones"); an answer listing rows is kept to
+    the rows counted, showing what it shows ("which of them live in Rome?").
     """
     counted = None
     if (rows := _previous_rows(previous_sql, schema)) is None:
@@ -877,13 +882,17 @@ def within_previous(
         return None
     if not isinstance(tree, exp.Select) or (target := reads_rows(tree, entity, schema)) is None:
         return None
-    if counted is None and tree.args.get("group") is None:
-        if any(s.find(exp.AggFunc) for s in tree.selects):
-            return None  # one aggregate row, not some of the rows
-    elif counted is not None and tree.args.get("group") is not None:
-        return None  # a count per group, not the rows counted
+    aggregate = tree.args.get("group") is None and any(s.find(exp.AggFunc) for s in tree.selects)
     alias, column = target
     key = exp.column(column, table=alias)
+    if counted is None and aggregate:
+        return None  # one aggregate row, not some of the rows
+    if counted is not None and not aggregate:
+        if tree.args.get("group") is not None:
+            return None  # a count per group, not the rows counted
+        # "how many customers are there?", "which of them live in Rome?": the rows asked
+        # for, as the answer shows them, of those the count counted
+        return tree.where(key.isin(query=entity.keys.copy()), copy=False).sql(dialect=dialect)
     if any(tree.args.get(k) for k in ("order", "group", "having", "distinct", "limit", "offset")):
         # its columns stay (ORDER BY, HAVING may name them), in a derived table (a LIMIT in
         # an IN subquery is refused by MySQL); only its keys are read
@@ -900,8 +909,9 @@ def within_previous(
 def _counted_rows(previous_sql: str, schema: Schema, dialect: str) -> tuple[Entity, Table] | None:
     """The rows an aggregate of one table counts or sums ("how many incidents started in
     2017?": ``Behavior_Incident``, by its key), as the previous rows: "only the violent
-    ones" then keeps the count to those of them; None for anything else (a grouped or
-    limited SELECT, one reading several tables, a table without a one-column key)."""
+    ones" then keeps the count to those of them, "which of them were violent?" lists those
+    of them; None for anything else (a grouped or limited SELECT, one reading several
+    tables, a table without a one-column key)."""
     try:
         tree = parse_one(previous_sql, read=dialect) if previous_sql else None
     except SqlglotError:
@@ -916,7 +926,7 @@ def _counted_rows(previous_sql: str, schema: Schema, dialect: str) -> tuple[Enti
     table = schema.table(source.name) if isinstance(source, exp.Table) else None
     if table is None or (key := primary_key(table)) is None:
         return None
-    keys = exp.select(exp.column(key, table=source.alias_or_name)).from_(source.copy())
+    keys = tree.copy().select(exp.column(key, table=source.alias_or_name), append=False)
     return Entity(table.name, key, keys, alias=source.alias_or_name.lower()), table
 
 

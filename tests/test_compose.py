@@ -848,6 +848,18 @@ def test_a_count_is_kept_to_some_of_the_rows_it_counted(club, answer, rows):
     assert _rows(club, sql) == rows
 
 
+def test_rows_asked_for_after_a_count_are_those_it_counted(club):
+    # "how many players are ranked 1st?", "which of them are women?": a list, not a count
+    previous = "SELECT COUNT(*) FROM player WHERE rank = '1st'"
+    answer = "SELECT name FROM player WHERE gender = 'female' ORDER BY name"  # Cat is 2nd
+    sql = within_previous(answer, previous, read_schema(club), "sqlite")
+    assert sql is not None and sql.startswith("SELECT name FROM player WHERE gender"), sql
+    assert _rows(club, sql) == [("Ada",), ("Eve",)]
+    answer = "SELECT name FROM player WHERE gender = 'female' ORDER BY name LIMIT 1"
+    sql = within_previous(answer, previous, read_schema(club), "sqlite")
+    assert _rows(club, sql) == [("Ada",)]
+
+
 @pytest.mark.parametrize(
     ("answer", "previous"),
     [
@@ -875,6 +887,9 @@ def test_the_answer_loop_keeps_only_the_noun_to_the_previous_rows(club):
     answer = "SELECT COUNT(*) FROM player WHERE gender = 'female'"
     engine = TextToSQL(ScriptedBackend([answer] * 3), followup=FollowupConfig(way="edit"))
     assert engine.ask("only the female ones", club, count).rows == [[2]]
+    answer = "SELECT name FROM player WHERE gender = 'female'"  # asked for rows: rows
+    engine = TextToSQL(ScriptedBackend([answer] * 3), followup=FollowupConfig(way="edit"))
+    assert sorted(engine.ask("which of them are women?", club, count).rows) == [["Ada"], ["Eve"]]
     # the swapped value is written by the engine, no model asked
     backend = ScriptedBackend(["SELECT 1"] * 3)
     got = TextToSQL(backend, followup=FollowupConfig()).ask("what about 2nd?", club, count)
