@@ -48,13 +48,25 @@ def _conversation(followup: str) -> dict:
     return next(it for it in items if it["followup"] == followup)
 
 
+def _tune_items(*starts: str) -> list[dict]:
+    """The tune conversations whose follow-up starts so (case aside)."""
+    items = json.loads(FILE.read_text(encoding="utf-8"))
+    return [
+        it for it in items if it["part"] == "tune" and it["followup"].lower().startswith(starts)
+    ]
+
+
+def _db_path(item: dict, request):
+    """A conversation's database: a sample's, or a Spider one's (skipped without the data)."""
+    if item["source"] == "spider":
+        return db_file(item, request.getfixturevalue("shared_data"))
+    return db_file(item)
+
+
 @pytest.mark.parametrize("followup", COUNTS)
 def test_the_count_follow_ups_of_the_tune_part_get_their_gold_rows(followup, request):
     item = _conversation(followup)
-    if item["source"] == "spider":
-        path = db_file(item, request.getfixturevalue("shared_data"))
-    else:
-        path = db_file(item)
+    path = _db_path(item, request)
     schema = read_schema(path)
     sql = compose_count(followup, item["first_sql"], schema, schema.dialect)
     assert sql is not None
@@ -295,18 +307,10 @@ def test_anything_but_a_plain_attribute_is_left_to_the_model(staff, question):
 
 
 def test_the_attribute_follow_ups_of_the_tune_part_get_their_gold_rows(request):
-    items = [
-        it
-        for it in json.loads(FILE.read_text(encoding="utf-8"))
-        if it["part"] == "tune"
-        and it["followup"].startswith(("who are their", "what are their", "what departments"))
-    ]
+    items = _tune_items("who are their", "what are their", "what departments")
     assert len(items) >= 4
     for item in items:
-        if item["source"] == "spider":
-            path = db_file(item, request.getfixturevalue("shared_data"))
-        else:
-            path = db_file(item)
+        path = _db_path(item, request)
         schema = read_schema(path)
         sql = compose(item["followup"], item["first_sql"], schema, schema.dialect)
         if item["followup"] == "what were their starting salaries?":  # the first of several
@@ -786,17 +790,10 @@ def test_a_value_no_condition_holds_is_left_to_the_model(club, question):
 
 
 def test_the_swap_follow_ups_of_the_tune_part_get_their_gold_rows(request):
-    items = [
-        it
-        for it in json.loads(FILE.read_text(encoding="utf-8"))
-        if it["part"] == "tune" and it["followup"].lower().startswith("what about")
-    ]
+    items = _tune_items("what about")
     assert len(items) >= 12
     for item in items:
-        if item["source"] == "spider":
-            path = db_file(item, request.getfixturevalue("shared_data"))
-        else:
-            path = db_file(item)
+        path = _db_path(item, request)
         schema = read_schema(path)
         sql = compose(item["followup"], item["first_sql"], schema, schema.dialect, _lookup(path))
         if item["followup"] in LEFT_TO_THE_MODEL:
