@@ -36,7 +36,14 @@ from sqlglot.dialects.dialect import Dialect
 from sqlglot.errors import SqlglotError
 
 from engine.schema import Schema, Table
-from engine.scope import TEXT_TYPES, Entity, previous_entity, primary_key, reads_rows
+from engine.scope import (
+    TEXT_TYPES,
+    Entity,
+    column_table,
+    previous_entity,
+    primary_key,
+    reads_rows,
+)
 
 
 def _words(text: str) -> frozenset[str]:
@@ -663,7 +670,7 @@ def compose_swap(
             column, literal = literal, column
         if not (isinstance(column, exp.Column) and isinstance(literal, exp.Literal)):
             continue
-        if (table := _column_table(column, schema)) is None:
+        if (table := column_table(column, schema)) is None:
             continue
         if literal.is_string:
             spellings = _spellings(value, column.name)
@@ -704,29 +711,6 @@ def _spellings(value: str, column: str) -> list[str]:
         elif bare.lower() in _WOMEN:
             found += ["f", "female"]
     return found
-
-
-def _column_table(column: exp.Column, schema: Schema) -> Table | None:
-    """The table a column of a SELECT comes from: the table its qualifier names, else the
-    one table of its SELECT having such a column; None when that cannot be told."""
-    select = column.parent_select
-    if select is None:
-        return None
-    sources = {
-        t.alias_or_name.lower(): t.name
-        for t in select.find_all(exp.Table)
-        if t.parent_select is select
-    }
-    if column.table:
-        name = sources.get(column.table.lower())
-        return schema.table(name) if name else None
-    tables = [schema.table(n) for n in set(sources.values())]
-    having = [
-        t
-        for t in tables
-        if t is not None and any(c.name.lower() == column.name.lower() for c in t.columns)
-    ]
-    return having[0] if len(having) == 1 else None
 
 
 def _stored(

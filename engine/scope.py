@@ -114,6 +114,16 @@ def _owner(column: exp.Column, tables: dict[str, str], schema: Schema) -> str | 
     return owners[0] if len(owners) == 1 else None
 
 
+def column_table(column: exp.Column, schema: Schema) -> Table | None:
+    """The table a column comes from in its own SELECT (:func:`_owner`), or None."""
+    select = column.parent_select
+    if not isinstance(select, exp.Select):
+        return None
+    tables = _tables(select)
+    alias = _owner(column, tables, schema)
+    return schema.table(tables[alias]) if alias else None
+
+
 def primary_key(table: Table) -> str | None:
     """A table's primary key column; None when it has none or several."""
     keys = [c.name for c in table.columns if c.primary_key]
