@@ -328,6 +328,9 @@ ATTRIBUTE = re.compile(
     + rf"(?:{_THEM}|each(?:\s+one)?|them|those|these)"
     + rf"|(?:what|which)\s+(?P<owner>{_ATTR})\s+{_BE}\s+(?:they|each\s+of\s+them)\s+"
     + r"(?:in|from|at|on|part\s+of)"
+    + rf"|(?:what|which)\s+(?P<are>{_ATTR})\s+{_BE}\s+(?:they|those|these|each\s+of\s+them)"
+    + rf"|(?:what|which)\s+(?P<does>{_ATTR})\s+(?:do|does|did)\s+(?:they|{_THEM})\s+[a-z]+"
+    + r"(?:\s+(?:in|at|on|from|to|for|with|under))?"
     + r")\s*[?.!]*\s*$",
     re.I,
 )
@@ -341,7 +344,7 @@ def compose_attribute(question: str, previous_sql: str, schema: Schema, dialect:
     match = ATTRIBUTE.match(question.strip())
     if match is None:
         return None
-    words = match["attr"] or match["shown"] or match["bare"] or match["of"] or match["owner"]
+    words = next((w for w in match.groups() if w), None)
     if words is None or words.lower().split()[-1] in STOP_WORDS | {"name", "names"}:
         return None
     if (rows := _previous_rows(previous_sql, schema)) is None:
@@ -436,11 +439,40 @@ def _linked(want: str, table: Table, schema: Schema) -> Attribute | None:
     """The one table named ``want`` that ``table`` is linked to by a table of pairs (one
     foreign key to each: ``store_district`` for "which district is each store in"), by its
     naming columns; None when not exactly one fits."""
-    found = [pair for pair in _pairs(table, schema) if _name_key(pair[3].name) == want]
-    if len(found) != 1 or not (columns := _naming_columns(found[0][3])):
+    pairs = _pairs(table, schema)
+    found = [pair for pair in pairs if _name_key(pair[3].name) == want]
+    if found:
+        if len(found) != 1 or not (columns := _naming_columns(found[0][3])):
+            return None
+        link, mine, other, ref, ref_key = found[0]
+        return Attribute(tuple(columns), other, ref.name, ref_key, Link(link.name, mine))
+    # a column of the table of pairs itself ("what rooms are they in?": Lives_in.room_number),
+    # else of the table it links them to ("what cities do they live in?": Addresses.city)
+    keys = {p[1].lower() for p in pairs} | {p[2].lower() for p in pairs}
+    links = {p[0].name.lower(): p for p in pairs}.values()
+    own = [
+        (p, c.name)
+        for p in links
+        for c in p[0].columns
+        if c.name.lower() not in keys and _fits(c.name, want)
+    ]
+    if own:
+        if len(own) != 1:
+            return None
+        (link, mine, *_), column = own[0]
+        return Attribute((column,), link=Link(link.name, mine))
+    other = [(p, c.name) for p in pairs for c in p[3].columns if _fits(c.name, want)]
+    if len(other) != 1:
         return None
-    link, mine, other, ref, ref_key = found[0]
-    return Attribute(tuple(columns), other, ref.name, ref_key, Link(link.name, mine))
+    (link, mine, via, ref, ref_key), column = other[0]
+    return Attribute((column,), via, ref.name, ref_key, Link(link.name, mine))
+
+
+def _fits(column: str, want: str) -> bool:
+    """Whether a column is the one a noun names: by its words, or with a trailing number,
+    name or code left off ("room" -> ``room_number``)."""
+    key = _name_key(column)
+    return want in (key, re.sub(r"_(?:number|no|num|name|code)$", "", key))
 
 
 def _pairs(table: Table, schema: Schema) -> list[tuple[Table, str, str, Table, str]]:
@@ -468,10 +500,24 @@ def _attribute_sql(entity: Entity, table: Table, found: list[Attribute], dialect
     query = exp.select(*labels).from_(exp.Table(this=_ident(table.name, dialect)))
     joined: dict[tuple, str] = {}  # (link, foreign key column) -> the alias its table has
     for attribute in found:
-        if attribute.via is None:
+        if attribute.via is None and attribute.link is None:
             new = [c for c in attribute.columns if c.lower() not in shown]
             query = query.select(*(_column(c, table.name, dialect) for c in new), copy=False)
             shown.update(c.lower() for c in new)
+            continue
+        if attribute.via is None:  # a column of the table of pairs itself
+            pairs = joined.get((attribute.link, None))
+            if pairs is None:
+                pairs = joined[attribute.link, None] = f"link_{len(joined) + 1}"
+                on = exp.EQ(this=_column(attribute.link.key, pairs, dialect), expression=key.copy())
+                source = exp.Table(
+                    this=_ident(attribute.link.table, dialect),
+                    alias=exp.TableAlias(this=exp.to_identifier(pairs)),
+                )
+                query = query.join(source, on=on, join_type="left", copy=False)
+            query = query.select(
+                *(_column(c, pairs, dialect) for c in attribute.columns), copy=False
+            )
             continue
         alias = joined.get((attribute.link, attribute.via))
         if alias is None:
@@ -627,6 +673,9 @@ def _filter_sql(
 # The accepted sentences, case aside, with an optional leading "and"/"so"/"ok," and end mark:
 #   (what|how) about [the] <value> [instead]
 #   [the] same (for|with) [the] <value> [instead]
+#   and [for|in|with|at|from|on|of] [the] <value>       ("and travel insurance?", "and in 2004?")
+# or, for <value>, (over|above|more than|under|below|less than) <number>: the bound of the one
+# comparison of that direction ("what about over 100?" after "… more than 200 students").
 # <value>: a value stored (case aside; or with a plural "s" dropped) in the column of exactly
 # one of the previous SQL's "column = 'text'" conditions (or a whole number, of one of its
 # "column = <number>" conditions): the follow-up asks the previous
@@ -635,8 +684,10 @@ def _filter_sql(
 # holds ("what about Brazil?" after "which artists are solo?") is a new condition, left to
 # the model.
 SWAP = re.compile(
-    _LEAD
-    + r"(?:(?:what|how)\s+about|(?:the\s+)?same\s+(?:for|with))\s+"
+    r"^\W*(?:"
+    + r"(?:(?:and|so|ok|okay)\b\W*)?(?:(?:what|how)\s+about|(?:the\s+)?same\s+(?:for|with))"
+    + r"|and(?:\s+(?:for|in|with|at|from|on|of))?"
+    + r")\s+"
     + r"(?P<value>[\w&'.-]+(?:\s+[\w&'.-]+){0,4}?)(?:\W+instead)?\s*[?.!]*\s*$",
     re.I,
 )
@@ -653,6 +704,12 @@ def compose_swap(
     if match is None or lookup is None or not previous_sql:
         return None
     value = match["value"]
+    if bound := _BOUND.fullmatch(value):  # "what about over 100?" after "more than 200"
+        try:
+            tree = parse_one(previous_sql, read=dialect)
+        except SqlglotError:
+            return None
+        return _swap_bound(tree, bool(bound["up"]), bound["n"], dialect)
     bare = re.sub(r"^the\s+", "", value, flags=re.I)  # "the Phantom …" may be stored so
     if bare.lower().split()[0] in STOP_WORDS | {"no", "any", "all", "both", "either"}:
         return None
@@ -668,7 +725,13 @@ def compose_swap(
         column, literal = condition.this, condition.expression
         if isinstance(literal, exp.Column):
             column, literal = literal, column
-        if not (isinstance(column, exp.Column) and isinstance(literal, exp.Literal)):
+        if not isinstance(literal, exp.Literal):
+            continue
+        if _year_of(column) and number and _YEAR.fullmatch(literal.this) and literal.this != value:
+            # strftime('%Y', hired) = '2017', YEAR(hired) = 2017: "what about 2015?"
+            hits.append((literal, exp.Literal(this=value, is_string=literal.is_string)))
+            continue
+        if not isinstance(column, exp.Column):
             continue
         if (table := column_table(column, schema)) is None:
             continue
@@ -689,6 +752,43 @@ def compose_swap(
         return None
     hits[0][0].replace(hits[0][1])
     return tree.sql(dialect=dialect)
+
+
+_BOUND = re.compile(
+    r"(?:(?P<up>over|above|more\s+than|greater\s+than)|under|below|less\s+than|fewer\s+than)"
+    r"\s+(?P<n>\d+(?:\.\d+)?)",
+    re.I,
+)
+
+
+def _swap_bound(tree: exp.Query, up: bool, n: str, dialect: str) -> str | None:
+    """The previous SQL with ``n`` as the bound of its one comparison of that direction
+    (``capacity > 200`` becomes ``capacity > 100``), or None when not exactly one is."""
+    kinds = (exp.GT, exp.GTE) if up else (exp.LT, exp.LTE)
+    flipped = (exp.LT, exp.LTE) if up else (exp.GT, exp.GTE)
+    hits = []
+    for node in tree.find_all(*kinds, *flipped):
+        left, right = node.this, node.expression
+        if isinstance(left, exp.Column) and isinstance(right, exp.Literal):
+            hits += [right] * (isinstance(node, kinds) and not right.is_string)
+        elif isinstance(right, exp.Column) and isinstance(left, exp.Literal):
+            hits += [left] * (isinstance(node, flipped) and not left.is_string)  # 200 < capacity
+    if len(hits) != 1 or hits[0].this == n:
+        return None
+    hits[0].replace(exp.Literal.number(n))
+    return tree.sql(dialect=dialect)
+
+
+_YEAR = re.compile(r"(?:19|20)\d\d")
+
+
+def _year_of(node: exp.Expression) -> bool:
+    """Whether an expression is the year of one column: ``strftime('%Y', c)``, ``YEAR(c)``,
+    ``EXTRACT(YEAR FROM c)``, ``substr(c, 1, 4)``."""
+    if isinstance(node, exp.Column) or len(list(node.find_all(exp.Column))) != 1:
+        return False
+    text = node.sql(dialect="sqlite").lower()
+    return bool(re.search(r"%y|\byear\b|substr(?:ing)?\([^,]+,\s*1,\s*4\)", text))
 
 
 # A person's sex as a follow-up says it, and as a column named so stores it.
@@ -773,7 +873,7 @@ def compose_sort(question: str, previous_sql: str, schema: Schema, dialect: str)
         key: exp.Expression = exp.column(_ident(alias, dialect)) if alias else shown[0].copy()
     elif not shown and tree.args.get("group") is None and not tree.args.get("distinct"):
         found = _attribute(match["attr"], table, schema)
-        if found is None or found.via is not None:
+        if found is None or found.via is not None or found.link is not None:
             return None
         key = exp.Column(this=_ident(found.columns[0], dialect), table=own.args["table"].copy())
         out = out.select(key.copy(), copy=False)

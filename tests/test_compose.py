@@ -806,6 +806,7 @@ def test_the_swap_follow_ups_of_the_tune_part_get_their_gold_rows(request):
 LEFT_TO_THE_MODEL = {  # no stored value says so: a role described, 'PROJ-MGR'
     "what about the ones in the Photo role?",
     "what about project managers?",
+    "what about after 2000?",  # another comparison ("before 1990"), not a value in its place
 }
 
 

@@ -174,7 +174,8 @@ def test_by_default_a_follow_up_is_edited_and_rewritten_and_the_edit_wins_a_tie(
             "SELECT name FROM customers",  # the rewrite's answer, other rows
         ]
     )
-    answer = TextToSQL(backend).ask("and in Spain?", db, HISTORY)
+    # two values: no one value to put in the place of the earlier one, so the model's
+    answer = TextToSQL(backend).ask("and in Spain or Portugal?", db, HISTORY)
     assert (
         answer.way == "edit" and answer.sql == "SELECT name FROM customers WHERE country = 'Spain'"
     )
@@ -183,7 +184,7 @@ def test_by_default_a_follow_up_is_edited_and_rewritten_and_the_edit_wins_a_tie(
     assert FollowupConfig().way == "compose+scope+edit+rewrite"
     spain = "SELECT name FROM customers WHERE country = 'Spain'"
     backend = ScriptedBackend(["Who lives in Spain?", spain, spain + " ORDER BY name"])
-    answer = TextToSQL(backend).ask("and in Spain?", db, HISTORY)
+    answer = TextToSQL(backend).ask("and in Spain or Portugal?", db, HISTORY)
     assert answer.way == "edit" and answer.votes == 2 and answer.understood == "Who lives in Spain?"
 
 
