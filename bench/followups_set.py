@@ -9,7 +9,8 @@ answered right), then a follow-up scored by execution against ``followup_sql``. 
 first one's filters). ``part`` (``tune`` / ``final``) is assigned by database; ``source``
 says where the database lives: ``sample`` -> ``sample_dbs/<db>.sqlite``, ``spider`` ->
 ``../shared/data/spider_train/database/<db>/<db>.sqlite`` (held-out databases of
-``bench/ablation.py``'s slices).
+``bench/ablation.py``'s slices, and, for 40 tune conversations, Spider-train databases outside
+every slice: the example pool never shows a database's own pairs, ``engine.rag.pool``).
 
 Golds follow one convention, so an answer is not judged on a column choice the question
 leaves open: a first question shows names (and at most one attribute it asks for); "which of
@@ -23,7 +24,9 @@ The parts: ``final`` is 40 conversations written on 2026-12-07 by helpers that r
 the engine nor the other conversations, on 17 databases of ``training.slices.WORLD`` that no
 other conversation uses (``music_2`` of that list has no rows); the 99 written before are
 all ``tune`` (the earlier final part's failures had been read, so it could no longer give a
-held-out figure).
+held-out figure). 40 more tune conversations (26 about the previous rows, 8 refinements, 6
+unrelated), written on 2026-12-07 the same way on 16 mid-sized Spider-train databases that no
+slice holds, gave the tune part fresh failures to learn from without reading the final part.
 
 The Spider-derived conversations are written on the Spider databases, licensed CC BY-SA 4.0:
 Yu et al., "Spider: A Large-Scale Human-Labeled Dataset for Complex and Cross-Domain
