@@ -36,6 +36,7 @@ from engine.followup import attach_previous, retrieval_query
 from engine.prompt import Message, Prompter, build_repair_messages, prompt_budget
 from engine.schema import Schema
 from engine.scope import (
+    EACH,
     Entity,
     misses,
     name_rows,
@@ -84,6 +85,7 @@ class _Work:
     kept: _Output | None = None
     asked: str = ""  # the question as the model was asked it (scope: its rows named)
     within: str | None = None  # the previous SQL whose rows it asks some of (engine.compose)
+    each: bool = False  # it asks something of each of the previous rows (engine.scope.EACH)
 
     def __post_init__(self) -> None:
         self.first = self.messages
@@ -375,7 +377,10 @@ class TextToSQL:
         answer = Answer(question=question, sources=sources)
         retrieved = request.context is None
         history = request.history
-        return _Work(answer, db, schema, messages, history, retrieved, way, scope, asked=asked)
+        each = scope is not None and EACH.search(question) is not None
+        return _Work(
+            answer, db, schema, messages, history, retrieved, way, scope, asked=asked, each=each
+        )
 
     @staticmethod
     def _schema(ref: DbRef | Database, schemas: dict) -> tuple[Database, Schema] | str:
@@ -434,6 +439,7 @@ class TextToSQL:
                     work.scope,
                     work.way == "scope",
                     work.within,
+                    work.each,
                 )
             runs.append((i, raw, *checked[raw]))
         valid = [r for r in runs if r[4] is not None and r[3] is None]
@@ -507,6 +513,7 @@ class TextToSQL:
         scope: Entity | None = None,
         about_rows: bool = False,
         within: str | None = None,
+        each: bool = False,
     ) -> tuple[str | None, str | None, QueryResult | None]:
         """Model text -> (sql, error, result); exactly one of error/result is set.
         ``previous``: the conversation's last SQL, put in front of an answer that selects
@@ -514,7 +521,8 @@ class TextToSQL:
         to (engine.scope); ``about_rows``: an answer that does not read them is an error
         (the scope way, which asks about them by name); ``within``: the previous SQL, for
         a follow-up asking for some of its rows: the answer becomes that SQL kept to the
-        rows it gives (engine.compose.within_previous), where that runs."""
+        rows it gives (engine.compose.within_previous), where that runs; ``each``: it asks
+        something of each of the previous rows (engine.scope.per_row)."""
         sql = None
         try:
             sql = extract_sql(raw_output)
@@ -523,7 +531,7 @@ class TextToSQL:
             sql = attach_previous(sql, previous, schema.dialect)
             alone = sql
             if scope is not None:
-                limited = restrict(sql, scope, schema)
+                limited = restrict(sql, scope, schema, each)
                 if limited is None and about_rows and (why := misses(sql, scope, schema)):
                     return sql, why, None
                 sql = limited or sql

@@ -218,9 +218,13 @@ def _shown_table(
     return alias, (primary_key(table) if table else None)
 
 
-def restrict(sql: str, entity: Entity, schema: Schema) -> str | None:
+def restrict(sql: str, entity: Entity, schema: Schema, each: bool = False) -> str | None:
     """``sql`` limited to the entity's rows, where it reads its table or one that refers to
-    it by a foreign key; None when it reads neither (or is not one SELECT)."""
+    it by a foreign key; None when it reads neither (or is not one SELECT). ``each``: the
+    follow-up asks something of each of the rows (:data:`EACH`); one aggregate over the rows
+    that refer to them is then counted for each of them (:func:`per_row`)."""
+    if each and (rows := per_row(sql, entity, schema)) is not None:
+        return rows
     try:
         tree = parse_one(sql, read=schema.dialect)
     except SqlglotError:
@@ -239,6 +243,57 @@ def restrict(sql: str, entity: Entity, schema: Schema) -> str | None:
         _name_keys(tree, alias, column, entity, tables, schema)
     _hide_keys(tree, entity, tables, schema)
     return tree.sql(dialect=schema.dialect)
+
+
+# A follow-up that asks something of each of the previous rows, one answer per row.
+EACH = re.compile(r"\beach\b|\bapiece\b", re.I)
+PER_ROW = "per_row"  # the alias of the aggregate of each row, joined to their table
+
+
+def per_row(sql: str, entity: Entity, schema: Schema) -> str | None:
+    """One row per previous row for a lone aggregate over the rows that refer to them
+    ("how many concerts has each of them headlined?" answered with one ``COUNT`` over
+    ``concert_performers``): their names (else their key) and the aggregate of each one's
+    rows, grouped by the foreign key to them and joined to their table (none dropped: a count
+    of none is 0). None for any other SQL: grouped, not only aggregates, or reading their
+    table itself (what it counts of them is the model's to say)."""
+    if (read := _read(sql, schema)) is None or KEY in sql:
+        return None
+    tree, tables = read
+    if any(tree.args.get(k) for k in ("group", "having", "distinct")) or not all(
+        s.find(exp.AggFunc) for s in tree.selects
+    ):
+        return None
+    if any(n.lower() == entity.table.lower() for n in tables.values()):
+        return None
+    if (found := _referring(tables, entity, schema)) is None:
+        return None
+    alias, fk = found
+    link = exp.column(fk, table=alias)
+    inner = tree.copy()
+    shown = []  # (its name in the subquery, its name shown, a count)
+    columns: list[exp.Expression] = [exp.alias_(link, KEY)]
+    for i, select in enumerate(tree.selects, 1):
+        value = select.unalias()
+        label = select.alias or (value.key if isinstance(value, exp.AggFunc) else f"value_{i}")
+        shown.append((f"value_{i}", label, isinstance(value, exp.Count)))
+        columns.append(exp.alias_(value.copy(), f"value_{i}"))
+    inner.set("expressions", columns)
+    for key in ("order", "limit", "offset"):
+        inner.set(key, None)
+    inner = inner.group_by(link.copy(), copy=False)
+    key = exp.column(entity.column, table=NAMES)
+    outer = exp.select(*(exp.column(n, table=NAMES) for n in entity.labels or (entity.column,)))
+    for name, label, count in shown:
+        value: exp.Expression = exp.column(name, table=PER_ROW)
+        if count:  # no row refers to it: none counted
+            value = exp.func("COALESCE", value, exp.Literal.number(0))
+        outer = outer.select(exp.alias_(value, label), copy=False)
+    their = exp.Table(this=exp.to_identifier(entity.table))
+    outer = outer.from_(exp.alias_(their, NAMES, table=True), copy=False)
+    on = exp.column(KEY, table=PER_ROW).eq(key.copy())
+    outer = outer.join(inner.subquery(PER_ROW), on=on, join_type="left", copy=False)
+    return outer.where(key.isin(query=entity.keys.copy()), copy=False).sql(dialect=schema.dialect)
 
 
 def reads_rows(select: exp.Select, entity: Entity, schema: Schema) -> tuple[str, str] | None:

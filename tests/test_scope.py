@@ -9,6 +9,7 @@ from engine.conversation import FollowupConfig
 from engine.db import open_database
 from engine.pipeline import TextToSQL
 from engine.scope import (
+    EACH,
     misses,
     name_rows,
     previous_entity,
@@ -249,3 +250,57 @@ def test_the_scope_way_repairs_an_answer_that_does_not_read_the_previous_rows(tm
     backend = ScriptedBackend(["SELECT title FROM jobs"])
     edit = TextToSQL(backend, followup=FollowupConfig(way="edit"), max_attempts=1)
     assert edit.ask("what are their job titles?", path, history).ok
+
+
+LEEDS = "SELECT name FROM customers WHERE city = 'Leeds'"  # Ann, Cy, Di
+
+
+def test_a_lone_aggregate_asked_of_each_of_them_is_counted_for_each(db):
+    schema = _schema(db)
+    leeds = previous_entity(LEEDS, schema)
+    con = sqlite3.connect(db)
+
+    def rows(sql, each=True):
+        return sorted(con.execute(restrict(sql, leeds, schema, each)).fetchall())
+
+    # "how many good reviews has each of them written?": one count over reviews becomes
+    # one count per customer (Di, who wrote none, counted 0)
+    good = "SELECT COUNT(*) FROM reviews WHERE stars >= 2"
+    assert rows(good) == [("Ann", 2), ("Cy", 1), ("Di", 0)]
+    # any aggregate: none to sum is no sum
+    assert rows("SELECT MAX(stars), SUM(stars) FROM reviews") == [
+        ("Ann", 5, 9),
+        ("Cy", 2, 2),
+        ("Di", None, None),
+    ]
+    # not asked of each of them: one number over their rows, as before
+    assert rows(good, each=False) == [(3,)]
+    # grouped already, not only aggregates, or a count of them: as written, kept to them
+    assert rows("SELECT customer_id, COUNT(*) FROM reviews GROUP BY customer_id") == [
+        ("Ann", 2),
+        ("Cy", 1),
+    ]
+    assert rows("SELECT COUNT(*) FROM customers") == [(3,)]
+    assert rows("SELECT stars FROM reviews WHERE stars > 3") == [(4,), (5,)]
+
+
+@pytest.mark.parametrize(
+    ("question", "each"),
+    [
+        ("how many concerts has each of them headlined?", True),
+        ("and what did each one spend?", True),
+        ("how many reviews do they have in total?", False),
+        ("which of them live in Leeds?", False),
+    ],
+)
+def test_a_question_of_each_row_is_told_by_its_words(question, each):
+    assert (EACH.search(question) is not None) is each
+
+
+def test_the_answer_loop_counts_a_lone_aggregate_for_each_of_them(db):
+    backend = ScriptedBackend(["SELECT COUNT(*) FROM reviews WHERE stars >= 2"])
+    engine = TextToSQL(backend, followup=FollowupConfig(way="scope"))
+    history = [("Who lives in Leeds?", LEEDS)]
+    answer = engine.ask("how many good reviews has each of them written?", db, history)
+    assert answer.ok and sorted(answer.rows) == [["Ann", 2], ["Cy", 1], ["Di", 0]]
+    assert answer.columns == ["name", "count"]
