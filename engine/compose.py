@@ -105,13 +105,15 @@ def compose(
     """The SQL of a follow-up the engine writes itself, or None: a count for each of the
     previous rows (:func:`compose_count`), an attribute of each (:func:`compose_attribute`),
     those of them with a value (:func:`compose_filter`; ``lookup`` runs its probes),
-    them in another order (:func:`compose_sort`), or the previous SQL with another value
+    them in another order (:func:`compose_sort`), those of them with the most of something
+    (:func:`compose_superlative`), or the previous SQL with another value
     (:func:`compose_swap`)."""
     return (
         compose_count(question, previous_sql, schema, dialect)
         or compose_attribute(question, previous_sql, schema, dialect)
         or compose_filter(question, previous_sql, schema, dialect, lookup)
         or compose_sort(question, previous_sql, schema, dialect)
+        or compose_superlative(question, previous_sql, schema, dialect)
         or compose_swap(question, previous_sql, schema, dialect, lookup)
     )
 
@@ -886,6 +888,83 @@ def compose_sort(question: str, previous_sql: str, schema: Schema, dialect: str)
         order.append(own.sql(dialect=dialect))  # ties in the order of the rows' key
     out = out.order_by(*order, append=False, dialect=dialect, copy=False)
     return out.sql(dialect=dialect)
+
+
+# --- "who among them is the oldest?" ---------------------------------------------------------
+
+# The accepted sentences, case aside, with an optional leading "and"/"so"/"ok," and end mark:
+#   (which|who) [one] (of|among) (them|these|those) (is|was|are|were) the <superlative> [one]
+#   (which|who) (is|was) the <superlative> [one] (of|among) (them|these|those)
+#   (which|who) [one] (of|among) (them|these|those) (has|had|have) the (highest|lowest|…) <attr>
+# <superlative>: one of :data:`SUPERLATIVES`, read as the one column of their table it is
+# about (an age, else a date of birth; a price; a date; a height; …), exactly one of which
+# their table must have; <attr>: a column of their table.
+_AMONG = r"(?:of|among)\s+(?:them|these|those)"
+_SUPER = r"(?P<super>[a-z]+(?:\s+[a-z]+)?)"
+SUPERLATIVE = re.compile(
+    _LEAD
+    + r"(?:which|who)(?:\s+one)?\s+(?:"
+    + rf"{_AMONG}\s+{_BE}\s+the\s+{_SUPER}(?:\s+one)?"
+    + rf"|{_BE}\s+the\s+(?P<super2>[a-z]+(?:\s+[a-z]+)?)(?:\s+one)?\s+{_AMONG}"
+    + rf"|{_AMONG}\s+(?:has|had|have)\s+the\s+(?:(?P<down>{_DOWN})|(?P<up>{_UP}))\s+"
+    + rf"(?P<attr>{_ATTR})"
+    + r")\s*[?.!]*\s*$",
+    re.I,
+)
+# A superlative: (the column names it is about, a pattern of those it is the reverse of for,
+# most first). "oldest": the greatest age, or the earliest date of birth.
+SUPERLATIVES: dict[str, tuple[str, str, bool]] = {
+    "oldest": (r"^age$|birth|^dob$|born", r"birth|^dob$|born", True),
+    "youngest": (r"^age$|birth|^dob$|born", r"birth|^dob$|born", False),
+    "most expensive": (r"price|cost", "", True),
+    "dearest": (r"price|cost", "", True),
+    "cheapest": (r"price|cost", "", False),
+    "tallest": (r"height", "", True),
+    "shortest": (r"height", "", False),
+    "heaviest": (r"weight", "", True),
+    "lightest": (r"weight", "", False),
+    "richest": (r"net_?worth|wealth", "", True),
+}
+
+
+def compose_superlative(
+    question: str, previous_sql: str, schema: Schema, dialect: str
+) -> str | None:
+    """The previous SQL kept to those of its rows with the greatest (or least) value of one
+    column of their table ("who among these is the oldest?": the greatest age of them, every
+    one of them who has it); None unless ``question`` is only that (:data:`SUPERLATIVE`) and
+    the column is certain."""
+    match = SUPERLATIVE.match(question.strip())
+    if match is None or (rows := _previous_rows(previous_sql, schema)) is None:
+        return None
+    entity, table = rows
+    if match["attr"]:
+        found = _attribute(match["attr"], table, schema)
+        if found is None or found.via is not None or found.link is not None:
+            return None
+        column, most = found.columns[0], bool(match["down"])
+    else:
+        word = " ".join((match["super"] or match["super2"]).lower().split())
+        if word not in SUPERLATIVES:
+            return None
+        about, reverse, most = SUPERLATIVES[word]
+        names = [c.name for c in table.columns if re.search(about, _name_key(c.name))]
+        ages = [n for n in names if _name_key(n) == "age"]
+        names = ages or names  # an age and a date of birth: the age says it plainly
+        if len(names) != 1:
+            return None
+        column = names[0]
+        if reverse and re.search(reverse, _name_key(column)):
+            most = not most  # the oldest: the earliest born
+    tree = parse_one(previous_sql, read=dialect)
+    own = _own(tree, entity, dialect)
+    mine = exp.Column(this=_ident(column, dialect), table=own.args["table"].copy())
+    key = _column(entity.column, table.name, dialect)
+    best = exp.select((exp.Max if most else exp.Min)(this=_column(column, table.name, dialect)))
+    best = best.from_(exp.Table(this=_ident(table.name, dialect)))
+    best = best.where(key.isin(query=entity.keys.copy()), copy=False)
+    out = _unlimited(tree.copy(), own, entity)
+    return out.where(exp.EQ(this=mine, expression=best.subquery()), copy=False).sql(dialect=dialect)
 
 
 # --- "which of them live in Leeds?": some of the previous rows, shown as they were ----------

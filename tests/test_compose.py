@@ -14,6 +14,7 @@ from engine.compose import (
     compose_count,
     compose_filter,
     compose_sort,
+    compose_superlative,
     compose_swap,
     counted_noun,
     restricts,
@@ -1044,6 +1045,71 @@ def test_a_bound_or_year_with_no_one_place_is_left_to_the_model(campus, question
     assert compose_swap(question, previous, read_schema(campus), "sqlite", _lookup(campus)) is None
 
 
+@pytest.fixture
+def crew(tmp_path):
+    """People with an age, a date of birth and a salary; ships with a date of birth only."""
+    path = tmp_path / "crew.sqlite"
+    con = sqlite3.connect(path)
+    con.executescript(
+        "CREATE TABLE person (person_id INTEGER PRIMARY KEY, name TEXT, age INTEGER,"
+        " birth_date TEXT, salary REAL, team TEXT);"
+        "CREATE TABLE ship (ship_id INTEGER PRIMARY KEY, ship_name TEXT, date_of_birth TEXT,"
+        " fleet TEXT);"
+        "INSERT INTO person VALUES (1,'Ann',50,'1975-01-01',10,'red'),"
+        "(2,'Bob',61,'1964-01-01',30,'red'),(3,'Cy',61,'1964-02-02',20,'red'),"
+        "(4,'Di',70,'1955-01-01',5,'blue');"
+        "INSERT INTO ship VALUES (1,'Ark','1900-01-01','A'),(2,'Bay','1950-01-01','A'),"
+        "(3,'Cod','1800-01-01','B');"
+    )
+    con.commit()
+    con.close()
+    return path
+
+
+RED = "SELECT name FROM person WHERE team = 'red' ORDER BY name"  # Ann, Bob, Cy (not Di, 70)
+
+
+@pytest.mark.parametrize(
+    ("question", "previous", "rows"),
+    [
+        # the greatest age among them, all who share it (Di is older, but not one of them)
+        ("who among these is the oldest?", RED, [("Bob",), ("Cy",)]),
+        ("Which one is the youngest of them?", RED, [("Ann",)]),
+        # a column said by the question
+        ("which of them has the highest salary?", RED, [("Bob",)]),
+        ("and who of them has the lowest salary?", RED, [("Ann",)]),
+        # a date of birth: the oldest was born first
+        (
+            "which of these is the oldest?",
+            "SELECT ship_name FROM ship WHERE fleet = 'A'",
+            [("Ark",)],
+        ),
+        # a LIMIT's rows stay its rows
+        (
+            "which of them is the oldest?",
+            "SELECT name FROM person ORDER BY salary LIMIT 2",  # Di, Ann
+            [("Di",)],
+        ),
+    ],
+)
+def test_those_of_them_with_the_most_of_something(crew, question, previous, rows):
+    sql = compose_superlative(question, previous, read_schema(crew), "sqlite")
+    assert sql is not None and sorted(_rows(crew, sql)) == rows, sql
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "who among these is the best?",  # no column says what "best" is
+        "which of them is the tallest?",  # no height
+        "which of them has the highest bonus?",  # no such column
+        "which of them is the oldest and the richest?",
+    ],
+)
+def test_a_superlative_no_column_says_is_left_to_the_model(crew, question):
+    assert compose_superlative(question, RED, read_schema(crew), "sqlite") is None
+
+
 # Tune follow-ups of the forms above (written by helpers that never saw the engine): each
 # composed, with its gold rows.
 AND_AND_ARE_THEY = [
@@ -1056,6 +1122,7 @@ AND_AND_ARE_THEY = [
     "and tournaments?",
     "what about 2015?",
     "what about over 100?",
+    "who among these is the oldest?",
 ]
 
 
