@@ -310,10 +310,14 @@ def _count_sql(
 #   (show|list|give) [me] their <attr>
 #   their <attr>                                  ("and their emails?")
 #   (what|which|who) (is|are|was|were|'s) the <attr> (of|for) (each [one] [of them]|them)
-#   (what|which) <attr> (is|are|was|were) (they|each of them) (in|from|at|on|part of)
+#   (what|which) <attr> (is|are|was|were) (they|each of them) [in|from|at|on|part of]
+#   (what|which) <attr> (do|does|did) (they|each of them) <verb> [in|at|on|…]
+#                                                 ("what cities do they live in?")
 # <attr>: one to three words, or two such joined by "and" or a comma, each naming a column
 # of the previous rows' table, or a table it refers to by one foreign key, or one it is
-# linked to by a table of pairs (:func:`_attribute`).
+# linked to by a table of pairs, or a column of that table of pairs or of the table it links
+# them to (:func:`_attribute`). The verb is not read: "what cities do they live in?" and
+# "what cities do they work in?" both show the city the schema links them to.
 # Nothing else may be in the sentence: "show their emails too" adds to the previous answer,
 # and "what are their salaries in 2024" asks more than a lookup; both go to the model.
 _ATTR = r"[a-z][\w-]*(?:\s+[a-z][\w-]*){0,2}?"
@@ -390,7 +394,9 @@ class Attribute:
     via: str | None = None
     ref_table: str = ""
     ref_key: str = ""
-    link: Link | None = None  # ``via`` is then a column of the link table, not of theirs
+    # a table of pairs: ``via`` is then a column of it, not of theirs; without ``via``,
+    # ``columns`` are its own ("what rooms are they in?": Lives_in.room_number)
+    link: Link | None = None
 
 
 @dataclass(frozen=True)
