@@ -32,7 +32,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.followups_set import load_conversations  # noqa: E402
+from bench.followups_set import FILE, load_conversations  # noqa: E402
 
 ROWS = (
     "compose+scope+edit+rewrite,compose+scope+edit,compose+edit+rewrite,edit+rewrite,"
@@ -172,6 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("records", nargs="+", type=Path)
     parser.add_argument("--rows", default=ROWS)
     parser.add_argument("--part", choices=("tune", "final", "all"), default="all")
+    parser.add_argument("--file", type=Path, default=FILE, help="the conversations")
     args = parser.parse_args(argv)
     records = [
         json.loads(line)
@@ -179,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
         for line in path.read_text(encoding="utf-8").splitlines()
         if line.strip()
     ]
-    conversations = load_conversations()
+    conversations = load_conversations(args.file)
     parts = {c["followup"]: c["part"] for c in conversations}
     if len(parts) != len(conversations):
         raise SystemExit("two conversations share a follow-up question; records cannot tell them")

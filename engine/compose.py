@@ -40,6 +40,7 @@ from engine.scope import (
     TEXT_TYPES,
     Entity,
     column_table,
+    links_to,
     previous_entity,
     primary_key,
     reads_rows,
@@ -170,34 +171,6 @@ def _singular(name: str) -> str:
     return word
 
 
-def _links(referring: Table, entity: Table, key: str) -> list[str]:
-    """The columns of ``referring`` that are foreign keys to ``entity``'s ``key``; where it
-    declares none to ``entity``, its column named as the key when that name is the key's
-    own (``Musical_ID``, not ``id``) and the column is declared to refer nowhere else but
-    back to ``referring`` (Spider's ``actor.Musical_ID`` is declared to refer to ``actor``)."""
-    pk = [c.name.lower() for c in entity.columns if c.primary_key]
-    declared = [
-        fk.column
-        for fk in referring.foreign_keys
-        if fk.ref_table.lower() == entity.name.lower()
-        and (fk.ref_column.lower() if fk.ref_column else (pk[0] if len(pk) == 1 else ""))
-        == key.lower()
-    ]
-    if declared or any(
-        fk.ref_table.lower() == entity.name.lower() for fk in referring.foreign_keys
-    ):
-        return declared
-    elsewhere = {
-        fk.column.lower()
-        for fk in referring.foreign_keys
-        if fk.ref_table.lower() != referring.name.lower()
-    }
-    own_key = [c.name.lower() for c in referring.columns if c.primary_key] == [key.lower()]
-    if _name_key(key) == "id" or own_key or key.lower() in elsewhere:
-        return []
-    return [c.name for c in referring.columns if c.name.lower() == key.lower()]
-
-
 def counted_table(
     noun: str, entity: Table, key: str, schema: Schema
 ) -> tuple[Table, str, str | None] | None:
@@ -229,7 +202,7 @@ def _counted_table(
     referring = {
         t.name: (t, links[0])
         for t in schema.tables.values()
-        if t.name.lower() != entity.name.lower() and len(links := _links(t, entity, key)) == 1
+        if t.name.lower() != entity.name.lower() and len(links := links_to(t, entity, key)) == 1
     }
     named = [v for t, v in referring.items() if _singular(t) == _singular(noun)]
     if not named and noun in _PEOPLE:
@@ -489,7 +462,7 @@ def _pairs(table: Table, schema: Schema) -> list[tuple[Table, str, str, Table, s
     key = primary_key(table)
     found = []
     for link in schema.tables.values():
-        mine = _links(link, table, key) if key and link.name.lower() != table.name.lower() else []
+        mine = links_to(link, table, key) if key and link.name.lower() != table.name.lower() else []
         if len(mine) != 1:
             continue
         for fk in link.foreign_keys:

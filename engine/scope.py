@@ -251,29 +251,43 @@ PER_ROW = "per_row"  # the alias of the aggregate of each row, joined to their t
 
 
 def per_row(sql: str, entity: Entity, schema: Schema) -> str | None:
-    """One row per previous row for a lone aggregate over the rows that refer to them
-    ("how many concerts has each of them headlined?" answered with one ``COUNT`` over
-    ``concert_performers``): their names (else their key) and the aggregate of each one's
+    """One row per previous row for an aggregate over the rows that refer to them, asked of
+    each of them ("how many concerts has each of them headlined?" answered with one ``COUNT``
+    over ``concert_performers``, or with counts grouped by the foreign key to them, which
+    leave out those with none): their names (else their key) and the aggregate of each one's
     rows, grouped by the foreign key to them and joined to their table (none dropped: a count
-    of none is 0). None for any other SQL: grouped, not only aggregates, or reading their
-    table itself (what it counts of them is the model's to say)."""
+    of none is 0). None for any other SQL: grouped by anything else, not only aggregates, or
+    reading their table itself (what it counts of them is the model's to say)."""
     if (read := _read(sql, schema)) is None or KEY in sql:
         return None
     tree, tables = read
-    if any(tree.args.get(k) for k in ("group", "having", "distinct")) or not all(
-        s.find(exp.AggFunc) for s in tree.selects
-    ):
+    if tree.args.get("having") or tree.args.get("distinct"):
         return None
     if any(n.lower() == entity.table.lower() for n in tables.values()):
         return None
     if (found := _referring(tables, entity, schema)) is None:
         return None
     alias, fk = found
+
+    def is_link(node: exp.Expression) -> bool:
+        return (
+            isinstance(node, exp.Column)
+            and node.name.lower() == fk.lower()
+            and _owner(node, tables, schema) == alias
+        )
+
+    group = tree.args.get("group")
+    if group is not None and not (len(group.expressions) == 1 and is_link(group.expressions[0])):
+        return None
+    values = [s for s in tree.selects if group is None or not is_link(s.unalias())]
+    if not values or not all(s.find(exp.AggFunc) for s in values):
+        return None
     link = exp.column(fk, table=alias)
     inner = tree.copy()
+    inner.set("group", None)
     shown = []  # (its name in the subquery, its name shown, a count)
     columns: list[exp.Expression] = [exp.alias_(link, KEY)]
-    for i, select in enumerate(tree.selects, 1):
+    for i, select in enumerate(values, 1):
         value = select.unalias()
         label = select.alias or (value.key if isinstance(value, exp.AggFunc) else f"value_{i}")
         shown.append((f"value_{i}", label, isinstance(value, exp.Count)))
@@ -365,15 +379,43 @@ def _show_labels(
 
 
 def _referring(tables: dict[str, str], entity: Entity, schema: Schema) -> tuple[str, str] | None:
-    """A table of the query with a foreign key to the entity's key."""
+    """A table of the query with a foreign key to the entity's key (:func:`links_to`)."""
+    if (their := schema.table(entity.table)) is None:
+        return None
     for alias, name in tables.items():
         table = schema.table(name)
-        for fk in table.foreign_keys if table else []:
-            if fk.ref_table.lower() == entity.table.lower() and (
-                (fk.ref_column or fk.column).lower() == entity.column.lower()
-            ):
-                return alias, fk.column
+        other = table is not None and table.name.lower() != their.name.lower()
+        if other and (links := links_to(table, their, entity.column)):
+            return alias, links[0]
     return None
+
+
+def links_to(referring: Table, entity: Table, key: str) -> list[str]:
+    """The columns of ``referring`` that are foreign keys to ``entity``'s ``key``; where it
+    declares none to ``entity``, its column named as the key when that name is the key's
+    own (``Musical_ID``, not ``id``) and the column is declared to refer nowhere else but
+    back to ``referring`` (Spider's ``actor.Musical_ID`` is declared to refer to ``actor``)."""
+    pk = [c.name.lower() for c in entity.columns if c.primary_key]
+    declared = [
+        fk.column
+        for fk in referring.foreign_keys
+        if fk.ref_table.lower() == entity.name.lower()
+        and (fk.ref_column.lower() if fk.ref_column else (pk[0] if len(pk) == 1 else ""))
+        == key.lower()
+    ]
+    if declared or any(
+        fk.ref_table.lower() == entity.name.lower() for fk in referring.foreign_keys
+    ):
+        return declared
+    elsewhere = {
+        fk.column.lower()
+        for fk in referring.foreign_keys
+        if fk.ref_table.lower() != referring.name.lower()
+    }
+    own_key = [c.name.lower() for c in referring.columns if c.primary_key] == [key.lower()]
+    if key.lower().strip("_") == "id" or own_key or key.lower() in elsewhere:
+        return []
+    return [c.name for c in referring.columns if c.name.lower() == key.lower()]
 
 
 def _is_key(column: exp.Expression, entity: Entity, tables: dict[str, str], schema: Schema) -> bool:
@@ -383,13 +425,10 @@ def _is_key(column: exp.Expression, entity: Entity, tables: dict[str, str], sche
     name, table = column.name.lower(), tables[alias]
     if table.lower() == entity.table.lower():
         return name == entity.column.lower()
-    found = schema.table(table)
-    return any(
-        fk.column.lower() == name
-        and fk.ref_table.lower() == entity.table.lower()
-        and (fk.ref_column or fk.column).lower() == entity.column.lower()
-        for fk in (found.foreign_keys if found else [])
-    )
+    found, their = schema.table(table), schema.table(entity.table)
+    if found is None or their is None:
+        return False
+    return name in {c.lower() for c in links_to(found, their, entity.column)}
 
 
 def _hide_keys(tree: exp.Select, entity: Entity, tables: dict[str, str], schema: Schema) -> None:

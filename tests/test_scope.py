@@ -275,11 +275,12 @@ def test_a_lone_aggregate_asked_of_each_of_them_is_counted_for_each(db):
     ]
     # not asked of each of them: one number over their rows, as before
     assert rows(good, each=False) == [(3,)]
-    # grouped already, not only aggregates, or a count of them: as written, kept to them
-    assert rows("SELECT customer_id, COUNT(*) FROM reviews GROUP BY customer_id") == [
-        ("Ann", 2),
-        ("Cy", 1),
-    ]
+    # counts grouped by the foreign key to them leave out those with none: counted for each
+    by_fk = "SELECT customer_id, COUNT(*) FROM reviews GROUP BY customer_id"
+    assert rows(by_fk) == [("Ann", 2), ("Cy", 1), ("Di", 0)]
+    assert rows(by_fk, each=False) == [("Ann", 2), ("Cy", 1)]
+    # grouped by something else, not only aggregates, or a count of them: as written, kept
+    assert rows("SELECT stars, COUNT(*) FROM reviews GROUP BY stars") == [(2, 1), (4, 1), (5, 1)]
     assert rows("SELECT COUNT(*) FROM customers") == [(3,)]
     assert rows("SELECT stars FROM reviews WHERE stars > 3") == [(4,), (5,)]
 
@@ -304,3 +305,27 @@ def test_the_answer_loop_counts_a_lone_aggregate_for_each_of_them(db):
     answer = engine.ask("how many good reviews has each of them written?", db, history)
     assert answer.ok and sorted(answer.rows) == [["Ann", 2], ["Cy", 1], ["Di", 0]]
     assert answer.columns == ["name", "count"]
+
+
+def test_a_column_named_as_their_key_refers_to_them_where_none_is_declared(tmp_path):
+    # Spider declares many links nowhere: contacts.customer_id refers to customers all the same
+    path = tmp_path / "undeclared.sqlite"
+    con = sqlite3.connect(path)
+    con.executescript(
+        "CREATE TABLE customers (customer_id INTEGER PRIMARY KEY, customer_name TEXT, pay TEXT);"
+        "CREATE TABLE contacts (contact_id INTEGER PRIMARY KEY, customer_id INTEGER, phone TEXT);"
+        "CREATE TABLE notes (note_id INTEGER PRIMARY KEY, id INTEGER, body TEXT);"
+        "INSERT INTO customers VALUES (1,'Ann','card'),(2,'Bo','card'),(3,'Cy','cash');"
+        "INSERT INTO contacts VALUES (1,1,'111'),(2,1,'112'),(3,3,'333');"
+        "INSERT INTO notes VALUES (1,1,'x');"
+    )
+    con.commit()
+    schema = _schema(path)
+    card = previous_entity("SELECT customer_name FROM customers WHERE pay = 'card'", schema)
+    sql = restrict("SELECT customer_id, phone FROM contacts", card, schema)
+    assert sorted(con.execute(sql).fetchall()) == [("Ann", "111"), ("Ann", "112")]
+    count = "SELECT customer_id, COUNT(*) FROM contacts GROUP BY customer_id"
+    rows = con.execute(restrict(count, card, schema, each=True)).fetchall()
+    assert sorted(rows) == [("Ann", 2), ("Bo", 0)]
+    # a bare "id" says nothing about what it keys: not theirs
+    assert restrict("SELECT body FROM notes", card, schema) is None
