@@ -371,6 +371,11 @@ class Attribute:
     # ``columns`` are its own ("what rooms are they in?": Lives_in.room_number)
     link: Link | None = None
 
+    @property
+    def own(self) -> bool:
+        """A column of the previous rows' table itself, no join needed."""
+        return self.via is None and self.link is None
+
 
 @dataclass(frozen=True)
 class Link:
@@ -481,7 +486,7 @@ def _attribute_sql(entity: Entity, table: Table, found: list[Attribute], dialect
     query = exp.select(*labels).from_(exp.Table(this=_ident(table.name, dialect)))
     joined: dict[tuple, str] = {}  # (link, foreign key column) -> the alias its table has
     for attribute in found:
-        if attribute.via is None and attribute.link is None:
+        if attribute.own:
             new = [c for c in attribute.columns if c.lower() not in shown]
             query = query.select(*(_column(c, table.name, dialect) for c in new), copy=False)
             shown.update(c.lower() for c in new)
@@ -685,20 +690,16 @@ def compose_swap(
     if match is None or lookup is None or not previous_sql:
         return None
     value = match["value"]
+    try:
+        tree = parse_one(previous_sql, read=dialect)
+    except SqlglotError:
+        return None
     if bound := _BOUND.fullmatch(value):  # "what about over 100?" after "more than 200"
-        try:
-            tree = parse_one(previous_sql, read=dialect)
-        except SqlglotError:
-            return None
         return _swap_bound(tree, bool(bound["up"]), bound["n"], dialect)
     bare = re.sub(r"^the\s+", "", value, flags=re.I)  # "the Phantom …" may be stored so
     if bare.lower().split()[0] in STOP_WORDS | {"no", "any", "all", "both", "either"}:
         return None
     number = re.fullmatch(r"\d+", value) is not None  # "what about 2017?": year = 2017
-    try:
-        tree = parse_one(previous_sql, read=dialect)
-    except SqlglotError:
-        return None
     if not isinstance(tree, exp.Query):
         return None
     hits = []
@@ -854,7 +855,7 @@ def compose_sort(question: str, previous_sql: str, schema: Schema, dialect: str)
         key: exp.Expression = exp.column(_ident(alias, dialect)) if alias else shown[0].copy()
     elif not shown and tree.args.get("group") is None and not tree.args.get("distinct"):
         found = _attribute(match["attr"], table, schema)
-        if found is None or found.via is not None or found.link is not None:
+        if found is None or not found.own:
             return None
         key = exp.Column(this=_ident(found.columns[0], dialect), table=own.args["table"].copy())
         out = out.select(key.copy(), copy=False)
@@ -919,7 +920,7 @@ def compose_superlative(
     entity, table = rows
     if match["attr"]:
         found = _attribute(match["attr"], table, schema)
-        if found is None or found.via is not None or found.link is not None:
+        if found is None or not found.own:
             return None
         column, most = found.columns[0], bool(match["down"])
     else:
