@@ -56,8 +56,11 @@ def _words(text: str) -> frozenset[str]:
 #       [<total>]
 #   how many <noun> [are|is] <verb> [in|at|for|to|with|on|from] each [one] of (them|those|these)
 #       [<total>]
+#   how many <noun> (is|are|was|were) each [one] of (them|those|these) [a|an] <verb>
+#       [in|at|for|to|with|on|from|of] [<total>]   ("how many teams is each of them a member of?")
 # <noun>: one to three words naming a table that refers to the previous rows (or a person
-# word, see _PEOPLE); <verb>: one of NEUTRAL_VERBS (they add no condition); <total>: "in
+# word, see _PEOPLE); <verb>: one of NEUTRAL_VERBS (they add no condition; after "is each of
+# them", a participle or role of NEUTRAL_ROLES: "enrolled in", "a contact for"); <total>: "in
 # total", "in all", "altogether", "overall", "so far". Nothing else may be in the sentence,
 # and neither the noun nor the verb may hold a digit or one of STOP_WORDS.
 _THEM = r"each(?:\s+one)?\s+of\s+(?:them|those|these)"
@@ -66,7 +69,8 @@ _TOTAL = r"(?:\s+(?:in\s+total|in\s+all|altogether|overall|so\s+far))?"
 COUNT_EACH = re.compile(
     r"^\W*(?:(?:and|so)\s+)?how\s+many\s+(?P<noun>[a-z][\w-]*(?:\s+[a-z][\w-]*){0,2}?)\s+"
     rf"(?:(?:has|have|does|do|did)\s+{_THEM}(?:\s+(?P<verb>[a-z]+)(?:\s+{_PREP})?)?"
-    rf"|(?:(?:are|is)\s+)?(?P<verb2>(?!{_PREP}\b)[a-z]+)(?:\s+{_PREP})?\s+{_THEM})"
+    rf"|(?:(?:are|is)\s+)?(?P<verb2>(?!{_PREP}\b)[a-z]+)(?:\s+{_PREP})?\s+{_THEM}"
+    rf"|(?:is|are|was|were)\s+{_THEM}\s+(?:an?\s+)?(?P<role>[a-z]+)(?:\s+(?:{_PREP}|of))?)"
     rf"{_TOTAL}\s*[?.!]*\s*$",
     re.I,
 )
@@ -80,6 +84,12 @@ NEUTRAL_VERBS = _words(
     live lives lived study studies studied play plays played serve serves served stop stops
     stopped attend attends attended appear appears appeared stock stocks stocked sell sells
     sold carry carries carried"""
+)
+# Participles and roles that only name the link ("how many courses is each of them enrolled
+# in?", "how many organizations is each of them a contact for?").
+NEUTRAL_ROLES = _words(
+    """enrolled registered assigned involved linked associated connected attached subscribed
+    signed listed contact member part customer client"""
 )
 # Words that, in the noun or the verb, make it more than a plain count of a table's rows:
 # a condition, a distinct count, a noun that is not a table's ("of the orders").
@@ -150,9 +160,12 @@ def counted_noun(question: str) -> str | None:
     if match is None:
         return None
     noun = " ".join(match["noun"].lower().split())
-    verb = (match["verb"] or match["verb2"] or "have").lower()
+    if match["role"]:
+        verb, neutral = match["role"].lower(), NEUTRAL_ROLES | NEUTRAL_VERBS
+    else:
+        verb, neutral = (match["verb"] or match["verb2"] or "have").lower(), NEUTRAL_VERBS
     words = {*noun.split(), verb}
-    if verb not in NEUTRAL_VERBS or words & STOP_WORDS or any(c.isdigit() for c in noun):
+    if verb not in neutral or words & STOP_WORDS or any(c.isdigit() for c in noun):
         return None
     return noun
 
@@ -243,6 +256,8 @@ def _labels(entity: Entity, table: Table) -> list[str]:
     names = [n for n in entity.labels if _NAMING.search(n)]
     if names or entity.labels:
         return names or list(entity.labels)
+    if entity.via:
+        return [entity.column]  # it showed their keys only
     text = [c.name for c in table.columns if TEXT_TYPES.search(c.type or "")]
     return text[:1] or [entity.column]
 
@@ -845,6 +860,8 @@ def compose_sort(question: str, previous_sql: str, schema: Schema, dialect: str)
     if (rows := _previous_rows(previous_sql, schema)) is None:
         return None
     entity, table = rows
+    if entity.via:
+        return None  # their table is not read: their columns cannot be added
     tree = parse_one(previous_sql, read=dialect)
     want = _name_key(match["attr"])
     shown = [s for s in tree.selects if _name_key(s.alias_or_name) == want]
@@ -918,6 +935,8 @@ def compose_superlative(
     if match is None or (rows := _previous_rows(previous_sql, schema)) is None:
         return None
     entity, table = rows
+    if entity.via:
+        return None  # their table is not read: their columns cannot be compared
     if match["attr"]:
         found = _attribute(match["attr"], table, schema)
         if found is None or not found.own:
@@ -1078,7 +1097,7 @@ def _own(tree: exp.Select, entity: Entity, dialect: str) -> exp.Column:
     sources = [t for t in tree.find_all(exp.Table) if t.parent_select is tree]
     source = next(t for t in sources if t.alias_or_name.lower() == entity.alias)
     qualifier = source.args["alias"].this if source.args.get("alias") else source.this
-    return exp.Column(this=_ident(entity.column, dialect), table=qualifier.copy())
+    return exp.Column(this=_ident(entity.via or entity.column, dialect), table=qualifier.copy())
 
 
 def _unlimited(tree: exp.Select, own: exp.Column, entity: Entity) -> exp.Select:

@@ -108,7 +108,8 @@ class FollowupConfig:
 _REFERS = re.compile(
     r"\b(them|they|those|these|ones|each one|the same|that list|this list|such)\b"
     r"|\b(that|it|this|him|her)\W*$"
-    r"|(?<!\band )(?<!\bwith )(?<!\bof )\b(their|its)\b",  # not "departments and their …"
+    r"|(?<!\band )(?<!\bwith )(?<!\bof )\b(their|its)\b"  # not "departments and their …"
+    r"|\beach\s+of\s+(their|its)\b",  # "who is each of their advisors?"
     re.I,
 )
 # A question that only makes sense as a change of the one before ("only the ones …",

@@ -40,6 +40,9 @@ class Entity:
     labels: tuple[str, ...] = ()  # its text columns the previous answer showed (names)
     key_shown: bool = False  # whether the previous answer showed the key itself
     alias: str = ""  # the name the previous SQL reads its table under (lower case)
+    # the previous SQL showed only a foreign key to them ("SELECT DISTINCT investor_id FROM
+    # transactions"): that column's name, and ``alias`` is the table holding it, not theirs
+    via: str = ""
 
 
 def refers_to_rows(question: str) -> bool:
@@ -149,6 +152,8 @@ def previous_entity(previous: str, schema: Schema) -> Entity | None:
     group = tree.args.get("group")
     if group is None and any(s.find(exp.AggFunc) for s in tree.selects):
         return None  # one aggregate row: a number, not rows of something
+    if group is None and (found := _shown_reference(tree, tables, schema)) is not None:
+        return found
     alias, column = (
         _grouped_key(tree, tables, schema) if group else _shown_table(tree, tables, schema)
     )
@@ -165,6 +170,28 @@ def previous_entity(previous: str, schema: Schema) -> Entity | None:
     )
     labels = _labels(tree, alias, tables, schema, column)
     return Entity(tables[alias], column, keys, labels, shown, alias)
+
+
+def _shown_reference(tree: exp.Select, tables: dict[str, str], schema: Schema) -> Entity | None:
+    """The rows a SELECT showing one column, a foreign key of its table, names: those of the
+    table it refers to ("SELECT DISTINCT m.document_id FROM documents_mailed AS m …" lists
+    documents); None for any other SELECT."""
+    columns = {s.unalias().sql() for s in tree.selects}
+    column = tree.selects[0].unalias() if len(columns) == 1 else None
+    if not isinstance(column, exp.Column) or (alias := _owner(column, tables, schema)) is None:
+        return None
+    if (table := schema.table(tables[alias])) is None or primary_key(table) == column.name:
+        return None
+    refs = [fk for fk in table.foreign_keys if fk.column.lower() == column.name.lower()]
+    their = schema.table(refs[0].ref_table) if len(refs) == 1 else None
+    if their is None or their.name.lower() == table.name.lower():
+        return None
+    key = refs[0].ref_column or primary_key(their)
+    if key is None or not any(c.name.lower() == key.lower() for c in their.columns):
+        return None
+    inner = tree.copy().select(exp.alias_(exp.column(column.name, table=alias), KEY), copy=False)
+    keys = exp.select(KEY).from_(inner.subquery("scope_rows"))
+    return Entity(their.name, key, keys, (), True, alias, via=column.name)
 
 
 TEXT_TYPES = re.compile(r"char|text|string|clob|^$", re.I)  # "": SQLite's untyped column
@@ -256,15 +283,22 @@ def per_row(sql: str, entity: Entity, schema: Schema) -> str | None:
     over ``concert_performers``, or with counts grouped by the foreign key to them, which
     leave out those with none): their names (else their key) and the aggregate of each one's
     rows, grouped by the foreign key to them and joined to their table (none dropped: a count
-    of none is 0). None for any other SQL: grouped by anything else, not only aggregates, or
-    reading their table itself (what it counts of them is the model's to say)."""
+    of none is 0). Their table joined to that one (``instructor JOIN teaches … GROUP BY
+    instructor.name``, which leaves out those with none too) is read as that table's
+    aggregate, and its conditions on their table are kept (:func:`_their_join`). None for any
+    other SQL: grouped by anything else, not only aggregates, or reading their table with
+    more than that (what it counts of them is the model's to say)."""
     if (read := _read(sql, schema)) is None or KEY in sql:
         return None
     tree, tables = read
     if tree.args.get("having") or tree.args.get("distinct"):
         return None
+    theirs: list[exp.Expression] = []  # conditions on their table, kept on their rows
     if any(n.lower() == entity.table.lower() for n in tables.values()):
-        return None
+        if (joined := _their_join(tree, tables, entity, schema)) is None:
+            return None
+        tree, theirs = joined
+        tables = _tables(tree)
     if (found := _referring(tables, entity, schema)) is None:
         return None
     alias, fk = found
@@ -307,7 +341,90 @@ def per_row(sql: str, entity: Entity, schema: Schema) -> str | None:
     outer = outer.from_(exp.alias_(their, NAMES, table=True), copy=False)
     on = exp.column(KEY, table=PER_ROW).eq(key.copy())
     outer = outer.join(inner.subquery(PER_ROW), on=on, join_type="left", copy=False)
-    return outer.where(key.isin(query=entity.keys.copy()), copy=False).sql(dialect=schema.dialect)
+    outer = outer.where(key.isin(query=entity.keys.copy()), *theirs, copy=False)
+    return outer.sql(dialect=schema.dialect)
+
+
+def _their_join(
+    tree: exp.Select, tables: dict[str, str], entity: Entity, schema: Schema
+) -> tuple[exp.Select, list[exp.Expression]] | None:
+    """A SELECT of their table joined by their key to one table referring to them, showing
+    their columns beside aggregates of the other table's, grouped by their columns: the same
+    aggregates over the other table alone, and the conditions on their table (read under
+    :data:`NAMES`); None for anything else (a condition on both, another join, an aggregate
+    of their columns other than their key)."""
+    joins = tree.args.get("joins") or []
+    mine = [a for a, n in tables.items() if n.lower() == entity.table.lower()]
+    if len(tables) != 2 or len(mine) != 1 or len(joins) != 1 or joins[0].args.get("using"):
+        return None
+    other = next(a for a in tables if a != mine[0])
+    if (found := _referring({other: tables[other]}, entity, schema)) is None:
+        return None
+    fk = found[1]
+
+    def owner(column: exp.Column) -> str | None:
+        return _owner(column, tables, schema)
+
+    def is_(column: exp.Expression, alias: str, name: str) -> bool:
+        return (
+            isinstance(column, exp.Column)
+            and column.name.lower() == name.lower()
+            and owner(column) == alias
+        )
+
+    on = joins[0].args.get("on")
+    if not isinstance(on, exp.EQ) or not (
+        (is_(on.this, mine[0], entity.column) and is_(on.expression, other, fk))
+        or (is_(on.expression, mine[0], entity.column) and is_(on.this, other, fk))
+    ):
+        return None
+    group = tree.args.get("group")
+    if group is not None and any(
+        not isinstance(g, exp.Column) or owner(g) != mine[0] for g in group.expressions
+    ):
+        return None
+    values = []
+    for select in tree.selects:
+        value = select.unalias()
+        if isinstance(value, exp.Column) and owner(value) == mine[0]:
+            continue  # their names or key: shown as the previous answer showed them
+        if not value.find(exp.AggFunc):
+            return None
+        for column in list(value.find_all(exp.Column)):
+            if owner(column) == mine[0] and column.name.lower() != entity.column.lower():
+                return None
+        values.append(select.copy())
+    if not values:
+        return None
+    inner_where, theirs = [], []
+    where = tree.args.get("where")
+    conditions = [] if where is None else [where.this]
+    if isinstance(where and where.this, exp.And):
+        conditions = list(where.this.flatten())
+    for condition in conditions:
+        owners = {owner(c) for c in condition.find_all(exp.Column)}
+        if owners == {other}:
+            inner_where.append(condition.copy())
+        elif owners == {mine[0]}:
+            theirs.append(condition.copy())
+        else:
+            return None
+    for value in values:  # their key counted: the other table's column that refers to it
+        for column in list(value.find_all(exp.Column)):
+            if owner(column) == mine[0]:
+                column.replace(exp.column(fk, table=other))
+    for condition in theirs:
+        for column in condition.find_all(exp.Column):
+            column.set("table", exp.to_identifier(NAMES))
+    source = next(
+        t for t in tree.find_all(exp.Table) if t.alias_or_name.lower() == other
+    ).copy()
+    alone = exp.select(*values).from_(source)
+    if inner_where:
+        alone = alone.where(*inner_where, copy=False)
+    if group is not None:
+        alone = alone.group_by(exp.column(fk, table=other), copy=False)
+    return alone, theirs
 
 
 def reads_rows(select: exp.Select, entity: Entity, schema: Schema) -> tuple[str, str] | None:

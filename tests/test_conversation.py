@@ -39,6 +39,8 @@ def _turns(prompt: str) -> list[dict]:
         ("only the ones who paid by card", "refers_back"),
         ("how much was that?", "refers_back"),
         ("who are their managers?", "refers_back"),
+        ("who is each of their advisors?", "refers_back"),
+        ("List the names of each of their advisors", "refers_back"),
         ("Show each employee with their salary", None),
         ("what about Spain?", "refines"),
         ("and in 2024?", "refines"),
@@ -46,6 +48,7 @@ def _turns(prompt: str) -> list[dict]:
         ("sorted by name instead", "refines"),
         ("How many products cost more than 50?", None),
         ("List the departments and their budgets.", None),
+        ("What are the names of the students and of their advisors?", None),
         ("Which customers ordered more than three times last year?", None),
     ],
 )
