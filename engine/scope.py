@@ -416,9 +416,7 @@ def _their_join(
     for condition in theirs:
         for column in condition.find_all(exp.Column):
             column.set("table", exp.to_identifier(NAMES))
-    source = next(
-        t for t in tree.find_all(exp.Table) if t.alias_or_name.lower() == other
-    ).copy()
+    source = next(t for t in tree.find_all(exp.Table) if t.alias_or_name.lower() == other).copy()
     alone = exp.select(*values).from_(source)
     if inner_where:
         alone = alone.where(*inner_where, copy=False)

@@ -169,6 +169,11 @@ def test_anything_more_than_the_count_is_left_to_the_model(school, question, pre
         ("how many orders did each one of these place altogether?", "orders"),
         ("how many players come from each of them?", "players"),
         ("how many stations does each of them stop at?", "stations"),
+        ("how many organizations is each of them a contact for?", "organizations"),
+        ("how many courses is each one of them enrolled in?", "courses"),
+        ("how many teams was each of them a member of in total?", "teams"),
+        ("how many teams is each of them captain of?", None),
+        ("how many projects is each of them leading?", None),
         ("how many players were cut from each of them?", None),
         ("how many orders has each of them delivered?", None),
         ("how many orders has each of them placed since 2023?", None),
@@ -467,6 +472,18 @@ def test_a_count_through_a_link_table_counts_the_linked_rows_once(tmp_path):
     sql = compose_count("how many stations does each of them stop at?", previous, schema, "sqlite")
     assert "COUNT(DISTINCT route.station_id)" in sql
     assert _rows(path, sql) == [("Express", 2), ("Local", 0)]
+    # "how many trains is each of them a stop for?": the trains, through the same link
+    stations = "SELECT name FROM station WHERE name <> 'C'"
+    sql = compose_count("how many trains is each of them a stop for?", stations, schema, "sqlite")
+    assert _rows(path, sql) == [("A", 1), ("B", 1)]
+    # a role that is a condition ("the first stop for") is the model's
+    late = "how many trains is each of them the last stop for?"
+    assert compose_count(late, stations, schema, "sqlite") is None
+    # the rows a list of foreign keys names ("SELECT DISTINCT station_id FROM route"): the
+    # stations, shown by the keys the answer showed
+    ids = "SELECT DISTINCT station_id FROM route WHERE train_id = 1"
+    sql = compose_count("how many trains does each of them have?", ids, schema, "sqlite")
+    assert _rows(path, sql) == [(1, 1), (2, 1)]
     # a noun no table is named after, directly or through a link, is the model's
     assert (
         compose_count("how many stops does each of them have?", previous, schema, "sqlite") is None

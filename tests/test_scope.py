@@ -285,6 +285,59 @@ def test_a_lone_aggregate_asked_of_each_of_them_is_counted_for_each(db):
     assert rows("SELECT stars FROM reviews WHERE stars > 3") == [(4,), (5,)]
 
 
+def test_their_table_joined_to_the_counted_one_is_counted_for_each_of_them(db):
+    schema = _schema(db)
+    leeds = previous_entity(LEEDS, schema)
+    con = sqlite3.connect(db)
+
+    def rows(sql, each=True):
+        return sorted(con.execute(restrict(sql, leeds, schema, each)).fetchall())
+
+    # an inner join leaves out Di, who wrote none: each of them is counted, Di 0
+    joined = (
+        "SELECT c.name, COUNT(r.id) FROM customers AS c JOIN reviews AS r "
+        "ON r.customer_id = c.id GROUP BY c.name"
+    )
+    assert rows(joined) == [("Ann", 2), ("Cy", 1), ("Di", 0)]
+    assert rows(joined, each=False) == [("Ann", 2), ("Cy", 1)]
+    # either table first, their key counted, a condition on each table kept where it belongs
+    flipped = (
+        "SELECT c.name, COUNT(c.id) FROM reviews AS r JOIN customers AS c ON c.id = r.customer_id "
+        "WHERE r.stars > 2 AND c.name <> 'Cy' GROUP BY c.id"
+    )
+    assert rows(flipped) == [("Ann", 2), ("Di", 0)]
+    # their own columns aggregated, a condition on both, or a third table: as written, kept
+    for kept in (
+        "SELECT c.name, MAX(c.city) FROM customers AS c JOIN reviews AS r "
+        "ON r.customer_id = c.id GROUP BY c.name",
+        "SELECT c.name, COUNT(*) FROM customers AS c JOIN reviews AS r "
+        "ON r.customer_id = c.id WHERE r.stars > c.id GROUP BY c.name",
+        "SELECT c.name, COUNT(*) FROM customers AS c JOIN reviews AS r ON r.customer_id = c.id "
+        "JOIN orders AS o ON o.customer_id = c.id GROUP BY c.name",
+    ):
+        assert ("Di", 0) not in rows(kept)
+
+
+def test_a_list_of_foreign_keys_names_the_rows_they_refer_to(db):
+    # "which customers wrote a review?" answered with the reviews' customer_id: the rows are
+    # customers, and a follow-up about them is kept to those customers
+    schema = _schema(db)
+    con = sqlite3.connect(db)
+    ids = "SELECT DISTINCT r.customer_id FROM reviews AS r WHERE r.stars >= 3"  # 1, 2
+    found = previous_entity(ids, schema)
+    assert (found.table, found.column, found.via, found.key_shown) == (
+        "customers",
+        "id",
+        "customer_id",
+        True,
+    )
+    sql = restrict("SELECT id FROM customers WHERE city = 'Leeds'", found, schema)
+    assert con.execute(sql).fetchall() == [(1,)]
+    # its own key, or a column that is not a foreign key, names the rows of its own table
+    assert previous_entity("SELECT DISTINCT id FROM reviews", schema).table == "reviews"
+    assert previous_entity("SELECT DISTINCT stars FROM reviews", schema).via == ""
+
+
 @pytest.mark.parametrize(
     ("question", "each"),
     [
