@@ -27,6 +27,9 @@ all ``tune`` (the earlier final part's failures had been read, so it could no lo
 held-out figure). 40 more tune conversations (26 about the previous rows, 8 refinements, 6
 unrelated), written on 2026-12-07 the same way on 16 mid-sized Spider-train databases that no
 slice holds, gave the tune part fresh failures to learn from without reading the final part.
+40 more (28 about the previous rows, 8 refinements, 4 unrelated), written the same way on
+2026-12-07 (session 25) on the 12 tune databases whose schemas come nearest the final part's
+(the largest by ``training.slices.WORLD``'s rule), make the tune part look more like the final.
 
 The Spider-derived conversations are written on the Spider databases, licensed CC BY-SA 4.0:
 Yu et al., "Spider: A Large-Scale Human-Labeled Dataset for Complex and Cross-Domain
