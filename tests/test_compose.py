@@ -825,6 +825,7 @@ LEFT_TO_THE_MODEL = {  # no stored value says so: a role described, 'PROJ-MGR'
     "what about the ones in the Photo role?",
     "what about project managers?",
     "what about after 2000?",  # another comparison ("before 1990"), not a value in its place
+    "what about residence addresses?",  # 'Residence' with a noun after it: not one stored value
 }
 
 
