@@ -294,7 +294,7 @@ def _count_sql(
 # --- "what are their job titles?" ------------------------------------------------------------
 
 # The accepted sentences, case aside, with an optional leading "and"/"so"/"ok," and end mark:
-#   (what|which|who) (is|are|was|were|'s) their <attr>
+#   (what|which|who) (is|are|was|were|'s) [each of] their <attr>
 #   (show|list|give) [me] their <attr>
 #   their <attr>                                  ("and their emails?")
 #   (what|which|who) (is|are|was|were|'s) the <attr> (of|for) (each [one] [of them]|them)
@@ -315,7 +315,7 @@ _LEAD = r"^\W*(?:(?:and|so|ok|okay)\b\W*)?"
 ATTRIBUTE = re.compile(
     _LEAD
     + r"(?:"
-    + rf"(?:what|which|who)(?:\s+{_BE}|'s)\s+their\s+(?P<attr>{_ATTRS})"
+    + rf"(?:what|which|who)(?:\s+{_BE}|'s)\s+(?:each\s+of\s+)?their\s+(?P<attr>{_ATTRS})"
     + rf"|(?:show|list|give)(?:\s+me)?\s+their\s+(?P<shown>{_ATTRS})"
     + rf"|their\s+(?P<bare>{_ATTRS})"
     + rf"|(?:what|which|who)(?:\s+{_BE}|'s)\s+the\s+(?P<of>{_ATTRS})\s+(?:of|for)\s+"
@@ -442,6 +442,9 @@ def _linked(want: str, table: Table, schema: Schema) -> Attribute | None:
     naming columns; None when not exactly one fits."""
     pairs = _pairs(table, schema)
     found = [pair for pair in pairs if _name_key(pair[3].name) == want]
+    # else the table of pairs itself named so ("who are their advisors?": ``advisor`` links
+    # students to instructors): what it links them to
+    found = found or [pair for pair in pairs if _name_key(pair[0].name) == want]
     if found:
         if len(found) != 1 or not (columns := _naming_columns(found[0][3])):
             return None

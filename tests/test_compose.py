@@ -295,6 +295,30 @@ def test_an_attribute_of_each_row_is_looked_up(staff, question, rows):
     assert set(_rows(staff, sql)) == rows, sql
 
 
+def test_a_table_of_pairs_named_as_asked_gives_what_it_links_them_to(tmp_path):
+    # "who are their advisors?": ``advisor`` pairs students with instructors; the advisors
+    # are instructors, by name, and a student with none keeps a row
+    path = tmp_path / "college.sqlite"
+    con = sqlite3.connect(path)
+    con.executescript(
+        "CREATE TABLE student (id INTEGER PRIMARY KEY, name TEXT, credits INTEGER);"
+        "CREATE TABLE instructor (id INTEGER PRIMARY KEY, name TEXT);"
+        "CREATE TABLE advisor (s_id INTEGER PRIMARY KEY REFERENCES student(id),"
+        " i_id INTEGER REFERENCES instructor(id));"
+        "INSERT INTO student VALUES (1,'Ann',130),(2,'Bo',140),(3,'Cy',20);"
+        "INSERT INTO instructor VALUES (1,'Kim'),(2,'Lee');"
+        "INSERT INTO advisor VALUES (1,2),(3,1);"
+    )
+    con.commit()
+    con.close()
+    schema = read_schema(path)
+    previous = "SELECT name FROM student WHERE credits > 100"
+    for question in ("who are their advisors?", "who is each of their advisors?"):
+        sql = compose_attribute(question, previous, schema, "sqlite")
+        assert sql is not None, question
+        assert set(_rows(path, sql)) == {("Ann", "Lee"), ("Bo", None)}, sql
+
+
 @pytest.mark.parametrize(
     "question",
     [
