@@ -86,6 +86,7 @@ class _Work:
     asked: str = ""  # the question as the model was asked it (scope: its rows named)
     within: str | None = None  # the previous SQL whose rows it asks some of (engine.compose)
     each: bool = False  # it asks something of each of the previous rows (engine.scope.EACH)
+    whole: bool = False  # it asks about all of the previous rows, not for some of them
 
     def __post_init__(self) -> None:
         self.first = self.messages
@@ -378,8 +379,19 @@ class TextToSQL:
         retrieved = request.context is None
         history = request.history
         each = scope is not None and EACH.search(question) is not None
+        whole = scope is not None and not restricts(question, request.history[-1][1], schema)
         return _Work(
-            answer, db, schema, messages, history, retrieved, way, scope, asked=asked, each=each
+            answer,
+            db,
+            schema,
+            messages,
+            history,
+            retrieved,
+            way,
+            scope,
+            asked=asked,
+            each=each,
+            whole=whole,
         )
 
     @staticmethod
@@ -440,6 +452,7 @@ class TextToSQL:
                     work.way == "scope",
                     work.within,
                     work.each,
+                    work.whole,
                 )
             runs.append((i, raw, *checked[raw]))
         valid = [r for r in runs if r[4] is not None and r[3] is None]
@@ -514,6 +527,7 @@ class TextToSQL:
         about_rows: bool = False,
         within: str | None = None,
         each: bool = False,
+        whole: bool = False,
     ) -> tuple[str | None, str | None, QueryResult | None]:
         """Model text -> (sql, error, result); exactly one of error/result is set.
         ``previous``: the conversation's last SQL, put in front of an answer that selects
@@ -522,7 +536,8 @@ class TextToSQL:
         (the scope way, which asks about them by name); ``within``: the previous SQL, for
         a follow-up asking for some of its rows: the answer becomes that SQL kept to the
         rows it gives (engine.compose.within_previous), where that runs; ``each``: it asks
-        something of each of the previous rows (engine.scope.per_row)."""
+        something of each of the previous rows (engine.scope.per_row); ``whole``: it asks
+        about all of them, none left out for want of a joined row (engine.scope.restrict)."""
         sql = None
         try:
             sql = extract_sql(raw_output)
@@ -531,7 +546,7 @@ class TextToSQL:
             sql = attach_previous(sql, previous, schema.dialect)
             alone = sql
             if scope is not None:
-                limited = restrict(sql, scope, schema, each)
+                limited = restrict(sql, scope, schema, each, whole)
                 if limited is None and about_rows and (why := misses(sql, scope, schema)):
                     return sql, why, None
                 sql = limited or sql

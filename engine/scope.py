@@ -245,11 +245,16 @@ def _shown_table(
     return alias, (primary_key(table) if table else None)
 
 
-def restrict(sql: str, entity: Entity, schema: Schema, each: bool = False) -> str | None:
+def restrict(
+    sql: str, entity: Entity, schema: Schema, each: bool = False, whole: bool = False
+) -> str | None:
     """``sql`` limited to the entity's rows, where it reads its table or one that refers to
     it by a foreign key; None when it reads neither (or is not one SELECT). ``each``: the
     follow-up asks something of each of the rows (:data:`EACH`); one aggregate over the rows
-    that refer to them is then counted for each of them (:func:`per_row`)."""
+    that refer to them is then counted for each of them (:func:`per_row`). ``whole``: it
+    asks about all of them, not for some of them ("what cities do they live in?", not
+    "which of them live in Leeds?"); their table joined outward keeps those of them with
+    nothing joined (:func:`_keep_every`)."""
     if each and (rows := per_row(sql, entity, schema)) is not None:
         return rows
     try:
@@ -262,6 +267,8 @@ def restrict(sql: str, entity: Entity, schema: Schema, each: bool = False) -> st
     if (target := reads_rows(tree, entity, schema)) is None:
         return None
     alias, column = target
+    if whole and tables[alias].lower() == entity.table.lower():
+        _keep_every(tree, alias, tables, schema)
     condition = exp.column(column, table=alias).isin(query=entity.keys.copy())
     tree = tree.where(condition, copy=False)
     if tables[alias].lower() == entity.table.lower():
@@ -270,6 +277,34 @@ def restrict(sql: str, entity: Entity, schema: Schema, each: bool = False) -> st
         _name_keys(tree, alias, column, entity, tables, schema)
     _hide_keys(tree, entity, tables, schema)
     return tree.sql(dialect=schema.dialect)
+
+
+def _keep_every(tree: exp.Select, alias: str, tables: dict[str, str], schema: Schema) -> None:
+    """A SELECT of their table (``alias``, read first) joined outward to what it shows of
+    them ("what cities do they live in?": ``teachers JOIN addresses``), with conditions on
+    their table only: its inner joins become LEFT JOINs (changed in place), so that one of
+    them with no address keeps a row, as a question about all of them asks. Anything else
+    (a grouping, an aggregate, a LIMIT, another kind of join, a condition on a joined
+    table, which makes it a question of some of them) is left as it is."""
+    joins = tree.args.get("joins") or []
+    source = (tree.args.get("from_") or tree.args.get("from")).this
+    if not joins or not isinstance(source, exp.Table) or source.alias_or_name.lower() != alias:
+        return
+    if any(tree.args.get(k) for k in ("group", "having", "limit", "offset")):
+        return
+    if any(s.find(exp.AggFunc) for s in tree.selects):
+        return
+    for join in joins:
+        kind = (join.args.get("kind") or "").upper()
+        if join.args.get("side") or kind not in ("", "INNER") or not join.args.get("on"):
+            return
+    where = tree.args.get("where")
+    columns = list(where.find_all(exp.Column)) if where is not None else []
+    if any(_owner(c, tables, schema) != alias for c in columns):
+        return
+    for join in joins:
+        join.set("kind", None)
+        join.set("side", "LEFT")
 
 
 # A follow-up that asks something of each of the previous rows, one answer per row.

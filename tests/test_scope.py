@@ -318,6 +318,43 @@ def test_their_table_joined_to_the_counted_one_is_counted_for_each_of_them(db):
         assert ("Di", 0) not in rows(kept)
 
 
+STARS = "SELECT c.name, r.stars FROM customers AS c JOIN reviews AS r ON r.customer_id = c.id"
+
+
+def test_a_question_about_all_of_them_keeps_those_with_nothing_joined(db):
+    schema = _schema(db)
+    leeds = previous_entity(LEEDS, schema)
+    con = sqlite3.connect(db)
+
+    def rows(sql, whole=True):
+        return sorted(con.execute(restrict(sql, leeds, schema, whole=whole)).fetchall(), key=str)
+
+    # "what stars did they give?": Di, who wrote no review, keeps her row
+    assert rows(STARS) == [("Ann", 4), ("Ann", 5), ("Cy", 2), ("Di", None)]
+    # asked for some of them ("which of them gave 5 stars?"), as before
+    assert rows(STARS, whole=False) == [("Ann", 4), ("Ann", 5), ("Cy", 2)]
+    # a condition on their own table keeps its rows as well
+    assert rows(STARS + " WHERE c.name <> 'Ann'") == [("Cy", 2), ("Di", None)]
+    # a condition on the joined table, an aggregate, or their table joined to: as written
+    for kept in (
+        STARS + " WHERE r.stars > 1",
+        "SELECT c.name, COUNT(r.id) FROM customers AS c JOIN reviews AS r "
+        "ON r.customer_id = c.id GROUP BY c.name",
+        "SELECT c.name, r.stars FROM reviews AS r JOIN customers AS c ON r.customer_id = c.id",
+    ):
+        assert "Di" not in {row[0] for row in rows(kept)}
+
+
+def test_the_answer_loop_keeps_all_of_them_unless_asked_for_some(db):
+    backend = ScriptedBackend([STARS, STARS + " WHERE r.stars >= 4"])
+    engine = TextToSQL(backend, followup=FollowupConfig(way="scope"), max_attempts=1)
+    history = [("Who lives in Leeds?", LEEDS)]
+    answer = engine.ask("what stars did they give?", db, history)
+    assert answer.ok and ["Di", None] in answer.rows
+    some = engine.ask("which of them gave four stars or more?", db, history)
+    assert some.ok and sorted(some.rows) == [["Ann"]]
+
+
 def test_a_list_of_foreign_keys_names_the_rows_they_refer_to(db):
     # "which customers wrote a review?" answered with the reviews' customer_id: the rows are
     # customers, and a follow-up about them is kept to those customers
