@@ -110,6 +110,7 @@ class Steps:
             return [self.rewrites[k][0] for k in keys]
 
         engine._answer_all, engine._rewrite = answered, rewritten
+        _record_votes()
 
     @staticmethod
     def _answer_once(cache: dict, todo: dict, answer: Any) -> None:
@@ -131,6 +132,43 @@ class Steps:
         total = sum((self.rewrites.get(k) or self.answers[k])[1] for k in self.used)
         self.used = set()
         return total
+
+
+def _record_votes() -> None:
+    """Keep on each follow-up's answer what every way it was answered gave (``voters``: way,
+    its SQL and rows, None where it failed), so a record can say which ways were right and
+    which agreed, not only the one kept."""
+    import engine.pipeline as pipeline
+
+    if getattr(pipeline.vote_by_rows, "records_voters", False):
+        return
+    vote = pipeline.vote_by_rows
+
+    def voted(answered: list) -> Any:
+        best = vote(answered)
+        best.voters = [(way, a.sql if a.ok else None, rows_digest(a.rows)) for way, a in answered]
+        return best
+
+    voted.records_voters = True  # type: ignore[attr-defined]
+    pipeline.vote_by_rows = voted
+
+
+def _voters(answer: Any, gold: str, db_path: Any) -> dict[str, list] | None:
+    """Each way's answer to a follow-up answered several ways: [right, its rows' digest (None
+    where it failed)]."""
+    from training.metrics import GoldSQLError, execution_match
+
+    voters = getattr(answer, "voters", None)
+    if not voters or len(voters) < 2:
+        return None
+    out = {}
+    for way, sql, digest in voters:
+        try:
+            right = sql is not None and execution_match(sql, gold, db_path=db_path)
+        except GoldSQLError:
+            right = False
+        out[str(way)] = [bool(right), digest if sql is not None else None]
+    return out
 
 
 def run_row(
@@ -174,6 +212,7 @@ def run_row(
                 "correct": bool(ok),
                 "inherited": it["kind"] == "unrelated" and inherited(answer),
                 "s_per_answer": round(seconds / len(items), 2),
+                "voters": _voters(answer, it["followup_sql"], it["db_path"]),
             }
         )
     every = [r for rs in right.values() for r in rs]

@@ -15,6 +15,10 @@ engine's own run of a combination can differ slightly (its ways are decoded in o
 check the chosen one with a run of bench/followups.py. Records of one way in several files:
 the later file's stand (a rerun of a way after a change overrides the older run).
 
+One run of the widest combination tells the narrower ones too: its records keep every way's
+rows for each follow-up it asked several ways (``voters``), and ``--voters-of ROW`` splits
+those records into each way's own (:func:`split_voters`; their seconds are not told, 0).
+
 A combination with ``compose`` (``compose+edit+rewrite``) needs no records of it: the
 follow-ups engine.compose writes are composed here from the conversation's first SQL and
 run on the database (:func:`composed_records`, no model), and take no seconds; the others
@@ -117,6 +121,34 @@ def composed_records(row: str, items: list[dict[str, Any]]) -> dict[str, dict[st
     return found
 
 
+ALONE_WAYS = ("edit", "rewrite", "previous", "history", "scope")
+
+
+def split_voters(records: list[dict[str, Any]], row: str) -> list[dict[str, Any]]:
+    """``row``'s records as the records of each way it asked: a follow-up answered several
+    ways gives one record per way from its ``voters`` (way -> [right, rows digest or None]);
+    one asked alone (not a follow-up) is the same answer in every way; one answered a single
+    way is that way's. Other rows' records are left out."""
+    out = []
+    for r in records:
+        if r["row"] != row or r.get("way") == "compose":
+            continue
+        base = {"followup": r["followup"], "kind": r["kind"], "s_per_answer": 0.0}
+        voters = r.get("voters")
+        if voters:
+            for way, (right, digest) in voters.items():
+                ran = digest is not None
+                out.append({**base, "row": way, "ok": ran, "rows": digest, "correct": right})
+            for way in {w for w in row.split("+") if w != "compose"} - set(voters):
+                # not asked (a rewrite that came back unchanged): no vote in any combination
+                out.append({**base, "row": way, "absent": True})
+            continue
+        same = {k: r[k] for k in ("ok", "rows", "correct", "inherited") if k in r}
+        for way in ALONE_WAYS if r.get("way") is None else (r["way"],):
+            out.append({**base, **same, "row": way})
+    return out
+
+
 def combine(
     records: list[dict[str, Any]],
     row: str,
@@ -148,7 +180,9 @@ def combine(
         missing = [w for w in ways if question not in by_way.get(w, {})]
         if missing:
             raise SystemExit(f"no records of {', '.join(missing)} for {question!r}")
-        best = pick([by_way[w][question] for w in ways])
+        asked = [a for w in ways if not (a := by_way[w][question]).get("absent")]
+        # a rewrite that came back unchanged is asked as scope (engine.conversation)
+        best = pick(asked or [by_way["scope"][question]])
         cost.append(sum(seconds[w] for w in ways))
         right[best["kind"]].append(best["correct"])
         if best["kind"] == "unrelated" and best.get("inherited"):
@@ -173,6 +207,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", default=ROWS)
     parser.add_argument("--part", choices=("tune", "final", "all"), default="all")
     parser.add_argument("--file", type=Path, default=FILE, help="the conversations")
+    parser.add_argument(
+        "--voters-of", metavar="ROW", help="split this row's records into its ways' (voters)"
+    )
     args = parser.parse_args(argv)
     records = [
         json.loads(line)
@@ -180,6 +217,8 @@ def main(argv: list[str] | None = None) -> int:
         for line in path.read_text(encoding="utf-8").splitlines()
         if line.strip()
     ]
+    if args.voters_of:
+        records = split_voters(records, args.voters_of)
     conversations = load_conversations(args.file)
     parts = {c["followup"]: c["part"] for c in conversations}
     if len(parts) != len(conversations):

@@ -101,3 +101,73 @@ def test_scope_in_a_combination_answers_only_the_follow_ups_about_the_previous_r
     assert expand("compose+scope+edit+rewrite", ABOUT_ROWS) == ["scope", "edit", "rewrite"]
     assert expand("compose+scope+edit+rewrite", CHANGE) == ["edit", "rewrite"]
     assert expand("compose+scope+edit", NEW) == ["scope"]  # asked alone: its first way stands
+
+
+def test_one_run_of_the_widest_combination_tells_the_narrower_ones():
+    from bench.followups_combine import split_voters
+
+    row = "compose+scope+edit+rewrite+previous"
+    records = [
+        {  # answered four ways: scope alone was right, edit and previous agree
+            "row": row,
+            "followup": ABOUT_ROWS,
+            "kind": "refers_back",
+            "way": "edit",
+            "ok": True,
+            "rows": "y",
+            "correct": False,
+            "voters": {
+                "scope": [True, "x"],
+                "edit": [False, "y"],
+                "rewrite": [False, "z"],
+                "previous": [False, "y"],
+            },
+        },
+        {  # the rewrite came back unchanged: asked three ways
+            "row": row,
+            "followup": COUNT,
+            "kind": "refers_back",
+            "way": "scope",
+            "ok": True,
+            "rows": "x",
+            "correct": True,
+            "voters": {"scope": [True, "x"], "edit": [False, None], "previous": [False, "w"]},
+        },
+        {
+            "row": row,
+            "followup": NEW,
+            "kind": "unrelated",
+            "way": None,
+            "ok": True,
+            "rows": "e",
+            "correct": True,
+            "inherited": False,
+        },
+        {
+            "row": "edit",
+            "followup": NEW,
+            "kind": "unrelated",
+            "way": None,
+            "ok": True,
+            "rows": "f",
+            "correct": False,
+        },  # another row's: left out
+    ]
+    split = split_voters(records, row)
+    assert sorted((r["row"], r["followup"]) for r in split if r["followup"] == NEW) == [
+        ("edit", NEW),
+        ("history", NEW),
+        ("previous", NEW),
+        ("rewrite", NEW),
+        ("scope", NEW),
+    ]
+    parts = {ABOUT_ROWS: "tune", COUNT: "tune", NEW: "tune"}
+
+    def right(combination):
+        return combine(split, combination, parts, "tune")["right"]
+
+    assert right("scope+edit+rewrite") == 3  # three different rows: the first way's
+    # edit and previous outvote scope on the first; the count is 1-1 (edit failed): scope's
+    assert right("scope+edit+rewrite+previous") == 2
+    assert right("edit+previous") == 1  # the count: edit failed, previous's wrong rows
+    assert right("rewrite") == 2  # the count's rewrite was asked as scope

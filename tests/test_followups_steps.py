@@ -72,3 +72,30 @@ def test_a_row_names_its_ways_detection_and_whether_the_kept_rows_are_off():
         "detect": "rule",
         "within": False,
     }
+
+
+def test_a_follow_up_answered_several_ways_keeps_each_ways_rows_and_whether_it_was_right(
+    tmp_path,
+):
+    import sqlite3
+
+    import engine.pipeline as pipeline
+    from bench.followups import _voters, rows_digest
+
+    db = tmp_path / "t.sqlite"
+    with sqlite3.connect(db) as con:
+        con.execute("CREATE TABLE t (x INTEGER)")
+        con.executemany("INSERT INTO t VALUES (?)", [(1,), (2,)])
+    Steps(FakeEngine())
+    one = Answer("q", sql="SELECT x FROM t WHERE x = 1", rows=[[1]])
+    every = Answer("q", sql="SELECT x FROM t", rows=[[1], [2]])
+    failed = Answer("q", sql="SELECT y FROM t", error="no such column: y")
+    kept = pipeline.vote_by_rows([("scope", one), ("edit", every), ("rewrite", failed)])
+    assert kept is one
+    assert _voters(kept, "SELECT 1", db) == {
+        "scope": [True, rows_digest([[1]])],
+        "edit": [False, rows_digest([[1], [2]])],
+        "rewrite": [False, None],
+    }
+    alone = pipeline.vote_by_rows([(None, every)])
+    assert _voters(alone, "SELECT 1", db) is None  # one way: the record says it all
