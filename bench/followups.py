@@ -203,6 +203,7 @@ def run_row(
                 "db": it["db"],
                 "part": it["part"],
                 "kind": it["kind"],
+                "first": it["first"],
                 "followup": it["followup"],
                 "understood": answer.understood,
                 "way": answer.way,

@@ -44,6 +44,12 @@ ROWS = (
 )
 
 
+def conversation(record: dict[str, Any]) -> tuple[str, str]:
+    """What tells a conversation's records apart: its two questions (two conversations may
+    share a follow-up: "what cities do they live in?")."""
+    return record["first"], record["followup"]
+
+
 def expand(row: str, question: str) -> list[str]:
     """The ways a combination asks ``question`` with (engine.conversation.ways_for: ``form``
     resolved by its wording); a question not worded as a follow-up is asked alone, the same
@@ -111,7 +117,7 @@ def composed_records(row: str, items: list[dict[str, Any]]) -> dict[str, dict[st
         correct = answer.ok and execution_match(
             answer.sql, item["followup_sql"], db_path=item["db_path"]
         )
-        found[item["followup"]] = {
+        found[conversation(item)] = {
             "kind": item["kind"],
             "ok": answer.ok,
             "rows": rows_digest(answer.rows) if answer.ok else None,
@@ -133,7 +139,7 @@ def split_voters(records: list[dict[str, Any]], row: str) -> list[dict[str, Any]
     for r in records:
         if r["row"] != row or r.get("way") == "compose":
             continue
-        base = {"followup": r["followup"], "kind": r["kind"], "s_per_answer": 0.0}
+        base = {k: r[k] for k in ("first", "followup", "kind")} | {"s_per_answer": 0.0}
         voters = r.get("voters")
         if voters:
             for way, (right, digest) in voters.items():
@@ -162,27 +168,30 @@ def combine(
     by_way: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
     seconds: dict[str, float] = {}
     for r in records:
-        by_way[r["row"]][r["followup"]] = r
+        by_way[r["row"]][conversation(r)] = r
         seconds[r["row"]] = r.get("s_per_answer", 0.0)
     right: dict[str, list[bool]] = defaultdict(list)
     inherited = 0
     cost = []
-    for question, its_part in parts.items():
+    for key, its_part in parts.items():
         if part != "all" and its_part != part:
             continue
-        if question in composed:
-            best = composed[question]
+        if key in composed:
+            best = composed[key]
             cost.append(0.0)
             right[best["kind"]].append(best["correct"])
             inherited += bool(best["kind"] == "unrelated" and best["inherited"])
             continue
-        ways = expand(row, question)
-        missing = [w for w in ways if question not in by_way.get(w, {})]
+        ways = expand(row, key[1])
+        missing = [w for w in ways if key not in by_way.get(w, {})]
         if missing:
-            raise SystemExit(f"no records of {', '.join(missing)} for {question!r}")
-        asked = [a for w in ways if not (a := by_way[w][question]).get("absent")]
-        # a rewrite that came back unchanged is asked as scope (engine.conversation)
-        best = pick(asked or [by_way["scope"][question]])
+            raise ValueError(f"no records of {', '.join(missing)} for {key[1]!r} after {key[0]!r}")
+        asked = [a for w in ways if not (a := by_way[w][key]).get("absent")]
+        if not asked:  # a rewrite that came back unchanged is asked as scope
+            asked = [a for a in [by_way.get("scope", {}).get(key, {})] if "rows" in a]
+        if not asked:
+            raise ValueError(f"{row} was not asked {key[1]!r} after {key[0]!r} in these records")
+        best = pick(asked)
         cost.append(sum(seconds[w] for w in ways))
         right[best["kind"]].append(best["correct"])
         if best["kind"] == "unrelated" and best.get("inherited"):
@@ -220,9 +229,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.voters_of:
         records = split_voters(records, args.voters_of)
     conversations = load_conversations(args.file)
-    parts = {c["followup"]: c["part"] for c in conversations}
+    parts = {conversation(c): c["part"] for c in conversations}
     if len(parts) != len(conversations):
-        raise SystemExit("two conversations share a follow-up question; records cannot tell them")
+        raise SystemExit("two conversations are the same two questions; records cannot tell them")
     counts = Counter(r["row"] for r in records)
     print(json.dumps({"records": dict(counts)}), file=sys.stderr)
     rows = [r.strip() for r in args.rows.split(",") if r.strip()]
@@ -232,7 +241,10 @@ def main(argv: list[str] | None = None) -> int:
     }
     for part in ("tune", "final") if args.part == "all" else (args.part,):
         for row in rows:
-            print(json.dumps(combine(records, row, parts, part, composed[row])))
+            try:
+                print(json.dumps(combine(records, row, parts, part, composed[row])))
+            except ValueError as err:  # told from a wider row that did not ask this one's ways
+                print(json.dumps({"part": part, "row": row, "error": str(err)}))
     return 0
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from bench.followups_combine import combine, expand
 
 ABOUT_ROWS = "which of them live in Leeds?"
@@ -9,9 +11,17 @@ CHANGE = "and for 2024?"
 NEW = "How many authors are there?"
 
 
+FIRST = "Which members joined in 2022?"
+
+
+def _key(question):
+    return FIRST, question
+
+
 def _record(row, question, kind, rows, correct, ok=True):
     return {
         "row": row,
+        "first": FIRST,
         "followup": question,
         "kind": kind,
         "ok": ok,
@@ -30,7 +40,7 @@ def test_form_resolves_by_wording_and_a_new_question_is_asked_alone():
 
 
 def test_a_combination_keeps_the_rows_most_ways_share_ties_to_the_first():
-    parts = {ABOUT_ROWS: "tune", CHANGE: "tune", NEW: "final"}
+    parts = {_key(ABOUT_ROWS): "tune", _key(CHANGE): "tune", _key(NEW): "final"}
     records = [
         # the edit failed: the rewrite's answer is kept
         _record("edit", ABOUT_ROWS, "refers_back", None, False, ok=False),
@@ -60,12 +70,12 @@ COUNT = "how many people work in each of them?"
 def test_a_combination_with_compose_takes_the_composed_answer_and_the_rest_from_records():
     assert expand("compose+edit+rewrite", ABOUT_ROWS) == ["edit", "rewrite"]
     assert expand("compose+edit+rewrite", NEW) == ["edit"]
-    parts = {COUNT: "tune", CHANGE: "tune"}
+    parts = {_key(COUNT): "tune", _key(CHANGE): "tune"}
     records = [
         _record("edit", CHANGE, "refines", "c", True),
         _record("rewrite", CHANGE, "refines", "d", False),
     ]  # no records of the count follow-up: its answer is composed
-    composed = {COUNT: {"kind": "refers_back", "ok": True, "rows": "x", "correct": True}}
+    composed = {_key(COUNT): {"kind": "refers_back", "ok": True, "rows": "x", "correct": True}}
     line = combine(records, "compose+edit+rewrite", parts, "tune", composed)
     assert (line["refers_back"], line["refines"]) == ("1/1", "1/1")
     assert line["s_per_answer_of_ways"] == 2.0  # (0 + 2 + 2) / 2
@@ -77,7 +87,7 @@ def test_the_sample_follow_ups_of_the_composed_forms_are_right_without_a_model()
 
     items = [it for it in load_conversations() if it["source"] == "sample"]
     found = composed_records("compose+edit+rewrite", items)
-    assert sorted(found) == [
+    assert sorted(followup for _, followup in found) == [
         "how many orders has each of them placed in total?",
         "how many people hold each of those?",
         "how many people work in each of them?",
@@ -110,6 +120,7 @@ def test_one_run_of_the_widest_combination_tells_the_narrower_ones():
     records = [
         {  # answered four ways: scope alone was right, edit and previous agree
             "row": row,
+            "first": FIRST,
             "followup": ABOUT_ROWS,
             "kind": "refers_back",
             "way": "edit",
@@ -125,6 +136,7 @@ def test_one_run_of_the_widest_combination_tells_the_narrower_ones():
         },
         {  # the rewrite came back unchanged: asked three ways
             "row": row,
+            "first": FIRST,
             "followup": COUNT,
             "kind": "refers_back",
             "way": "scope",
@@ -135,6 +147,7 @@ def test_one_run_of_the_widest_combination_tells_the_narrower_ones():
         },
         {
             "row": row,
+            "first": FIRST,
             "followup": NEW,
             "kind": "unrelated",
             "way": None,
@@ -161,7 +174,7 @@ def test_one_run_of_the_widest_combination_tells_the_narrower_ones():
         ("rewrite", NEW),
         ("scope", NEW),
     ]
-    parts = {ABOUT_ROWS: "tune", COUNT: "tune", NEW: "tune"}
+    parts = {_key(ABOUT_ROWS): "tune", _key(COUNT): "tune", _key(NEW): "tune"}
 
     def right(combination):
         return combine(split, combination, parts, "tune")["right"]
@@ -171,3 +184,5 @@ def test_one_run_of_the_widest_combination_tells_the_narrower_ones():
     assert right("scope+edit+rewrite+previous") == 2
     assert right("edit+previous") == 1  # the count: edit failed, previous's wrong rows
     assert right("rewrite") == 2  # the count's rewrite was asked as scope
+    with pytest.raises(ValueError, match="no records of history"):
+        right("history")  # a way the recorded row did not ask
