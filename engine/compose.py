@@ -632,7 +632,7 @@ def _value_column(
         places += [(other, ref, c, key, Link(link.name, mine)) for c in _naming_columns(ref)]
     hits = []
     for via, where, column, key, link in places:
-        found = (_stored(v, column, where, dialect, lookup) for v in _spellings(value, column))
+        found = (stored_value(v, column, where, dialect, lookup) for v in _spellings(value, column))
         if (stored := next((v for v in found if v is not None), None)) is None:
             continue
         if key is None:
@@ -737,7 +737,7 @@ def compose_swap(
             continue
         if literal.is_string:
             spellings = _spellings(value, column.name)
-            found = (_stored(v, column.name, table, dialect, lookup) for v in spellings)
+            found = (stored_value(v, column.name, table, dialect, lookup) for v in spellings)
             stored = next((v for v in found if v is not None), None)
             if stored is not None and stored.lower() != literal.this.lower():
                 hits.append((literal, exp.Literal.string(stored)))
@@ -745,7 +745,7 @@ def compose_swap(
             number
             and literal.is_int
             and literal.this != value
-            and _stored(value, column.name, table, dialect, lookup, number=True) is not None
+            and stored_value(value, column.name, table, dialect, lookup, number=True) is not None
         ):
             hits.append((literal, exp.Literal.number(value)))
     if len(hits) != 1:
@@ -813,11 +813,11 @@ def _spellings(value: str, column: str) -> list[str]:
     return found
 
 
-def _stored(
+def stored_value(
     value: str, column: str, table: Table, dialect: str, lookup: Lookup, number: bool = False
 ) -> str | None:
     """``value`` as stored in ``column`` of ``table`` (text, case aside; or ``number``), or
-    None."""
+    None (nowhere, or in two spellings). ``lookup`` runs a query on the database."""
     col = _column(column, table.name, dialect)
     if number:
         where = exp.EQ(this=col.copy(), expression=exp.Literal.number(value))

@@ -60,6 +60,11 @@ class EngineConfig:
     )
     timeout_s: float = setting(TIMEOUT_S, "wall-clock limit per query, in seconds")
     max_rows: int = setting(MAX_ROWS, "row cap per query")
+    relink_literals: bool = setting(
+        False,
+        "a text compared to a column that never holds it moves to the one column of that "
+        "table that does (engine.literals)",
+    )
     # The cascade: after a failed answer, its repair and 4 fresh samples vote (bench/ablation).
     # GenerationConfig's own 0 (as many as candidates) is for a TextToSQL built without an
     # EngineConfig, whose callers (tests, benchmarks) count the answers it draws.

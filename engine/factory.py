@@ -57,6 +57,7 @@ def engine_from_config(
         timeout_s=cfg.timeout_s,
         max_rows=cfg.max_rows,
         followup=cfg.followup,
+        relink_literals=cfg.relink_literals,
     )
 
 

@@ -33,6 +33,7 @@ from engine.conversation import (
 from engine.db import Database, DatabaseError, DbRef, QueryResult, open_database
 from engine.explain import explain
 from engine.followup import attach_previous, retrieval_query
+from engine.literals import relink_literals
 from engine.prompt import Message, Prompter, build_repair_messages, prompt_budget
 from engine.schema import Schema
 from engine.scope import (
@@ -110,8 +111,10 @@ class TextToSQL:
         timeout_s: float = TIMEOUT_S,
         max_rows: int = MAX_ROWS,
         followup: FollowupConfig | None = None,
+        relink_literals: bool = False,
     ) -> None:
         self.backend = backend
+        self.relink_literals = relink_literals
         self.followup = followup or FollowupConfig()
         self.retriever = retriever
         self.generation = generation or GenerationConfig()
@@ -558,8 +561,25 @@ class TextToSQL:
             return sql, f"The SQL could not be checked: {_one_line(err)}", None
         if not check.ok:
             return sql, check.message, None
+        if self.relink_literals:
+            sql = self._relinked(sql, db, schema)
         result = db.run_readonly(sql, timeout_s=self.timeout_s, max_rows=self.max_rows)
         return sql, result.error, (result if result.ok else None)
+
+    def _relinked(self, sql: str, db: Database, schema: Schema) -> str:
+        """``sql`` with a text compared to a column that never holds it moved to the one
+        column of that table that does (engine.literals), where the result checks."""
+
+        def lookup(probe: str) -> list[tuple]:
+            result = db.run_readonly(probe, timeout_s=2.0, max_rows=2)
+            return result.rows if result.ok else []
+
+        try:
+            moved = relink_literals(sql, schema, schema.dialect, lookup)
+        except Exception as err:  # a parser bug must not lose the answer
+            log.warning("relinking literals failed: %s", _one_line(err))
+            return sql
+        return moved if moved is not None and validate_sql(moved, schema).ok else sql
 
     def _within(
         self, alone: str, limited: str, previous: str, db: Database, schema: Schema
