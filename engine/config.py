@@ -61,7 +61,7 @@ class EngineConfig:
     timeout_s: float = setting(TIMEOUT_S, "wall-clock limit per query, in seconds")
     max_rows: int = setting(MAX_ROWS, "row cap per query")
     relink_literals: bool = setting(
-        False,
+        True,
         "a text compared to a column that never holds it moves to the one column of that "
         "table that does (engine.literals)",
     )

@@ -8,10 +8,14 @@ so neither checking nor execution sees the mistake. :func:`relink_literals` look
 aside) and exactly one other text column of that table does, the condition is moved to that
 column, the value spelled as stored there. A value found in no other column, or in several,
 is left as written, and so is every condition whose column holds it: a query that was right
-is never changed (none of Spider train's 6,904 gold queries is).
+is never changed (none of Spider train's 6,904 gold queries is). On (``relink_literals``) by
+default: on the held-out slices it changed one answer of 100 on tune and on final, both
+wrong to right, and none on world (README: How a question is answered).
 """
 
 from __future__ import annotations
+
+import time
 
 from sqlglot import exp, parse_one
 from sqlglot.errors import SqlglotError
@@ -20,21 +24,28 @@ from engine.compose import Lookup, stored_value
 from engine.schema import Schema, Table
 from engine.scope import TEXT_TYPES
 
-MAX_PROBES = 40  # lookups per query at most: a query with many conditions is left as written
+# Lookups per query, and seconds for all of them: a query with more conditions, or a database
+# too slow to look values up in (a large remote table), is left as written.
+MAX_PROBES = 20
+BUDGET_S = 3.0
 
 
-def relink_literals(sql: str, schema: Schema, dialect: str, lookup: Lookup) -> str | None:
+def relink_literals(
+    sql: str, schema: Schema, dialect: str, lookup: Lookup, budget_s: float = BUDGET_S
+) -> str | None:
     """``sql`` with its misplaced string conditions moved (module doc), or None when none
-    moved (or it cannot be read). ``lookup`` runs a probe query and returns its rows."""
+    moved, it cannot be read, or its lookups would take more than ``MAX_PROBES`` or
+    ``budget_s``. ``lookup`` runs a probe query and returns its rows."""
     try:
         tree = parse_one(sql, read=dialect)
     except SqlglotError:
         return None
     probes = [0]
+    deadline = time.monotonic() + budget_s
 
     def probe(value: str, column: str, table: Table) -> str | None:
         probes[0] += 1
-        if probes[0] > MAX_PROBES:
+        if probes[0] > MAX_PROBES or time.monotonic() > deadline:
             raise _TooMany
         return stored_value(value, column, table, dialect, lookup)
 

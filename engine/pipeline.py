@@ -571,7 +571,7 @@ class TextToSQL:
         column of that table that does (engine.literals), where the result checks."""
 
         def lookup(probe: str) -> list[tuple]:
-            result = db.run_readonly(probe, timeout_s=2.0, max_rows=2)
+            result = db.run_readonly(probe, timeout_s=1.0, max_rows=2)
             return result.rows if result.ok else []
 
         try:

@@ -34,7 +34,7 @@ def services(tmp_path):
     return path
 
 
-def relinked(sql, path):
+def relinked(sql, path, **budget):
     db = open_database(path)
     schema = db.read_schema()
 
@@ -42,7 +42,7 @@ def relinked(sql, path):
         result = db.run_readonly(probe, timeout_s=2.0, max_rows=2)
         return result.rows if result.ok else []
 
-    return relink_literals(sql, schema, schema.dialect, lookup)
+    return relink_literals(sql, schema, schema.dialect, lookup, **budget)
 
 
 def test_a_value_in_the_wrong_column_moves_to_the_one_that_holds_it(services):
@@ -85,12 +85,15 @@ def test_a_query_whose_values_are_where_it_looks_is_left_as_written(services):
         assert relinked(sql, services) is None, sql
 
 
-def test_a_query_with_more_conditions_than_probes_is_left_as_written(services):
+def test_a_query_with_more_conditions_than_probes_or_time_is_left_as_written(services):
     many = " OR ".join(["service_type_code = 'Unsatisfied'"] * MAX_PROBES)
     assert relinked(f"SELECT COUNT(*) FROM Services WHERE {many}", services) is None
+    one = "SELECT COUNT(*) FROM Services WHERE service_type_code = 'Unsatisfied'"
+    assert relinked(one, services) is not None
+    assert relinked(one, services, budget_s=0.0) is None  # a database too slow to look up
 
 
-def test_the_answer_loop_moves_it_only_when_the_setting_is_on(services, tmp_path):
+def test_the_answer_loop_moves_it_when_the_setting_is_on_as_it_is_by_default(services):
     wrong = "SELECT COUNT(*) FROM Services WHERE service_type_code = 'Unsatisfied'"
 
     def ask(**settings):
@@ -102,5 +105,7 @@ def test_the_answer_loop_moves_it_only_when_the_setting_is_on(services, tmp_path
     assert on.sql == "SELECT COUNT(*) FROM Services WHERE service_details = 'Unsatisfied'"
     assert on.rows == [[2]]
     cfg = load_config(EngineConfig, None, {"relink_literals": True, "rag.enabled": False})
-    assert cfg.relink_literals and not EngineConfig().relink_literals
+    assert cfg.relink_literals and EngineConfig().relink_literals
     assert engine_from_config(cfg, backend=FakeBackend(lambda p: wrong)).relink_literals
+    cfg = load_config(EngineConfig, None, {"relink_literals": False, "rag.enabled": False})
+    assert not engine_from_config(cfg, backend=FakeBackend(lambda p: wrong)).relink_literals
