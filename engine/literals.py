@@ -9,8 +9,8 @@ aside) and exactly one other text column of that table does, the condition is mo
 column, the value spelled as stored there. A value found in no other column, or in several,
 is left as written, and so is every condition whose column holds it: a query that was right
 is never changed (none of Spider train's 6,904 gold queries is). On (``relink_literals``) by
-default: on the held-out slices it changed one answer of 100 on tune and on final, both
-wrong to right, and none on world (README: How a question is answered).
+default: on the held-out slices (100 questions each) it moved one answer on tune, wrong to
+right, and none on world or final (README: How a question is answered).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from sqlglot.errors import SqlglotError
 
 from engine.compose import Lookup, stored_value
 from engine.schema import Schema, Table
-from engine.scope import TEXT_TYPES
+from engine.scope import TEXT_TYPES, column_table
 
 # Lookups per query, and seconds for all of them: a query with more conditions, or a database
 # too slow to look values up in (a large remote table), is left as written.
@@ -51,17 +51,13 @@ def relink_literals(
 
     moved = False
     try:
-        for select in tree.find_all(exp.Select):
-            tables = _tables(select, schema)
-            for eq in list(select.find_all(exp.EQ)):
-                if eq.find_ancestor(exp.Select) is not select:
-                    continue  # a subquery's own condition: seen with its own tables
-                found = _misplaced(eq, tables, probe)
-                if found is not None:
-                    column, value = found
-                    eq.this.set("this", exp.to_identifier(column, quoted=eq.this.this.quoted))
-                    eq.set("expression", exp.Literal.string(value))
-                    moved = True
+        for eq in list(tree.find_all(exp.EQ)):
+            found = _misplaced(eq, schema, probe)
+            if found is not None:
+                column, value = found
+                eq.this.set("this", exp.to_identifier(column, quoted=eq.this.this.quoted))
+                eq.set("expression", exp.Literal.string(value))
+                moved = True
     except _TooMany:
         return None
     return tree.sql(dialect=dialect) if moved else None
@@ -71,20 +67,7 @@ class _TooMany(Exception):
     pass
 
 
-def _tables(select: exp.Select, schema: Schema) -> dict[str, Table]:
-    """The schema's tables this SELECT reads directly, by alias (and name) in lower case."""
-    out: dict[str, Table] = {}
-    for source in select.find_all(exp.Table):
-        if source.find_ancestor(exp.Select) is not select:
-            continue
-        table = schema.table(source.name)
-        if table is not None:
-            out[source.alias_or_name.lower()] = table
-            out.setdefault(source.name.lower(), table)
-    return out
-
-
-def _misplaced(eq: exp.EQ, tables: dict[str, Table], probe) -> tuple[str, str] | None:
+def _misplaced(eq: exp.EQ, schema: Schema, probe) -> tuple[str, str] | None:
     """(the column that holds the value, the value as stored there) for ``column = 'text'``
     whose column never holds it, or None."""
     column, literal = eq.this, eq.expression
@@ -92,11 +75,7 @@ def _misplaced(eq: exp.EQ, tables: dict[str, Table], probe) -> tuple[str, str] |
         return None
     if not literal.is_string or not literal.this.strip():
         return None
-    if column.table:
-        table = tables.get(column.table.lower())
-    else:
-        owners = {id(t): t for t in tables.values() if _has(t, column.name)}
-        table = next(iter(owners.values())) if len(owners) == 1 else None
+    table = column_table(column, schema)  # in the column's own SELECT (a subquery's own)
     if table is None or not _has(table, column.name):
         return None
     value = literal.this

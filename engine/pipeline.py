@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import NamedTuple
 
@@ -212,11 +212,7 @@ class TextToSQL:
             if isinstance(read, str) or not history:
                 return None
             db, schema = read
-
-            def lookup(sql: str) -> list[tuple]:
-                result = db.run_readonly(sql, timeout_s=2.0, max_rows=2)
-                return result.rows if result.ok else []
-
+            lookup = _lookup(db, timeout_s=2.0)
             return compose_followup(question, history[-1][1], schema, schema.dialect, lookup)
 
         steps, understood = plan_followups(self.followup, asked, self._rewrite, compose)
@@ -569,13 +565,8 @@ class TextToSQL:
     def _relinked(self, sql: str, db: Database, schema: Schema) -> str:
         """``sql`` with a text compared to a column that never holds it moved to the one
         column of that table that does (engine.literals), where the result checks."""
-
-        def lookup(probe: str) -> list[tuple]:
-            result = db.run_readonly(probe, timeout_s=1.0, max_rows=2)
-            return result.rows if result.ok else []
-
         try:
-            moved = relink_literals(sql, schema, schema.dialect, lookup)
+            moved = relink_literals(sql, schema, schema.dialect, _lookup(db, timeout_s=1.0))
         except Exception as err:  # a parser bug must not lose the answer
             log.warning("relinking literals failed: %s", _one_line(err))
             return sql
@@ -592,6 +583,17 @@ class TextToSQL:
             return None
         result = db.run_readonly(kept, timeout_s=self.timeout_s, max_rows=self.max_rows)
         return (kept, None, result) if result.ok else None
+
+
+def _lookup(db: Database, timeout_s: float) -> Callable[[str], list[tuple]]:
+    """A probe of ``db`` (engine.compose, engine.literals): its first two rows, none when it
+    fails."""
+
+    def lookup(sql: str) -> list[tuple]:
+        result = db.run_readonly(sql, timeout_s=timeout_s, max_rows=2)
+        return result.rows if result.ok else []
+
+    return lookup
 
 
 def _one_line(err: BaseException) -> str:
