@@ -43,7 +43,7 @@ from typing import Any
 
 from engine.answer import Answer, History, rows_key
 from engine.errors import ConfigError
-from engine.scope import refers_to_rows
+from engine.scope import SHORT_POINTER, refers_to_rows
 from engine.setting import setting
 
 WAYS = ("rewrite", "edit", "previous", "history", "scope", "compose")
@@ -109,7 +109,8 @@ _REFERS = re.compile(
     r"\b(them|they|those|these|ones|each one|the same|that list|this list|such)\b"
     r"|\b(that|it|this|him|her)\W*$"
     r"|(?<!\band )(?<!\bwith )(?<!\bof )\b(their|its)\b"  # not "departments and their …"
-    r"|\beach\s+of\s+(their|its)\b",  # "who is each of their advisors?"
+    r"|\beach\s+of\s+(their|its)\b"  # "who is each of their advisors?"
+    r"|\b(each|per|every)\s+\w+\s+(shown|listed)\b",  # "how many for each agent shown?"
     re.I,
 )
 # A question that only makes sense as a change of the one before ("only the ones …",
@@ -131,7 +132,7 @@ def followup_form(question: str) -> str | None:
     """``refers_back`` for a question about earlier rows, ``refines`` for one that changes the
     earlier question, None for one that reads as standalone."""
     text = question.strip()
-    if _REFERS.search(text):
+    if _REFERS.search(text) or SHORT_POINTER.search(text):
         return "refers_back"
     if _REFINES_START.search(text) or _REFINES_ANY.search(text):
         return "refines"

@@ -25,8 +25,28 @@ from sqlglot.errors import SqlglotError
 from engine.schema import Schema, Table
 from engine.sql_check import join_hint
 
-# Words that point at the previous answer's rows ("which of them", "those", "their …").
-SCOPE_WORDS = re.compile(r"\b(them|they|those|these|their)\b", re.I)
+# Words that point at the previous answer's rows: "which of them", "those", "their …", and
+# for one row or each of them "its capacity", "in it", "his salary", "only the ones in
+# Leeds", "each one", "that one", "which of the above", "for each agent shown" (not "the
+# same city" or "what about the ones in York?": those ask for other rows).
+SCOPE_WORDS = re.compile(
+    r"\b(them|they|those|these|their|its|his|him|her|each one|that one|which ones"
+    r"|(only|just|of|among|from) the ones|the ones (listed|shown|above)"
+    r"|the above|(each|per|every) \w+ (shown|listed))\b"
+    r"|\bit\b(?!')|\bthe same \w+s\b",  # "have the same teachers …" (not "the same city")
+    re.I,
+)
+# A short question (nine words at most) whose "it", "his" or bare "each" can only mean the
+# previous rows: "which city is it based in?", "how many sections in each?", "how many races
+# has each hosted?". In a longer question they mostly point inside it ("… and how many
+# cards are there of each?"), so only the short ones count as pointing back.
+SHORT_POINTER = re.compile(
+    r"^(?=\W*(\w+\W+){0,8}\w*\W*$).*(\b(it|its|he|she|his|her|him)\b(?!')"
+    r"|\b(for|in|of|by|to|from|with)\s+each\W*$"
+    r"|\beach\s+(has|have|had|is|was|were|did|does|do)\b"
+    r"|\b(has|have|had|did|does|do)\s+each\s+\w+(ed|en)\b)",
+    re.I,
+)
 KEY = "scope_key"
 
 
@@ -46,7 +66,7 @@ class Entity:
 
 
 def refers_to_rows(question: str) -> bool:
-    return bool(SCOPE_WORDS.search(question))
+    return bool(SCOPE_WORDS.search(question) or SHORT_POINTER.search(question))
 
 
 def rows_noun(table: str) -> str:
@@ -76,6 +96,19 @@ _NAMING = (
     (r"\btheir\b", "the {}'s"),
     (r"\b(they|them)\b", "the {}"),
     (r"\b(those|these)(?= (are|were|have|has|had|do|did|with|who|that|in|on)\b|\W*$)", "the {}"),
+    (r"\bper \w+ (shown|listed)\b", "for each of the {}"),
+    (r"\b(each|every) \w+ (shown|listed)\b", "each of the {}"),
+    (r"\beach one\b", "each of the {}"),
+    (r"\bwhich ones\b", "which of the {}"),
+    (r"\bthe (ones|above)\b(?: (listed|shown)(?: above)?\b)?", "the {}"),
+    (r"\bthat one\b", "the {}"),
+    (r"\bthe same \w+s\b", "the {}"),
+    (r"\b(for|in|of|by|to|from|with) each(?=\W*$)", r"\1 each of the {}"),
+    (r"\b(has|have|had|did|does|do) each(?= \w+(ed|en)\b)", r"\1 each of the {}"),
+    (r"\beach(?= (has|have|had|is|was|were|did|does|do)\b)", "each of the {}"),
+    (r"\b(its|his)\b", "the {}'s"),
+    (r"\bher\b(?= (?!(in|on|at|to|for|from|with|by|and|or|as)\b)[a-z])", "the {}'s"),
+    (r"\b(it|him|her|he|she)\b(?!')", "the {}"),
 )
 
 
@@ -275,6 +308,7 @@ def restrict(
         _show_labels(tree, alias, entity, tables, schema)
     else:
         _name_keys(tree, alias, column, entity, tables, schema)
+        _name_referring(tree, alias, column, entity, tables, schema)
     _hide_keys(tree, entity, tables, schema)
     return tree.sql(dialect=schema.dialect)
 
@@ -307,8 +341,9 @@ def _keep_every(tree: exp.Select, alias: str, tables: dict[str, str], schema: Sc
         join.set("side", "LEFT")
 
 
-# A follow-up that asks something of each of the previous rows, one answer per row.
-EACH = re.compile(r"\beach\b|\bapiece\b", re.I)
+# A follow-up that asks something of each of the previous rows, one answer per row, or of
+# the one row before ("how many students attended it?", "how many of its services …").
+EACH = re.compile(r"\beach\b|\bapiece\b|\b(it|its|he|she|his|her|him|that one)\b(?!')", re.I)
 PER_ROW = "per_row"  # the alias of the aggregate of each row, joined to their table
 
 
@@ -631,6 +666,34 @@ def _name_keys(
     tree.set("expressions", shown)
     if (group := tree.args.get("group")) is not None:
         group.set("expressions", [*group.expressions, *(n.copy() for n in names)])
+
+
+def _name_referring(
+    tree: exp.Select,
+    alias: str,
+    column: str,
+    entity: Entity,
+    tables: dict[str, str],
+    schema: Schema,
+) -> None:
+    """A follow-up answered from a table that refers to the previous rows, one row of it per
+    row shown, and showing nothing of them ("what types of policy did we sell her?" as
+    ``SELECT policy_type FROM policies``): their names put in front, their table joined by
+    the foreign key (every shown row refers to one of them, so none is lost), as the previous
+    answer showed them. Not for a count or other aggregate, nor where it shows them already."""
+    if not entity.labels or _star_in(tree) or NAMES in _tables(tree):
+        return
+    if tree.args.get("group") is not None or any(s.find(exp.AggFunc) for s in tree.selects):
+        return
+    if any(_is_key(s.unalias(), entity, tables, schema) for s in tree.selects):
+        return
+    for col in _own_columns(tree):  # the join below could make a bare name ambiguous
+        if not col.table and (owner := _owner(col, tables, schema)):
+            col.set("table", exp.to_identifier(owner))
+    on = exp.column(entity.column, table=NAMES).eq(exp.column(column, table=alias))
+    tree.join(exp.to_table(entity.table).as_(NAMES), on=on, copy=False)
+    names = [exp.column(n, table=NAMES) for n in entity.labels]
+    tree.set("expressions", [*names, *tree.expressions])
 
 
 def _star_in(tree: exp.Select) -> bool:

@@ -42,6 +42,21 @@ def _turns(prompt: str) -> list[dict]:
         ("who is each of their advisors?", "refers_back"),
         ("List the names of each of their advisors", "refers_back"),
         ("Show each employee with their salary", None),
+        ("which city is it based in?", "refers_back"),
+        ("how many sections in each?", "refers_back"),
+        ("how many races has each hosted so far?", "refers_back"),
+        ("How many of its services are rated unsatisfied?", "refers_back"),
+        ("How many orders in total per customer listed?", "refers_back"),
+        ("How many students does each advisor have?", None),
+        ("What are the card types, and how many cards are there of each?", None),
+        (
+            "What is the name of the department with the most students minoring in it?",
+            "refers_back",  # "it" at the end: read as pointing back, as before
+        ),
+        (
+            "What is the description for the CIS-220 and how many credits does it have?",
+            None,  # a long question's "it" points inside it
+        ),
         ("what about Spain?", "refines"),
         ("and in 2024?", "refines"),
         ("for 2024?", "refines"),

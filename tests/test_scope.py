@@ -98,6 +98,31 @@ def test_rows_are_referred_to_by_pronouns():
     assert refers_to_rows("which of them live in Leeds?")
     assert refers_to_rows("what are their job titles?")
     assert not refers_to_rows("what about York?")
+    # one row, or each of them; not "the same" (other rows like them), not "it's"
+    for question in (
+        "what is its capacity?",
+        "how many rooms are in it?",
+        "what is his salary?",
+        "which ones live in Leeds?",
+        "how many does each one have?",
+        "only the ones in Leeds",
+        "which of the above are open?",
+        "which of the same customers paid?",
+        "how many in total per customer listed?",
+        "how many sections in each?",
+        "how many races has each hosted?",
+    ):
+        assert refers_to_rows(question), question
+    for question in (
+        "which others live in the same city?",
+        "it's late: how many orders?",
+        "which items cost above 10?",
+        "what about the ones founded before 1910?",
+        "and the ones who paid by card?",
+        "how many students does each advisor have?",
+        "What are the card types, and how many cards are there of each?",
+    ):
+        assert not refers_to_rows(question), question
 
 
 @pytest.mark.parametrize(
@@ -122,7 +147,36 @@ def test_rows_are_referred_to_by_pronouns():
             "which of the apartment buildings is the oldest?",
         ),
         ("sort them by name", "country", "sort the countries by name"),
-        ("what is its budget?", "department", "what is its budget?"),  # no plural pronoun
+        ("what is its budget?", "department", "what is the departments' budget?"),
+        ("how many students live in it?", "dorm", "how many students live in the dorms?"),
+        ("what is her salary?", "staff", "what is the staffs' salary?"),
+        ("who manages her?", "staff", "who manages the staffs?"),
+        (
+            "how many orders does each one have?",
+            "customer",
+            "how many orders does each of the customers have?",
+        ),
+        ("which ones live in Leeds?", "customer", "which of the customers live in Leeds?"),
+        ("only the ones listed above in Leeds", "customer", "only the customers in Leeds"),
+        (
+            "which of the above have no orders?",
+            "customer",
+            "which of the customers have no orders?",
+        ),
+        ("and the same for York?", "customer", "and the same for York?"),
+        ("which of the same customers paid?", "customer", "which of the customers paid?"),
+        ("orders per customer listed?", "customer", "orders for each of the customers?"),
+        ("how many sections in each?", "course", "how many sections in each of the courses?"),
+        (
+            "how many races has each hosted?",
+            "circuit",
+            "how many races has each of the circuits hosted?",
+        ),
+        (
+            "how many copies has each one sent?",
+            "editor",
+            "how many copies has each of the editors sent?",
+        ),
         (
             "how many of those customers live in Leeds?",
             "customers",  # named already
@@ -282,7 +336,8 @@ def test_a_lone_aggregate_asked_of_each_of_them_is_counted_for_each(db):
     # grouped by something else, not only aggregates, or a count of them: as written, kept
     assert rows("SELECT stars, COUNT(*) FROM reviews GROUP BY stars") == [(2, 1), (4, 1), (5, 1)]
     assert rows("SELECT COUNT(*) FROM customers") == [(3,)]
-    assert rows("SELECT stars FROM reviews WHERE stars > 3") == [(4,), (5,)]
+    # not an aggregate: kept, with whose rows they are in front (_name_referring)
+    assert rows("SELECT stars FROM reviews WHERE stars > 3") == [("Ann", 4), ("Ann", 5)]
 
 
 def test_their_table_joined_to_the_counted_one_is_counted_for_each_of_them(db):
@@ -419,3 +474,27 @@ def test_a_column_named_as_their_key_refers_to_them_where_none_is_declared(tmp_p
     assert sorted(rows) == [("Ann", 2), ("Bo", 0)]
     # a bare "id" says nothing about what it keys: not theirs
     assert restrict("SELECT body FROM notes", card, schema) is None
+
+
+def test_a_follow_up_about_the_one_row_before_shows_whose_rows_it_reads(db):
+    """ "Who wrote the most reviews?" then "which stars did she give?": the answer read from
+    reviews alone is shown with her name in front; "how many did it get?" of the one row
+    before is counted for it (EACH), as "each of them" is."""
+    schema = _schema(db)
+    top = previous_entity(
+        "SELECT c.name FROM customers AS c JOIN reviews AS r ON r.customer_id = c.id "
+        "GROUP BY c.id, c.name ORDER BY COUNT(*) DESC LIMIT 1",
+        schema,
+    )
+    con = sqlite3.connect(db)
+    sql = restrict("SELECT stars FROM reviews", top, schema)
+    assert sorted(con.execute(sql).fetchall()) == [("Ann", 4), ("Ann", 5)]
+    # the key shown: its names in its place (_name_keys), joined once; an aggregate: one number
+    keyed = restrict("SELECT customer_id, stars FROM reviews", top, schema)
+    assert keyed.count("JOIN customers") == 1
+    assert sorted(con.execute(keyed).fetchall()) == [("Ann", 4), ("Ann", 5)]
+    assert con.execute(restrict("SELECT COUNT(*) FROM reviews", top, schema)).fetchall() == [(2,)]
+    assert all(EACH.search(q) for q in ("how many did she write?", "how many has it got?"))
+    assert not EACH.search("it's late: how many reviews?")
+    counted = restrict("SELECT COUNT(*) FROM reviews", top, schema, each=True)
+    assert con.execute(counted).fetchall() == [("Ann", 2)]
