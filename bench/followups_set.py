@@ -30,6 +30,11 @@ slice holds, gave the tune part fresh failures to learn from without reading the
 40 more (28 about the previous rows, 8 refinements, 4 unrelated), written the same way on
 2026-12-07 (session 25) on the 12 tune databases whose schemas come nearest the final part's
 (the largest by ``training.slices.WORLD``'s rule), make the tune part look more like the final.
+32 more (26 about the previous rows, 6 refinements), written the same way on 2026-12-07
+(session 27) on 16 of those tune databases, refer back without them/they/those/these/their
+("what's its price?", "how many sections in each?", "among the ones listed, …", "for each
+agent shown"): the wordings the scope of a follow-up (``engine.scope.refers_to_rows``) did
+not know.
 
 The Spider-derived conversations are written on the Spider databases, licensed CC BY-SA 4.0:
 Yu et al., "Spider: A Large-Scale Human-Labeled Dataset for Complex and Cross-Domain

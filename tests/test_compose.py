@@ -850,6 +850,8 @@ LEFT_TO_THE_MODEL = {  # no stored value says so: a role described, 'PROJ-MGR'
     "what about project managers?",
     "what about after 2000?",  # another comparison ("before 1990"), not a value in its place
     "what about residence addresses?",  # 'Residence' with a noun after it: not one stored value
+    "what about the ones founded before 1910?",  # a bound said as 'before': not one it reads
+    "What about customers with a shipped order instead?",  # 'Shipped' with a noun after it
 }
 
 

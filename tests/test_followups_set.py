@@ -27,8 +27,9 @@ def test_spider_conversations_pass_the_checks() -> None:
         pytest.skip(f"shared data folder {SPIDER / 'spider_train'} is absent (see README: Data)")
     items = [it for it in load_conversations(data=SPIDER) if it["source"] == "spider"]
     assert len({it["db"] for it in items}) >= 10
-    # at most 4 a database per round of writing; the largest tune schemas had two rounds
-    assert max(collections.Counter(it["db"] for it in items).values()) <= 8
+    # at most 4 a database per round of writing (2 in the round on wordings without
+    # them/those/their); the largest tune schemas had three rounds
+    assert max(collections.Counter(it["db"] for it in items).values()) <= 10
     assert all(it["db_path"].is_file() for it in items)
     assert check_conversations(items) == []
 
