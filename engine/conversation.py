@@ -61,11 +61,12 @@ class FollowupConfig:
     way: str = setting(
         "compose+scope+edit+rewrite",
         "rewrite | edit | previous | history | scope | compose, several joined by + (they "
-        "vote by rows, ties to the first); form is previous for them/those/their questions, "
+        "vote by rows, ties to the first); form is previous for questions about the previous "
+        "rows (them, their, its, each one, ...), "
         "else edit; compose alone answers the few forms it writes exactly ('how many X does "
         "each of them have', 'what are their X', 'which of them are in <value>', 'sort them "
         "by X'); "
-        "scope joined to others answers only them/those/their questions",
+        "scope joined to others answers only questions about the previous rows",
     )
     detect: str = setting(
         "rule",
@@ -76,8 +77,8 @@ class FollowupConfig:
     turns: int = setting(3, "earlier question/SQL pairs of a conversation the model sees")
     scope: bool = setting(
         True,
-        "limit the SQL of a follow-up about them/those/their to the previous answer's rows "
-        "(engine.scope), whatever way wrote it",
+        "limit the SQL of a follow-up about the previous rows (them, their, its, each one, the "
+        "ones listed, ...: engine.scope.refers_to_rows) to those rows, whatever way wrote it",
     )
     within: bool = setting(
         True,
