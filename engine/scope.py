@@ -654,12 +654,7 @@ def _name_keys(
     keys = [s for s in tree.selects if _is_key(s, entity, tables, schema)]
     if not keys:
         return
-    for col in _own_columns(tree):  # the join below could make a bare name ambiguous
-        if not col.table and (owner := _owner(col, tables, schema)):
-            col.set("table", exp.to_identifier(owner))
-    names = [exp.column(n, table=NAMES) for n in entity.labels]
-    on = exp.column(entity.column, table=NAMES).eq(exp.column(column, table=alias))
-    tree.join(exp.to_table(entity.table).as_(NAMES), on=on, copy=False)
+    names = _join_names(tree, alias, column, entity, tables, schema)
     shown = []
     for s in tree.selects:
         shown += [n.copy() for n in names] if any(s is k for k in keys) else [s]
@@ -687,13 +682,27 @@ def _name_referring(
         return
     if any(_is_key(s.unalias(), entity, tables, schema) for s in tree.selects):
         return
-    for col in _own_columns(tree):  # the join below could make a bare name ambiguous
+    names = _join_names(tree, alias, column, entity, tables, schema)
+    tree.set("expressions", [*names, *tree.expressions])
+
+
+def _join_names(
+    tree: exp.Select,
+    alias: str,
+    column: str,
+    entity: Entity,
+    tables: dict[str, str],
+    schema: Schema,
+) -> list[exp.Column]:
+    """Their table joined (as :data:`NAMES`) by ``alias.column``, the foreign key to them;
+    the columns of their names, to show. The query's bare columns are qualified first: the
+    join could make one ambiguous."""
+    for col in _own_columns(tree):
         if not col.table and (owner := _owner(col, tables, schema)):
             col.set("table", exp.to_identifier(owner))
     on = exp.column(entity.column, table=NAMES).eq(exp.column(column, table=alias))
     tree.join(exp.to_table(entity.table).as_(NAMES), on=on, copy=False)
-    names = [exp.column(n, table=NAMES) for n in entity.labels]
-    tree.set("expressions", [*names, *tree.expressions])
+    return [exp.column(n, table=NAMES) for n in entity.labels]
 
 
 def _star_in(tree: exp.Select) -> bool:
