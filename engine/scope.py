@@ -40,9 +40,9 @@ SCOPE_WORDS = re.compile(
 # previous rows: "which city is it based in?", "how many sections in each?", "how many races
 # has each hosted?". In a longer question they mostly point inside it ("… and how many
 # cards are there of each?"), so only the short ones count as pointing back.
+ONE_ROW = r"\b(it|its|he|she|his|her|him)\b(?!')"  # the one row before, not "it's"
 SHORT_POINTER = re.compile(
-    r"^(?=\W*(\w+\W+){0,8}\w*\W*$).*(\b(it|its|he|she|his|her|him)\b(?!')"
-    r"|\b(for|in|of|by|to|from|with)\s+each\W*$"
+    r"^(?=\W*(\w+\W+){0,8}\w*\W*$).*(" + ONE_ROW + r"|\b(for|in|of|by|to|from|with)\s+each\W*$"
     r"|\beach\s+(has|have|had|is|was|were|did|does|do)\b"
     r"|\b(has|have|had|did|does|do)\s+each\s+\w+(ed|en)\b)",
     re.I,
@@ -343,7 +343,7 @@ def _keep_every(tree: exp.Select, alias: str, tables: dict[str, str], schema: Sc
 
 # A follow-up that asks something of each of the previous rows, one answer per row, or of
 # the one row before ("how many students attended it?", "how many of its services …").
-EACH = re.compile(r"\beach\b|\bapiece\b|\b(it|its|he|she|his|her|him|that one)\b(?!')", re.I)
+EACH = re.compile(r"\beach\b|\bapiece\b|\bthat one\b|" + ONE_ROW, re.I)
 PER_ROW = "per_row"  # the alias of the aggregate of each row, joined to their table
 
 
