@@ -1055,9 +1055,12 @@ def within_previous(
     if counted is not None and not aggregate:
         if tree.args.get("group") is not None:
             return None  # a count per group, not the rows counted
-        # "how many customers are there?", "which of them live in Rome?": the rows asked
-        # for, as the answer shows them, of those the count counted
-        return tree.where(key.isin(query=entity.keys.copy()), copy=False).sql(dialect=dialect)
+        # "how many players are ranked 1st?", "which of them are women?": the rows asked
+        # for, as the answer shows them, of those the count counted; after a count of every
+        # row ("how many customers are there?") none is left out, and no condition says so
+        if entity.keys.args.get("where") is not None:
+            tree = tree.where(key.isin(query=entity.keys.copy()), copy=False)
+        return tree.sql(dialect=dialect)
     if any(tree.args.get(k) for k in ("order", "group", "having", "distinct", "limit", "offset")):
         # its columns stay (ORDER BY, HAVING may name them), in a derived table (a LIMIT in
         # an IN subquery is refused by MySQL); only its keys are read

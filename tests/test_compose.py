@@ -903,6 +903,16 @@ def test_rows_asked_for_after_a_count_are_those_it_counted(club):
     assert _rows(club, sql) == [("Ada",)]
 
 
+def test_rows_asked_for_after_a_count_of_every_row_are_asked_as_written(club):
+    # "how many players are there?", "which of them are women?": every player was counted,
+    # so no condition keeps the answer to them (it would read "among the values found by
+    # the nested step" in the explanation, and leave nothing out)
+    answer = "SELECT name FROM player WHERE gender = 'female' ORDER BY name"
+    sql = within_previous(answer, "SELECT COUNT(*) FROM player", read_schema(club), "sqlite")
+    assert sql == answer
+    assert _rows(club, sql) == [("Ada",), ("Cat",), ("Eve",)]
+
+
 @pytest.mark.parametrize(
     ("answer", "previous"),
     [
